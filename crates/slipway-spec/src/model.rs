@@ -1,0 +1,143 @@
+//! The validated pipeline: what `.slipway.yml` means once every check has passed.
+//! Values of these types are only made by [`crate::parse`], so a runner can take
+//! them as they are.
+
+use std::fmt;
+use std::time::Duration;
+
+use globset::GlobMatcher;
+
+use crate::diagnostic::Pos;
+use crate::template::Template;
+
+/// The whole pipeline file.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// Variables every job gets (a job's and a step's own `env` win over these).
+    pub env: Env,
+    /// Jobs in the order the file lists them.
+    pub jobs: Vec<Job>,
+}
+
+impl Pipeline {
+    pub fn job(&self, name: &str) -> Option<&Job> {
+        self.jobs.iter().find(|j| j.name.as_str() == name)
+    }
+}
+
+/// A job name: letters, digits, `-`, `_` and `.`, so it can name files and containers.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct JobName(String);
+
+impl JobName {
+    pub const MAX_LEN: usize = 64;
+
+    pub fn parse(name: &str) -> Result<JobName, String> {
+        if name.is_empty() || name.len() > Self::MAX_LEN {
+            return Err(format!(
+                "job names must have 1 to {} characters",
+                Self::MAX_LEN
+            ));
+        }
+        if let Some(bad) = name
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        {
+            return Err(format!(
+                "job name `{name}` contains `{bad}`; use letters, digits, `-`, `_` and `.`"
+            ));
+        }
+        if name.starts_with('.') {
+            return Err(format!("job name `{name}` must not start with `.`"));
+        }
+        Ok(JobName(name.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for JobName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Environment variables in the order they were written.
+pub type Env = Vec<(String, String)>;
+
+/// One job of the pipeline.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub name: JobName,
+    /// Where the job is defined, for messages about it at run time.
+    pub pos: Pos,
+    pub steps: Vec<Step>,
+    pub needs: Vec<JobName>,
+    pub env: Env,
+    /// Run the steps in a container of this (local) image instead of on the host.
+    pub image: Option<String>,
+    pub timeout: Option<Duration>,
+    /// Directory the steps start in, relative to the workspace.
+    pub workdir: Option<String>,
+    pub branches: BranchFilter,
+    /// Globs of files kept after the job and laid into the workspaces of jobs that need it.
+    pub artifacts: Vec<String>,
+    pub caches: Vec<Cache>,
+    /// How many more times to try the job after it fails.
+    pub retry: u32,
+    pub allow_failure: bool,
+    /// Names of secrets given to the job as environment variables.
+    pub secrets: Vec<String>,
+    pub image_build: Option<ImageBuild>,
+}
+
+/// One shell command of a job.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub name: Option<String>,
+    pub run: String,
+    pub env: Env,
+}
+
+impl Step {
+    /// The step's name, or its command's first line when it has none.
+    pub fn title(&self) -> &str {
+        self.name
+            .as_deref()
+            .unwrap_or_else(|| self.run.lines().next().unwrap_or(""))
+    }
+}
+
+/// Paths restored before a job and saved after it under a key.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    pub key: Template,
+    pub paths: Vec<String>,
+}
+
+/// Build an image from a Dockerfile after the job's steps.
+#[derive(Debug, Clone)]
+pub struct ImageBuild {
+    /// The build context, relative to the workspace.
+    pub context: String,
+    /// The Dockerfile, relative to the context.
+    pub dockerfile: String,
+    pub tags: Vec<Template>,
+    pub build_args: Env,
+}
+
+/// Which branches a job runs on.
+#[derive(Debug, Clone, Default)]
+pub struct BranchFilter {
+    pub only: Vec<GlobMatcher>,
+    pub except: Vec<GlobMatcher>,
+}
+
+impl BranchFilter {
+    pub fn allows(&self, branch: &str) -> bool {
+        (self.only.is_empty() || self.only.iter().any(|g| g.is_match(branch)))
+            && !self.except.iter().any(|g| g.is_match(branch))
+    }
+}

@@ -1,0 +1,312 @@
+//! The shape of `.slipway.yml`: which keys exist, what each must hold, and the
+//! checks that span several jobs (`needs`, cycles).
+
+use globset::{GlobBuilder, GlobMatcher};
+
+use crate::dag;
+use crate::diagnostic::Pos;
+use crate::model::{BranchFilter, Cache, Env, ImageBuild, Job, JobName, Pipeline, Step};
+use crate::reader::{Fields, Reader, is_identifier};
+use crate::template::Template;
+use crate::yaml::{Node, Value};
+
+const PIPELINE_KEYS: &[&str] = &["env", "jobs"];
+const JOB_KEYS: &[&str] = &[
+    "steps",
+    "needs",
+    "env",
+    "image",
+    "timeout",
+    "workdir",
+    "branches",
+    "artifacts",
+    "cache",
+    "retry",
+    "allow_failure",
+    "secrets",
+    "image_build",
+];
+const STEP_KEYS: &[&str] = &["name", "run", "env"];
+const CACHE_KEYS: &[&str] = &["key", "paths"];
+const ARTIFACT_KEYS: &[&str] = &["paths"];
+const BRANCH_KEYS: &[&str] = &["only", "except"];
+const IMAGE_BUILD_KEYS: &[&str] = &["context", "dockerfile", "tags", "build_args"];
+const MAX_JOBS: usize = 1000;
+const MAX_RETRY: u32 = 10;
+
+/// Reads the whole pipeline; `None` when anything was wrong (see the reader's diagnostics).
+pub fn pipeline(r: &mut Reader, root: &Node) -> Option<Pipeline> {
+    let top = r.fields(root, "pipeline", PIPELINE_KEYS)?;
+    let env = top.get("env").map(|n| r.env(n, "env")).unwrap_or_default();
+    let Some(jobs_node) = top.get("jobs") else {
+        r.error_with_help(
+            root.pos,
+            "the pipeline has no `jobs`",
+            "add a `jobs:` mapping with at least one job",
+        );
+        return None;
+    };
+    let jobs = jobs(r, jobs_node);
+    if r.diagnostics.is_empty() {
+        Some(Pipeline { env, jobs })
+    } else {
+        None
+    }
+}
+
+fn jobs(r: &mut Reader, node: &Node) -> Vec<Job> {
+    let entries = r.entries(node, "jobs");
+    if entries.is_empty() && matches!(node.value, Value::Map(_)) {
+        r.error(node.pos, "`jobs` is empty; define at least one job");
+    }
+    if entries.len() > MAX_JOBS {
+        r.error(node.pos, format!("{} jobs; at most {MAX_JOBS} are allowed", entries.len()));
+        return Vec::new();
+    }
+    let mut jobs = Vec::new();
+    let mut needs_at = Vec::new();
+    for (name, key, value) in entries {
+        let Ok(name) = JobName::parse(name).map_err(|e| r.error(key.pos, e)) else {
+            continue;
+        };
+        if let Some((job, needs)) = job(r, name, key.pos, value) {
+            jobs.push(job);
+            needs_at.push(needs);
+        }
+    }
+    dag::check(r, &jobs, &needs_at);
+    jobs
+}
+
+fn job(r: &mut Reader, name: JobName, pos: Pos, node: &Node) -> Option<(Job, Vec<Pos>)> {
+    let what = format!("jobs.{name}");
+    let f = r.fields(node, &what, JOB_KEYS)?;
+    let steps = f.get("steps").map(|n| steps(r, n, &what)).unwrap_or_default();
+    let image_build = f.get("image_build").and_then(|n| image_build(r, n, &what));
+    let steps_written = matches!(f.get("steps").map(|n| &n.value), Some(Value::Seq(items)) if !items.is_empty());
+    if !steps_written && f.get("image_build").is_none() {
+        r.error_with_help(
+            pos,
+            format!("job `{name}` has no steps"),
+            "add `steps:` with at least one `- run: COMMAND`, or an `image_build:`",
+        );
+    }
+    let needs: Vec<(String, Pos)> = f.get("needs").map(|n| r.strings(n, &format!("{what}.needs"))).unwrap_or_default();
+    let (needs, needs_pos): (Vec<_>, Vec<_>) = needs
+        .into_iter()
+        .filter_map(|(n, p)| JobName::parse(&n).map_err(|e| r.error(p, e)).ok().map(|n| (n, p)))
+        .unzip();
+    let job = Job {
+        pos,
+        steps,
+        needs,
+        env: f.get("env").map(|n| r.env(n, &format!("{what}.env"))).unwrap_or_default(),
+        image: f.get("image").and_then(|n| r.text(n, &format!("{what}.image"))),
+        timeout: f.get("timeout").and_then(|n| r.duration(n, &format!("{what}.timeout"))),
+        workdir: f.get("workdir").and_then(|n| relative_path(r, n, &format!("{what}.workdir"))),
+        branches: f.get("branches").map(|n| branches(r, n, &what)).unwrap_or_default(),
+        artifacts: f.get("artifacts").map(|n| artifacts(r, n, &what)).unwrap_or_default(),
+        caches: f.get("cache").map(|n| caches(r, n, &what)).unwrap_or_default(),
+        retry: f.get("retry").and_then(|n| r.count(n, &format!("{what}.retry"), MAX_RETRY)).unwrap_or(0),
+        allow_failure: f.get("allow_failure").and_then(|n| r.bool(n, &format!("{what}.allow_failure"))).unwrap_or(false),
+        secrets: f.get("secrets").map(|n| secrets(r, n, &what)).unwrap_or_default(),
+        image_build,
+        name,
+    };
+    Some((job, needs_pos))
+}
+
+fn steps(r: &mut Reader, node: &Node, job: &str) -> Vec<Step> {
+    let what = format!("{job}.steps");
+    let Value::Seq(items) = &node.value else {
+        if !node.is_null() {
+            r.error(node.pos, format!("`{what}` must be a list of steps, found {}", node.kind()));
+        }
+        return Vec::new();
+    };
+    items.iter().filter_map(|item| step(r, item, &what)).collect()
+}
+
+/// `- run: make test` with optional `name` and `env`, or just `- make test`.
+fn step(r: &mut Reader, node: &Node, what: &str) -> Option<Step> {
+    if let Value::Scalar(_) = node.value {
+        let run = r.text(node, what)?;
+        return Some(Step { name: None, run, env: Env::new() });
+    }
+    let f = r.fields(node, what, STEP_KEYS)?;
+    let Some(run) = f.get("run") else {
+        r.error_with_help(node.pos, format!("a step of `{what}` has no `run`"), "add `run: COMMAND`");
+        return None;
+    };
+    Some(Step {
+        run: r.text(run, &format!("{what}.run"))?,
+        name: f.get("name").and_then(|n| r.text(n, &format!("{what}.name"))),
+        env: f.get("env").map(|n| r.env(n, &format!("{what}.env"))).unwrap_or_default(),
+    })
+}
+
+/// A path inside the workspace: relative and never climbing out of it.
+fn relative_path(r: &mut Reader, node: &Node, what: &str) -> Option<String> {
+    let path = r.text(node, what)?;
+    if path.starts_with('/') || path.split('/').any(|c| c == "..") {
+        r.error_with_help(
+            node.pos,
+            format!("`{what}` is `{path}`, which leaves the workspace"),
+            "use a path relative to the repository root, without `..`",
+        );
+        return None;
+    }
+    Some(path)
+}
+
+fn glob_list(r: &mut Reader, node: &Node, what: &str) -> Vec<String> {
+    let mut globs = Vec::new();
+    for (pattern, pos) in r.strings(node, what) {
+        let invalid_path = pattern.starts_with('/') || pattern.split('/').any(|c| c == "..");
+        if invalid_path {
+            r.error_with_help(pos, format!("`{pattern}` leaves the workspace"), "use a path relative to the repository root, without `..`");
+        } else if let Err(e) = GlobBuilder::new(&pattern).literal_separator(true).build() {
+            r.error(pos, format!("`{pattern}` is not a valid glob: {}", e.kind()));
+        } else {
+            globs.push(pattern);
+        }
+    }
+    globs
+}
+
+/// `artifacts: [a, b/**]` or `artifacts: { paths: [...] }`.
+fn artifacts(r: &mut Reader, node: &Node, job: &str) -> Vec<String> {
+    let what = format!("{job}.artifacts");
+    if let Value::Map(_) = node.value {
+        let f = r.fields(node, &what, ARTIFACT_KEYS);
+        return match f.as_ref().and_then(|f| f.get("paths")) {
+            Some(paths) => glob_list(r, paths, &format!("{what}.paths")),
+            None => {
+                r.error(node.pos, format!("`{what}` needs `paths`"));
+                Vec::new()
+            }
+        };
+    }
+    glob_list(r, node, &what)
+}
+
+/// One cache (`{key, paths}`) or a list of them.
+fn caches(r: &mut Reader, node: &Node, job: &str) -> Vec<Cache> {
+    let what = format!("{job}.cache");
+    match &node.value {
+        Value::Seq(items) => items.iter().filter_map(|n| cache(r, n, &what)).collect(),
+        _ => cache(r, node, &what).into_iter().collect(),
+    }
+}
+
+fn cache(r: &mut Reader, node: &Node, what: &str) -> Option<Cache> {
+    let f = r.fields(node, what, CACHE_KEYS)?;
+    let key = required(r, &f, "key", what).and_then(|n| cache_key(r, n, what));
+    let paths = required(r, &f, "paths", what).map(|n| glob_list(r, n, &format!("{what}.paths")));
+    Some(Cache { key: key?, paths: paths? })
+}
+
+fn required<'a>(r: &mut Reader, f: &Fields<'a>, key: &str, what: &str) -> Option<&'a Node> {
+    let node = f.get(key);
+    if node.is_none() {
+        r.error(f.pos, format!("`{what}` needs `{key}`"));
+    }
+    node
+}
+
+/// A cache key names a directory: outside `{{ }}` only `A-Z a-z 0-9 . _ -`.
+fn cache_key(r: &mut Reader, node: &Node, what: &str) -> Option<Template> {
+    let what = format!("{what}.key");
+    let template = template(r, node, &what)?;
+    let bad = template
+        .texts()
+        .flat_map(str::chars)
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')));
+    if let Some(c) = bad {
+        let offset = template.source.chars().position(|x| x == c).unwrap_or(0);
+        r.error_with_help(
+            node.pos.right(node.text_offset() + offset),
+            format!("invalid cache key `{}`: `{c}` is not allowed", template.source),
+            "cache keys use letters, digits, `.`, `_` and `-`, plus {{ hash \"FILE\" }}, {{ branch }}, {{ job }}",
+        );
+        return None;
+    }
+    Some(template)
+}
+
+fn template(r: &mut Reader, node: &Node, what: &str) -> Option<Template> {
+    let text = r.text(node, what)?;
+    match Template::parse(&text) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            r.error(
+                node.pos.right(node.text_offset() + e.offset),
+                format!("invalid template in `{what}`: {}", e.message),
+            );
+            None
+        }
+    }
+}
+
+/// `branches: [main, release/*]` (only these) or `{ only: [...], except: [...] }`.
+fn branches(r: &mut Reader, node: &Node, job: &str) -> BranchFilter {
+    let what = format!("{job}.branches");
+    if let Value::Map(_) = node.value {
+        let Some(f) = r.fields(node, &what, BRANCH_KEYS) else {
+            return BranchFilter::default();
+        };
+        return BranchFilter {
+            only: f.get("only").map(|n| patterns(r, n, &format!("{what}.only"))).unwrap_or_default(),
+            except: f.get("except").map(|n| patterns(r, n, &format!("{what}.except"))).unwrap_or_default(),
+        };
+    }
+    BranchFilter { only: patterns(r, node, &what), except: Vec::new() }
+}
+
+fn patterns(r: &mut Reader, node: &Node, what: &str) -> Vec<GlobMatcher> {
+    r.strings(node, what)
+        .into_iter()
+        .filter_map(|(p, pos)| match GlobBuilder::new(&p).literal_separator(true).build() {
+            Ok(g) => Some(g.compile_matcher()),
+            Err(e) => {
+                r.error(pos, format!("`{p}` is not a valid branch pattern: {}", e.kind()));
+                None
+            }
+        })
+        .collect()
+}
+
+fn secrets(r: &mut Reader, node: &Node, job: &str) -> Vec<String> {
+    let what = format!("{job}.secrets");
+    let mut names: Vec<String> = Vec::new();
+    for (name, pos) in r.strings(node, &what) {
+        if !is_identifier(&name) {
+            r.error(pos, format!("secret name `{name}` is not a valid variable name"));
+        } else if names.contains(&name) {
+            r.error(pos, format!("secret `{name}` is listed twice"));
+        } else {
+            names.push(name);
+        }
+    }
+    names
+}
+
+fn image_build(r: &mut Reader, node: &Node, job: &str) -> Option<ImageBuild> {
+    let what = format!("{job}.image_build");
+    let f = r.fields(node, &what, IMAGE_BUILD_KEYS)?;
+    let tags_node = required(r, &f, "tags", &what)?;
+    let tags_what = format!("{what}.tags");
+    let tags: Vec<Template> = match &tags_node.value {
+        Value::Seq(items) => items.iter().filter_map(|n| template(r, n, &tags_what)).collect(),
+        _ => template(r, tags_node, &tags_what).into_iter().collect(),
+    };
+    if tags.is_empty() {
+        r.error(tags_node.pos, format!("`{tags_what}` needs at least one tag"));
+    }
+    Some(ImageBuild {
+        context: f.get("context").and_then(|n| relative_path(r, n, &format!("{what}.context"))).unwrap_or_else(|| ".".into()),
+        dockerfile: f.get("dockerfile").and_then(|n| relative_path(r, n, &format!("{what}.dockerfile"))).unwrap_or_else(|| "Dockerfile".into()),
+        build_args: f.get("build_args").map(|n| r.env(n, &format!("{what}.build_args"))).unwrap_or_default(),
+        tags,
+    })
+}

@@ -53,7 +53,13 @@ impl WorkTree {
     pub async fn files(&self) -> Result<Vec<PathBuf>, GitError> {
         let out = git(
             &self.dir,
-            ["ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            [
+                "ls-files",
+                "-z",
+                "--cached",
+                "--others",
+                "--exclude-standard",
+            ],
         )
         .await?;
         let mut files: Vec<PathBuf> = out
@@ -86,7 +92,10 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_os_string()).collect();
+    let args: Vec<_> = args
+        .into_iter()
+        .map(|a| a.as_ref().to_os_string())
+        .collect();
     let out = Command::new("git")
         .args(&args)
         .current_dir(dir)
@@ -131,7 +140,10 @@ mod tests {
              && echo 'target/' > .gitignore && git add . && git -c user.name=t -c user.email=t@t commit -qm one \
              && echo new > new.txt && echo gone > gone && git add gone && rm gone",
         );
-        let tree = WorkTree::discover(tmp.path()).await.expect("git").expect("repo");
+        let tree = WorkTree::discover(tmp.path())
+            .await
+            .expect("git")
+            .expect("repo");
         let files = tree.files().await.expect("files");
         assert_eq!(files, [".gitignore", "new.txt", "sub/a"].map(PathBuf::from));
         let rev = tree.revision().await.expect("rev");

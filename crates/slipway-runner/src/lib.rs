@@ -1,1 +1,26 @@
-//! x
+//! Executes jobs: a fresh workspace, steps as process groups on the host or in a
+//! Docker container, live output with secrets masked, caches, artifacts, image
+//! builds. [`run_job`] runs one job and is what the server will call; [`LocalRun`]
+//! schedules a whole pipeline for `slipway run`.
+//!
+//! This crate knows nothing of storage, HTTP or the server; it reports through
+//! [`Event`]s on a channel.
+
+mod container;
+mod docker;
+mod event;
+mod files;
+mod host;
+mod image_build;
+mod job;
+mod local;
+mod mask;
+mod output;
+mod workspace;
+
+pub use docker::Engine;
+pub use event::{Event, EventSender, JobStatus, Stream};
+pub use job::{DEFAULT_TIMEOUT, JobReport, RunContext, StepReport, run_job};
+pub use local::{LocalRun, RunSummary};
+pub use mask::Masker;
+pub use workspace::{ArtifactStore, CacheStore, STATE_DIR, Source, Workspace};

@@ -16,10 +16,15 @@ pub(crate) fn check(r: &mut Reader, jobs: &[Job], needs_pos: &[Vec<Pos>]) {
             match names.iter().position(|n| *n == need.as_str()) {
                 Some(j) => edges[i].push(j),
                 None => {
-                    let message = format!("job `{}` needs `{need}`, which is not defined", job.name);
+                    let message =
+                        format!("job `{}` needs `{need}`, which is not defined", job.name);
                     match suggest(need.as_str(), &names) {
                         Some(s) => r.error_with_help(*pos, message, format!("did you mean `{s}`?")),
-                        None => r.error_with_help(*pos, message, format!("defined jobs: {}", names.join(", "))),
+                        None => r.error_with_help(
+                            *pos,
+                            message,
+                            format!("defined jobs: {}", names.join(", ")),
+                        ),
                     }
                 }
             }
@@ -58,7 +63,10 @@ fn cycle_path(edges: &[Vec<usize>], component: &[usize], start: usize) -> Vec<us
     let mut seen = BTreeSet::from([start]);
     let mut at = start;
     // Prefer unvisited members so the message names as many jobs of the cycle as it can.
-    while let Some(&next) = edges[at].iter().find(|n| inside.contains(n) && !seen.contains(n)) {
+    while let Some(&next) = edges[at]
+        .iter()
+        .find(|n| inside.contains(n) && !seen.contains(n))
+    {
         path.push(next);
         seen.insert(next);
         at = next;
@@ -71,7 +79,12 @@ fn cycle_path(edges: &[Vec<usize>], component: &[usize], start: usize) -> Vec<us
 }
 
 /// Jobs after `from` on the shortest route to `to` (exclusive of both ends).
-fn shortest_path(edges: &[Vec<usize>], inside: &BTreeSet<usize>, from: usize, to: usize) -> Vec<usize> {
+fn shortest_path(
+    edges: &[Vec<usize>],
+    inside: &BTreeSet<usize>,
+    from: usize,
+    to: usize,
+) -> Vec<usize> {
     let mut prev = vec![usize::MAX; edges.len()];
     let mut queue = std::collections::VecDeque::from([from]);
     while let Some(at) = queue.pop_front() {
@@ -151,18 +164,25 @@ impl Pipeline {
         for name in wanted {
             if self.job(name.as_str()).is_none() {
                 let names: Vec<&str> = self.jobs.iter().map(|j| j.name.as_str()).collect();
-                return Err(format!("there is no job `{name}`; jobs: {}", names.join(", ")));
+                return Err(format!(
+                    "there is no job `{name}`; jobs: {}",
+                    names.join(", ")
+                ));
             }
             todo.push(name.as_str());
         }
         while let Some(name) = todo.pop() {
-            if keep.insert(name) {
-                if let Some(job) = self.job(name) {
-                    todo.extend(job.needs.iter().map(JobName::as_str));
-                }
+            if keep.insert(name)
+                && let Some(job) = self.job(name)
+            {
+                todo.extend(job.needs.iter().map(JobName::as_str));
             }
         }
-        Ok(self.jobs.iter().filter(|j| keep.contains(j.name.as_str())).collect())
+        Ok(self
+            .jobs
+            .iter()
+            .filter(|j| keep.contains(j.name.as_str()))
+            .collect())
     }
 }
 

@@ -33,8 +33,10 @@ pub fn parse_with(source: &str, limits: Limits) -> Result<Pipeline, Vec<Diagnost
     let root = match yaml::parse(source, limits) {
         Ok(Some(root)) => root,
         Ok(None) => {
-            return Err(vec![Diagnostic::new(Pos::START, "the pipeline file is empty")
-                .with_help("define `jobs:` with at least one job")]);
+            return Err(vec![
+                Diagnostic::new(Pos::START, "the pipeline file is empty")
+                    .with_help("define `jobs:` with at least one job"),
+            ]);
         }
         Err(d) => return Err(vec![d]),
     };

@@ -35,7 +35,12 @@ impl Reader {
         self.diagnostics.push(Diagnostic::new(pos, message));
     }
 
-    pub fn error_with_help(&mut self, pos: Pos, message: impl Into<String>, help: impl Into<String>) {
+    pub fn error_with_help(
+        &mut self,
+        pos: Pos,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
         self.diagnostics
             .push(Diagnostic::new(pos, message).with_help(help));
     }
@@ -48,7 +53,11 @@ impl Reader {
     }
 
     /// The entries of a mapping, each key a string and none repeated.
-    pub fn entries<'a>(&mut self, node: &'a Node, what: &str) -> Vec<(&'a str, &'a Node, &'a Node)> {
+    pub fn entries<'a>(
+        &mut self,
+        node: &'a Node,
+        what: &str,
+    ) -> Vec<(&'a str, &'a Node, &'a Node)> {
         let Value::Map(pairs) = &node.value else {
             self.wrong_type(node, what, "a mapping");
             return Vec::new();
@@ -56,7 +65,10 @@ impl Reader {
         let mut out: Vec<(&str, &Node, &Node)> = Vec::with_capacity(pairs.len());
         for (k, v) in pairs {
             let Some(key) = k.as_str() else {
-                self.error(k.pos, format!("keys of `{what}` must be strings, found {}", k.kind()));
+                self.error(
+                    k.pos,
+                    format!("keys of `{what}` must be strings, found {}", k.kind()),
+                );
                 continue;
             };
             if let Some((_, first, _)) = out.iter().find(|(seen, _, _)| *seen == key) {
@@ -128,9 +140,10 @@ impl Reader {
                 .iter()
                 .filter_map(|item| self.text(item, what).map(|s| (s, item.pos)))
                 .collect(),
-            Value::Scalar(_) if !node.is_null() => {
-                self.text(node, what).map(|s| vec![(s, node.pos)]).unwrap_or_default()
-            }
+            Value::Scalar(_) if !node.is_null() => self
+                .text(node, what)
+                .map(|s| vec![(s, node.pos)])
+                .unwrap_or_default(),
             _ => {
                 self.wrong_type(node, what, "a list of strings");
                 Vec::new()
@@ -150,7 +163,10 @@ impl Reader {
         match node.as_u64() {
             Some(n) if n <= u64::from(max) => u32::try_from(n).ok(),
             Some(n) => {
-                self.error(node.pos, format!("`{what}` is {n}; at most {max} is allowed"));
+                self.error(
+                    node.pos,
+                    format!("`{what}` is {n}; at most {max} is allowed"),
+                );
                 None
             }
             None => {
@@ -198,7 +214,9 @@ impl Reader {
             if key.starts_with("SLIPWAY_") {
                 self.error_with_help(
                     k.pos,
-                    format!("`{key}` is reserved: variables starting with SLIPWAY_ are set by Slipway"),
+                    format!(
+                        "`{key}` is reserved: variables starting with SLIPWAY_ are set by Slipway"
+                    ),
                     "choose another name",
                 );
                 continue;

@@ -60,7 +60,10 @@ fn jobs(r: &mut Reader, node: &Node) -> Vec<Job> {
         r.error(node.pos, "`jobs` is empty; define at least one job");
     }
     if entries.len() > MAX_JOBS {
-        r.error(node.pos, format!("{} jobs; at most {MAX_JOBS} are allowed", entries.len()));
+        r.error(
+            node.pos,
+            format!("{} jobs; at most {MAX_JOBS} are allowed", entries.len()),
+        );
         return Vec::new();
     }
     let mut jobs = Vec::new();
@@ -81,9 +84,13 @@ fn jobs(r: &mut Reader, node: &Node) -> Vec<Job> {
 fn job(r: &mut Reader, name: JobName, pos: Pos, node: &Node) -> Option<(Job, Vec<Pos>)> {
     let what = format!("jobs.{name}");
     let f = r.fields(node, &what, JOB_KEYS)?;
-    let steps = f.get("steps").map(|n| steps(r, n, &what)).unwrap_or_default();
+    let steps = f
+        .get("steps")
+        .map(|n| steps(r, n, &what))
+        .unwrap_or_default();
     let image_build = f.get("image_build").and_then(|n| image_build(r, n, &what));
-    let steps_written = matches!(f.get("steps").map(|n| &n.value), Some(Value::Seq(items)) if !items.is_empty());
+    let steps_written =
+        matches!(f.get("steps").map(|n| &n.value), Some(Value::Seq(items)) if !items.is_empty());
     if !steps_written && f.get("image_build").is_none() {
         r.error_with_help(
             pos,
@@ -91,25 +98,60 @@ fn job(r: &mut Reader, name: JobName, pos: Pos, node: &Node) -> Option<(Job, Vec
             "add `steps:` with at least one `- run: COMMAND`, or an `image_build:`",
         );
     }
-    let needs: Vec<(String, Pos)> = f.get("needs").map(|n| r.strings(n, &format!("{what}.needs"))).unwrap_or_default();
+    let needs: Vec<(String, Pos)> = f
+        .get("needs")
+        .map(|n| r.strings(n, &format!("{what}.needs")))
+        .unwrap_or_default();
     let (needs, needs_pos): (Vec<_>, Vec<_>) = needs
         .into_iter()
-        .filter_map(|(n, p)| JobName::parse(&n).map_err(|e| r.error(p, e)).ok().map(|n| (n, p)))
+        .filter_map(|(n, p)| {
+            JobName::parse(&n)
+                .map_err(|e| r.error(p, e))
+                .ok()
+                .map(|n| (n, p))
+        })
         .unzip();
     let job = Job {
         pos,
         steps,
         needs,
-        env: f.get("env").map(|n| r.env(n, &format!("{what}.env"))).unwrap_or_default(),
-        image: f.get("image").and_then(|n| r.text(n, &format!("{what}.image"))),
-        timeout: f.get("timeout").and_then(|n| r.duration(n, &format!("{what}.timeout"))),
-        workdir: f.get("workdir").and_then(|n| relative_path(r, n, &format!("{what}.workdir"))),
-        branches: f.get("branches").map(|n| branches(r, n, &what)).unwrap_or_default(),
-        artifacts: f.get("artifacts").map(|n| artifacts(r, n, &what)).unwrap_or_default(),
-        caches: f.get("cache").map(|n| caches(r, n, &what)).unwrap_or_default(),
-        retry: f.get("retry").and_then(|n| r.count(n, &format!("{what}.retry"), MAX_RETRY)).unwrap_or(0),
-        allow_failure: f.get("allow_failure").and_then(|n| r.bool(n, &format!("{what}.allow_failure"))).unwrap_or(false),
-        secrets: f.get("secrets").map(|n| secrets(r, n, &what)).unwrap_or_default(),
+        env: f
+            .get("env")
+            .map(|n| r.env(n, &format!("{what}.env")))
+            .unwrap_or_default(),
+        image: f
+            .get("image")
+            .and_then(|n| r.text(n, &format!("{what}.image"))),
+        timeout: f
+            .get("timeout")
+            .and_then(|n| r.duration(n, &format!("{what}.timeout"))),
+        workdir: f
+            .get("workdir")
+            .and_then(|n| relative_path(r, n, &format!("{what}.workdir"))),
+        branches: f
+            .get("branches")
+            .map(|n| branches(r, n, &what))
+            .unwrap_or_default(),
+        artifacts: f
+            .get("artifacts")
+            .map(|n| artifacts(r, n, &what))
+            .unwrap_or_default(),
+        caches: f
+            .get("cache")
+            .map(|n| caches(r, n, &what))
+            .unwrap_or_default(),
+        retry: f
+            .get("retry")
+            .and_then(|n| r.count(n, &format!("{what}.retry"), MAX_RETRY))
+            .unwrap_or(0),
+        allow_failure: f
+            .get("allow_failure")
+            .and_then(|n| r.bool(n, &format!("{what}.allow_failure")))
+            .unwrap_or(false),
+        secrets: f
+            .get("secrets")
+            .map(|n| secrets(r, n, &what))
+            .unwrap_or_default(),
         image_build,
         name,
     };
@@ -120,28 +162,47 @@ fn steps(r: &mut Reader, node: &Node, job: &str) -> Vec<Step> {
     let what = format!("{job}.steps");
     let Value::Seq(items) = &node.value else {
         if !node.is_null() {
-            r.error(node.pos, format!("`{what}` must be a list of steps, found {}", node.kind()));
+            r.error(
+                node.pos,
+                format!("`{what}` must be a list of steps, found {}", node.kind()),
+            );
         }
         return Vec::new();
     };
-    items.iter().filter_map(|item| step(r, item, &what)).collect()
+    items
+        .iter()
+        .filter_map(|item| step(r, item, &what))
+        .collect()
 }
 
 /// `- run: make test` with optional `name` and `env`, or just `- make test`.
 fn step(r: &mut Reader, node: &Node, what: &str) -> Option<Step> {
     if let Value::Scalar(_) = node.value {
         let run = r.text(node, what)?;
-        return Some(Step { name: None, run, env: Env::new() });
+        return Some(Step {
+            name: None,
+            run,
+            env: Env::new(),
+        });
     }
     let f = r.fields(node, what, STEP_KEYS)?;
     let Some(run) = f.get("run") else {
-        r.error_with_help(node.pos, format!("a step of `{what}` has no `run`"), "add `run: COMMAND`");
+        r.error_with_help(
+            node.pos,
+            format!("a step of `{what}` has no `run`"),
+            "add `run: COMMAND`",
+        );
         return None;
     };
     Some(Step {
         run: r.text(run, &format!("{what}.run"))?,
-        name: f.get("name").and_then(|n| r.text(n, &format!("{what}.name"))),
-        env: f.get("env").map(|n| r.env(n, &format!("{what}.env"))).unwrap_or_default(),
+        name: f
+            .get("name")
+            .and_then(|n| r.text(n, &format!("{what}.name"))),
+        env: f
+            .get("env")
+            .map(|n| r.env(n, &format!("{what}.env")))
+            .unwrap_or_default(),
     })
 }
 
@@ -164,9 +225,16 @@ fn glob_list(r: &mut Reader, node: &Node, what: &str) -> Vec<String> {
     for (pattern, pos) in r.strings(node, what) {
         let invalid_path = pattern.starts_with('/') || pattern.split('/').any(|c| c == "..");
         if invalid_path {
-            r.error_with_help(pos, format!("`{pattern}` leaves the workspace"), "use a path relative to the repository root, without `..`");
+            r.error_with_help(
+                pos,
+                format!("`{pattern}` leaves the workspace"),
+                "use a path relative to the repository root, without `..`",
+            );
         } else if let Err(e) = GlobBuilder::new(&pattern).literal_separator(true).build() {
-            r.error(pos, format!("`{pattern}` is not a valid glob: {}", e.kind()));
+            r.error(
+                pos,
+                format!("`{pattern}` is not a valid glob: {}", e.kind()),
+            );
         } else {
             globs.push(pattern);
         }
@@ -203,7 +271,10 @@ fn cache(r: &mut Reader, node: &Node, what: &str) -> Option<Cache> {
     let f = r.fields(node, what, CACHE_KEYS)?;
     let key = required(r, &f, "key", what).and_then(|n| cache_key(r, n, what));
     let paths = required(r, &f, "paths", what).map(|n| glob_list(r, n, &format!("{what}.paths")));
-    Some(Cache { key: key?, paths: paths? })
+    Some(Cache {
+        key: key?,
+        paths: paths?,
+    })
 }
 
 fn required<'a>(r: &mut Reader, f: &Fields<'a>, key: &str, what: &str) -> Option<&'a Node> {
@@ -256,23 +327,37 @@ fn branches(r: &mut Reader, node: &Node, job: &str) -> BranchFilter {
             return BranchFilter::default();
         };
         return BranchFilter {
-            only: f.get("only").map(|n| patterns(r, n, &format!("{what}.only"))).unwrap_or_default(),
-            except: f.get("except").map(|n| patterns(r, n, &format!("{what}.except"))).unwrap_or_default(),
+            only: f
+                .get("only")
+                .map(|n| patterns(r, n, &format!("{what}.only")))
+                .unwrap_or_default(),
+            except: f
+                .get("except")
+                .map(|n| patterns(r, n, &format!("{what}.except")))
+                .unwrap_or_default(),
         };
     }
-    BranchFilter { only: patterns(r, node, &what), except: Vec::new() }
+    BranchFilter {
+        only: patterns(r, node, &what),
+        except: Vec::new(),
+    }
 }
 
 fn patterns(r: &mut Reader, node: &Node, what: &str) -> Vec<GlobMatcher> {
     r.strings(node, what)
         .into_iter()
-        .filter_map(|(p, pos)| match GlobBuilder::new(&p).literal_separator(true).build() {
-            Ok(g) => Some(g.compile_matcher()),
-            Err(e) => {
-                r.error(pos, format!("`{p}` is not a valid branch pattern: {}", e.kind()));
-                None
-            }
-        })
+        .filter_map(
+            |(p, pos)| match GlobBuilder::new(&p).literal_separator(true).build() {
+                Ok(g) => Some(g.compile_matcher()),
+                Err(e) => {
+                    r.error(
+                        pos,
+                        format!("`{p}` is not a valid branch pattern: {}", e.kind()),
+                    );
+                    None
+                }
+            },
+        )
         .collect()
 }
 
@@ -281,7 +366,10 @@ fn secrets(r: &mut Reader, node: &Node, job: &str) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for (name, pos) in r.strings(node, &what) {
         if !is_identifier(&name) {
-            r.error(pos, format!("secret name `{name}` is not a valid variable name"));
+            r.error(
+                pos,
+                format!("secret name `{name}` is not a valid variable name"),
+            );
         } else if names.contains(&name) {
             r.error(pos, format!("secret `{name}` is listed twice"));
         } else {
@@ -297,16 +385,31 @@ fn image_build(r: &mut Reader, node: &Node, job: &str) -> Option<ImageBuild> {
     let tags_node = required(r, &f, "tags", &what)?;
     let tags_what = format!("{what}.tags");
     let tags: Vec<Template> = match &tags_node.value {
-        Value::Seq(items) => items.iter().filter_map(|n| template(r, n, &tags_what)).collect(),
+        Value::Seq(items) => items
+            .iter()
+            .filter_map(|n| template(r, n, &tags_what))
+            .collect(),
         _ => template(r, tags_node, &tags_what).into_iter().collect(),
     };
     if tags.is_empty() {
-        r.error(tags_node.pos, format!("`{tags_what}` needs at least one tag"));
+        r.error(
+            tags_node.pos,
+            format!("`{tags_what}` needs at least one tag"),
+        );
     }
     Some(ImageBuild {
-        context: f.get("context").and_then(|n| relative_path(r, n, &format!("{what}.context"))).unwrap_or_else(|| ".".into()),
-        dockerfile: f.get("dockerfile").and_then(|n| relative_path(r, n, &format!("{what}.dockerfile"))).unwrap_or_else(|| "Dockerfile".into()),
-        build_args: f.get("build_args").map(|n| r.env(n, &format!("{what}.build_args"))).unwrap_or_default(),
+        context: f
+            .get("context")
+            .and_then(|n| relative_path(r, n, &format!("{what}.context")))
+            .unwrap_or_else(|| ".".into()),
+        dockerfile: f
+            .get("dockerfile")
+            .and_then(|n| relative_path(r, n, &format!("{what}.dockerfile")))
+            .unwrap_or_else(|| "Dockerfile".into()),
+        build_args: f
+            .get("build_args")
+            .map(|n| r.env(n, &format!("{what}.build_args")))
+            .unwrap_or_default(),
         tags,
     })
 }

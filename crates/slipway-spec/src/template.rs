@@ -158,10 +158,10 @@ fn parse_expr(expr: &str, source: &str, start: usize) -> Result<Part, TemplateEr
     if expr.is_empty() {
         return Err(err("empty `{{ }}` expression".into()));
     }
-    if let Some(args) = expr.strip_prefix("hash") {
-        if args.is_empty() || args.starts_with(char::is_whitespace) {
-            return parse_hash_args(args).map(Part::Hash).map_err(err);
-        }
+    if let Some(args) = expr.strip_prefix("hash")
+        && (args.is_empty() || args.starts_with(char::is_whitespace))
+    {
+        return parse_hash_args(args).map(Part::Hash).map_err(err);
     }
     Var::parse(expr).map(Part::Var).ok_or_else(|| {
         let known: Vec<_> = Var::ALL.iter().map(|(n, _)| *n).collect();
@@ -204,8 +204,9 @@ mod tests {
 
     #[test]
     fn parses_and_renders() {
-        let t = Template::parse("deps-{{ hash \"Cargo.lock\" \"x/*\" }}-{{ branch }}-{{run.number}}")
-            .expect("valid");
+        let t =
+            Template::parse("deps-{{ hash \"Cargo.lock\" \"x/*\" }}-{{ branch }}-{{run.number}}")
+                .expect("valid");
         let vars = TemplateVars {
             run_number: 7,
             branch: "main".into(),
@@ -221,7 +222,10 @@ mod tests {
     fn errors_point_into_the_text() {
         let e = Template::parse("k-{{ hsh \"a\" }}").expect_err("invalid");
         assert_eq!(e.offset, 4);
-        assert!(e.message.contains("unknown template expression `hsh \"a\"`"));
+        assert!(
+            e.message
+                .contains("unknown template expression `hsh \"a\"`")
+        );
         assert!(Template::parse("k-{{ hash }}").is_err());
         assert!(Template::parse("k-{{ hash Cargo.lock }}").is_err());
         assert_eq!(Template::parse("k-{{ branch").expect_err("open").offset, 2);

@@ -192,7 +192,9 @@ impl Builder {
                         pos,
                         "a pipeline file holds one YAML document; found a second one",
                     )
-                    .with_help("remove the `---` line or move the second document to its own file"));
+                    .with_help(
+                        "remove the `---` line or move the second document to its own file",
+                    ));
                 }
             }
             Event::Scalar(text, style, anchor, _tag) => {
@@ -269,7 +271,14 @@ impl Builder {
         } else {
             Value::Seq(open.items)
         };
-        self.push(Node { pos: open.pos, value }, open.anchor, size);
+        self.push(
+            Node {
+                pos: open.pos,
+                value,
+            },
+            open.anchor,
+            size,
+        );
     }
 
     fn push(&mut self, node: Node, anchor: usize, size: usize) {
@@ -291,22 +300,30 @@ mod tests {
     use super::*;
 
     fn parse_ok(src: &str) -> Node {
-        parse(src, Limits::default()).expect("parses").expect("not empty")
+        parse(src, Limits::default())
+            .expect("parses")
+            .expect("not empty")
     }
 
     #[test]
     fn remembers_positions() {
         let node = parse_ok("jobs:\n  build:\n    steps: []\n");
-        let Value::Map(top) = &node.value else { panic!("map") };
+        let Value::Map(top) = &node.value else {
+            panic!("map")
+        };
         assert_eq!(top[0].0.pos, Pos::new(1, 1));
-        let Value::Map(jobs) = &top[0].1.value else { panic!("map") };
+        let Value::Map(jobs) = &top[0].1.value else {
+            panic!("map")
+        };
         assert_eq!(jobs[0].0.pos, Pos::new(2, 3));
     }
 
     #[test]
     fn expands_aliases() {
         let node = parse_ok("a: &x [1, 2]\nb: *x\n");
-        let Value::Map(top) = &node.value else { panic!("map") };
+        let Value::Map(top) = &node.value else {
+            panic!("map")
+        };
         assert_eq!(top[0].1.value, top[1].1.value);
         assert_eq!(top[1].1.pos, Pos::new(2, 4));
     }
@@ -321,7 +338,11 @@ mod tests {
             ));
         }
         let err = parse(&src, Limits::default()).expect_err("refused");
-        assert!(err.message.contains("expands to more than"), "{}", err.message);
+        assert!(
+            err.message.contains("expands to more than"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
@@ -334,8 +355,13 @@ mod tests {
     #[test]
     fn scalar_kinds() {
         let node = parse_ok("[1, true, ~, x, '1']");
-        let Value::Seq(items) = &node.value else { panic!("seq") };
+        let Value::Seq(items) = &node.value else {
+            panic!("seq")
+        };
         let kinds: Vec<_> = items.iter().map(Node::kind).collect();
-        assert_eq!(kinds, ["a number", "a boolean", "null", "a string", "a string"]);
+        assert_eq!(
+            kinds,
+            ["a number", "a boolean", "null", "a string", "a string"]
+        );
     }
 }

@@ -1,0 +1,271 @@
+//! Jobs in a container: one container per job runs a small driver script that
+//! runs each step in turn, so a job pays for one container start, not one per step.
+//!
+//! The driver prints marker lines (starting with an ASCII record separator) around
+//! each step; they are read from stdout to time steps and get exit codes, and are
+//! never shown. The container is removed however the job ends.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bollard::container::LogOutput;
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder,
+    WaitContainerOptions,
+};
+use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::docker::Engine;
+use crate::event::{Event, EventSender, Stream};
+use crate::mask::Masker;
+use crate::output::LineStream;
+
+/// Where the workspace is mounted in the container.
+pub const WORKSPACE: &str = "/workspace";
+/// Where the step scripts are mounted, read-only.
+const SCRIPTS: &str = "/.slipway-steps";
+const MARK: u8 = 0x1e;
+
+/// What a container job needs to know.
+#[derive(Debug)]
+pub struct ContainerJob<'a> {
+    pub job: &'a str,
+    pub image: &'a str,
+    pub workspace: &'a Path,
+    /// Relative to the workspace.
+    pub workdir: Option<&'a str>,
+    /// Variables for every step (job level, built-ins, secrets).
+    pub env: Vec<(String, String)>,
+    /// Each step's title, script and its own extra variables.
+    pub steps: Vec<(&'a str, &'a str, Vec<(String, String)>)>,
+    pub labels: HashMap<String, String>,
+}
+
+/// How the steps ended: the exit code of each step that ran.
+#[derive(Debug, Default)]
+pub struct ContainerOutcome {
+    pub step_exits: Vec<(Duration, Option<i32>)>,
+    pub canceled: bool,
+}
+
+pub async fn run(
+    engine: &Engine,
+    spec: ContainerJob<'_>,
+    masker: Masker,
+    events: &EventSender,
+    cancel: &CancellationToken,
+) -> Result<ContainerOutcome, String> {
+    engine.require_image(spec.image).await?;
+    let scripts = tempfile::tempdir().map_err(|e| format!("cannot create step scripts: {e}"))?;
+    write_scripts(scripts.path(), &spec).map_err(|e| format!("cannot write step scripts: {e}"))?;
+    let id = create(engine, &spec, scripts.path()).await?;
+    let result = attach_and_run(engine, &id, &spec, masker, events, cancel).await;
+    remove(engine, &id).await;
+    result
+}
+
+fn write_scripts(dir: &Path, spec: &ContainerJob<'_>) -> std::io::Result<()> {
+    let mut driver = String::from("#!/bin/sh\n");
+    for (i, (_, script, env)) in spec.steps.iter().enumerate() {
+        std::fs::write(dir.join(format!("step-{i}.sh")), script)?;
+        let exports: String = env
+            .iter()
+            .map(|(k, v)| format!("export {k}={}; ", shell_quote(v)))
+            .collect();
+        driver.push_str(&format!(
+            "printf '\\036start {i}\\n'\n( {exports}exec sh -e {SCRIPTS}/step-{i}.sh )\nrc=$?\n\
+             printf '\\036end {i} %d\\n' \"$rc\"\n[ \"$rc\" -eq 0 ] || exit \"$rc\"\n"
+        ));
+    }
+    std::fs::write(dir.join("driver.sh"), driver)
+}
+
+/// Single-quotes a value for sh: 'it'\''s'.
+fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+async fn create(
+    engine: &Engine,
+    spec: &ContainerJob<'_>,
+    scripts: &Path,
+) -> Result<String, String> {
+    let workdir = match spec.workdir {
+        Some(w) => format!("{WORKSPACE}/{w}"),
+        None => WORKSPACE.to_string(),
+    };
+    let body = ContainerCreateBody {
+        image: Some(spec.image.to_string()),
+        cmd: Some(vec!["sh".into(), format!("{SCRIPTS}/driver.sh")]),
+        entrypoint: Some(vec![]),
+        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        working_dir: Some(workdir),
+        labels: Some(spec.labels.clone()),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        host_config: Some(HostConfig {
+            binds: Some(vec![
+                format!("{}:{WORKSPACE}", spec.workspace.display()),
+                format!("{}:{SCRIPTS}:ro", scripts.display()),
+            ]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let name = format!("slipway-{}-{}", spec.job, unique_suffix());
+    let options = CreateContainerOptionsBuilder::default().name(&name).build();
+    let created = engine
+        .docker
+        .create_container(Some(options), body)
+        .await
+        .map_err(|e| format!("cannot create a container from `{}`: {e}", spec.image))?;
+    Ok(created.id)
+}
+
+fn unique_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{}-{nanos:x}", std::process::id())
+}
+
+async fn attach_and_run(
+    engine: &Engine,
+    id: &str,
+    spec: &ContainerJob<'_>,
+    masker: Masker,
+    events: &EventSender,
+    cancel: &CancellationToken,
+) -> Result<ContainerOutcome, String> {
+    let options = AttachContainerOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .stream(true)
+        .build();
+    let mut attached = engine
+        .docker
+        .attach_container(id, Some(options))
+        .await
+        .map_err(|e| format!("cannot attach to the container: {e}"))?;
+    engine
+        .docker
+        .start_container(id, None)
+        .await
+        .map_err(|e| format!("cannot start the container from `{}`: {e}", spec.image))?;
+    let mut reader = Reader {
+        job: spec.job.to_string(),
+        titles: spec
+            .steps
+            .iter()
+            .map(|(title, _, _)| title.to_string())
+            .collect(),
+        stdout: LineStream::new(spec.job, Stream::Stdout, masker.clone(), events.clone()),
+        stderr: LineStream::new(spec.job, Stream::Stderr, masker, events.clone()),
+        events: events.clone(),
+        started: None,
+        outcome: ContainerOutcome::default(),
+    };
+    loop {
+        tokio::select! {
+            item = attached.output.next() => match item {
+                Some(Ok(chunk)) => reader.chunk(chunk).await,
+                Some(Err(e)) => return Err(format!("lost the container's output: {e}")),
+                None => break,
+            },
+            () = cancel.cancelled() => {
+                remove(engine, id).await;
+                reader.outcome.canceled = true;
+                return Ok(reader.outcome);
+            }
+        }
+    }
+    reader.stdout.finish().await;
+    reader.stderr.finish().await;
+    // Output ends when the container exits; wait only collects its status.
+    let mut wait = engine
+        .docker
+        .wait_container(id, None::<WaitContainerOptions>);
+    let _ = wait.next().await;
+    Ok(reader.outcome)
+}
+
+/// Splits the container's output into log lines and step markers.
+struct Reader {
+    job: String,
+    titles: Vec<String>,
+    stdout: LineStream,
+    stderr: LineStream,
+    events: EventSender,
+    started: Option<Instant>,
+    outcome: ContainerOutcome,
+}
+
+impl Reader {
+    async fn chunk(&mut self, chunk: LogOutput) {
+        match chunk {
+            LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                for line in self.stdout.raw_lines(&message) {
+                    self.stdout_line(&line).await;
+                }
+            }
+            LogOutput::StdErr { message } => self.stderr.feed(&message).await,
+            LogOutput::StdIn { .. } => {}
+        }
+    }
+
+    async fn stdout_line(&mut self, line: &[u8]) {
+        let Some(at) = line.iter().position(|b| *b == MARK) else {
+            return self.stdout.send_line(line).await;
+        };
+        // A step that ended without a newline leaves its last text before the marker.
+        if at > 0 {
+            self.stdout.send_line(&line[..at]).await;
+        }
+        let marker = String::from_utf8_lossy(&line[at + 1..]).to_string();
+        let mut words = marker.split_whitespace();
+        match (
+            words.next(),
+            words.next().and_then(|i| i.parse::<usize>().ok()),
+        ) {
+            (Some("start"), Some(index)) => {
+                self.started = Some(Instant::now());
+                let _ = self
+                    .events
+                    .send(Event::StepStarted {
+                        job: self.job.clone(),
+                        index,
+                        count: self.titles.len(),
+                        title: self.titles.get(index).cloned().unwrap_or_default(),
+                    })
+                    .await;
+            }
+            (Some("end"), Some(index)) => {
+                let code = words.next().and_then(|c| c.parse::<i32>().ok());
+                let duration = self.started.map(|s| s.elapsed()).unwrap_or_default();
+                self.outcome.step_exits.push((duration, code));
+                let _ = self
+                    .events
+                    .send(Event::StepFinished {
+                        job: self.job.clone(),
+                        index,
+                        exit_code: code,
+                        duration,
+                    })
+                    .await;
+            }
+            _ => self.stdout.send_line(line).await,
+        }
+    }
+}
+
+async fn remove(engine: &Engine, id: &str) {
+    let options = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
+    let _ = engine.docker.remove_container(id, Some(options)).await;
+}

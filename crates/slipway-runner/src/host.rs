@@ -1,0 +1,151 @@
+//! Steps on the host: each in its own process group, so that a timeout, a
+//! cancel or the end of the job can kill everything the step started.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::EventSender;
+use crate::event::Stream;
+use crate::mask::Masker;
+use crate::output::LineStream;
+
+/// How long processes get between SIGTERM and SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(3);
+/// How long output readers may lag behind once every process of a job is dead.
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+
+/// The processes and output readers of one host job.
+#[derive(Debug)]
+pub struct HostJob {
+    job: String,
+    groups: Arc<Mutex<Vec<Pid>>>,
+    readers: JoinSet<()>,
+    masker: Masker,
+    events: EventSender,
+    shell: &'static [&'static str],
+}
+
+impl HostJob {
+    pub fn new(job: &str, masker: Masker, events: EventSender) -> HostJob {
+        HostJob {
+            job: job.to_string(),
+            groups: Arc::default(),
+            readers: JoinSet::new(),
+            masker,
+            events,
+            shell: shell(),
+        }
+    }
+
+    /// Runs one step to its end; `None` when it was killed by a signal or canceled.
+    pub async fn step(
+        &mut self,
+        script: &str,
+        dir: &Path,
+        env: &[(String, String)],
+        cancel: &CancellationToken,
+    ) -> std::io::Result<Option<i32>> {
+        let mut child = Command::new(self.shell[0])
+            .args(&self.shell[1..])
+            .arg(script)
+            .current_dir(dir)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()?;
+        if let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) {
+            self.groups
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Pid::from_raw(pid));
+        }
+        if let Some(out) = child.stdout.take() {
+            self.read(out, Stream::Stdout);
+        }
+        if let Some(err) = child.stderr.take() {
+            self.read(err, Stream::Stderr);
+        }
+        tokio::select! {
+            status = child.wait() => Ok(status?.code()),
+            () = cancel.cancelled() => {
+                self.terminate(&mut child).await;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Reads one pipe to its end in the background. Background processes of a
+    /// step may keep writing after the step ends; their lines still reach the log.
+    fn read(
+        &mut self,
+        mut pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+        stream: Stream,
+    ) {
+        let mut lines =
+            LineStream::new(&self.job, stream, self.masker.clone(), self.events.clone());
+        self.readers.spawn(async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            while let Ok(n) = pipe.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                lines.feed(&buf[..n]).await;
+            }
+            lines.finish().await;
+        });
+    }
+
+    /// SIGTERM to every group, SIGKILL to what is left after the grace period.
+    async fn terminate(&self, child: &mut tokio::process::Child) {
+        self.signal_all(Signal::SIGTERM);
+        if tokio::time::timeout(KILL_GRACE, child.wait())
+            .await
+            .is_err()
+        {
+            self.signal_all(Signal::SIGKILL);
+            let _ = child.wait().await;
+        }
+    }
+
+    fn signal_all(&self, signal: Signal) {
+        for pgid in self.groups.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            // ESRCH: the group is already gone, which is what we want.
+            let _ = killpg(*pgid, signal);
+        }
+    }
+
+    /// Ends the job: kills whatever its steps left running and waits for the
+    /// last output to arrive.
+    pub async fn finish(mut self) {
+        self.signal_all(Signal::SIGKILL);
+        let drained = tokio::time::timeout(DRAIN_LIMIT, async {
+            while self.readers.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            // A process that left its group (setsid) still holds a pipe: stop reading it.
+            self.readers.abort_all();
+        }
+    }
+}
+
+/// `bash -eo pipefail` where bash exists (what CI users expect), POSIX `sh -e` otherwise.
+fn shell() -> &'static [&'static str] {
+    static BASH: &[&str] = &["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"];
+    static SH: &[&str] = &["sh", "-ec"];
+    let has_bash = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("bash").is_file()));
+    if has_bash { BASH } else { SH }
+}

@@ -1,0 +1,601 @@
+//! Running one job, start to end: workspace, caches, steps (host or container),
+//! image build, artifacts, retries and the timeout. The local runner and the
+//! server both call [`run_job`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+use slipway_spec::{Env, Job, TemplateVars};
+use tokio_util::sync::CancellationToken;
+
+use crate::container::{self, ContainerJob};
+use crate::docker::Engine;
+use crate::event::{Event, EventSender, JobStatus};
+use crate::host::HostJob;
+use crate::image_build;
+use crate::mask::Masker;
+use crate::output::note;
+use crate::workspace::{ArtifactStore, CacheStore, Source, Workspace};
+
+/// A job that runs longer than this without its own `timeout` is stopped.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
+/// Everything a job needs from the run it belongs to.
+#[derive(Debug)]
+pub struct RunContext {
+    pub run_number: u64,
+    pub revision: slipway_git::Revision,
+    pub source: Source,
+    pub artifacts: ArtifactStore,
+    pub caches: CacheStore,
+    /// Parent directory of job workspaces.
+    pub work_root: PathBuf,
+    pub pipeline_env: Env,
+    pub secrets: BTreeMap<String, String>,
+    pub docker: Option<Engine>,
+    pub events: EventSender,
+}
+
+/// What happened to a job; stored in the run summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobReport {
+    pub name: String,
+    pub status: JobStatus,
+    pub allow_failure: bool,
+    pub attempts: u32,
+    #[serde(with = "rfc3339_opt")]
+    pub started_at: Option<SystemTime>,
+    #[serde(with = "rfc3339_opt")]
+    pub finished_at: Option<SystemTime>,
+    pub duration_ms: u64,
+    pub steps: Vec<StepReport>,
+    /// Exit code of the step that failed, or 0.
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+    pub artifacts: Vec<PathBuf>,
+    pub cache_hits: Vec<String>,
+    pub cache_misses: Vec<String>,
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    pub title: String,
+    pub exit_code: Option<i32>,
+    pub duration_ms: u64,
+}
+
+impl JobReport {
+    /// A job that never ran.
+    pub fn not_run(job: &Job, status: JobStatus, reason: impl Into<String>) -> JobReport {
+        JobReport {
+            name: job.name.to_string(),
+            status,
+            allow_failure: job.allow_failure,
+            attempts: 0,
+            started_at: None,
+            finished_at: None,
+            duration_ms: 0,
+            steps: Vec::new(),
+            exit_code: None,
+            reason: Some(reason.into()),
+            artifacts: Vec::new(),
+            cache_hits: Vec::new(),
+            cache_misses: Vec::new(),
+            images: Vec::new(),
+        }
+    }
+
+    /// Whether jobs that need this one may run.
+    pub fn unblocks_dependents(&self) -> bool {
+        self.status == JobStatus::Succeeded
+            || (self.status == JobStatus::Failed && self.allow_failure)
+    }
+}
+
+/// Runs a job, retrying as it asks, until it succeeds, runs out of tries or is canceled.
+pub async fn run_job(ctx: &RunContext, job: &Job, cancel: &CancellationToken) -> JobReport {
+    let started = Instant::now();
+    let started_at = SystemTime::now();
+    let mut report;
+    let mut attempt = 1;
+    loop {
+        let _ = ctx
+            .events
+            .send(Event::JobStarted {
+                job: job.name.to_string(),
+                attempt,
+            })
+            .await;
+        report = Attempt::new(ctx, job, cancel).run().await;
+        report.attempts = attempt;
+        let retry =
+            report.status == JobStatus::Failed && attempt <= job.retry && !cancel.is_cancelled();
+        if !retry {
+            break;
+        }
+        note(
+            &ctx.events,
+            job.name.as_str(),
+            format!(
+                "job failed ({}); retrying, attempt {} of {}",
+                report.reason.as_deref().unwrap_or("no reason"),
+                attempt + 1,
+                job.retry + 1
+            ),
+        )
+        .await;
+        attempt += 1;
+    }
+    report.started_at = Some(started_at);
+    report.finished_at = Some(SystemTime::now());
+    report.duration_ms = millis(started.elapsed());
+    let _ = ctx
+        .events
+        .send(Event::JobFinished {
+            job: job.name.to_string(),
+            status: report.status,
+            duration: started.elapsed(),
+            reason: report.reason.clone(),
+        })
+        .await;
+    report
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// One try at a job.
+struct Attempt<'a> {
+    ctx: &'a RunContext,
+    job: &'a Job,
+    cancel: CancellationToken,
+    timed_out: Arc<AtomicBool>,
+    report: JobReport,
+}
+
+impl<'a> Attempt<'a> {
+    fn new(ctx: &'a RunContext, job: &'a Job, parent: &CancellationToken) -> Attempt<'a> {
+        Attempt {
+            ctx,
+            job,
+            cancel: parent.child_token(),
+            timed_out: Arc::default(),
+            report: JobReport::not_run(job, JobStatus::Failed, ""),
+        }
+    }
+
+    async fn run(mut self) -> JobReport {
+        let timeout = self.job.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let timer = {
+            let (cancel, flag) = (self.cancel.clone(), self.timed_out.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(timeout).await;
+                flag.store(true, Ordering::SeqCst);
+                cancel.cancel();
+            })
+        };
+        let result = self.execute().await;
+        timer.abort();
+        let (status, reason) = if self.timed_out.load(Ordering::SeqCst) {
+            (
+                JobStatus::Failed,
+                Some(format!(
+                    "timed out after {}",
+                    humantime::format_duration(timeout)
+                )),
+            )
+        } else if self.cancel.is_cancelled() {
+            (JobStatus::Canceled, Some("canceled".to_string()))
+        } else {
+            match result {
+                Ok(()) => (JobStatus::Succeeded, None),
+                Err(reason) => (JobStatus::Failed, Some(reason)),
+            }
+        };
+        self.report.status = status;
+        self.report.reason = reason;
+        if status == JobStatus::Succeeded {
+            self.report.exit_code = Some(0);
+        }
+        self.report
+    }
+
+    fn name(&self) -> &str {
+        self.job.name.as_str()
+    }
+
+    async fn execute(&mut self) -> Result<(), String> {
+        let workspace = self.prepare().await?;
+        let keys = self.restore_caches(workspace.path()).await?;
+        let env = self.env(workspace.path());
+        if self.job.image.is_some() {
+            self.container_steps(workspace.path(), env.clone()).await?;
+        } else {
+            self.host_steps(workspace.path(), &env).await?;
+        }
+        if let Some(build) = &self.job.image_build {
+            self.build_image(build, workspace.path()).await?;
+        }
+        self.keep(workspace.path(), &keys).await
+    }
+
+    /// A fresh workspace with the sources and the artifacts of the needed jobs.
+    async fn prepare(&self) -> Result<Workspace, String> {
+        let (root, source, artifacts) = (
+            self.ctx.work_root.clone(),
+            self.ctx.source.clone(),
+            self.ctx.artifacts.clone(),
+        );
+        let (name, needs) = (self.job.name.to_string(), self.job.needs.clone());
+        blocking(move || {
+            let ws = Workspace::create(&root, &name, &source)?;
+            for need in &needs {
+                artifacts.lay(need.as_str(), ws.path())?;
+            }
+            Ok(ws)
+        })
+        .await
+        .map_err(|e| format!("cannot prepare the workspace: {e}"))
+    }
+
+    fn vars(&self) -> TemplateVars {
+        TemplateVars {
+            run_number: self.ctx.run_number,
+            commit: self.ctx.revision.commit.clone(),
+            branch: self.ctx.revision.branch.clone(),
+            job: self.job.name.to_string(),
+        }
+    }
+
+    /// Restores each cache; returns the rendered key of each and whether it was a hit.
+    async fn restore_caches(&mut self, ws: &Path) -> Result<Vec<(String, bool)>, String> {
+        let mut keys = Vec::new();
+        for cache in &self.job.caches {
+            let key =
+                cache.key.render(&self.vars(), |globs| {
+                    match crate::files::hash_matching(ws, globs) {
+                        Ok(Some(h)) => Ok(h),
+                        Ok(None) => Err(format!(
+                            "cache key `{}`: hash {:?} matches no file",
+                            cache.key, globs
+                        )),
+                        Err(e) => Err(format!("cache key `{}`: {e}", cache.key)),
+                    }
+                })?;
+            let key = CacheStore::sanitize(&key);
+            let (store, dest, k) = (self.ctx.caches.clone(), ws.to_path_buf(), key.clone());
+            let hit = blocking(move || store.restore(&k, &dest))
+                .await
+                .map_err(|e| format!("cannot restore cache `{key}`: {e}"))?;
+            let text = if hit { "restored" } else { "no entry yet for" };
+            note(
+                &self.ctx.events,
+                self.name(),
+                format!("cache: {text} `{key}`"),
+            )
+            .await;
+            if hit {
+                self.report.cache_hits.push(key.clone());
+            } else {
+                self.report.cache_misses.push(key.clone());
+            }
+            keys.push((key, hit));
+        }
+        Ok(keys)
+    }
+
+    /// Variables for every step: pipeline, job, built-ins, then secrets.
+    fn env(&self, ws: &Path) -> Vec<(String, String)> {
+        let in_container = self.job.image.is_some();
+        let workspace = if in_container {
+            container::WORKSPACE.to_string()
+        } else {
+            ws.display().to_string()
+        };
+        let mut env: Vec<(String, String)> = self
+            .ctx
+            .pipeline_env
+            .iter()
+            .chain(&self.job.env)
+            .cloned()
+            .collect();
+        env.extend([
+            ("CI".into(), "true".into()),
+            ("SLIPWAY".into(), "true".into()),
+            ("SLIPWAY_COMMIT".into(), self.ctx.revision.commit.clone()),
+            ("SLIPWAY_BRANCH".into(), self.ctx.revision.branch.clone()),
+            ("SLIPWAY_RUN_NUMBER".into(), self.ctx.run_number.to_string()),
+            ("SLIPWAY_JOB".into(), self.job.name.to_string()),
+            ("SLIPWAY_WORKSPACE".into(), workspace),
+        ]);
+        for name in &self.job.secrets {
+            if let Some(value) = self.ctx.secrets.get(name) {
+                env.push((name.clone(), value.clone()));
+            }
+        }
+        env
+    }
+
+    /// The values to hide: each secret this job can see, and each line of a
+    /// multi-line one (logs are masked line by line).
+    fn masker(&self) -> Masker {
+        let values = self
+            .job
+            .secrets
+            .iter()
+            .filter_map(|n| self.ctx.secrets.get(n));
+        let lines = values
+            .clone()
+            .filter(|v| v.contains('\n'))
+            .flat_map(|v| v.lines())
+            .map(str::trim)
+            .filter(|l| l.len() >= 3);
+        Masker::new(values.map(String::as_str).chain(lines))
+    }
+
+    fn workdir(&self, ws: &Path) -> PathBuf {
+        self.job
+            .workdir
+            .as_ref()
+            .map_or_else(|| ws.to_path_buf(), |w| ws.join(w))
+    }
+
+    async fn host_steps(&mut self, ws: &Path, env: &[(String, String)]) -> Result<(), String> {
+        let mut host = HostJob::new(self.name(), self.masker(), self.ctx.events.clone());
+        let result = self.host_steps_in(&mut host, ws, env).await;
+        host.finish().await;
+        result
+    }
+
+    async fn host_steps_in(
+        &mut self,
+        host: &mut HostJob,
+        ws: &Path,
+        env: &[(String, String)],
+    ) -> Result<(), String> {
+        let dir = self.workdir(ws);
+        let count = self.job.steps.len();
+        for (index, step) in self.job.steps.iter().enumerate() {
+            let title = step.title().to_string();
+            let _ = self
+                .ctx
+                .events
+                .send(Event::StepStarted {
+                    job: self.name().into(),
+                    index,
+                    count,
+                    title,
+                })
+                .await;
+            let started = Instant::now();
+            let step_env: Vec<_> = env.iter().chain(&step.env).cloned().collect();
+            let exit = host
+                .step(&step.run, &dir, &step_env, &self.cancel)
+                .await
+                .map_err(|e| {
+                    format!("cannot start step {} in {}: {e}", index + 1, dir.display())
+                })?;
+            self.step_finished(index, exit, started.elapsed()).await?;
+            if self.cancel.is_cancelled() {
+                return Err("canceled".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a finished step; an error when it failed.
+    async fn step_finished(
+        &mut self,
+        index: usize,
+        exit: Option<i32>,
+        duration: Duration,
+    ) -> Result<(), String> {
+        let _ = self
+            .ctx
+            .events
+            .send(Event::StepFinished {
+                job: self.name().into(),
+                index,
+                exit_code: exit,
+                duration,
+            })
+            .await;
+        self.record_step(index, exit, duration)
+    }
+
+    fn record_step(
+        &mut self,
+        index: usize,
+        exit: Option<i32>,
+        duration: Duration,
+    ) -> Result<(), String> {
+        let title = self
+            .job
+            .steps
+            .get(index)
+            .map(|s| s.title().to_string())
+            .unwrap_or_default();
+        self.report.steps.push(StepReport {
+            title: title.clone(),
+            exit_code: exit,
+            duration_ms: millis(duration),
+        });
+        self.report.exit_code = exit;
+        match exit {
+            Some(0) => Ok(()),
+            Some(code) => Err(format!(
+                "step {} ({title}) exited with code {code}",
+                index + 1
+            )),
+            None => Err(format!("step {} ({title}) was killed", index + 1)),
+        }
+    }
+
+    async fn container_steps(
+        &mut self,
+        ws: &Path,
+        env: Vec<(String, String)>,
+    ) -> Result<(), String> {
+        let engine = self.engine()?;
+        let image = self.job.image.as_deref().unwrap_or_default();
+        let labels = self.labels();
+        let spec = ContainerJob {
+            job: self.job.name.as_str(),
+            image,
+            workspace: ws,
+            workdir: self.job.workdir.as_deref(),
+            env,
+            steps: self
+                .job
+                .steps
+                .iter()
+                .map(|s| (s.title(), s.run.as_str(), s.env.clone()))
+                .collect(),
+            labels: labels.into_iter().collect(),
+        };
+        let outcome =
+            container::run(&engine, spec, self.masker(), &self.ctx.events, &self.cancel).await?;
+        let ran = outcome.step_exits.len();
+        for (index, (duration, exit)) in outcome.step_exits.into_iter().enumerate() {
+            self.record_step(index, exit, duration)?;
+        }
+        if outcome.canceled {
+            return Err("canceled".into());
+        }
+        if ran < self.job.steps.len() {
+            return Err(format!(
+                "the container stopped after {ran} of {} steps",
+                self.job.steps.len()
+            ));
+        }
+        Ok(())
+    }
+
+    fn engine(&self) -> Result<Engine, String> {
+        self.ctx
+            .docker
+            .clone()
+            .ok_or_else(|| format!("job `{}` needs Docker, which is not available", self.name()))
+    }
+
+    /// Labels on containers and images, so they can be traced back to the run.
+    fn labels(&self) -> HashMap<String, String> {
+        HashMap::from([
+            ("slipway.job".to_string(), self.name().to_string()),
+            ("slipway.run".to_string(), self.ctx.run_number.to_string()),
+            (
+                "slipway.commit".to_string(),
+                self.ctx.revision.commit.clone(),
+            ),
+            (
+                "slipway.source".to_string(),
+                self.ctx.source.root.display().to_string(),
+            ),
+        ])
+    }
+
+    async fn build_image(
+        &mut self,
+        build: &slipway_spec::ImageBuild,
+        ws: &Path,
+    ) -> Result<(), String> {
+        let engine = self.engine()?;
+        let tags: Vec<String> = build
+            .tags
+            .iter()
+            .map(|t| {
+                t.render(&self.vars(), |_| {
+                    Err::<String, String>("hash is not allowed in image tags".into())
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let spec = image_build::Build {
+            job: self.job.name.as_str(),
+            context: ws.join(&build.context),
+            dockerfile: &build.dockerfile,
+            tags: tags.clone(),
+            build_args: build.build_args.clone(),
+            labels: self.labels().into_iter().collect(),
+        };
+        image_build::build(&engine, spec, &self.ctx.events, &self.cancel).await?;
+        self.report.images = tags;
+        Ok(())
+    }
+
+    /// After success: save caches that missed, keep artifacts.
+    async fn keep(&mut self, ws: &Path, keys: &[(String, bool)]) -> Result<(), String> {
+        for (cache, (key, hit)) in self.job.caches.iter().zip(keys) {
+            if *hit {
+                continue;
+            }
+            let (store, src, k, paths) = (
+                self.ctx.caches.clone(),
+                ws.to_path_buf(),
+                key.clone(),
+                cache.paths.clone(),
+            );
+            let saved = blocking(move || store.save(&k, &src, &paths))
+                .await
+                .map_err(|e| format!("cannot save cache `{key}`: {e}"))?;
+            note(
+                &self.ctx.events,
+                self.name(),
+                format!("cache: saved `{key}` ({} paths)", saved.len()),
+            )
+            .await;
+        }
+        if !self.job.artifacts.is_empty() {
+            let (store, src, name, globs) = (
+                self.ctx.artifacts.clone(),
+                ws.to_path_buf(),
+                self.name().to_string(),
+                self.job.artifacts.clone(),
+            );
+            let kept = blocking(move || store.save(&name, &src, &globs))
+                .await
+                .map_err(|e| format!("cannot keep artifacts: {e}"))?;
+            if kept.is_empty() {
+                return Err(format!(
+                    "artifacts {:?} match no file in the workspace",
+                    self.job.artifacts
+                ));
+            }
+            note(
+                &self.ctx.events,
+                self.name(),
+                format!("artifacts: kept {} paths", kept.len()),
+            )
+            .await;
+            self.report.artifacts = kept;
+        }
+        Ok(())
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+/// Optional timestamps as RFC 3339 strings in the summary.
+mod rfc3339_opt {
+    use std::time::SystemTime;
+
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&humantime::format_rfc3339_millis(*t).to_string()),
+            None => s.serialize_none(),
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Where a job runs and what it starts with: a fresh copy of the sources, the
+//! artifacts of the jobs it needs, and its restored caches.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::files;
+
+/// The files a run starts from: a directory and the relative paths to copy.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub root: PathBuf,
+    pub files: Vec<PathBuf>,
+}
+
+/// Slipway's own directory in a repository: never copied into a workspace.
+pub const STATE_DIR: &str = ".slipway";
+
+impl Source {
+    /// The repository's tracked and untracked-but-not-ignored files; outside git,
+    /// every file but `.git` and Slipway's own state.
+    pub async fn discover(root: &Path) -> io::Result<Source> {
+        let tree = slipway_git::WorkTree::discover(root)
+            .await
+            .map_err(io::Error::other)?;
+        let files = match tree {
+            Some(tree) => tree.files().await.map_err(io::Error::other)?,
+            None => walk_all(root)?,
+        };
+        let files = files
+            .into_iter()
+            .filter(|f| !f.starts_with(STATE_DIR))
+            .collect();
+        Ok(Source {
+            root: root.to_path_buf(),
+            files,
+        })
+    }
+}
+
+fn walk_all(root: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let walk = walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .into_iter()
+        .filter_entry(|e| e.file_name() != ".git" && e.file_name() != STATE_DIR);
+    for entry in walk {
+        let entry = entry.map_err(io::Error::from)?;
+        if !entry.file_type().is_dir() {
+            files.push(
+                entry
+                    .path()
+                    .strip_prefix(root)
+                    .unwrap_or(entry.path())
+                    .to_path_buf(),
+            );
+        }
+    }
+    Ok(files)
+}
+
+/// A job's private directory, removed when dropped.
+#[derive(Debug)]
+pub struct Workspace {
+    dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    /// A fresh copy of `source` under `parent`.
+    pub fn create(parent: &Path, job: &str, source: &Source) -> io::Result<Workspace> {
+        std::fs::create_dir_all(parent)?;
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{job}-"))
+            .tempdir_in(parent)?;
+        files::copy_paths(&source.root, dir.path(), &source.files)?;
+        Ok(Workspace { dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Artifacts kept by finished jobs, one directory per job.
+#[derive(Debug, Clone)]
+pub struct ArtifactStore {
+    pub root: PathBuf,
+}
+
+impl ArtifactStore {
+    /// Keeps what `patterns` match in the workspace; returns the kept paths.
+    pub fn save(
+        &self,
+        job: &str,
+        workspace: &Path,
+        patterns: &[String],
+    ) -> io::Result<Vec<PathBuf>> {
+        let found = files::matches(workspace, patterns)?;
+        let dest = self.root.join(job);
+        if dest.exists() {
+            std::fs::remove_dir_all(&dest)?;
+        }
+        std::fs::create_dir_all(&dest)?;
+        files::copy_paths(workspace, &dest, &found)?;
+        Ok(found)
+    }
+
+    /// Lays a finished job's artifacts into a workspace.
+    pub fn lay(&self, job: &str, workspace: &Path) -> io::Result<()> {
+        let from = self.root.join(job);
+        if from.is_dir() {
+            files::copy_tree(&from, workspace)?;
+        }
+        Ok(())
+    }
+}
+
+/// Cached paths by key. An entry is immutable once written: it is assembled in
+/// a temporary directory and renamed into place, so a crash never leaves half
+/// an entry, and a key that exists is never written again.
+#[derive(Debug, Clone)]
+pub struct CacheStore {
+    pub root: PathBuf,
+}
+
+impl CacheStore {
+    /// Restores the entry for `key` into the workspace; `false` on a miss.
+    pub fn restore(&self, key: &str, workspace: &Path) -> io::Result<bool> {
+        let entry = self.root.join(key);
+        if !entry.is_dir() {
+            return Ok(false);
+        }
+        files::copy_tree(&entry, workspace)?;
+        Ok(true)
+    }
+
+    /// Saves what `patterns` match under `key`; returns the saved paths.
+    pub fn save(
+        &self,
+        key: &str,
+        workspace: &Path,
+        patterns: &[String],
+    ) -> io::Result<Vec<PathBuf>> {
+        let found = files::matches(workspace, patterns)?;
+        std::fs::create_dir_all(&self.root)?;
+        let staging = tempfile::Builder::new()
+            .prefix(".staging-")
+            .tempdir_in(&self.root)?;
+        files::copy_paths(workspace, staging.path(), &found)?;
+        match std::fs::rename(staging.path(), self.root.join(key)) {
+            Ok(()) => {}
+            // Another job saved the same key first; theirs is as good as ours.
+            Err(e) if self.root.join(key).is_dir() => drop(e),
+            Err(e) => return Err(e),
+        }
+        Ok(found)
+    }
+
+    /// Turns a rendered key into a directory name: anything unusual becomes `-`.
+    pub fn sanitize(key: &str) -> String {
+        key.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect::<String>()
+            .trim_start_matches('.')
+            .to_string()
+    }
+}

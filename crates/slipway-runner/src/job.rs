@@ -156,6 +156,8 @@ struct Attempt<'a> {
     job: &'a Job,
     cancel: CancellationToken,
     timed_out: Arc<AtomicBool>,
+    /// Hides the secrets this job can see from everything it reports.
+    masker: Masker,
     report: JobReport,
 }
 
@@ -166,6 +168,7 @@ impl<'a> Attempt<'a> {
             job,
             cancel: parent.child_token(),
             timed_out: Arc::default(),
+            masker: masker_for(ctx, job),
             report: JobReport::not_run(job, JobStatus::Failed, ""),
         }
     }
@@ -322,23 +325,6 @@ impl<'a> Attempt<'a> {
         env
     }
 
-    /// The values to hide: each secret this job can see, and each line of a
-    /// multi-line one (logs are masked line by line).
-    fn masker(&self) -> Masker {
-        let values = self
-            .job
-            .secrets
-            .iter()
-            .filter_map(|n| self.ctx.secrets.get(n));
-        let lines = values
-            .clone()
-            .filter(|v| v.contains('\n'))
-            .flat_map(|v| v.lines())
-            .map(str::trim)
-            .filter(|l| l.len() >= 3);
-        Masker::new(values.map(String::as_str).chain(lines))
-    }
-
     fn workdir(&self, ws: &Path) -> PathBuf {
         self.job
             .workdir
@@ -347,7 +333,7 @@ impl<'a> Attempt<'a> {
     }
 
     async fn host_steps(&mut self, ws: &Path, env: &[(String, String)]) -> Result<(), String> {
-        let mut host = HostJob::new(self.name(), self.masker(), self.ctx.events.clone());
+        let mut host = HostJob::new(self.name(), self.masker.clone(), self.ctx.events.clone());
         let result = self.host_steps_in(&mut host, ws, env).await;
         host.finish().await;
         result
@@ -361,8 +347,9 @@ impl<'a> Attempt<'a> {
     ) -> Result<(), String> {
         let dir = self.workdir(ws);
         let count = self.job.steps.len();
+        let masker = self.masker.clone();
         for (index, step) in self.job.steps.iter().enumerate() {
-            let title = step.title().to_string();
+            let title = masker.mask_text(step.title());
             let _ = self
                 .ctx
                 .events
@@ -419,7 +406,7 @@ impl<'a> Attempt<'a> {
             .job
             .steps
             .get(index)
-            .map(|s| s.title().to_string())
+            .map(|s| self.masker.mask_text(s.title()))
             .unwrap_or_default();
         self.report.steps.push(StepReport {
             title: title.clone(),
@@ -445,6 +432,13 @@ impl<'a> Attempt<'a> {
         let engine = self.engine()?;
         let image = self.job.image.as_deref().unwrap_or_default();
         let labels = self.labels();
+        let masker = self.masker.clone();
+        let titles: Vec<String> = self
+            .job
+            .steps
+            .iter()
+            .map(|s| masker.mask_text(s.title()))
+            .collect();
         let spec = ContainerJob {
             job: self.job.name.as_str(),
             image,
@@ -455,12 +449,12 @@ impl<'a> Attempt<'a> {
                 .job
                 .steps
                 .iter()
-                .map(|s| (s.title(), s.run.as_str(), s.env.clone()))
+                .zip(&titles)
+                .map(|(s, t)| (t.as_str(), s.run.as_str(), s.env.clone()))
                 .collect(),
             labels: labels.into_iter().collect(),
         };
-        let outcome =
-            container::run(&engine, spec, self.masker(), &self.ctx.events, &self.cancel).await?;
+        let outcome = container::run(&engine, spec, masker, &self.ctx.events, &self.cancel).await?;
         let ran = outcome.step_exits.len();
         for (index, (duration, exit)) in outcome.step_exits.into_iter().enumerate() {
             self.record_step(index, exit, duration)?;
@@ -576,6 +570,19 @@ impl<'a> Attempt<'a> {
         }
         Ok(())
     }
+}
+
+/// The values to hide: each secret this job can see, and each line of a
+/// multi-line one (logs are masked line by line).
+fn masker_for(ctx: &RunContext, job: &Job) -> Masker {
+    let values = job.secrets.iter().filter_map(|n| ctx.secrets.get(n));
+    let lines = values
+        .clone()
+        .filter(|v| v.contains('\n'))
+        .flat_map(|v| v.lines())
+        .map(str::trim)
+        .filter(|l| l.len() >= 3);
+    Masker::new(values.map(String::as_str).chain(lines))
 }
 
 async fn blocking<T: Send + 'static>(

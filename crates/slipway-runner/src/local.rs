@@ -76,11 +76,16 @@ impl LocalRun {
         };
         check_secrets(&selected, &self.secrets)?;
         let docker = connect_if_needed(&selected).await?;
-        let source = Source::discover(&self.dir)
+        // Absolute, so labels and workspaces name the same place from anywhere.
+        let dir = self
+            .dir
+            .canonicalize()
+            .map_err(|e| format!("cannot open {}: {e}", self.dir.display()))?;
+        let source = Source::discover(&dir)
             .await
-            .map_err(|e| format!("cannot list the files of {}: {e}", self.dir.display()))?;
-        let revision = revision(&self.dir).await;
-        let state = self.dir.join(STATE_DIR);
+            .map_err(|e| format!("cannot list the files of {}: {e}", dir.display()))?;
+        let revision = revision(&dir).await;
+        let state = dir.join(STATE_DIR);
         let (run, run_dir) = allocate_run(&state.join("runs")).map_err(|e| {
             format!(
                 "cannot create a run directory under {}: {e}",

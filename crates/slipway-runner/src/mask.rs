@@ -43,6 +43,15 @@ impl Masker {
         out
     }
 
+    /// A whole text masked at once (titles, messages), leaving the stream state alone.
+    pub fn mask_text(&self, text: &str) -> String {
+        let mut one = Masker {
+            secrets: self.secrets.clone(),
+            pending: text.as_bytes().to_vec(),
+        };
+        String::from_utf8_lossy(&one.finish()).into_owned()
+    }
+
     /// Everything still held back, masked: call once the stream has ended.
     pub fn finish(&mut self) -> Vec<u8> {
         let (out, _) = self.scan(true);

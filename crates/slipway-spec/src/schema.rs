@@ -89,8 +89,11 @@ fn job(r: &mut Reader, name: JobName, pos: Pos, node: &Node) -> Option<(Job, Vec
         .map(|n| steps(r, n, &what))
         .unwrap_or_default();
     let image_build = f.get("image_build").and_then(|n| image_build(r, n, &what));
-    let steps_written =
-        matches!(f.get("steps").map(|n| &n.value), Some(Value::Seq(items)) if !items.is_empty());
+    // Steps of the wrong type are already reported by `steps`; saying "no steps"
+    // as well would send the user looking for a missing key that is there.
+    let steps_written = f.get("steps").is_some_and(|n| {
+        !n.is_null() && !matches!(&n.value, Value::Seq(items) if items.is_empty())
+    });
     if !steps_written && f.get("image_build").is_none() {
         r.error_with_help(
             pos,
@@ -289,20 +292,46 @@ fn required<'a>(r: &mut Reader, f: &Fields<'a>, key: &str, what: &str) -> Option
 fn cache_key(r: &mut Reader, node: &Node, what: &str) -> Option<Template> {
     let what = format!("{what}.key");
     let template = template(r, node, &what)?;
-    let bad = template
-        .texts()
-        .flat_map(str::chars)
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')));
-    if let Some(c) = bad {
-        let offset = template.source.chars().position(|x| x == c).unwrap_or(0);
+    if let Some((offset, c)) = bad_key_char(&template.source) {
+        let shown = if c.is_whitespace() {
+            "whitespace".to_string()
+        } else {
+            format!("`{c}`")
+        };
         r.error_with_help(
             node.pos.right(node.text_offset() + offset),
-            format!("invalid cache key `{}`: `{c}` is not allowed", template.source),
+            format!("invalid cache key `{}`: {shown} is not allowed", template.source),
             "cache keys use letters, digits, `.`, `_` and `-`, plus {{ hash \"FILE\" }}, {{ branch }}, {{ job }}",
         );
         return None;
     }
     Some(template)
+}
+
+/// The first character outside `{{ }}` a cache key may not hold, with its character
+/// offset. Searched in the source rather than in the template's parts so the offset
+/// is the character's own, not that of the same character inside an expression
+/// (`{{ hash "a/b" }}/x` must point at the second `/`).
+fn bad_key_char(source: &str) -> Option<(usize, char)> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    let mut offset = 0;
+    let mut rest = source;
+    loop {
+        let text_end = rest.find("{{").unwrap_or(rest.len());
+        let text = &rest[..text_end];
+        if let Some((i, c)) = text.chars().enumerate().find(|&(_, c)| !allowed(c)) {
+            return Some((offset + i, c));
+        }
+        // The template parsed, so every `{{` has its `}}`.
+        let expr_end = rest[text_end..]
+            .find("}}")
+            .map_or(rest.len(), |e| text_end + e + 2);
+        if expr_end == text_end {
+            return None;
+        }
+        offset += rest[..expr_end].chars().count();
+        rest = &rest[expr_end..];
+    }
 }
 
 fn template(r: &mut Reader, node: &Node, what: &str) -> Option<Template> {

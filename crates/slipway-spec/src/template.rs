@@ -150,8 +150,10 @@ fn char_offset(source: &str, byte: usize) -> usize {
 }
 
 fn parse_expr(expr: &str, source: &str, start: usize) -> Result<Part, TemplateError> {
+    // Point at the expression itself, not at the blank after `{{`.
+    let leading = expr.len() - expr.trim_start().len();
     let err = |message: String| TemplateError {
-        offset: char_offset(source, start),
+        offset: char_offset(source, start + leading),
         message,
     };
     let expr = expr.trim();
@@ -221,7 +223,7 @@ mod tests {
     #[test]
     fn errors_point_into_the_text() {
         let e = Template::parse("k-{{ hsh \"a\" }}").expect_err("invalid");
-        assert_eq!(e.offset, 4);
+        assert_eq!(e.offset, 5);
         assert!(
             e.message
                 .contains("unknown template expression `hsh \"a\"`")

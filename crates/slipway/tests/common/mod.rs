@@ -1,0 +1,160 @@
+//! Test harness: real git repositories in temporary directories and the real
+//! `slipway` binary run against them.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A git repository with a pipeline file, in a directory removed after the test.
+pub struct Repo {
+    dir: tempfile::TempDir,
+}
+
+impl Repo {
+    /// A committed repository holding `.slipway.yml` and the given files.
+    pub fn new(pipeline: &str, files: &[(&str, &str)]) -> Repo {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = Repo { dir };
+        repo.write(".slipway.yml", pipeline);
+        repo.write(".gitignore", ".slipway/\ntarget/\n");
+        for (path, content) in files {
+            repo.write(path, content);
+        }
+        repo.git(&["init", "-q", "-b", "main"]);
+        repo.git(&["add", "."]);
+        repo.git(&[
+            "-c",
+            "user.name=Test",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "-qm",
+            "init",
+        ]);
+        repo
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, path: &str, content: &str) {
+        let p = self.path().join(path);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, content).expect("write");
+    }
+
+    pub fn git(&self, args: &[&str]) {
+        let ok = Command::new("git")
+            .args(args)
+            .current_dir(self.path())
+            .status()
+            .expect("git runs")
+            .success();
+        assert!(ok, "git {args:?}");
+    }
+
+    /// `slipway ARGS` in the repository.
+    pub fn slipway(&self, args: &[&str]) -> Output {
+        slipway_cmd(self.path())
+            .args(args)
+            .output()
+            .expect("slipway runs")
+    }
+
+    /// The summary of run `n`.
+    pub fn summary(&self, n: u64) -> serde_json::Value {
+        let path = self.run_dir(n).join("summary.json");
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_json::from_str(&text).expect("summary is JSON")
+    }
+
+    pub fn run_dir(&self, n: u64) -> PathBuf {
+        self.path().join(".slipway/runs").join(n.to_string())
+    }
+
+    /// Every byte Slipway kept about its runs, as text.
+    pub fn recorded(&self) -> String {
+        let mut all = String::new();
+        for entry in walk(&self.path().join(".slipway/runs")) {
+            all.push_str(&String::from_utf8_lossy(
+                &std::fs::read(entry).expect("read"),
+            ));
+        }
+        all
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            out.extend(walk(&p))
+        } else {
+            out.push(p)
+        }
+    }
+    out
+}
+
+pub fn slipway_cmd(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_slipway"));
+    cmd.current_dir(dir);
+    cmd
+}
+
+/// The job's entry in a summary.
+pub fn job<'a>(summary: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    summary["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .find(|j| j["name"] == name)
+        .unwrap_or_else(|| panic!("no job {name} in {summary}"))
+}
+
+pub fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The local base image the container tests use; built from busybox-static when missing.
+pub const BUSYBOX: &str = "slipway/busybox:latest";
+
+pub fn require_docker() {
+    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/lib/docker.sh");
+    let script = format!("source '{}' && ensure_busybox_image", lib.display());
+    let ok = Command::new("bash")
+        .args(["-c", &script])
+        .status()
+        .expect("bash")
+        .success();
+    assert!(
+        ok,
+        "container tests need a running Docker engine and {BUSYBOX}: run scripts/test, which sets both up"
+    );
+}
+
+/// Containers Slipway started for jobs of this repository, running or not.
+pub fn containers_of(repo: &Repo) -> Vec<String> {
+    let filter = format!("label=slipway.source={}", repo.path().display());
+    let out = Command::new("docker")
+        .args(["ps", "-aq", "--filter", &filter])
+        .output()
+        .expect("docker ps");
+    assert!(
+        out.status.success(),
+        "docker ps: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}

@@ -403,3 +403,34 @@ fn image_build_tags_and_labels_the_image() {
         .args(["rmi", &tag, "slipway-test/built:run-1"])
         .output();
 }
+
+#[test]
+fn ctrl_c_kills_host_steps() {
+    let marker = format!(
+        "{}.{}",
+        6000 + std::process::id() % 1000,
+        std::process::id()
+    );
+    let repo = Repo::new(
+        &format!("jobs:\n  long:\n    steps:\n      - run: echo host-ready && sleep {marker}\n"),
+        &[],
+    );
+    let mut child = common::slipway_cmd(repo.path())
+        .arg("run")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    assert!(
+        lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.contains("host-ready"))
+    );
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let _: Vec<String> = lines.map_while(Result::ok).collect();
+    assert_eq!(child.wait().expect("wait").code(), Some(130));
+    assert!(processes_with(&format!("sleep {marker}")).is_empty());
+}

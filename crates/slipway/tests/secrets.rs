@@ -61,3 +61,23 @@ fn secrets_come_from_a_file_and_missing_ones_stop_the_run() {
     let out = repo.slipway(&["run", "--secret-file", file.to_str().expect("utf8")]);
     assert!(out.status.success(), "{}", text(&out));
 }
+
+#[test]
+fn a_secret_printed_in_a_container_is_masked() {
+    common::require_docker();
+    let repo = Repo::new(
+        &format!(
+            "jobs:\n  leak:\n    image: {}\n    secrets: [API_TOKEN]\n    steps:\n      - run: echo \"in container $API_TOKEN\"\n",
+            common::BUSYBOX
+        ),
+        &[],
+    );
+    let out = repo.slipway(&["run", "--secret", &format!("API_TOKEN={SECRET}")]);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(
+        all.contains("in container ***") && !all.contains(SECRET),
+        "{all}"
+    );
+    assert!(!repo.recorded().contains(SECRET));
+}

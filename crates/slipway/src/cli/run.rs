@@ -70,8 +70,13 @@ async fn execute(run: LocalRun) -> anyhow::Result<RunSummary> {
     let on_interrupt = cancel.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("interrupted: stopping jobs and removing their containers…");
+            eprintln!(
+                "interrupted: stopping jobs and removing their containers… (Ctrl-C again to quit at once)"
+            );
             on_interrupt.cancel();
+        }
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(130);
         }
     });
     let names: Vec<String> = run

@@ -48,20 +48,28 @@ pub fn matches(root: &Path, patterns: &[String]) -> io::Result<Vec<PathBuf>> {
 fn files_under(root: &Path, paths: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for p in paths {
-        for entry in walkdir::WalkDir::new(root.join(p)).sort_by_file_name() {
-            let entry = entry.map_err(io::Error::from)?;
-            if !entry.file_type().is_dir() {
-                files.push(
-                    entry
-                        .path()
-                        .strip_prefix(root)
-                        .unwrap_or(entry.path())
-                        .to_path_buf(),
-                );
-            }
-        }
+        files.extend(files_in(root, &root.join(p), |_| true)?);
     }
     files.sort();
+    Ok(files)
+}
+
+/// The files (not directories) below `dir`, relative to `root`, skipping
+/// entries `keep` rejects and everything below them.
+pub fn files_in(
+    root: &Path,
+    dir: &Path,
+    keep: impl Fn(&walkdir::DirEntry) -> bool,
+) -> io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let walk = walkdir::WalkDir::new(dir).sort_by_file_name().into_iter();
+    for entry in walk.filter_entry(keep) {
+        let entry = entry.map_err(io::Error::from)?;
+        if !entry.file_type().is_dir() {
+            let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
+            files.push(rel.to_path_buf());
+        }
+    }
     Ok(files)
 }
 

@@ -39,24 +39,9 @@ impl Source {
 }
 
 fn walk_all(root: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    let walk = walkdir::WalkDir::new(root)
-        .min_depth(1)
-        .into_iter()
-        .filter_entry(|e| e.file_name() != ".git" && e.file_name() != STATE_DIR);
-    for entry in walk {
-        let entry = entry.map_err(io::Error::from)?;
-        if !entry.file_type().is_dir() {
-            files.push(
-                entry
-                    .path()
-                    .strip_prefix(root)
-                    .unwrap_or(entry.path())
-                    .to_path_buf(),
-            );
-        }
-    }
-    Ok(files)
+    files::files_in(root, root, |e| {
+        e.file_name() != ".git" && e.file_name() != STATE_DIR
+    })
 }
 
 /// A job's private directory, removed when dropped.

@@ -300,26 +300,11 @@ fn ctrl_c_removes_the_container() {
         ),
         &[],
     );
-    let mut child = common::slipway_cmd(repo.path())
-        .arg("run")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    // Wait until the step is running inside the container.
-    let ready = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .any(|l| l.contains("container-ready"));
-    assert!(ready, "the container never said it was ready");
-    assert_eq!(containers_of(&repo).len(), 1);
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let status = child.wait().expect("wait");
-    assert_eq!(status.code(), Some(130), "{rest:?}");
+    // Interrupt once the step runs inside its container.
+    let code = interrupt_when(&repo, "container-ready", || {
+        assert_eq!(containers_of(&repo).len(), 1);
+    });
+    assert_eq!(code, Some(130));
     assert!(
         containers_of(&repo).is_empty(),
         "container left after Ctrl-C"
@@ -415,6 +400,13 @@ fn ctrl_c_kills_host_steps() {
         &format!("jobs:\n  long:\n    steps:\n      - run: echo host-ready && sleep {marker}\n"),
         &[],
     );
+    assert_eq!(interrupt_when(&repo, "host-ready", || {}), Some(130));
+    assert!(processes_with(&format!("sleep {marker}")).is_empty());
+}
+
+/// Runs `slipway run`, waits for a line containing `ready`, calls `check`,
+/// sends SIGINT (what Ctrl-C sends) and returns the exit code.
+fn interrupt_when(repo: &Repo, ready: &str, check: impl FnOnce()) -> Option<i32> {
     let mut child = common::slipway_cmd(repo.path())
         .arg("run")
         .stdout(Stdio::piped())
@@ -422,15 +414,14 @@ fn ctrl_c_kills_host_steps() {
         .spawn()
         .expect("spawn");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    assert!(
-        lines
-            .by_ref()
-            .map_while(Result::ok)
-            .any(|l| l.contains("host-ready"))
-    );
+    let seen = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains(ready));
+    assert!(seen, "slipway never printed {ready:?}");
+    check();
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
     let _: Vec<String> = lines.map_while(Result::ok).collect();
-    assert_eq!(child.wait().expect("wait").code(), Some(130));
-    assert!(processes_with(&format!("sleep {marker}")).is_empty());
+    child.wait().expect("wait").code()
 }

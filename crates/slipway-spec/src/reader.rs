@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use humantime::DurationError;
+
 use crate::diagnostic::{Diagnostic, Pos};
 use crate::model::Env;
 use crate::yaml::{Node, Value};
@@ -176,27 +178,33 @@ impl Reader {
         }
     }
 
-    /// `90`, `90s`, `5m`, `1h 30m`.
+    /// `90`, `90s`, `5m`, `1h 30m`; never zero.
     pub fn duration(&mut self, node: &Node, what: &str) -> Option<Duration> {
-        if let Some(secs) = node.as_u64() {
-            return Some(Duration::from_secs(secs));
-        }
-        let text = self.string(node, what)?;
-        match humantime::parse_duration(&text) {
-            Ok(d) if !d.is_zero() => Some(d),
-            Ok(_) => {
-                self.error(node.pos, format!("`{what}` must be longer than zero"));
-                None
+        let duration = match node.as_u64() {
+            Some(secs) => Duration::from_secs(secs),
+            None => {
+                let text = self.string(node, what)?;
+                match humantime::parse_duration(&text) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        let (message, at) = duration_error(&text, e);
+                        let pos = at.map_or(node.pos, |at| node.pos.right(node.text_offset() + at));
+                        self.error_with_help(
+                            pos,
+                            format!("`{what}` is not a duration: {message}"),
+                            "write a duration such as `90s`, `5m` or `1h 30m`",
+                        );
+                        return None;
+                    }
+                }
             }
-            Err(e) => {
-                self.error_with_help(
-                    node.pos,
-                    format!("`{what}` is not a duration: {e}"),
-                    "write a duration such as `90s`, `5m` or `1h 30m`",
-                );
-                None
-            }
+        };
+        // A bare `0` is refused like `0s`: a zero timeout would stop the job at once.
+        if duration.is_zero() {
+            self.error(node.pos, format!("`{what}` must be longer than zero"));
+            return None;
         }
+        Some(duration)
     }
 
     /// Variables: names are shell identifiers and not ours; values are any scalar.
@@ -232,6 +240,22 @@ impl Reader {
             }
         }
         env
+    }
+}
+
+/// humantime's message without the byte offset it ends in ("expected number at 10"),
+/// and that place in characters, so the caret can show it instead.
+fn duration_error(text: &str, e: DurationError) -> (String, Option<usize>) {
+    let chars = |at: usize| text.get(..at).map(|t| t.chars().count());
+    match e {
+        DurationError::InvalidCharacter(at) => {
+            let c = text.get(at..).and_then(|t| t.chars().next());
+            let c = c.map(|c| format!(" `{c}`")).unwrap_or_default();
+            (format!("unexpected character{c}"), chars(at))
+        }
+        DurationError::NumberExpected(at) => ("expected a number".into(), chars(at)),
+        DurationError::UnknownUnit { start, .. } => (e.to_string(), chars(start)),
+        _ => (e.to_string(), None),
     }
 }
 

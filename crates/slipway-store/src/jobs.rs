@@ -1,0 +1,197 @@
+//! Jobs as a work queue: atomic claiming with a lease, heartbeats, completion,
+//! and re-queueing jobs whose worker stopped heartbeating.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::{
+    Backend, Job, JobId, Result, RunId, State, Store, StoreError, now_ms, record_transition, sql,
+    state_of, strings_of,
+};
+
+pub(crate) const JOB_COLUMNS: &str = "id, run_id, name, state, labels, attempt, worker, lease_until, exit_code, reason, queued_at, started_at, finished_at";
+
+pub(crate) fn job(row: &AnyRow) -> Result<Job> {
+    Ok(Job {
+        id: JobId(row.try_get("id")?),
+        run_id: RunId(row.try_get("run_id")?),
+        name: row.try_get("name")?,
+        state: state_of(&row.try_get::<String, _>("state")?)?,
+        labels: strings_of(&row.try_get::<String, _>("labels")?)?,
+        attempt: row.try_get("attempt")?,
+        worker: row.try_get("worker")?,
+        lease_until: row.try_get("lease_until")?,
+        exit_code: row.try_get("exit_code")?,
+        reason: row.try_get("reason")?,
+        queued_at: row.try_get("queued_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+    })
+}
+
+/// Who asks for work, and for how long a claim holds without a heartbeat.
+#[derive(Debug, Clone)]
+pub struct Claim<'a> {
+    pub worker: &'a str,
+    pub labels: &'a [String],
+    pub lease_ms: i64,
+}
+
+/// How many queued jobs one claim looks at for one whose labels match.
+const CLAIM_WINDOW: i64 = 32;
+
+impl Store {
+    /// Takes the oldest queued job this worker can run, atomically: two workers
+    /// (or two servers on one PostgreSQL) never get the same job.
+    pub async fn claim_job(&self, claim: &Claim<'_>) -> Result<Option<Job>> {
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        // PostgreSQL locks the rows it looks at and skips rows others hold;
+        // SQLite has one writer, and the state check in the UPDATE below
+        // makes the claim safe there too.
+        let lock = if self.backend == Backend::Postgres {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
+        let candidates = sqlx::query(sql(format!(
+            "SELECT id, labels FROM jobs WHERE state = 'queued' ORDER BY id LIMIT $1{lock}"
+        )))
+        .bind(CLAIM_WINDOW)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &candidates {
+            let wanted = strings_of(&row.try_get::<String, _>("labels")?)?;
+            if !wanted.iter().all(|l| claim.labels.contains(l)) {
+                continue;
+            }
+            let id: i64 = row.try_get("id")?;
+            let claimed = sqlx::query(sql(format!(
+                "UPDATE jobs SET state = 'running', worker = $1, lease_until = $2, started_at = $3, attempt = attempt + 1, reason = NULL \
+                 WHERE id = $4 AND state = 'queued' RETURNING {JOB_COLUMNS}"
+            )))
+            .bind(claim.worker)
+            .bind(now + claim.lease_ms)
+            .bind(now)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = claimed {
+                let reason = format!("claimed by {}", claim.worker);
+                record_transition(
+                    &mut tx,
+                    "job",
+                    id,
+                    Some(State::Queued),
+                    State::Running,
+                    Some(&reason),
+                    now,
+                )
+                .await?;
+                tx.commit().await?;
+                return job(&row).map(Some);
+            }
+        }
+        tx.commit().await?;
+        Ok(None)
+    }
+
+    /// Extends the lease of a job the worker still holds; `false` when it no
+    /// longer does (canceled, or re-queued after a missed lease).
+    pub async fn heartbeat(&self, id: JobId, worker: &str, lease_ms: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE jobs SET lease_until = $1 WHERE id = $2 AND worker = $3 AND state = 'running'",
+        )
+        .bind(now_ms() + lease_ms)
+        .bind(id.0)
+        .bind(worker)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Ends a running job held by `worker`; `false` when the worker no longer holds it.
+    pub async fn finish_job(
+        &self,
+        id: JobId,
+        worker: &str,
+        to: State,
+        exit_code: Option<i64>,
+        reason: Option<&str>,
+    ) -> Result<bool> {
+        if !to.is_final() {
+            return Err(StoreError::Conflict(format!("{to} is not a final state")));
+        }
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE jobs SET state = $1, exit_code = $2, reason = $3, finished_at = $4, lease_until = NULL \
+             WHERE id = $5 AND worker = $6 AND state = 'running'",
+        )
+        .bind(to.as_str())
+        .bind(exit_code)
+        .bind(reason)
+        .bind(now)
+        .bind(id.0)
+        .bind(worker)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        record_transition(&mut tx, "job", id.0, Some(State::Running), to, reason, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Puts running jobs whose lease ran out back in the queue, with the reason
+    /// recorded; returns them. Called periodically and at start-up.
+    pub async fn requeue_expired(&self) -> Result<Vec<JobId>> {
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        let expired =
+            sqlx::query("SELECT id, worker FROM jobs WHERE state = 'running' AND lease_until < $1")
+                .bind(now)
+                .fetch_all(&mut *tx)
+                .await?;
+        let mut ids = Vec::new();
+        for row in &expired {
+            let id: i64 = row.try_get("id")?;
+            let worker: Option<String> = row.try_get("worker")?;
+            let reason = format!(
+                "re-queued: {} stopped heartbeating",
+                worker.as_deref().unwrap_or("its worker")
+            );
+            let done = sqlx::query("UPDATE jobs SET state = 'queued', worker = NULL, lease_until = NULL, reason = $1 WHERE id = $2 AND state = 'running' AND lease_until < $3")
+                .bind(&reason)
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 1 {
+                record_transition(
+                    &mut tx,
+                    "job",
+                    id,
+                    Some(State::Running),
+                    State::Queued,
+                    Some(&reason),
+                    now,
+                )
+                .await?;
+                ids.push(JobId(id));
+            }
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    pub async fn job(&self, id: JobId) -> Result<Job> {
+        let row = sqlx::query(sql(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1")))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no job with id {id}")))?;
+        job(&row)
+    }
+}

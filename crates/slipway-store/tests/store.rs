@@ -1,0 +1,355 @@
+//! The store's stories, each run against SQLite and against PostgreSQL: both
+//! backends must behave the same.
+
+use std::collections::HashSet;
+
+use slipway_store::{Claim, JobId, NewJob, State, Store, StoreError};
+
+mod harness {
+    use slipway_store::Store;
+    use sqlx::{Connection, Executor};
+
+    /// A fresh SQLite database in a temporary directory.
+    pub async fn sqlite() -> (Store, Box<dyn std::any::Any>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("slipway.db").display());
+        (Store::open(&url).await.expect("open sqlite"), Box::new(dir))
+    }
+
+    /// A fresh PostgreSQL database, dropped when the guard goes.
+    pub async fn postgres() -> (Store, Box<dyn std::any::Any>) {
+        let admin = std::env::var("SLIPWAY_TEST_DATABASE_URL").expect(
+            "SLIPWAY_TEST_DATABASE_URL is not set: run scripts/test, which starts PostgreSQL and sets it",
+        );
+        let name = format!("slipway_test_{}_{}", std::process::id(), rand_suffix());
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .expect("connect to PostgreSQL");
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .expect("create database");
+        let url = match admin.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{name}"),
+            None => panic!("bad SLIPWAY_TEST_DATABASE_URL"),
+        };
+        let store = Store::open(&url).await.expect("open postgres");
+        (store, Box::new(DropDb { admin, name }))
+    }
+
+    fn rand_suffix() -> u32 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+    }
+
+    struct DropDb {
+        admin: String,
+        name: String,
+    }
+
+    impl Drop for DropDb {
+        fn drop(&mut self) {
+            let (admin, name) = (self.admin.clone(), self.name.clone());
+            // Drop runs outside the test's runtime: use a small one of its own.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async {
+                    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                        let _ = conn
+                            .execute(sqlx::AssertSqlSafe(format!(
+                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                            )))
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// Runs a story on both backends.
+macro_rules! stories {
+    ($($story:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $story() {
+                let (store, _guard) = super::harness::sqlite().await;
+                super::$story(store).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $story() {
+                let (store, _guard) = super::harness::postgres().await;
+                super::$story(store.clone()).await;
+                store.close().await;
+            })*
+        }
+    };
+}
+
+stories!(
+    projects_are_unique_and_removable,
+    runs_are_numbered_per_project,
+    claiming_is_exclusive_under_contention,
+    labels_decide_who_may_claim,
+    expired_leases_are_requeued,
+    transitions_are_recorded_and_checked,
+    logs_are_read_in_pages,
+);
+
+fn jobs(names: &[&str]) -> Vec<NewJob> {
+    names
+        .iter()
+        .map(|n| NewJob {
+            name: n.to_string(),
+            labels: vec![],
+        })
+        .collect()
+}
+
+fn claim<'a>(worker: &'a str, labels: &'a [String]) -> Claim<'a> {
+    Claim {
+        worker,
+        labels,
+        lease_ms: 60_000,
+    }
+}
+
+async fn projects_are_unique_and_removable(store: Store) {
+    let p = store
+        .add_project("web", "/srv/git/web.git", &["main".into()], Some(60))
+        .await
+        .expect("add");
+    assert_eq!(store.project("web").await.expect("get"), Some(p.clone()));
+    let again = store.add_project("web", "/elsewhere", &[], None).await;
+    assert!(matches!(again, Err(StoreError::Conflict(m)) if m.contains("`web` exists already")));
+    store
+        .create_run(p.id, "abc", "main", &jobs(&["build"]))
+        .await
+        .expect("run");
+    store.remove_project("web").await.expect("remove");
+    assert!(store.projects().await.expect("list").is_empty());
+    assert!(matches!(
+        store.remove_project("web").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn runs_are_numbered_per_project(store: Store) {
+    let a = store.add_project("a", "/a", &[], None).await.expect("add");
+    let b = store.add_project("b", "/b", &[], None).await.expect("add");
+    for expected in 1..=3 {
+        let run = store
+            .create_run(a.id, "c1", "main", &jobs(&["x", "y"]))
+            .await
+            .expect("run");
+        assert_eq!(run.number, expected);
+        assert_eq!(run.state, State::Queued);
+    }
+    assert_eq!(
+        store
+            .create_run(b.id, "c2", "dev", &[])
+            .await
+            .expect("run")
+            .number,
+        1
+    );
+    let runs = store.runs(a.id, 10).await.expect("runs");
+    assert_eq!(runs.iter().map(|r| r.number).collect::<Vec<_>>(), [3, 2, 1]);
+    let jobs = store.jobs_of(runs[0].id).await.expect("jobs");
+    assert_eq!(
+        jobs.iter().map(|j| j.name.as_str()).collect::<Vec<_>>(),
+        ["x", "y"]
+    );
+}
+
+async fn claiming_is_exclusive_under_contention(store: Store) {
+    let p = store.add_project("p", "/p", &[], None).await.expect("add");
+    let names: Vec<String> = (0..40).map(|i| format!("job{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    store
+        .create_run(p.id, "c", "main", &jobs(&refs))
+        .await
+        .expect("run");
+    // Eight workers race for forty jobs; every job must be claimed exactly once.
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let worker = format!("w{w}");
+            let mut mine = Vec::new();
+            while let Some(job) = store.claim_job(&claim(&worker, &[])).await.expect("claim") {
+                assert_eq!(job.worker.as_deref(), Some(worker.as_str()));
+                mine.push(job.id);
+            }
+            mine
+        }));
+    }
+    let mut all: Vec<JobId> = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    let unique: HashSet<JobId> = all.iter().copied().collect();
+    assert_eq!(all.len(), 40, "claimed {} times", all.len());
+    assert_eq!(unique.len(), 40);
+}
+
+async fn labels_decide_who_may_claim(store: Store) {
+    let p = store.add_project("p", "/p", &[], None).await.expect("add");
+    let new = [
+        NewJob {
+            name: "needs-docker".into(),
+            labels: vec!["docker".into()],
+        },
+        NewJob {
+            name: "anywhere".into(),
+            labels: vec![],
+        },
+    ];
+    store
+        .create_run(p.id, "c", "main", &new)
+        .await
+        .expect("run");
+    let plain = store
+        .claim_job(&claim("plain", &[]))
+        .await
+        .expect("claim")
+        .expect("a job");
+    assert_eq!(plain.name, "anywhere");
+    assert!(
+        store
+            .claim_job(&claim("plain", &[]))
+            .await
+            .expect("claim")
+            .is_none()
+    );
+    let docker = ["docker".to_string(), "linux".to_string()];
+    let job = store
+        .claim_job(&claim("big", &docker))
+        .await
+        .expect("claim")
+        .expect("a job");
+    assert_eq!(job.name, "needs-docker");
+}
+
+async fn expired_leases_are_requeued(store: Store) {
+    let p = store.add_project("p", "/p", &[], None).await.expect("add");
+    store
+        .create_run(p.id, "c", "main", &jobs(&["j"]))
+        .await
+        .expect("run");
+    let short = Claim {
+        worker: "dies",
+        labels: &[],
+        lease_ms: -1,
+    };
+    let job = store.claim_job(&short).await.expect("claim").expect("job");
+    assert!(
+        !store
+            .heartbeat(job.id, "someone-else", 1000)
+            .await
+            .expect("hb")
+    );
+    let requeued = store.requeue_expired().await.expect("requeue");
+    assert_eq!(requeued, [job.id]);
+    let again = store.job(job.id).await.expect("job");
+    assert_eq!(again.state, State::Queued);
+    assert_eq!(
+        again.reason.as_deref(),
+        Some("re-queued: dies stopped heartbeating")
+    );
+    // The dead worker's late report is refused; the new holder's is taken.
+    let second = store
+        .claim_job(&claim("alive", &[]))
+        .await
+        .expect("claim")
+        .expect("job");
+    assert_eq!(second.attempt, 2);
+    assert!(
+        !store
+            .finish_job(job.id, "dies", State::Succeeded, Some(0), None)
+            .await
+            .expect("finish")
+    );
+    assert!(
+        store
+            .finish_job(job.id, "alive", State::Succeeded, Some(0), None)
+            .await
+            .expect("finish")
+    );
+    assert_eq!(
+        store.job(job.id).await.expect("job").state,
+        State::Succeeded
+    );
+}
+
+async fn transitions_are_recorded_and_checked(store: Store) {
+    let p = store.add_project("p", "/p", &[], None).await.expect("add");
+    let run = store
+        .create_run(p.id, "c", "main", &jobs(&["j"]))
+        .await
+        .expect("run");
+    assert!(
+        store
+            .set_run_state(run.id, State::Queued, State::Running, None)
+            .await
+            .expect("set")
+    );
+    // A stale compare-and-set changes nothing.
+    assert!(
+        !store
+            .set_run_state(run.id, State::Queued, State::Running, None)
+            .await
+            .expect("set")
+    );
+    assert!(
+        store
+            .set_run_state(run.id, State::Running, State::Failed, Some("job j failed"))
+            .await
+            .expect("set")
+    );
+    let bad = store
+        .set_run_state(run.id, State::Failed, State::Running, None)
+        .await;
+    assert!(matches!(bad, Err(StoreError::Conflict(_))));
+    let history = store.transitions("run", run.id.0).await.expect("history");
+    let states: Vec<State> = history.iter().map(|t| t.to).collect();
+    assert_eq!(states, [State::Queued, State::Running, State::Failed]);
+    assert_eq!(history[2].reason.as_deref(), Some("job j failed"));
+    assert!(history.windows(2).all(|w| w[0].at <= w[1].at));
+    let run = store.run(run.id).await.expect("run");
+    assert!(run.finished_at.is_some());
+}
+
+async fn logs_are_read_in_pages(store: Store) {
+    let p = store.add_project("p", "/p", &[], None).await.expect("add");
+    let run = store
+        .create_run(p.id, "c", "main", &jobs(&["j"]))
+        .await
+        .expect("run");
+    let job = store.jobs_of(run.id).await.expect("jobs")[0].id;
+    let lines: Vec<String> = (0..1000).map(|i| format!("line {i}")).collect();
+    for (seq, chunk) in lines.chunks(128).enumerate() {
+        store
+            .append_log(job, seq as i64, chunk)
+            .await
+            .expect("append");
+    }
+    // A retried upload of chunk 0 changes nothing.
+    store
+        .append_log(job, 0, &lines[..128])
+        .await
+        .expect("append again");
+    let page = store.read_log(job, 250, 100).await.expect("page");
+    assert_eq!(page.lines.first().map(String::as_str), Some("line 250"));
+    assert_eq!(page.lines.len(), 100);
+    assert_eq!(page.next_line, 350);
+    let tail = store.read_log(job, 990, 100).await.expect("tail");
+    assert_eq!(tail.lines.len(), 10);
+    assert_eq!(tail.next_line, 1000);
+}

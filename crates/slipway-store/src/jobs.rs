@@ -9,7 +9,7 @@ use crate::{
     state_of, strings_of,
 };
 
-pub(crate) const JOB_COLUMNS: &str = "id, run_id, name, state, labels, attempt, worker, lease_until, exit_code, reason, queued_at, started_at, finished_at";
+pub(crate) const JOB_COLUMNS: &str = "id, run_id, name, state, labels, needs, allow_failure, attempt, worker, lease_until, exit_code, reason, queued_at, started_at, finished_at";
 
 pub(crate) fn job(row: &AnyRow) -> Result<Job> {
     Ok(Job {
@@ -18,6 +18,8 @@ pub(crate) fn job(row: &AnyRow) -> Result<Job> {
         name: row.try_get("name")?,
         state: state_of(&row.try_get::<String, _>("state")?)?,
         labels: strings_of(&row.try_get::<String, _>("labels")?)?,
+        needs: strings_of(&row.try_get::<String, _>("needs")?)?,
+        allow_failure: row.try_get::<i64, _>("allow_failure")? != 0,
         attempt: row.try_get("attempt")?,
         worker: row.try_get("worker")?,
         lease_until: row.try_get("lease_until")?,
@@ -77,7 +79,9 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(row) = claimed {
+                let claimed = job(&row)?;
                 let reason = format!("claimed by {}", claim.worker);
+                start_run(&mut tx, claimed.run_id, now).await?;
                 record_transition(
                     &mut tx,
                     "job",
@@ -89,7 +93,7 @@ impl Store {
                 )
                 .await?;
                 tx.commit().await?;
-                return job(&row).map(Some);
+                return Ok(Some(claimed));
             }
         }
         tx.commit().await?;
@@ -194,4 +198,26 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("no job with id {id}")))?;
         job(&row)
     }
+}
+
+/// A run starts running when its first job is claimed.
+async fn start_run(tx: &mut sqlx::Transaction<'_, sqlx::Any>, run: RunId, now: i64) -> Result<()> {
+    let started =
+        sqlx::query("UPDATE runs SET state = 'running' WHERE id = $1 AND state = 'queued'")
+            .bind(run.0)
+            .execute(&mut **tx)
+            .await?;
+    if started.rows_affected() == 1 {
+        record_transition(
+            tx,
+            "run",
+            run.0,
+            Some(State::Queued),
+            State::Running,
+            None,
+            now,
+        )
+        .await?;
+    }
+    Ok(())
 }

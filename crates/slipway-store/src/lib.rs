@@ -21,7 +21,7 @@ use sqlx::{AnyPool, Executor};
 pub use jobs::Claim;
 pub use logs::LogPage;
 pub use model::{Job, JobId, Project, ProjectId, Run, RunId, State, Transition};
-pub use runs::NewJob;
+pub use runs::{NewJob, NewRun};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -116,7 +116,7 @@ impl Store {
     /// A transaction that will write. On SQLite it takes the write lock at
     /// once (`BEGIN IMMEDIATE`): a transaction that reads first and upgrades
     /// later fails with "database is locked" instead of waiting its turn.
-    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+    pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
         Ok(match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,

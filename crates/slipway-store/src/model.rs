@@ -36,38 +36,49 @@ id!(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
+    /// A job whose `needs` have not all finished yet.
+    Waiting,
     Queued,
     Running,
     Succeeded,
     Failed,
     Canceled,
+    /// A job that never ran because a job it needs did not succeed.
+    Skipped,
 }
 
 impl State {
     pub fn as_str(self) -> &'static str {
         match self {
+            State::Waiting => "waiting",
             State::Queued => "queued",
             State::Running => "running",
             State::Succeeded => "succeeded",
             State::Failed => "failed",
             State::Canceled => "canceled",
+            State::Skipped => "skipped",
         }
     }
 
     pub fn parse(text: &str) -> Option<State> {
         [
+            State::Waiting,
             State::Queued,
             State::Running,
             State::Succeeded,
             State::Failed,
             State::Canceled,
+            State::Skipped,
         ]
         .into_iter()
         .find(|s| s.as_str() == text)
     }
 
     pub fn is_final(self) -> bool {
-        matches!(self, State::Succeeded | State::Failed | State::Canceled)
+        matches!(
+            self,
+            State::Succeeded | State::Failed | State::Canceled | State::Skipped
+        )
     }
 
     /// The moves the state machine allows. Running → queued is a re-queue
@@ -76,7 +87,8 @@ impl State {
         use State::*;
         matches!(
             (self, next),
-            (Queued, Running | Canceled | Failed)
+            (Waiting, Queued | Skipped | Canceled)
+                | (Queued, Running | Canceled | Failed)
                 | (Running, Queued | Succeeded | Failed | Canceled)
         )
     }
@@ -108,6 +120,8 @@ pub struct Run {
     pub branch: String,
     pub state: State,
     pub reason: Option<String>,
+    /// What created it: `webhook`, `poll` or `manual`.
+    pub trigger: String,
     pub created_at: i64,
     pub finished_at: Option<i64>,
 }
@@ -120,6 +134,9 @@ pub struct Job {
     pub state: State,
     /// Labels a worker must have to run the job.
     pub labels: Vec<String>,
+    /// Jobs of the same run that must finish first.
+    pub needs: Vec<String>,
+    pub allow_failure: bool,
     pub attempt: i64,
     /// Who runs (or last ran) it: a worker or agent name.
     pub worker: Option<String>,

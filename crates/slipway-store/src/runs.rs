@@ -10,13 +10,27 @@ use crate::{
 };
 
 const COLUMNS: &str =
-    "id, project_id, number, commit_sha, branch, state, reason, created_at, finished_at";
+    "id, project_id, number, commit_sha, branch, state, reason, trigger, created_at, finished_at";
+
+/// A run to create: the commit, and the jobs its pipeline file defines.
+#[derive(Debug, Clone, Default)]
+pub struct NewRun {
+    pub commit: String,
+    pub branch: String,
+    /// `webhook`, `poll` or `manual`.
+    pub trigger: String,
+    /// The pipeline file's text at that commit (workers parse it again).
+    pub pipeline: String,
+    pub jobs: Vec<NewJob>,
+}
 
 /// A job to queue with a new run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NewJob {
     pub name: String,
     pub labels: Vec<String>,
+    pub needs: Vec<String>,
+    pub allow_failure: bool,
 }
 
 fn run(row: &AnyRow) -> Result<Run> {
@@ -28,21 +42,16 @@ fn run(row: &AnyRow) -> Result<Run> {
         branch: row.try_get("branch")?,
         state: state_of(&row.try_get::<String, _>("state")?)?,
         reason: row.try_get("reason")?,
+        trigger: row.try_get("trigger")?,
         created_at: row.try_get("created_at")?,
         finished_at: row.try_get("finished_at")?,
     })
 }
 
 impl Store {
-    /// Creates a run with the next number of its project and queues its jobs,
-    /// all in one transaction.
-    pub async fn create_run(
-        &self,
-        project: ProjectId,
-        commit: &str,
-        branch: &str,
-        jobs: &[NewJob],
-    ) -> Result<Run> {
+    /// Creates a run with the next number of its project and its jobs (queued,
+    /// or waiting for their `needs`), all in one transaction.
+    pub async fn create_run(&self, project: ProjectId, new: &NewRun) -> Result<Run> {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
         let number: i64 = sqlx::query(
@@ -54,32 +63,74 @@ impl Store {
         .ok_or_else(|| StoreError::NotFound(format!("no project with id {project}")))?
         .try_get("number")?;
         let row = sqlx::query(sql(format!(
-            "INSERT INTO runs (project_id, number, commit_sha, branch, state, created_at) VALUES ($1, $2, $3, $4, 'queued', $5) RETURNING {COLUMNS}"
+            "INSERT INTO runs (project_id, number, commit_sha, branch, state, trigger, pipeline, created_at) \
+             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7) RETURNING {COLUMNS}"
         )))
         .bind(project.0)
         .bind(number)
-        .bind(commit)
-        .bind(branch)
+        .bind(&new.commit)
+        .bind(&new.branch)
+        .bind(&new.trigger)
+        .bind(&new.pipeline)
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
         let created = run(&row)?;
-        record_transition(&mut tx, "run", created.id.0, None, State::Queued, None, now).await?;
-        for new in jobs {
+        record_transition(
+            &mut tx,
+            "run",
+            created.id.0,
+            None,
+            State::Queued,
+            Some(&new.trigger),
+            now,
+        )
+        .await?;
+        for job in &new.jobs {
+            let state = if job.needs.is_empty() {
+                State::Queued
+            } else {
+                State::Waiting
+            };
             let id: i64 = sqlx::query(
-                "INSERT INTO jobs (run_id, name, state, labels, queued_at) VALUES ($1, $2, 'queued', $3, $4) RETURNING id",
+                "INSERT INTO jobs (run_id, name, state, labels, needs, allow_failure, queued_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
             )
             .bind(created.id.0)
-            .bind(&new.name)
-            .bind(json_of(&new.labels))
+            .bind(&job.name)
+            .bind(state.as_str())
+            .bind(json_of(&job.labels))
+            .bind(json_of(&job.needs))
+            .bind(i64::from(job.allow_failure))
             .bind(now)
             .fetch_one(&mut *tx)
             .await?
             .try_get("id")?;
-            record_transition(&mut tx, "job", id, None, State::Queued, None, now).await?;
+            record_transition(&mut tx, "job", id, None, state, None, now).await?;
         }
         tx.commit().await?;
         Ok(created)
+    }
+
+    /// Records a run that failed before any job could exist (e.g. an invalid pipeline file).
+    pub async fn create_failed_run(
+        &self,
+        project: ProjectId,
+        new: &NewRun,
+        reason: &str,
+    ) -> Result<Run> {
+        let created = self
+            .create_run(
+                project,
+                &NewRun {
+                    jobs: Vec::new(),
+                    ..new.clone()
+                },
+            )
+            .await?;
+        self.set_run_state(created.id, State::Queued, State::Failed, Some(reason))
+            .await?;
+        self.run(created.id).await
     }
 
     pub async fn run(&self, id: RunId) -> Result<Run> {
@@ -91,6 +142,29 @@ impl Store {
         run(&row)
     }
 
+    /// A run by its project and number, as people name runs.
+    pub async fn run_by_number(&self, project: ProjectId, number: i64) -> Result<Run> {
+        let row = sqlx::query(sql(format!(
+            "SELECT {COLUMNS} FROM runs WHERE project_id = $1 AND number = $2"
+        )))
+        .bind(project.0)
+        .bind(number)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("no run number {number} in this project")))?;
+        run(&row)
+    }
+
+    /// The pipeline file a run was created from.
+    pub async fn pipeline_of(&self, id: RunId) -> Result<String> {
+        let row = sqlx::query("SELECT pipeline FROM runs WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no run with id {id}")))?;
+        Ok(row.try_get("pipeline")?)
+    }
+
     /// A project's runs, newest first.
     pub async fn runs(&self, project: ProjectId, limit: i64) -> Result<Vec<Run>> {
         let rows = sqlx::query(sql(format!(
@@ -98,6 +172,16 @@ impl Store {
         )))
         .bind(project.0)
         .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(run).collect()
+    }
+
+    /// Runs not yet finished, of every project (for the server's view of work in flight).
+    pub async fn unfinished_runs(&self) -> Result<Vec<Run>> {
+        let rows = sqlx::query(sql(format!(
+            "SELECT {COLUMNS} FROM runs WHERE state IN ('queued', 'running') ORDER BY id"
+        )))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(run).collect()
@@ -126,22 +210,184 @@ impl Store {
                 "a run cannot go from {from} to {to}"
             )));
         }
-        let now = now_ms();
-        let finished = to.is_final().then_some(now);
         let mut tx = self.write_tx().await?;
-        let done = sqlx::query("UPDATE runs SET state = $1, reason = $2, finished_at = $3 WHERE id = $4 AND state = $5")
-            .bind(to.as_str())
-            .bind(reason)
-            .bind(finished)
-            .bind(id.0)
-            .bind(from.as_str())
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        record_transition(&mut tx, "run", id.0, Some(from), to, reason, now).await?;
+        let changed = set_run_state_in(&mut tx, id, from, to, reason).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(changed)
     }
+}
+
+async fn set_run_state_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: RunId,
+    from: State,
+    to: State,
+    reason: Option<&str>,
+) -> Result<bool> {
+    let now = now_ms();
+    let finished = to.is_final().then_some(now);
+    let done = sqlx::query(
+        "UPDATE runs SET state = $1, reason = $2, finished_at = $3 WHERE id = $4 AND state = $5",
+    )
+    .bind(to.as_str())
+    .bind(reason)
+    .bind(finished)
+    .bind(id.0)
+    .bind(from.as_str())
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    record_transition(tx, "run", id.0, Some(from), to, reason, now).await?;
+    Ok(true)
+}
+
+impl Store {
+    /// Brings a run up to date after one of its jobs changed: queues jobs whose
+    /// needs all succeeded, skips jobs whose needs did not, and finishes the run
+    /// once every job has. Returns the run as it now is.
+    pub async fn settle_run(&self, id: RunId) -> Result<Run> {
+        let mut tx = self.write_tx().await?;
+        let rows = sqlx::query(sql(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE run_id = $1 ORDER BY id"
+        )))
+        .bind(id.0)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut jobs: Vec<Job> = rows.iter().map(job).collect::<Result<_>>()?;
+        release_waiting(&mut tx, &mut jobs).await?;
+        let row = sqlx::query(sql(format!("SELECT {COLUMNS} FROM runs WHERE id = $1")))
+            .bind(id.0)
+            .fetch_one(&mut *tx)
+            .await?;
+        let current = run(&row)?;
+        if let Some((to, reason)) = next_run_state(current.state, &jobs) {
+            set_run_state_in(&mut tx, id, current.state, to, reason.as_deref()).await?;
+        }
+        tx.commit().await?;
+        self.run(id).await
+    }
+
+    /// Cancels a run: jobs not started are canceled, running ones are taken from
+    /// their workers (whose next heartbeat tells them to stop).
+    pub async fn cancel_run(&self, id: RunId, reason: &str) -> Result<Run> {
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        let rows = sqlx::query("SELECT id, state FROM jobs WHERE run_id = $1 AND state IN ('waiting', 'queued', 'running')")
+            .bind(id.0)
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in &rows {
+            let job_id: i64 = row.try_get("id")?;
+            let from = state_of(&row.try_get::<String, _>("state")?)?;
+            sqlx::query("UPDATE jobs SET state = 'canceled', reason = $1, finished_at = $2, lease_until = NULL WHERE id = $3")
+                .bind(reason)
+                .bind(now)
+                .bind(job_id)
+                .execute(&mut *tx)
+                .await?;
+            record_transition(
+                &mut tx,
+                "job",
+                job_id,
+                Some(from),
+                State::Canceled,
+                Some(reason),
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        self.settle_run(id).await
+    }
+}
+
+/// Queues or skips waiting jobs until nothing changes (a skip can cascade).
+async fn release_waiting(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    jobs: &mut [Job],
+) -> Result<()> {
+    loop {
+        let mut changed = false;
+        for i in 0..jobs.len() {
+            if jobs[i].state != State::Waiting {
+                continue;
+            }
+            let Some((to, reason)) = release(&jobs[i], jobs) else {
+                continue;
+            };
+            let now = now_ms();
+            sqlx::query("UPDATE jobs SET state = $1, reason = $2, queued_at = $3 WHERE id = $4 AND state = 'waiting'")
+                .bind(to.as_str())
+                .bind(reason.as_deref())
+                .bind(now)
+                .bind(jobs[i].id.0)
+                .execute(&mut **tx)
+                .await?;
+            record_transition(
+                tx,
+                "job",
+                jobs[i].id.0,
+                Some(State::Waiting),
+                to,
+                reason.as_deref(),
+                now,
+            )
+            .await?;
+            jobs[i].state = to;
+            changed = true;
+        }
+        if !changed {
+            return Ok(());
+        }
+    }
+}
+
+/// What a waiting job becomes given its needs, if anything yet.
+fn release(waiting: &Job, jobs: &[Job]) -> Option<(State, Option<String>)> {
+    let mut all_done = true;
+    for need in &waiting.needs {
+        let Some(dep) = jobs.iter().find(|j| &j.name == need) else {
+            continue;
+        };
+        let passed =
+            dep.state == State::Succeeded || (dep.state == State::Failed && dep.allow_failure);
+        if dep.state.is_final() && !passed {
+            return Some((
+                State::Skipped,
+                Some(format!("needs `{need}`, which {}", dep.state)),
+            ));
+        }
+        all_done &= passed;
+    }
+    all_done.then_some((State::Queued, None))
+}
+
+/// The state a run moves to given its jobs, when it changes.
+fn next_run_state(current: State, jobs: &[Job]) -> Option<(State, Option<String>)> {
+    if current.is_final() {
+        return None;
+    }
+    if !jobs.iter().all(|j| j.state.is_final()) {
+        let started = jobs
+            .iter()
+            .any(|j| j.state != State::Queued && j.state != State::Waiting);
+        return (current == State::Queued && started).then_some((State::Running, None));
+    }
+    let failed: Vec<&str> = jobs
+        .iter()
+        .filter(|j| j.state == State::Failed && !j.allow_failure)
+        .map(|j| j.name.as_str())
+        .collect();
+    if !failed.is_empty() {
+        return Some((
+            State::Failed,
+            Some(format!("failed jobs: {}", failed.join(", "))),
+        ));
+    }
+    if let Some(canceled) = jobs.iter().find(|j| j.state == State::Canceled) {
+        return Some((State::Canceled, canceled.reason.clone()));
+    }
+    Some((State::Succeeded, None))
 }

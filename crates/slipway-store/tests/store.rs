@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use slipway_store::{Claim, JobId, NewJob, State, Store, StoreError};
+use slipway_store::{Claim, JobId, NewJob, NewRun, State, Store, StoreError};
 
 mod harness {
     use slipway_store::Store;
@@ -100,16 +100,23 @@ stories!(
     expired_leases_are_requeued,
     transitions_are_recorded_and_checked,
     logs_are_read_in_pages,
+    needs_release_skip_and_settle_the_run,
 );
 
-fn jobs(names: &[&str]) -> Vec<NewJob> {
-    names
-        .iter()
-        .map(|n| NewJob {
-            name: n.to_string(),
-            labels: vec![],
-        })
-        .collect()
+fn jobs(names: &[&str]) -> NewRun {
+    NewRun {
+        commit: "c0ffee".into(),
+        branch: "main".into(),
+        trigger: "manual".into(),
+        pipeline: String::new(),
+        jobs: names
+            .iter()
+            .map(|n| NewJob {
+                name: n.to_string(),
+                ..NewJob::default()
+            })
+            .collect(),
+    }
 }
 
 fn claim<'a>(worker: &'a str, labels: &'a [String]) -> Claim<'a> {
@@ -129,7 +136,7 @@ async fn projects_are_unique_and_removable(store: Store) {
     let again = store.add_project("web", "/elsewhere", &[], None).await;
     assert!(matches!(again, Err(StoreError::Conflict(m)) if m.contains("`web` exists already")));
     store
-        .create_run(p.id, "abc", "main", &jobs(&["build"]))
+        .create_run(p.id, &jobs(&["build"]))
         .await
         .expect("run");
     store.remove_project("web").await.expect("remove");
@@ -145,7 +152,7 @@ async fn runs_are_numbered_per_project(store: Store) {
     let b = store.add_project("b", "/b", &[], None).await.expect("add");
     for expected in 1..=3 {
         let run = store
-            .create_run(a.id, "c1", "main", &jobs(&["x", "y"]))
+            .create_run(a.id, &jobs(&["x", "y"]))
             .await
             .expect("run");
         assert_eq!(run.number, expected);
@@ -153,7 +160,7 @@ async fn runs_are_numbered_per_project(store: Store) {
     }
     assert_eq!(
         store
-            .create_run(b.id, "c2", "dev", &[])
+            .create_run(b.id, &jobs(&[]))
             .await
             .expect("run")
             .number,
@@ -172,10 +179,7 @@ async fn claiming_is_exclusive_under_contention(store: Store) {
     let p = store.add_project("p", "/p", &[], None).await.expect("add");
     let names: Vec<String> = (0..40).map(|i| format!("job{i}")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    store
-        .create_run(p.id, "c", "main", &jobs(&refs))
-        .await
-        .expect("run");
+    store.create_run(p.id, &jobs(&refs)).await.expect("run");
     // Eight workers race for forty jobs; every job must be claimed exactly once.
     let mut tasks = Vec::new();
     for w in 0..8 {
@@ -201,20 +205,9 @@ async fn claiming_is_exclusive_under_contention(store: Store) {
 
 async fn labels_decide_who_may_claim(store: Store) {
     let p = store.add_project("p", "/p", &[], None).await.expect("add");
-    let new = [
-        NewJob {
-            name: "needs-docker".into(),
-            labels: vec!["docker".into()],
-        },
-        NewJob {
-            name: "anywhere".into(),
-            labels: vec![],
-        },
-    ];
-    store
-        .create_run(p.id, "c", "main", &new)
-        .await
-        .expect("run");
+    let mut new = jobs(&["needs-docker", "anywhere"]);
+    new.jobs[0].labels = vec!["docker".into()];
+    store.create_run(p.id, &new).await.expect("run");
     let plain = store
         .claim_job(&claim("plain", &[]))
         .await
@@ -239,10 +232,7 @@ async fn labels_decide_who_may_claim(store: Store) {
 
 async fn expired_leases_are_requeued(store: Store) {
     let p = store.add_project("p", "/p", &[], None).await.expect("add");
-    store
-        .create_run(p.id, "c", "main", &jobs(&["j"]))
-        .await
-        .expect("run");
+    store.create_run(p.id, &jobs(&["j"])).await.expect("run");
     let short = Claim {
         worker: "dies",
         labels: &[],
@@ -290,10 +280,7 @@ async fn expired_leases_are_requeued(store: Store) {
 
 async fn transitions_are_recorded_and_checked(store: Store) {
     let p = store.add_project("p", "/p", &[], None).await.expect("add");
-    let run = store
-        .create_run(p.id, "c", "main", &jobs(&["j"]))
-        .await
-        .expect("run");
+    let run = store.create_run(p.id, &jobs(&["j"])).await.expect("run");
     assert!(
         store
             .set_run_state(run.id, State::Queued, State::Running, None)
@@ -328,10 +315,7 @@ async fn transitions_are_recorded_and_checked(store: Store) {
 
 async fn logs_are_read_in_pages(store: Store) {
     let p = store.add_project("p", "/p", &[], None).await.expect("add");
-    let run = store
-        .create_run(p.id, "c", "main", &jobs(&["j"]))
-        .await
-        .expect("run");
+    let run = store.create_run(p.id, &jobs(&["j"])).await.expect("run");
     let job = store.jobs_of(run.id).await.expect("jobs")[0].id;
     let lines: Vec<String> = (0..1000).map(|i| format!("line {i}")).collect();
     for (seq, chunk) in lines.chunks(128).enumerate() {
@@ -352,4 +336,71 @@ async fn logs_are_read_in_pages(store: Store) {
     let tail = store.read_log(job, 990, 100).await.expect("tail");
     assert_eq!(tail.lines.len(), 10);
     assert_eq!(tail.next_line, 1000);
+}
+
+async fn needs_release_skip_and_settle_the_run(store: Store) {
+    let p = store.add_project("p", "/p", &[], None).await.expect("add");
+    let mut new = jobs(&["build", "lint", "test", "deploy", "docs"]);
+    new.jobs[1].allow_failure = true;
+    new.jobs[2].needs = vec!["build".into(), "lint".into()];
+    new.jobs[3].needs = vec!["test".into()];
+    new.jobs[4].needs = vec!["deploy".into()];
+    let run = store.create_run(p.id, &new).await.expect("run");
+    let state = |jobs: &[slipway_store::Job], name: &str| {
+        jobs.iter()
+            .find(|j| j.name == name)
+            .map(|j| j.state)
+            .expect("job")
+    };
+    // Only jobs without needs can be claimed at first.
+    let mut first = Vec::new();
+    while let Some(j) = store.claim_job(&claim("w", &[])).await.expect("claim") {
+        first.push(j);
+    }
+    assert_eq!(
+        first.iter().map(|j| j.name.as_str()).collect::<Vec<_>>(),
+        ["build", "lint"]
+    );
+    assert_eq!(store.run(run.id).await.expect("run").state, State::Running);
+    store
+        .finish_job(first[0].id, "w", State::Succeeded, Some(0), None)
+        .await
+        .expect("finish");
+    store
+        .finish_job(
+            first[1].id,
+            "w",
+            State::Failed,
+            Some(1),
+            Some("lint found issues"),
+        )
+        .await
+        .expect("finish");
+    store.settle_run(run.id).await.expect("settle");
+    let jobs_now = store.jobs_of(run.id).await.expect("jobs");
+    assert_eq!(
+        state(&jobs_now, "test"),
+        State::Queued,
+        "an allowed failure unblocks"
+    );
+    let test = store
+        .claim_job(&claim("w", &[]))
+        .await
+        .expect("claim")
+        .expect("test");
+    store
+        .finish_job(test.id, "w", State::Failed, Some(2), None)
+        .await
+        .expect("finish");
+    let settled = store.settle_run(run.id).await.expect("settle");
+    let jobs_now = store.jobs_of(run.id).await.expect("jobs");
+    assert_eq!(state(&jobs_now, "deploy"), State::Skipped);
+    assert_eq!(state(&jobs_now, "docs"), State::Skipped, "skips cascade");
+    assert_eq!(settled.state, State::Failed);
+    assert_eq!(settled.reason.as_deref(), Some("failed jobs: test"));
+    let reason = jobs_now
+        .iter()
+        .find(|j| j.name == "deploy")
+        .and_then(|j| j.reason.clone());
+    assert_eq!(reason.as_deref(), Some("needs `test`, which failed"));
 }

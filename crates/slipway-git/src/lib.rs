@@ -87,7 +87,133 @@ impl WorkTree {
     }
 }
 
+/// A bare mirror of a project's remote repository, kept by the server: runs
+/// read their pipeline file and sources from it, never from a work tree.
+#[derive(Debug, Clone)]
+pub struct Mirror {
+    path: PathBuf,
+}
+
+impl Mirror {
+    pub fn at(path: &Path) -> Mirror {
+        Mirror {
+            path: path.to_path_buf(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Clones the remote the first time, then fetches every branch (pruning
+    /// deleted ones). `url` may be a path or any URL git understands.
+    pub async fn update(&self, url: &str) -> Result<(), GitError> {
+        if !self.path.join("HEAD").exists() {
+            let parent = self.path.parent().unwrap_or(Path::new("."));
+            std::fs::create_dir_all(parent).map_err(GitError::Spawn)?;
+            let target = self.path.to_string_lossy().to_string();
+            git(parent, ["clone", "--quiet", "--mirror", url, &target]).await?;
+            return Ok(());
+        }
+        git(
+            &self.path,
+            [
+                "fetch",
+                "--quiet",
+                "--prune",
+                url,
+                "+refs/heads/*:refs/heads/*",
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The full commit id a branch name, tag or (abbreviated) commit names.
+    pub async fn resolve(&self, rev: &str) -> Result<String, GitError> {
+        let spec = format!("{rev}^{{commit}}");
+        Ok(git(
+            &self.path,
+            [
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                "--end-of-options",
+                &spec,
+            ],
+        )
+        .await?
+        .trim()
+        .to_string())
+    }
+
+    /// A file's text at a commit, or `None` when the commit has no such file.
+    pub async fn read_file(&self, commit: &str, path: &str) -> Result<Option<String>, GitError> {
+        let spec = format!("{commit}:{path}");
+        match git(&self.path, ["cat-file", "-e", &spec]).await {
+            Ok(_) => Ok(Some(git(&self.path, ["cat-file", "blob", &spec]).await?)),
+            Err(GitError::Failed { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes the tree of `commit` into `dest` (which must not exist yet).
+    pub async fn export(&self, commit: &str, dest: &Path) -> Result<(), GitError> {
+        std::fs::create_dir_all(dest).map_err(GitError::Spawn)?;
+        let tar = self.archive(commit).await?;
+        tar_extract(&tar, dest).map_err(GitError::Spawn)
+    }
+
+    /// The tree of `commit` as a tar archive.
+    pub async fn archive(&self, commit: &str) -> Result<Vec<u8>, GitError> {
+        git_bytes(&self.path, ["archive", "--format=tar", commit]).await
+    }
+}
+
+/// Every branch of a remote and its head commit (`git ls-remote --heads`).
+pub async fn remote_heads(url: &str) -> Result<Vec<(String, String)>, GitError> {
+    let out = git(Path::new("."), ["ls-remote", "--heads", url]).await?;
+    Ok(out
+        .lines()
+        .filter_map(|l| {
+            let (sha, name) = l.split_once('\t')?;
+            Some((
+                name.strip_prefix("refs/heads/")?.to_string(),
+                sha.to_string(),
+            ))
+        })
+        .collect())
+}
+
+fn tar_extract(tar: &[u8], dest: &Path) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("tar")
+        .args(["-x", "-f", "-", "-C"])
+        .arg(dest)
+        .stdin(std::process::Stdio::piped())
+        .spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(tar)?;
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        return Err(std::io::Error::other(format!(
+            "tar -x failed with {status}"
+        )));
+    }
+    Ok(())
+}
+
 async fn git<I, S>(dir: &Path, args: I) -> Result<String, GitError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let bytes = git_bytes(dir, args).await?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+async fn git_bytes<I, S>(dir: &Path, args: I) -> Result<Vec<u8>, GitError>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
@@ -114,7 +240,7 @@ where
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(out.stdout)
 }
 
 #[cfg(test)]
@@ -149,6 +275,46 @@ mod tests {
         let rev = tree.revision().await.expect("rev");
         assert_eq!(rev.branch, "trunk");
         assert_eq!(rev.commit.len(), 40);
+    }
+
+    #[tokio::test]
+    async fn mirrors_read_files_and_export_trees() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let origin = tmp.path().join("origin");
+        std::fs::create_dir_all(&origin).expect("mkdir");
+        sh(
+            &origin,
+            "git init -q -b main . && echo 'jobs: {}' > .slipway.yml && mkdir src && echo x > src/a \
+            && git add . && git -c user.name=t -c user.email=t@t commit -qm one",
+        );
+        let url = origin.to_string_lossy().to_string();
+        let mirror = Mirror::at(&tmp.path().join("mirror.git"));
+        mirror.update(&url).await.expect("clone");
+        let head = mirror.resolve("main").await.expect("resolve");
+        assert_eq!(
+            remote_heads(&url).await.expect("ls-remote"),
+            [("main".to_string(), head.clone())]
+        );
+        assert_eq!(
+            mirror
+                .read_file(&head, ".slipway.yml")
+                .await
+                .expect("read")
+                .as_deref(),
+            Some("jobs: {}\n")
+        );
+        assert_eq!(mirror.read_file(&head, "nope").await.expect("read"), None);
+        sh(
+            &origin,
+            "echo y > src/b && git add . && git -c user.name=t -c user.email=t@t commit -qm two",
+        );
+        mirror.update(&url).await.expect("fetch");
+        let second = mirror.resolve("main").await.expect("resolve");
+        assert_ne!(head, second);
+        let out = tmp.path().join("export");
+        mirror.export(&second, &out).await.expect("export");
+        assert!(out.join("src/b").is_file() && out.join(".slipway.yml").is_file());
+        assert!(mirror.resolve("no-such-branch").await.is_err());
     }
 
     #[tokio::test]

@@ -190,6 +190,35 @@ impl Store {
         Ok(ids)
     }
 
+    /// Gives a running job back to the queue (its worker is shutting down).
+    pub async fn release_job(&self, id: JobId, worker: &str, reason: &str) -> Result<bool> {
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE jobs SET state = 'queued', worker = NULL, lease_until = NULL, reason = $1 WHERE id = $2 AND worker = $3 AND state = 'running'",
+        )
+        .bind(reason)
+        .bind(id.0)
+        .bind(worker)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        record_transition(
+            &mut tx,
+            "job",
+            id.0,
+            Some(State::Running),
+            State::Queued,
+            Some(reason),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     pub async fn job(&self, id: JobId) -> Result<Job> {
         let row = sqlx::query(sql(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1")))
             .bind(id.0)

@@ -12,6 +12,8 @@ mod logs;
 mod model;
 mod projects;
 mod runs;
+mod secrets;
+mod triggers;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -61,6 +61,15 @@ impl Store {
         row.as_ref().map(project).transpose()
     }
 
+    pub async fn project_by_id(&self, id: ProjectId) -> Result<Project> {
+        let row = sqlx::query(sql(format!("SELECT {COLUMNS} FROM projects WHERE id = $1")))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no project with id {id}")))?;
+        project(&row)
+    }
+
     pub async fn projects(&self) -> Result<Vec<Project>> {
         let rows = sqlx::query(sql(format!("SELECT {COLUMNS} FROM projects ORDER BY name")))
             .fetch_all(&self.pool)

@@ -101,6 +101,7 @@ stories!(
     transitions_are_recorded_and_checked,
     logs_are_read_in_pages,
     needs_release_skip_and_settle_the_run,
+    triggers_secrets_and_tokens_are_remembered,
 );
 
 fn jobs(names: &[&str]) -> NewRun {
@@ -403,4 +404,59 @@ async fn needs_release_skip_and_settle_the_run(store: Store) {
         .find(|j| j.name == "deploy")
         .and_then(|j| j.reason.clone());
     assert_eq!(reason.as_deref(), Some("needs `test`, which failed"));
+}
+
+async fn triggers_secrets_and_tokens_are_remembered(store: Store) {
+    let p = store.add_project("p", "/p", &[], None).await.expect("add");
+    assert!(store.first_delivery(p.id, "d-1").await.expect("delivery"));
+    assert!(!store.first_delivery(p.id, "d-1").await.expect("redelivery"));
+    assert!(
+        store
+            .set_branch_head(p.id, "main", "aaa")
+            .await
+            .expect("head")
+    );
+    assert!(
+        !store
+            .set_branch_head(p.id, "main", "aaa")
+            .await
+            .expect("same head")
+    );
+    assert!(
+        store
+            .set_branch_head(p.id, "main", "bbb")
+            .await
+            .expect("new head")
+    );
+    assert_eq!(
+        store.branch_heads(p.id).await.expect("heads"),
+        [("main".to_string(), "bbb".to_string())]
+    );
+    store
+        .set_secret(p.id, "TOKEN", &[1, 2, 3])
+        .await
+        .expect("set");
+    store
+        .set_secret(p.id, "TOKEN", &[4, 5])
+        .await
+        .expect("replace");
+    assert_eq!(
+        store.secret(p.id, "TOKEN").await.expect("get"),
+        Some(vec![4, 5])
+    );
+    assert_eq!(store.secret_names(p.id).await.expect("names"), ["TOKEN"]);
+    store.remove_secret(p.id, "TOKEN").await.expect("rm");
+    assert!(matches!(
+        store.remove_secret(p.id, "TOKEN").await,
+        Err(StoreError::NotFound(_))
+    ));
+    store
+        .add_token("hash-1", "ci", "developer")
+        .await
+        .expect("token");
+    assert_eq!(
+        store.token("hash-1").await.expect("lookup"),
+        Some(("ci".into(), "developer".into()))
+    );
+    assert_eq!(store.token("hash-2").await.expect("lookup"), None);
 }

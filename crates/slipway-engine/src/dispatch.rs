@@ -1,0 +1,258 @@
+//! How a worker gets work and reports back. In-process workers use
+//! [`LocalDispatch`] (the store and the data directory directly); remote agents
+//! implement [`Dispatch`] over the server's HTTP API. Both run jobs the same way.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use slipway_runner::{JobReport, JobStatus};
+use slipway_store::{Claim, Job, JobId, Project, Run, State};
+
+use crate::{Engine, Result};
+
+/// A claimed job and everything needed to run it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Assignment {
+    pub job_id: i64,
+    pub job: String,
+    pub run_id: i64,
+    pub run_number: i64,
+    pub project_id: i64,
+    pub project: String,
+    pub commit: String,
+    pub branch: String,
+    /// The pipeline file of the run's commit.
+    pub pipeline: String,
+    /// Values of the secrets the job lists.
+    pub secrets: BTreeMap<String, String>,
+}
+
+/// The work queue as a worker sees it.
+pub trait Dispatch: Send + Sync + 'static {
+    /// The next job for a worker with these labels, waiting up to `wait` for one.
+    fn claim(
+        &self,
+        worker: &str,
+        labels: &[String],
+        wait: Duration,
+    ) -> impl Future<Output = Result<Option<Assignment>>> + Send;
+    /// Keeps the claim alive; `false` means stop: the job was canceled or given to another worker.
+    fn heartbeat(&self, job: i64, worker: &str) -> impl Future<Output = Result<bool>> + Send;
+    /// Stores a chunk of masked log lines.
+    fn append_log(
+        &self,
+        job: i64,
+        seq: i64,
+        lines: Vec<String>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Makes the run's source tree available locally; returns its directory.
+    fn source(&self, a: &Assignment) -> impl Future<Output = Result<PathBuf>> + Send;
+    /// The local directory holding the artifacts of the jobs this one needs.
+    fn artifacts(
+        &self,
+        a: &Assignment,
+        needs: &[String],
+    ) -> impl Future<Output = Result<PathBuf>> + Send;
+    /// The local directory of the project's caches.
+    fn caches(&self, a: &Assignment) -> PathBuf;
+    /// Reports the outcome (and, for agents, uploads the job's artifacts first).
+    fn finish(
+        &self,
+        a: &Assignment,
+        worker: &str,
+        report: &JobReport,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Gives the job back to the queue (the worker is shutting down).
+    fn release(
+        &self,
+        job: i64,
+        worker: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Lease given with each claim; heartbeats renew it.
+pub const LEASE: Duration = Duration::from_secs(30);
+
+/// Dispatch straight to the store: what in-process workers use.
+#[derive(Clone)]
+pub struct LocalDispatch {
+    pub engine: Engine,
+    /// Opens sealed project secrets for the jobs that list them.
+    pub secrets: SecretOpener,
+}
+
+/// Turns the sealed bytes of a project secret into its value.
+pub type SecretOpener =
+    std::sync::Arc<dyn Fn(&Project, &str, &[u8]) -> Option<String> + Send + Sync>;
+
+impl std::fmt::Debug for LocalDispatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalDispatch")
+            .field("engine", &self.engine)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalDispatch {
+    async fn assignment(&self, job: Job) -> Result<Assignment> {
+        let store = &self.engine.store;
+        let run: Run = store.run(job.run_id).await?;
+        let project = store.project_by_id(run.project_id).await?;
+        let pipeline = store.pipeline_of(run.id).await?;
+        let mut secrets = BTreeMap::new();
+        let wanted = slipway_spec::parse(&pipeline)
+            .ok()
+            .and_then(|p| p.job(&job.name).map(|j| j.secrets.clone()))
+            .unwrap_or_default();
+        for name in wanted {
+            if let Some(sealed) = store.secret(project.id, &name).await? {
+                if let Some(value) = (self.secrets)(&project, &name, &sealed) {
+                    secrets.insert(name, value);
+                }
+            }
+        }
+        Ok(Assignment {
+            job_id: job.id.0,
+            job: job.name,
+            run_id: run.id.0,
+            run_number: run.number,
+            project_id: project.id.0,
+            project: project.name,
+            commit: run.commit,
+            branch: run.branch,
+            pipeline,
+            secrets,
+        })
+    }
+}
+
+impl Dispatch for LocalDispatch {
+    async fn claim(
+        &self,
+        worker: &str,
+        labels: &[String],
+        wait: Duration,
+    ) -> Result<Option<Assignment>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Listen before looking, so a wake-up between the two is not lost.
+            let woken = self.engine.work.notified();
+            let claim = Claim {
+                worker,
+                labels,
+                lease_ms: millis(LEASE),
+            };
+            if let Some(job) = self.engine.store.claim_job(&claim).await? {
+                return self.assignment(job).await.map(Some);
+            }
+            if tokio::time::timeout_at(deadline, woken).await.is_err() {
+                return Ok(None);
+            }
+        }
+    }
+
+    async fn heartbeat(&self, job: i64, worker: &str) -> Result<bool> {
+        Ok(self
+            .engine
+            .store
+            .heartbeat(JobId(job), worker, millis(LEASE))
+            .await?)
+    }
+
+    async fn append_log(&self, job: i64, seq: i64, lines: Vec<String>) -> Result<()> {
+        self.engine
+            .store
+            .append_log(JobId(job), seq, &lines)
+            .await?;
+        // Nobody listening is fine: live streams are optional.
+        let _ = self.engine.logs.send(job);
+        Ok(())
+    }
+
+    async fn source(&self, a: &Assignment) -> Result<PathBuf> {
+        let dir = self.engine.paths.source(slipway_store::RunId(a.run_id));
+        if !dir.is_dir() {
+            export_once(&self.engine, a, &dir).await?;
+        }
+        Ok(dir)
+    }
+
+    async fn artifacts(&self, a: &Assignment, _needs: &[String]) -> Result<PathBuf> {
+        Ok(self.engine.paths.artifacts(slipway_store::RunId(a.run_id)))
+    }
+
+    fn caches(&self, a: &Assignment) -> PathBuf {
+        self.engine
+            .paths
+            .cache(slipway_store::ProjectId(a.project_id))
+    }
+
+    async fn finish(&self, a: &Assignment, worker: &str, report: &JobReport) -> Result<()> {
+        self.engine
+            .finish_job(a.job_id, a.run_id, worker, report)
+            .await
+    }
+
+    async fn release(&self, job: i64, worker: &str, reason: &str) -> Result<()> {
+        self.engine
+            .store
+            .release_job(JobId(job), worker, reason)
+            .await?;
+        self.engine.wake_workers();
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// Records a job's outcome and moves its run on (dependents, run state).
+    pub async fn finish_job(
+        &self,
+        job: i64,
+        run: i64,
+        worker: &str,
+        report: &JobReport,
+    ) -> Result<()> {
+        let state = match report.status {
+            JobStatus::Succeeded => State::Succeeded,
+            JobStatus::Failed => State::Failed,
+            JobStatus::Canceled => State::Canceled,
+            JobStatus::Skipped => State::Skipped,
+        };
+        let code = report.exit_code.map(i64::from);
+        self.store
+            .finish_job(JobId(job), worker, state, code, report.reason.as_deref())
+            .await?;
+        self.store.settle_run(slipway_store::RunId(run)).await?;
+        self.wake_workers();
+        Ok(())
+    }
+}
+
+/// Exports the commit's tree for a run; safe when two workers race (the loser's copy is dropped).
+async fn export_once(engine: &Engine, a: &Assignment, dir: &std::path::Path) -> Result<()> {
+    let mirror =
+        slipway_git::Mirror::at(&engine.paths.mirror(slipway_store::ProjectId(a.project_id)));
+    let parent = dir.parent().unwrap_or(dir);
+    std::fs::create_dir_all(parent)?;
+    let staging = tempfile::Builder::new()
+        .prefix(".source-")
+        .tempdir_in(parent)?;
+    mirror
+        .export(&a.commit, &staging.path().join("tree"))
+        .await?;
+    if std::fs::rename(staging.path().join("tree"), dir).is_err() && !dir.is_dir() {
+        return Err(crate::EngineError::Invalid(format!(
+            "cannot place the source tree at {}",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,139 @@
+//! Creating runs: from a branch head or a commit, through the project's mirror,
+//! with the pipeline file read from that very commit.
+
+use globset::{GlobBuilder, GlobSetBuilder};
+use slipway_git::Mirror;
+use slipway_spec::Pipeline;
+use slipway_store::{NewJob, NewRun, Project, Run};
+
+use crate::{Engine, EngineError, Result};
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// The branch's current head (fetched now).
+    Branch(String),
+    /// An exact commit on a branch (what a webhook or a poll reports).
+    Commit { branch: String, commit: String },
+}
+
+impl Engine {
+    /// Creates a run for the target. An invalid or missing pipeline file gives a
+    /// failed run that says why, so the push is never silently ignored.
+    pub async fn trigger(&self, project: &Project, target: Target, trigger: &str) -> Result<Run> {
+        let mirror = Mirror::at(&self.paths.mirror(project.id));
+        mirror.update(&project.git_url).await?;
+        let (branch, rev) = match &target {
+            Target::Branch(b) => (b.clone(), b.clone()),
+            Target::Commit { branch, commit } => (branch.clone(), commit.clone()),
+        };
+        let commit = mirror.resolve(&rev).await.map_err(|_| {
+            EngineError::Invalid(format!(
+                "`{rev}` is not a branch or commit of {}",
+                project.git_url
+            ))
+        })?;
+        let mut new = NewRun {
+            commit: commit.clone(),
+            branch,
+            trigger: trigger.to_string(),
+            ..NewRun::default()
+        };
+        let Some(text) = mirror
+            .read_file(&commit, slipway_spec::DEFAULT_FILE)
+            .await?
+        else {
+            let reason = format!("commit {commit} has no {}", slipway_spec::DEFAULT_FILE);
+            return Ok(self
+                .store
+                .create_failed_run(project.id, &new, &reason)
+                .await?);
+        };
+        new.pipeline = text;
+        let run = match slipway_spec::parse(&new.pipeline) {
+            Ok(pipeline) => {
+                new.jobs = jobs_for(&pipeline, &new.branch);
+                self.store.create_run(project.id, &new).await?
+            }
+            Err(diagnostics) => {
+                let report = slipway_spec::render_all(
+                    slipway_spec::DEFAULT_FILE,
+                    &new.pipeline,
+                    &diagnostics,
+                );
+                self.store
+                    .create_failed_run(
+                        project.id,
+                        &new,
+                        &format!("invalid pipeline file:\n{report}"),
+                    )
+                    .await?
+            }
+        };
+        self.wake_workers();
+        Ok(run)
+    }
+
+    /// A pushed commit: a run when the branch is one the project builds.
+    pub async fn on_push(
+        &self,
+        project: &Project,
+        branch: &str,
+        commit: &str,
+        trigger: &str,
+    ) -> Result<Option<Run>> {
+        if !builds_branch(project, branch) {
+            return Ok(None);
+        }
+        let target = Target::Commit {
+            branch: branch.to_string(),
+            commit: commit.to_string(),
+        };
+        self.trigger(project, target, trigger).await.map(Some)
+    }
+}
+
+/// Whether a branch matches the project's patterns (none means every branch).
+pub fn builds_branch(project: &Project, branch: &str) -> bool {
+    if project.branches.is_empty() {
+        return true;
+    }
+    let mut set = GlobSetBuilder::new();
+    for p in &project.branches {
+        if let Ok(g) = GlobBuilder::new(p).literal_separator(true).build() {
+            set.add(g);
+        }
+    }
+    set.build().is_ok_and(|s| s.is_match(branch))
+}
+
+/// The jobs to queue on this branch: those the branch filter allows and whose
+/// needs are all there. Jobs that need Docker carry the `docker` label.
+fn jobs_for(pipeline: &Pipeline, branch: &str) -> Vec<NewJob> {
+    let mut kept: Vec<&slipway_spec::Job> = pipeline
+        .jobs
+        .iter()
+        .filter(|j| j.branches.allows(branch))
+        .collect();
+    // A job whose need was left out is left out too, and so on down the graph.
+    loop {
+        let before = kept.len();
+        let names: Vec<slipway_spec::JobName> = kept.iter().map(|j| j.name.clone()).collect();
+        kept.retain(|j| j.needs.iter().all(|n| names.contains(n)));
+        if kept.len() == before {
+            break;
+        }
+    }
+    kept.iter()
+        .map(|job| NewJob {
+            name: job.name.to_string(),
+            labels: if job.image.is_some() || job.image_build.is_some() {
+                vec!["docker".into()]
+            } else {
+                vec![]
+            },
+            needs: job.needs.iter().map(ToString::to_string).collect(),
+            allow_failure: job.allow_failure,
+        })
+        .collect()
+}

@@ -1,0 +1,257 @@
+//! A worker: claims jobs and runs them with the runner, streaming logs and
+//! heartbeats, until told to stop. The same loop serves in-process workers and
+//! remote agents; only the [`Dispatch`] differs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use slipway_runner::{
+    ArtifactStore, CacheStore, Engine as Docker, Event, JobReport, JobStatus, RunContext, Source,
+    Stream, run_job,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::Result;
+use crate::dispatch::{Assignment, Dispatch, LEASE};
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Unique among all workers: claims and heartbeats are checked against it.
+    pub name: String,
+    pub labels: Vec<String>,
+    /// Parent of job workspaces.
+    pub work_root: PathBuf,
+    /// How long running jobs may go on after shutdown is asked before they are canceled.
+    pub grace: Duration,
+    pub docker: Option<Docker>,
+}
+
+#[derive(Debug)]
+pub struct Worker<D> {
+    dispatch: Arc<D>,
+    config: WorkerConfig,
+}
+
+/// Lines per stored log chunk, and the longest a line waits to be stored.
+const CHUNK_LINES: usize = 500;
+const CHUNK_WAIT: Duration = Duration::from_millis(200);
+
+impl<D: Dispatch> Worker<D> {
+    pub fn new(dispatch: Arc<D>, config: WorkerConfig) -> Worker<D> {
+        Worker { dispatch, config }
+    }
+
+    /// Claims and runs jobs until `shutdown`; a job running then gets the grace
+    /// period, then is canceled and given back to the queue.
+    pub async fn run(self, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            let claimed = tokio::select! {
+                c = self.dispatch.claim(&self.config.name, &self.config.labels, Duration::from_secs(20)) => c,
+                () = shutdown.cancelled() => break,
+            };
+            match claimed {
+                Ok(Some(assignment)) => self.execute(assignment, &shutdown).await,
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(worker = %self.config.name, "cannot claim work: {e}");
+                    // The server or database is unreachable: back off before asking again.
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        () = shutdown.cancelled() => break,
+                    }
+                }
+            }
+        }
+    }
+
+    async fn execute(&self, a: Assignment, shutdown: &CancellationToken) {
+        let cancel = CancellationToken::new();
+        let heartbeat = self.spawn_heartbeat(a.job_id, cancel.clone());
+        let stopping = self.spawn_grace(shutdown.clone(), cancel.clone());
+        let outcome = self.run_assignment(&a, &cancel).await;
+        heartbeat.abort();
+        let released = stopping.is_finished() && shutdown.is_cancelled();
+        stopping.abort();
+        let result = match outcome {
+            _ if released => {
+                self.dispatch
+                    .release(
+                        a.job_id,
+                        &self.config.name,
+                        "re-queued: its worker shut down",
+                    )
+                    .await
+            }
+            Ok(report) => self.dispatch.finish(&a, &self.config.name, &report).await,
+            Err(e) => {
+                let report =
+                    failed_report(&a.job, format!("the worker could not run the job: {e}"));
+                self.dispatch.finish(&a, &self.config.name, &report).await
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(job = a.job_id, "cannot report the job's end: {e}");
+        }
+    }
+
+    async fn run_assignment(
+        &self,
+        a: &Assignment,
+        cancel: &CancellationToken,
+    ) -> Result<JobReport> {
+        let pipeline = slipway_spec::parse(&a.pipeline).map_err(|_| {
+            crate::EngineError::Invalid("the run's pipeline file no longer parses".into())
+        })?;
+        let Some(job) = pipeline.job(&a.job).cloned() else {
+            return Err(crate::EngineError::Invalid(format!(
+                "the pipeline has no job `{}`",
+                a.job
+            )));
+        };
+        let needs: Vec<String> = job.needs.iter().map(ToString::to_string).collect();
+        let source_dir = self.dispatch.source(a).await?;
+        let artifacts = self.dispatch.artifacts(a, &needs).await?;
+        let (events, shipped) = self.spawn_log_shipper(a.job_id);
+        let ctx = RunContext {
+            run_number: u64::try_from(a.run_number).unwrap_or(0),
+            revision: slipway_git::Revision {
+                commit: a.commit.clone(),
+                branch: a.branch.clone(),
+            },
+            source: Source::discover(&source_dir).await?,
+            artifacts: ArtifactStore { root: artifacts },
+            caches: CacheStore {
+                root: self.dispatch.caches(a),
+            },
+            work_root: self.config.work_root.clone(),
+            pipeline_env: pipeline.env.clone(),
+            secrets: a.secrets.clone(),
+            docker: self.config.docker.clone(),
+            events,
+        };
+        let report = run_job(&ctx, &job, cancel).await;
+        drop(ctx);
+        let _ = shipped.await;
+        Ok(report)
+    }
+
+    /// Renews the lease; cancels the job when the server says it is no longer ours.
+    fn spawn_heartbeat(&self, job: i64, cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let (dispatch, name) = (self.dispatch.clone(), self.config.name.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(LEASE / 3);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match dispatch.heartbeat(job, &name).await {
+                    Ok(true) => {}
+                    Ok(false) => return cancel.cancel(),
+                    // A blip: the lease outlasts a few missed beats.
+                    Err(e) => tracing::warn!(job, "heartbeat failed: {e}"),
+                }
+            }
+        })
+    }
+
+    /// After shutdown is asked, waits the grace period, then cancels the job.
+    fn spawn_grace(
+        &self,
+        shutdown: CancellationToken,
+        cancel: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let grace = self.config.grace;
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            tokio::time::sleep(grace).await;
+            cancel.cancel();
+        })
+    }
+
+    /// Collects the job's events into log lines and stores them in chunks.
+    fn spawn_log_shipper(&self, job: i64) -> (mpsc::Sender<Event>, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::channel::<Event>(1024);
+        let dispatch = self.dispatch.clone();
+        let handle = tokio::spawn(async move {
+            let (mut seq, mut lines) = (0i64, Vec::new());
+            // A line waits at most CHUNK_WAIT to be stored, however slowly others follow.
+            let mut due: Option<tokio::time::Instant> = None;
+            loop {
+                let next = match due {
+                    Some(at) => tokio::time::timeout_at(at, rx.recv()).await,
+                    None => Ok(rx.recv().await),
+                };
+                let ended = matches!(next, Ok(None));
+                if let Ok(Some(event)) = next {
+                    if let Some(line) = log_line(&event) {
+                        lines.push(line);
+                        due.get_or_insert_with(|| tokio::time::Instant::now() + CHUNK_WAIT);
+                    }
+                }
+                let overdue = due.is_some_and(|at| tokio::time::Instant::now() >= at);
+                if !lines.is_empty() && (ended || overdue || lines.len() >= CHUNK_LINES) {
+                    if let Err(e) = dispatch
+                        .append_log(job, seq, std::mem::take(&mut lines))
+                        .await
+                    {
+                        tracing::warn!(job, "cannot store log lines: {e}");
+                    }
+                    seq += 1;
+                    due = None;
+                }
+                if ended {
+                    return;
+                }
+            }
+        });
+        (tx, handle)
+    }
+}
+
+/// The stored text of an event, if it has any.
+fn log_line(event: &Event) -> Option<String> {
+    match event {
+        Event::Line {
+            stream: Stream::System,
+            text,
+            ..
+        } => Some(format!("▸ {text}")),
+        Event::Line { text, .. } => Some(text.clone()),
+        Event::StepStarted {
+            index,
+            count,
+            title,
+            ..
+        } => Some(format!("▸ step {}/{count}: {title}", index + 1)),
+        Event::JobFinished { status, reason, .. } => Some(format!(
+            "▸ job {}{}",
+            status.as_str(),
+            reason
+                .as_ref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        )),
+        Event::JobStarted { attempt, .. } if *attempt > 1 => Some(format!("▸ attempt {attempt}")),
+        _ => None,
+    }
+}
+
+fn failed_report(job: &str, reason: String) -> JobReport {
+    JobReport {
+        name: job.to_string(),
+        status: JobStatus::Failed,
+        allow_failure: false,
+        attempts: 0,
+        started_at: None,
+        finished_at: None,
+        duration_ms: 0,
+        steps: Vec::new(),
+        exit_code: None,
+        reason: Some(reason),
+        artifacts: Vec::new(),
+        cache_hits: Vec::new(),
+        cache_misses: Vec::new(),
+        images: Vec::new(),
+    }
+}

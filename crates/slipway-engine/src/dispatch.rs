@@ -193,7 +193,14 @@ impl Dispatch for LocalDispatch {
 
     async fn finish(&self, a: &Assignment, worker: &str, report: &JobReport) -> Result<()> {
         self.engine
-            .finish_job(a.job_id, a.run_id, worker, report)
+            .finish_job(
+                a.job_id,
+                a.run_id,
+                worker,
+                report.status,
+                report.exit_code,
+                report.reason.as_deref(),
+            )
             .await
     }
 
@@ -214,17 +221,19 @@ impl Engine {
         job: i64,
         run: i64,
         worker: &str,
-        report: &JobReport,
+        status: JobStatus,
+        exit_code: Option<i32>,
+        reason: Option<&str>,
     ) -> Result<()> {
-        let state = match report.status {
+        let state = match status {
             JobStatus::Succeeded => State::Succeeded,
             JobStatus::Failed => State::Failed,
             JobStatus::Canceled => State::Canceled,
             JobStatus::Skipped => State::Skipped,
         };
-        let code = report.exit_code.map(i64::from);
+        let code = exit_code.map(i64::from);
         self.store
-            .finish_job(JobId(job), worker, state, code, report.reason.as_deref())
+            .finish_job(JobId(job), worker, state, code, reason)
             .await?;
         self.store.settle_run(slipway_store::RunId(run)).await?;
         self.wake_workers();

@@ -111,7 +111,10 @@ impl Mirror {
         if !self.path.join("HEAD").exists() {
             let parent = self.path.parent().unwrap_or(Path::new("."));
             std::fs::create_dir_all(parent).map_err(GitError::Spawn)?;
-            let target = self.path.to_string_lossy().to_string();
+            let target = std::path::absolute(&self.path)
+                .map_err(GitError::Spawn)?
+                .to_string_lossy()
+                .to_string();
             git(parent, ["clone", "--quiet", "--mirror", url, &target]).await?;
             return Ok(());
         }

@@ -1,13 +1,20 @@
-//! Subcommands. Each module parses nothing itself: clap gives it typed options.
+//! Subcommands. Each module gets typed options from clap and does one thing.
 
+mod agent;
+mod client;
 mod progress;
+mod remote;
 mod run;
+mod runs;
+mod server;
 mod validate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use client::Connection;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -26,6 +33,67 @@ enum Command {
     Validate(validate::Args),
     /// Run a pipeline on this machine: jobs on the host or in Docker containers.
     Run(run::Args),
+    /// Serve the API, webhooks and live logs, and run jobs with in-process workers.
+    Server(server::Args),
+    /// Run jobs for a server from this host.
+    Agent(agent::Args),
+    /// Projects on a server.
+    Project {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        cmd: remote::ProjectCommand,
+    },
+    /// Project secrets on a server (values are never shown).
+    Secret {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        cmd: remote::SecretCommand,
+    },
+    /// API tokens.
+    Token {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        cmd: remote::TokenCommand,
+    },
+    /// Start a run of a project on a server.
+    Trigger {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        args: runs::TriggerArgs,
+    },
+    /// A project's runs, newest first.
+    Runs {
+        #[command(flatten)]
+        conn: Connection,
+        project: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A run's state and its jobs (RUN is PROJECT/NUMBER).
+    RunStatus {
+        #[command(flatten)]
+        conn: Connection,
+        run: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A run's logs; -f follows them live.
+    Logs {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        args: runs::LogsArgs,
+    },
+    /// Cancel a run (RUN is PROJECT/NUMBER).
+    Cancel {
+        #[command(flatten)]
+        conn: Connection,
+        run: String,
+    },
 }
 
 /// Where the pipeline file is: shared by `validate` and `run`.
@@ -51,5 +119,29 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Run(args) => run::run(args),
+        Command::Server(args) => server::run(args),
+        Command::Agent(args) => agent::run(args),
+        Command::Project { conn, cmd } => remote::project(&conn, cmd),
+        Command::Secret { conn, cmd } => remote::secret(&conn, cmd),
+        Command::Token { conn, cmd } => remote::token(&conn, cmd),
+        Command::Trigger { conn, args } => runs::trigger(&conn, args),
+        Command::Runs {
+            conn,
+            project,
+            json,
+        } => runs::list(&conn, &project, json),
+        Command::RunStatus { conn, run, json } => runs::status(&conn, &run, json),
+        Command::Logs { conn, args } => runs::logs(&conn, args),
+        Command::Cancel { conn, run } => runs::cancel(&conn, &run),
     }
+}
+
+/// Logs for long-running commands (server, agent): `RUST_LOG` or `info`.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

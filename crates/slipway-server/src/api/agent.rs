@@ -1,0 +1,227 @@
+//! The agent protocol: remote `slipway agent` processes claim jobs (long poll),
+//! heartbeat, send log chunks, fetch sources and artifacts, and report back.
+//! It is the in-process workers' dispatch, spoken over HTTP.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use slipway_engine::Dispatch;
+use slipway_runner::JobStatus;
+use slipway_secrets::Role;
+use slipway_store::{JobId, RunId};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+
+/// The longest an agent's claim waits for work before it asks again.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Deserialize)]
+pub struct ClaimRequest {
+    worker: String,
+    #[serde(default)]
+    labels: Vec<String>,
+    wait_ms: Option<u64>,
+}
+
+pub async fn claim(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<ClaimRequest>,
+) -> ApiResult<Response> {
+    caller.require(Role::Developer)?;
+    if req.worker.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "`worker` must name the agent (unique per agent)",
+        ));
+    }
+    let wait = Duration::from_millis(req.wait_ms.unwrap_or(20_000)).min(MAX_WAIT);
+    let dispatch = state.dispatch();
+    let worker = format!("agent:{}", req.worker);
+    let claimed = tokio::select! {
+        c = dispatch.claim(&worker, &req.labels, wait) => c?,
+        () = state.shutdown.cancelled() => None,
+    };
+    Ok(match claimed {
+        Some(assignment) => Json(assignment).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct WorkerRef {
+    worker: String,
+}
+
+pub async fn heartbeat(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(job): Path<i64>,
+    Json(w): Json<WorkerRef>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Developer)?;
+    let held = state
+        .dispatch()
+        .heartbeat(job, &format!("agent:{}", w.worker))
+        .await?;
+    Ok(Json(json!({ "continue": held })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LogChunk {
+    seq: i64,
+    lines: Vec<String>,
+}
+
+pub async fn log(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(job): Path<i64>,
+    Json(chunk): Json<LogChunk>,
+) -> ApiResult<StatusCode> {
+    caller.require(Role::Developer)?;
+    state
+        .dispatch()
+        .append_log(job, chunk.seq, chunk.lines)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Finish {
+    worker: String,
+    status: JobStatus,
+    exit_code: Option<i32>,
+    reason: Option<String>,
+}
+
+pub async fn finish(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(job): Path<i64>,
+    Json(f): Json<Finish>,
+) -> ApiResult<StatusCode> {
+    caller.require(Role::Developer)?;
+    let row = state.engine.store.job(JobId(job)).await?;
+    let worker = format!("agent:{}", f.worker);
+    state
+        .engine
+        .finish_job(
+            job,
+            row.run_id.0,
+            &worker,
+            f.status,
+            f.exit_code,
+            f.reason.as_deref(),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Release {
+    worker: String,
+    reason: String,
+}
+
+pub async fn release(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(job): Path<i64>,
+    Json(r): Json<Release>,
+) -> ApiResult<StatusCode> {
+    caller.require(Role::Developer)?;
+    state
+        .dispatch()
+        .release(job, &format!("agent:{}", r.worker), &r.reason)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The tree of the run's commit, as a tar archive.
+pub async fn source(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(run): Path<i64>,
+) -> ApiResult<Response> {
+    caller.require(Role::Developer)?;
+    let run = state.engine.store.run(RunId(run)).await?;
+    let mirror = slipway_git::Mirror::at(&state.engine.paths.mirror(run.project_id));
+    let tar = mirror
+        .archive(&run.commit)
+        .await
+        .map_err(|e| ApiError::internal(e))?;
+    Ok(([(header::CONTENT_TYPE, "application/x-tar")], tar).into_response())
+}
+
+/// A finished job's artifacts, as a tar archive (empty when it kept none).
+pub async fn download_artifacts(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((run, name)): Path<(i64, String)>,
+) -> ApiResult<Response> {
+    caller.require(Role::Developer)?;
+    check_job_name(&name)?;
+    let dir = state.engine.paths.artifacts(RunId(run)).join(&name);
+    let tar = tokio::task::spawn_blocking(move || pack(&dir))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok(([(header::CONTENT_TYPE, "application/x-tar")], tar).into_response())
+}
+
+/// Stores a job's artifacts sent by the agent that ran it (replacing any earlier upload).
+pub async fn upload_artifacts(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((run, name)): Path<(i64, String)>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    caller.require(Role::Developer)?;
+    check_job_name(&name)?;
+    let root = state.engine.paths.artifacts(RunId(run));
+    tokio::task::spawn_blocking(move || unpack(&body, &root, &name))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| {
+            ApiError::bad_request(format!("the artifacts archive cannot be unpacked: {e}"))
+        })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn check_job_name(name: &str) -> ApiResult<()> {
+    slipway_spec::JobName::parse(name)
+        .map(drop)
+        .map_err(ApiError::bad_request)
+}
+
+fn pack(dir: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    let mut tar = tar::Builder::new(Vec::new());
+    if dir.is_dir() {
+        tar.append_dir_all(".", dir)?;
+    }
+    tar.into_inner()
+}
+
+/// Unpacks into a staging directory first and renames it into place, so a
+/// broken upload never leaves half the artifacts.
+fn unpack(tar: &[u8], root: &std::path::Path, name: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(root)?;
+    let staging = tempfile::Builder::new()
+        .prefix(".upload-")
+        .tempdir_in(root)?;
+    tar::Archive::new(tar).unpack(staging.path())?;
+    let dest = root.join(name);
+    if dest.exists() {
+        std::fs::remove_dir_all(&dest)?;
+    }
+    std::fs::rename(staging.path(), dest)?;
+    Ok(())
+}

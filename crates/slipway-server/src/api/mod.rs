@@ -1,0 +1,63 @@
+//! The routes. Each handler names the role it needs first thing.
+
+mod agent;
+mod health;
+mod hooks;
+mod logs;
+mod openapi;
+mod projects;
+mod runs;
+mod secrets;
+mod tokens;
+
+use axum::Router;
+use axum::routing::{get, post, put};
+
+use crate::AppState;
+pub use openapi::ROUTES;
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/projects", get(projects::list).post(projects::add))
+        .route(
+            "/projects/{project}",
+            get(projects::show).delete(projects::remove),
+        )
+        .route("/projects/{project}/trigger", post(runs::trigger))
+        .route("/projects/{project}/runs", get(runs::list))
+        .route("/projects/{project}/runs/{number}", get(runs::show))
+        .route(
+            "/projects/{project}/runs/{number}/cancel",
+            post(runs::cancel),
+        )
+        .route("/projects/{project}/runs/{number}/log", get(logs::run_log))
+        .route("/projects/{project}/secrets", get(secrets::list))
+        .route(
+            "/projects/{project}/secrets/{name}",
+            put(secrets::set).delete(secrets::remove),
+        )
+        .route("/jobs/{job}/log", get(logs::page))
+        .route("/jobs/{job}/log/stream", get(logs::stream))
+        .route("/tokens", post(tokens::create))
+        .route("/agent/claim", post(agent::claim))
+        .route("/agent/jobs/{job}/heartbeat", post(agent::heartbeat))
+        .route("/agent/jobs/{job}/log", post(agent::log))
+        .route("/agent/jobs/{job}/finish", post(agent::finish))
+        .route("/agent/jobs/{job}/release", post(agent::release))
+        .route("/agent/runs/{run}/source", get(agent::source))
+        .route(
+            "/agent/runs/{run}/artifacts/{name}",
+            get(agent::download_artifacts).put(agent::upload_artifacts),
+        )
+        .route("/openapi.json", get(openapi::document))
+        .layer(axum::extract::DefaultBodyLimit::max(512 * 1024 * 1024));
+    Router::new()
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+        .route("/hooks/{project}", post(hooks::receive))
+        .nest("/api/v1", api)
+        .fallback(|| async {
+            crate::error::ApiError::not_found("no such route; see /api/v1/openapi.json")
+        })
+        .with_state(state)
+}

@@ -1,0 +1,164 @@
+//! The API described as OpenAPI 3.1, built from one table so it cannot drift
+//! from the routes' roles (the role tests read the same table).
+
+use axum::Json;
+use serde_json::{Map, Value, json};
+
+/// (method, path, role needed, summary). `none` is for routes that check
+/// something else (webhook signatures) or nothing (health).
+pub const ROUTES: &[(&str, &str, &str, &str)] = &[
+    ("get", "/projects", "viewer", "List projects"),
+    (
+        "post",
+        "/projects",
+        "admin",
+        "Add a project; returns its webhook secret once",
+    ),
+    ("get", "/projects/{project}", "viewer", "Show a project"),
+    (
+        "delete",
+        "/projects/{project}",
+        "admin",
+        "Remove a project with its runs",
+    ),
+    (
+        "post",
+        "/projects/{project}/trigger",
+        "developer",
+        "Start a run for a branch or commit",
+    ),
+    (
+        "get",
+        "/projects/{project}/runs",
+        "viewer",
+        "List runs, newest first",
+    ),
+    (
+        "get",
+        "/projects/{project}/runs/{number}",
+        "viewer",
+        "A run with its jobs and transitions",
+    ),
+    (
+        "post",
+        "/projects/{project}/runs/{number}/cancel",
+        "developer",
+        "Cancel a run",
+    ),
+    (
+        "get",
+        "/projects/{project}/runs/{number}/log",
+        "viewer",
+        "Follow a run's logs (Server-Sent Events)",
+    ),
+    (
+        "get",
+        "/projects/{project}/secrets",
+        "developer",
+        "Secret names (never values)",
+    ),
+    (
+        "put",
+        "/projects/{project}/secrets/{name}",
+        "admin",
+        "Set a secret (value in the body)",
+    ),
+    (
+        "delete",
+        "/projects/{project}/secrets/{name}",
+        "admin",
+        "Remove a secret",
+    ),
+    ("get", "/jobs/{job}/log", "viewer", "A page of a job's log"),
+    (
+        "get",
+        "/jobs/{job}/log/stream",
+        "viewer",
+        "Follow a job's log (Server-Sent Events)",
+    ),
+    (
+        "post",
+        "/tokens",
+        "admin",
+        "Create an API token; returns it once",
+    ),
+    (
+        "post",
+        "/agent/claim",
+        "developer",
+        "Agents: claim a job (long poll)",
+    ),
+    (
+        "post",
+        "/agent/jobs/{job}/heartbeat",
+        "developer",
+        "Agents: keep a claim alive",
+    ),
+    (
+        "post",
+        "/agent/jobs/{job}/log",
+        "developer",
+        "Agents: store a log chunk",
+    ),
+    (
+        "post",
+        "/agent/jobs/{job}/finish",
+        "developer",
+        "Agents: report a job's end",
+    ),
+    (
+        "post",
+        "/agent/jobs/{job}/release",
+        "developer",
+        "Agents: give a job back",
+    ),
+    (
+        "get",
+        "/agent/runs/{run}/source",
+        "developer",
+        "Agents: the run's source tree (tar)",
+    ),
+    (
+        "get",
+        "/agent/runs/{run}/artifacts/{name}",
+        "developer",
+        "Agents: a job's artifacts (tar)",
+    ),
+    (
+        "put",
+        "/agent/runs/{run}/artifacts/{name}",
+        "developer",
+        "Agents: upload a job's artifacts (tar)",
+    ),
+];
+
+pub async fn document() -> Json<Value> {
+    let mut paths: Map<String, Value> = Map::new();
+    for (method, path, role, summary) in ROUTES {
+        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
+        entry[*method] = json!({
+            "summary": summary,
+            "x-slipway-role": role,
+            "security": [{ "token": [] }],
+            "responses": {
+                "200": { "description": "success" },
+                "401": { "$ref": "#/components/responses/Error" },
+                "403": { "$ref": "#/components/responses/Error" }
+            }
+        });
+    }
+    Json(json!({
+        "openapi": "3.1.0",
+        "info": { "title": "Slipway API", "version": env!("CARGO_PKG_VERSION") },
+        "servers": [{ "url": "/api/v1" }],
+        "paths": paths,
+        "components": {
+            "securitySchemes": { "token": { "type": "http", "scheme": "bearer", "description": "An API token (slw_…)" } },
+            "responses": { "Error": { "description": "An error", "content": { "application/json": { "schema": {
+                "type": "object",
+                "properties": { "error": { "type": "object", "properties": {
+                    "code": { "type": "string" }, "message": { "type": "string" } } } }
+            } } } } }
+        }
+    }))
+}

@@ -1,0 +1,102 @@
+//! Runs: trigger, list, show (with jobs and transitions), cancel.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use slipway_engine::Target;
+use slipway_secrets::Role;
+use slipway_store::Run;
+
+use super::projects::project;
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Debug, Deserialize)]
+pub struct TriggerRequest {
+    branch: Option<String>,
+    commit: Option<String>,
+}
+
+pub async fn trigger(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Json(req): Json<TriggerRequest>,
+) -> ApiResult<(StatusCode, Json<Run>)> {
+    caller.require(Role::Developer)?;
+    let project = project(&state, &name).await?;
+    let target = match (req.branch, req.commit) {
+        (branch, Some(commit)) => Target::Commit {
+            branch: branch.unwrap_or_default(),
+            commit,
+        },
+        (Some(branch), None) => Target::Branch(branch),
+        (None, None) => Target::Branch("main".into()),
+    };
+    let run = state.engine.trigger(&project, target, "manual").await?;
+    Ok((StatusCode::CREATED, Json(run)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    limit: Option<i64>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Vec<Run>>> {
+    caller.require(Role::Viewer)?;
+    let project = project(&state, &name).await?;
+    Ok(Json(
+        state
+            .engine
+            .store
+            .runs(project.id, q.limit.unwrap_or(50).clamp(1, 1000))
+            .await?,
+    ))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, number)): Path<(String, i64)>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Viewer)?;
+    let run = run(&state, &name, number).await?;
+    let store = &state.engine.store;
+    let jobs = store.jobs_of(run.id).await?;
+    let transitions = store.transitions("run", run.id.0).await?;
+    Ok(Json(
+        json!({ "run": run, "jobs": jobs, "transitions": transitions }),
+    ))
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, number)): Path<(String, i64)>,
+) -> ApiResult<Json<Run>> {
+    caller.require(Role::Developer)?;
+    let run = run(&state, &name, number).await?;
+    if run.state.is_final() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("run {number} has already {}", run.state),
+        ));
+    }
+    let reason = format!("canceled by {}", caller.name);
+    Ok(Json(state.engine.store.cancel_run(run.id, &reason).await?))
+}
+
+/// A run by project name and number.
+pub async fn run(state: &AppState, project_name: &str, number: i64) -> ApiResult<Run> {
+    let project = project(state, project_name).await?;
+    Ok(state.engine.store.run_by_number(project.id, number).await?)
+}

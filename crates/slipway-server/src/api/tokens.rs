@@ -1,0 +1,42 @@
+//! API tokens: an admin makes them; the plain token is shown once.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use slipway_secrets::{Role, Token};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Debug, Deserialize)]
+pub struct NewToken {
+    name: String,
+    role: String,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(new): Json<NewToken>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require(Role::Admin)?;
+    let role = Role::parse(&new.role).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if new.name.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "a token needs a `name` saying who or what uses it",
+        ));
+    }
+    let (plain, hash) = Token::generate();
+    state
+        .engine
+        .store
+        .add_token(hash.as_str(), &new.name, role.as_str())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "name": new.name, "role": role.as_str(), "token": plain })),
+    ))
+}

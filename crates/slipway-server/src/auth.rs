@@ -1,0 +1,63 @@
+//! API tokens and roles: every route states the role it needs, and a request
+//! without a token of at least that role is refused.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use slipway_secrets::{Role, TokenHash, looks_like_token};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The caller, authenticated: the token's name and role.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub name: String,
+    pub role: Role,
+}
+
+impl Caller {
+    /// Refuses the request unless the caller has at least `role`.
+    pub fn require(&self, role: Role) -> Result<(), ApiError> {
+        if self.role.allows(role) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "this needs the {} role; token `{}` has {}",
+                role.as_str(),
+                self.name,
+                self.role.as_str()
+            )))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "missing `Authorization: Bearer TOKEN`; set SLIPWAY_TOKEN for the CLI",
+                )
+            })?;
+        let token = header.strip_prefix("Bearer ").unwrap_or_default().trim();
+        if !looks_like_token(token) {
+            return Err(ApiError::unauthorized(
+                "the Authorization header does not hold a Slipway token (slw_…)",
+            ));
+        }
+        let hash = TokenHash::of(token);
+        let (name, role) = state
+            .engine
+            .store
+            .token(hash.as_str())
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("unknown token"))?;
+        let role = Role::parse(&role).map_err(ApiError::internal)?;
+        Ok(Caller { name, role })
+    }
+}

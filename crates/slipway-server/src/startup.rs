@@ -1,0 +1,200 @@
+//! Building and running the server: open the store, load the key, make the
+//! first admin token, start workers and loops, serve until told to stop.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use slipway_engine::{Engine, Paths, Worker, WorkerConfig};
+use slipway_secrets::{Role, SecretKey, Token, write_private_file};
+use slipway_store::Store;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::AppState;
+
+/// Everything `slipway server` can be told.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; SQLite in the data directory when absent.
+    pub database_url: Option<String>,
+    /// In-process workers (0: only remote agents run jobs).
+    pub workers: usize,
+    /// Labels of the in-process workers (`docker` is added when Docker answers).
+    pub labels: Vec<String>,
+    pub secret_key: Option<String>,
+    /// How long running steps may go on after SIGTERM before they are canceled.
+    pub grace: Duration,
+    /// How often expired leases are looked for.
+    pub reap_every: Duration,
+}
+
+/// A bound, ready server.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+    config: ServerConfig,
+    /// Printed once, at the first start: the admin token.
+    pub first_admin_token: Option<String>,
+}
+
+impl Server {
+    pub async fn build(mut config: ServerConfig) -> Result<Server> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            format!(
+                "cannot create the data directory {}: {e}",
+                config.data_dir.display()
+            )
+        })?;
+        // Absolute, because git and workers run in other directories.
+        config.data_dir = config
+            .data_dir
+            .canonicalize()
+            .map_err(|e| format!("cannot open {}: {e}", config.data_dir.display()))?;
+        let url = config.database_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", config.data_dir.join("slipway.db").display())
+        });
+        let store = Store::open(&url)
+            .await
+            .map_err(|e| format!("cannot open the database {}: {e}", redact(&url)))?;
+        let (key, _origin) =
+            SecretKey::from_env_or_file(config.secret_key.as_deref(), &config.data_dir)
+                .map_err(|e| e.to_string())?;
+        let first_admin_token = first_admin_token(&store, &config).await?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        let engine = Engine::new(store, Paths::new(&config.data_dir));
+        let state = AppState {
+            engine,
+            key: Arc::new(key),
+            shutdown: CancellationToken::new(),
+        };
+        Ok(Server {
+            listener,
+            state,
+            config,
+            first_admin_token,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `stop` is cancelled, then stops claiming work, lets running
+    /// jobs finish for the grace period and returns.
+    pub async fn run(self, stop: CancellationToken) -> Result<()> {
+        let Server {
+            listener,
+            state,
+            config,
+            ..
+        } = self;
+        let workers = start_workers(&state, &config).await;
+        tokio::spawn(slipway_engine::run_poller(
+            state.engine.clone(),
+            state.shutdown.clone(),
+        ));
+        tokio::spawn(slipway_engine::run_reaper(
+            state.engine.clone(),
+            config.reap_every,
+            state.shutdown.clone(),
+        ));
+        let app = crate::api::router(state.clone());
+        let shutdown = state.shutdown.clone();
+        let serve = axum::serve(listener, app).with_graceful_shutdown({
+            let stop = stop.clone();
+            async move { stop.cancelled().await }
+        });
+        let served = serve.await;
+        shutdown.cancel();
+        for w in workers {
+            let _ = w.await;
+        }
+        state.engine.store.close().await;
+        served.map_err(|e| StartError(format!("server error: {e}")))
+    }
+}
+
+/// At the very first start there is no token at all: make an admin one, write
+/// it 0600 to the data directory, and hand it back to be printed once.
+async fn first_admin_token(store: &Store, config: &ServerConfig) -> Result<Option<String>> {
+    if store.token_count().await.map_err(|e| e.to_string())? > 0 {
+        return Ok(None);
+    }
+    let (plain, hash) = Token::generate();
+    store
+        .add_token(hash.as_str(), "admin", Role::Admin.as_str())
+        .await
+        .map_err(|e| e.to_string())?;
+    let path = config.data_dir.join("admin.token");
+    write_private_file(&path, format!("{plain}\n").as_bytes()).map_err(|e| e.to_string())?;
+    Ok(Some(plain))
+}
+
+async fn start_workers(
+    state: &AppState,
+    config: &ServerConfig,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    if config.workers == 0 {
+        return Vec::new();
+    }
+    let docker = slipway_runner::Engine::connect().await.ok();
+    let mut labels = config.labels.clone();
+    if docker.is_some() && !labels.iter().any(|l| l == "docker") {
+        labels.push("docker".into());
+    }
+    let dispatch = Arc::new(state.dispatch());
+    let instance = format!("{}-{}", hostname(), std::process::id());
+    (0..config.workers)
+        .map(|i| {
+            let worker = Worker::new(
+                dispatch.clone(),
+                WorkerConfig {
+                    name: format!("local:{instance}:{i}"),
+                    labels: labels.clone(),
+                    work_root: state.engine.paths.work(),
+                    grace: config.grace,
+                    docker: docker.clone(),
+                },
+            );
+            tokio::spawn(worker.run(state.shutdown.clone()))
+        })
+        .collect()
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into())
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
+/// Why the server could not start or stopped: a message for the operator.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(pub String);
+
+impl From<String> for StartError {
+    fn from(message: String) -> StartError {
+        StartError(message)
+    }
+}
+
+type Result<T> = std::result::Result<T, StartError>;

@@ -1,0 +1,154 @@
+//! Verification and parsing of push webhooks.
+//!
+//! A forge tells Slipway about a push by POSTing a webhook delivery. This crate takes
+//! one delivery as plain data (its headers, its raw body and the project's webhook
+//! secret) and answers with the branches that moved. It knows GitHub, Gitea (and
+//! Forgejo), Bitbucket Cloud and Bitbucket Data Center.
+//!
+//! It owns telling the providers apart, checking a delivery's HMAC-SHA256 signature
+//! (in constant time, before a byte of the body is parsed) and reading each
+//! provider's push payload. It must not know the HTTP framework that received the
+//! request, where secrets or runs are stored, or git itself: it does no I/O and is
+//! not async.
+
+mod bitbucket_cloud;
+mod bitbucket_dc;
+mod github;
+mod headers;
+mod json;
+mod signature;
+
+use std::fmt;
+
+use headers::Headers;
+use json::Node;
+
+/// The commit of a deleted branch: forty zeros, as the forges write it.
+pub const NO_COMMIT: &str = "0000000000000000000000000000000000000000";
+
+/// The forge a delivery came from, known by its headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Provider {
+    /// github.com or GitHub Enterprise: `X-GitHub-Event`, `X-Hub-Signature-256`.
+    GitHub,
+    /// Gitea or Forgejo: `X-Gitea-Event` (or `X-Forgejo-Event`), `X-Gitea-Signature`.
+    Gitea,
+    /// bitbucket.org: `X-Event-Key: repo:push`, `X-Hub-Signature`.
+    BitbucketCloud,
+    /// Self-hosted Bitbucket: `X-Event-Key: repo:refs_changed`, `X-Hub-Signature`.
+    BitbucketDataCenter,
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Provider::GitHub => "GitHub",
+            Provider::Gitea => "Gitea",
+            Provider::BitbucketCloud => "Bitbucket Cloud",
+            Provider::BitbucketDataCenter => "Bitbucket Data Center",
+        })
+    }
+}
+
+/// A delivery whose signature held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Who sent it.
+    pub provider: Provider,
+    /// The provider's id for this delivery, to recognise one delivered twice.
+    pub id: Option<String>,
+    /// The provider's event name, e.g. `push`, `ping`, `repo:refs_changed`.
+    pub event: String,
+    /// The branches that moved; empty for other events (pings, tags, pull requests).
+    pub pushes: Vec<Push>,
+}
+
+/// One branch that moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Push {
+    /// The branch name without `refs/heads/`; it may contain slashes (`feature/x`).
+    pub branch: String,
+    /// The commit the branch now points at: 40 lowercase hex characters, or
+    /// [`NO_COMMIT`] when the branch was deleted.
+    pub commit: String,
+    /// Whether the push deleted the branch.
+    pub deleted: bool,
+}
+
+impl Push {
+    fn new(branch: String, commit: String, deleted: bool) -> Push {
+        let commit = if deleted {
+            NO_COMMIT.to_owned()
+        } else {
+            commit
+        };
+        Push {
+            branch,
+            commit,
+            deleted,
+        }
+    }
+}
+
+/// Why a delivery was refused.
+///
+/// A server would answer `UnknownProvider` and `Payload` with 400, and
+/// `MissingSignature` and `BadSignature` with 401.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    /// No header names a known forge's event.
+    #[error(
+        "not a webhook from a known forge: expected an X-GitHub-Event, X-Gitea-Event, \
+         X-Forgejo-Event or X-Event-Key header"
+    )]
+    UnknownProvider,
+    /// The delivery carries no signature: the webhook has no secret set.
+    #[error("the delivery is not signed: set the project's webhook secret on the forge")]
+    MissingSignature,
+    /// The signature does not match the body under the project's secret.
+    #[error("the delivery's signature does not match the project's webhook secret")]
+    BadSignature,
+    /// The signature held but the body is not the payload the event promises.
+    #[error("unexpected webhook payload: {0}")]
+    Payload(String),
+}
+
+/// Check a delivery's signature against `secret`, then read the pushes it carries.
+///
+/// `headers` are the request's headers, names in any case; `body` is the raw
+/// request body, byte for byte as received. An empty `secret` never verifies.
+pub fn verify_and_parse(
+    headers: &[(&str, &str)],
+    body: &[u8],
+    secret: &[u8],
+) -> Result<Delivery, WebhookError> {
+    let headers = Headers::new(headers);
+    let provider = headers.provider()?;
+    signature::verify(&headers, provider, body, secret)?;
+    let event = headers.event(provider).to_owned();
+    let pushes = parse(&headers, provider, &event, body)?;
+    Ok(Delivery {
+        provider,
+        id: headers.delivery_id(provider).map(str::to_owned),
+        event,
+        pushes,
+    })
+}
+
+/// The pushes of a verified delivery; none for events that are not pushes.
+fn parse(
+    headers: &Headers,
+    provider: Provider,
+    event: &str,
+    body: &[u8],
+) -> Result<Vec<Push>, WebhookError> {
+    let read: fn(&Node) -> Result<Vec<Push>, WebhookError> = match (provider, event) {
+        (Provider::GitHub | Provider::Gitea, "push") => github::push,
+        (Provider::Gitea, "delete") => github::gitea_delete,
+        (Provider::BitbucketCloud, "repo:push") => bitbucket_cloud::push,
+        (Provider::BitbucketDataCenter, "repo:refs_changed") => bitbucket_dc::refs_changed,
+        _ => return Ok(Vec::new()),
+    };
+    let value = json::parse(headers, body)?;
+    read(&Node::root(&value))
+}

@@ -1,0 +1,241 @@
+//! `slipway agent`: a worker on another host. It speaks the server's agent API
+//! and runs jobs with the same worker loop and runner as the server.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use slipway_engine::{Assignment, Dispatch, EngineError, Worker, WorkerConfig};
+use slipway_runner::JobReport;
+use tokio_util::sync::CancellationToken;
+
+use super::client::{Client, Connection};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    conn: Connection,
+    /// Labels jobs may require, comma-separated (`docker` is added when Docker answers).
+    #[arg(long, env = "SLIPWAY_AGENT_LABELS", value_delimiter = ',')]
+    labels: Vec<String>,
+    /// The agent's name, unique among agents [default: HOST-PID].
+    #[arg(long, env = "SLIPWAY_AGENT_NAME")]
+    name: Option<String>,
+    /// Where sources, workspaces, artifacts and caches go [default: ./slipway-agent].
+    #[arg(long, env = "SLIPWAY_AGENT_DIR", default_value = "slipway-agent")]
+    work_dir: PathBuf,
+    /// Seconds a running job may go on after SIGTERM before it is given back.
+    #[arg(long, env = "SLIPWAY_GRACE_SECONDS", default_value_t = 30)]
+    grace_seconds: u64,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    super::init_tracing();
+    let client = Client::new(&args.conn)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let docker = slipway_runner::Engine::connect().await.ok();
+        let mut labels = args.labels.clone();
+        if docker.is_some() && !labels.iter().any(|l| l == "docker") {
+            labels.push("docker".into());
+        }
+        let work_dir = std::path::absolute(&args.work_dir)?;
+        let name = args
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
+        let config = WorkerConfig {
+            name: name.clone(),
+            labels: labels.clone(),
+            work_root: work_dir.join("work"),
+            grace: Duration::from_secs(args.grace_seconds),
+            docker,
+        };
+        println!("agent {name} ready (labels: {})", labels.join(","));
+        let stop = CancellationToken::new();
+        tokio::spawn(super::server::stop_on_signal(stop.clone()));
+        Worker::new(Arc::new(RemoteDispatch { client, work_dir }), config)
+            .run(stop)
+            .await;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "agent".into())
+}
+
+/// The work queue, over HTTP.
+#[derive(Debug)]
+struct RemoteDispatch {
+    client: Client,
+    work_dir: PathBuf,
+}
+
+fn remote(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Invalid(format!("server: {e}"))
+}
+
+impl RemoteDispatch {
+    fn run_dir(&self, run: i64) -> PathBuf {
+        self.work_dir.join("runs").join(run.to_string())
+    }
+
+    async fn download_tar(&self, path: &str, dest: &Path) -> Result<(), EngineError> {
+        let resp = self
+            .client
+            .request(Method::GET, path)
+            .send()
+            .await
+            .map_err(remote)?;
+        if !resp.status().is_success() {
+            return Err(remote(format!("GET {path} answered {}", resp.status())));
+        }
+        let bytes = resp.bytes().await.map_err(remote)?;
+        let dest = dest.to_path_buf();
+        tokio::task::spawn_blocking(move || unpack(&bytes, &dest))
+            .await
+            .map_err(remote)??;
+        Ok(())
+    }
+}
+
+/// Unpacks into a staging directory renamed into place: a half download never looks complete.
+fn unpack(tar: &[u8], dest: &Path) -> Result<(), EngineError> {
+    let parent = dest.parent().unwrap_or(dest);
+    std::fs::create_dir_all(parent)?;
+    let staging = tempfile::Builder::new()
+        .prefix(".download-")
+        .tempdir_in(parent)?;
+    tar::Archive::new(tar).unpack(staging.path())?;
+    if dest.exists() {
+        std::fs::remove_dir_all(dest)?;
+    }
+    std::fs::rename(staging.path(), dest)?;
+    Ok(())
+}
+
+impl Dispatch for RemoteDispatch {
+    async fn claim(
+        &self,
+        worker: &str,
+        labels: &[String],
+        wait: Duration,
+    ) -> Result<Option<Assignment>, EngineError> {
+        let body =
+            json!({ "worker": worker, "labels": labels, "wait_ms": wait.as_millis() as u64 });
+        let resp = self
+            .client
+            .request(Method::POST, "/agent/claim")
+            .json(&body)
+            .timeout(wait + Duration::from_secs(15))
+            .send()
+            .await
+            .map_err(remote)?;
+        match resp.status() {
+            StatusCode::NO_CONTENT => Ok(None),
+            s if s.is_success() => Ok(Some(resp.json().await.map_err(remote)?)),
+            s => Err(remote(format!(
+                "claim answered {s}: {}",
+                resp.text().await.unwrap_or_default()
+            ))),
+        }
+    }
+
+    async fn heartbeat(&self, job: i64, worker: &str) -> Result<bool, EngineError> {
+        let answer = self
+            .client
+            .post(
+                &format!("/agent/jobs/{job}/heartbeat"),
+                &json!({ "worker": worker }),
+            )
+            .await
+            .map_err(remote)?;
+        Ok(answer["continue"].as_bool().unwrap_or(false))
+    }
+
+    async fn append_log(&self, job: i64, seq: i64, lines: Vec<String>) -> Result<(), EngineError> {
+        self.client
+            .post(
+                &format!("/agent/jobs/{job}/log"),
+                &json!({ "seq": seq, "lines": lines }),
+            )
+            .await
+            .map_err(remote)?;
+        Ok(())
+    }
+
+    async fn source(&self, a: &Assignment) -> Result<PathBuf, EngineError> {
+        let dir = self.run_dir(a.run_id).join("source");
+        if !dir.is_dir() {
+            self.download_tar(&format!("/agent/runs/{}/source", a.run_id), &dir)
+                .await?;
+        }
+        Ok(dir)
+    }
+
+    async fn artifacts(&self, a: &Assignment, needs: &[String]) -> Result<PathBuf, EngineError> {
+        let root = self.run_dir(a.run_id).join("artifacts");
+        for need in needs {
+            self.download_tar(
+                &format!("/agent/runs/{}/artifacts/{need}", a.run_id),
+                &root.join(need),
+            )
+            .await?;
+        }
+        Ok(root)
+    }
+
+    fn caches(&self, a: &Assignment) -> PathBuf {
+        self.work_dir.join("cache").join(a.project_id.to_string())
+    }
+
+    async fn finish(
+        &self,
+        a: &Assignment,
+        worker: &str,
+        report: &JobReport,
+    ) -> Result<(), EngineError> {
+        let kept = self.run_dir(a.run_id).join("artifacts").join(&a.job);
+        if kept.is_dir() {
+            let tar = tokio::task::spawn_blocking(move || pack(&kept))
+                .await
+                .map_err(remote)??;
+            let path = format!("/agent/runs/{}/artifacts/{}", a.run_id, a.job);
+            self.client
+                .send(self.client.request(Method::PUT, &path).body(tar))
+                .await
+                .map_err(remote)?;
+        }
+        let body = json!({ "worker": worker, "status": report.status, "exit_code": report.exit_code, "reason": report.reason });
+        self.client
+            .post(&format!("/agent/jobs/{}/finish", a.job_id), &body)
+            .await
+            .map_err(remote)?;
+        Ok(())
+    }
+
+    async fn release(&self, job: i64, worker: &str, reason: &str) -> Result<(), EngineError> {
+        self.client
+            .post(
+                &format!("/agent/jobs/{job}/release"),
+                &json!({ "worker": worker, "reason": reason }),
+            )
+            .await
+            .map_err(remote)?;
+        Ok(())
+    }
+}
+
+fn pack(dir: &Path) -> Result<Vec<u8>, EngineError> {
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.append_dir_all(".", dir)?;
+    Ok(tar.into_inner()?)
+}

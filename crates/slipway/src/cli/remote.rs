@@ -1,0 +1,213 @@
+//! Client verbs: projects, secrets, tokens, triggers, runs and logs on a server.
+
+use std::io::Read as _;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::client::{Client, Connection};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ProjectCommand {
+    /// Add a project; prints its webhook URL and secret (shown once).
+    Add {
+        name: String,
+        /// The repository: a URL or a path the server can read.
+        #[arg(long)]
+        git: String,
+        /// Branch patterns to build (repeatable; default: every branch).
+        #[arg(long = "branch")]
+        branches: Vec<String>,
+        /// Poll the remote this often (`60s`, `5m`) when webhooks cannot reach the server.
+        #[arg(long)]
+        poll: Option<String>,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Remove {
+        name: String,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SecretCommand {
+    /// Set a secret; the value is read from standard input.
+    Set {
+        project: String,
+        name: String,
+    },
+    /// Names only.
+    List {
+        project: String,
+        #[arg(long)]
+        json: bool,
+    },
+    Rm {
+        project: String,
+        name: String,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token (viewer, developer or admin); prints it once.
+    Create {
+        name: String,
+        #[arg(long, default_value = "developer")]
+        role: String,
+    },
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Runtime::new()
+        .context("cannot start the async runtime")?
+        .block_on(f)
+}
+
+pub fn project(conn: &Connection, cmd: ProjectCommand) -> anyhow::Result<ExitCode> {
+    let client = Client::new(conn)?;
+    block_on(async move {
+        match cmd {
+            ProjectCommand::Add {
+                name,
+                git,
+                branches,
+                poll,
+            } => {
+                let poll_seconds = poll.map(|p| humantime_secs(&p)).transpose()?;
+                let body = json!({ "name": name, "git": git, "branches": branches, "poll_seconds": poll_seconds });
+                let out = client.post("/projects", &body).await?;
+                println!("project {name} added");
+                println!(
+                    "webhook URL:    {}{}",
+                    conn.url.trim_end_matches('/'),
+                    out["webhook_url"].as_str().unwrap_or_default()
+                );
+                println!(
+                    "webhook secret: {} (shown once)",
+                    out["webhook_secret"].as_str().unwrap_or_default()
+                );
+            }
+            ProjectCommand::List { json } => {
+                let projects = client.get("/projects").await?;
+                if json {
+                    println!("{projects:#}");
+                } else {
+                    for p in projects.as_array().into_iter().flatten() {
+                        println!(
+                            "{:<20} {}",
+                            p["name"].as_str().unwrap_or_default(),
+                            p["git_url"].as_str().unwrap_or_default()
+                        );
+                    }
+                }
+            }
+            ProjectCommand::Remove { name } => {
+                client.delete(&format!("/projects/{name}")).await?;
+                println!("project {name} removed");
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn humantime_secs(text: &str) -> anyhow::Result<i64> {
+    let secs = match text.parse::<u64>() {
+        Ok(n) => n,
+        Err(_) => parse_duration(text)?,
+    };
+    Ok(i64::try_from(secs)?)
+}
+
+fn parse_duration(text: &str) -> anyhow::Result<u64> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = number
+        .parse()
+        .with_context(|| format!("`{text}` is not a duration such as 60s or 5m"))?;
+    Ok(match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => bail!("`{text}` is not a duration such as 60s or 5m"),
+    })
+}
+
+pub fn secret(conn: &Connection, cmd: SecretCommand) -> anyhow::Result<ExitCode> {
+    let client = Client::new(conn)?;
+    block_on(async move {
+        match cmd {
+            SecretCommand::Set { project, name } => {
+                let mut value = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut value)
+                    .context("cannot read the secret from standard input")?;
+                let req = client
+                    .request(Method::PUT, &format!("/projects/{project}/secrets/{name}"))
+                    .body(value);
+                client.send(req).await?;
+                println!("secret {name} set for {project}");
+            }
+            SecretCommand::List { project, json } => {
+                let names = client.get(&format!("/projects/{project}/secrets")).await?;
+                if json {
+                    println!("{names}");
+                } else {
+                    for n in names.as_array().into_iter().flatten() {
+                        println!("{}", n.as_str().unwrap_or_default());
+                    }
+                }
+            }
+            SecretCommand::Rm { project, name } => {
+                client
+                    .delete(&format!("/projects/{project}/secrets/{name}"))
+                    .await?;
+                println!("secret {name} removed from {project}");
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn token(conn: &Connection, cmd: TokenCommand) -> anyhow::Result<ExitCode> {
+    let client = Client::new(conn)?;
+    block_on(async move {
+        let TokenCommand::Create { name, role } = cmd;
+        let out = client
+            .post("/tokens", &json!({ "name": name, "role": role }))
+            .await?;
+        println!("{}", out["token"].as_str().unwrap_or_default());
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `PROJECT/NUMBER` → the pieces.
+pub fn parse_run(text: &str) -> anyhow::Result<(String, i64)> {
+    let Some((project, number)) = text.rsplit_once('/') else {
+        bail!("name a run as PROJECT/NUMBER, e.g. web/42");
+    };
+    let number = number
+        .parse()
+        .with_context(|| format!("`{number}` is not a run number"))?;
+    Ok((project.to_string(), number))
+}
+
+pub fn status_line(run: &Value) -> String {
+    format!(
+        "run {} #{}  {}  {} {}",
+        run["id"],
+        run["number"],
+        run["state"].as_str().unwrap_or_default(),
+        run["branch"].as_str().unwrap_or_default(),
+        run["commit"]
+            .as_str()
+            .map(|c| &c[..c.len().min(12)])
+            .unwrap_or_default()
+    )
+}

@@ -1,0 +1,113 @@
+//! `slipway server`: options from flags, `SLIPWAY_*` variables or a TOML file
+//! (in that order of precedence), then the server until SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::Deserialize;
+use slipway_server::{Server, ServerConfig};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on [default: 127.0.0.1:8420].
+    #[arg(long, env = "SLIPWAY_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Where the database (SQLite), the key, mirrors, logs and artifacts live [default: ./slipway-data].
+    #[arg(long, env = "SLIPWAY_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// postgres://USER:PASSWORD@HOST/DB to share one database between servers [default: SQLite in the data directory].
+    #[arg(long, env = "SLIPWAY_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// In-process workers; 0 leaves all jobs to agents [default: number of cores].
+    #[arg(long, env = "SLIPWAY_WORKERS")]
+    workers: Option<usize>,
+    /// Seconds running steps may go on after SIGTERM before they are canceled [default: 30].
+    #[arg(long, env = "SLIPWAY_GRACE_SECONDS")]
+    grace_seconds: Option<u64>,
+    /// A TOML file with any of the options above (keys as the flags, with `_`).
+    #[arg(long, env = "SLIPWAY_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+/// The same options, read from the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    workers: Option<usize>,
+    grace_seconds: Option<u64>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let file = match &args.config {
+        Some(path) => read_config(path)?,
+        None => FileConfig::default(),
+    };
+    let config = ServerConfig {
+        listen: args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8420))),
+        data_dir: args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("slipway-data")),
+        database_url: args.database_url.or(file.database_url),
+        workers: args
+            .workers
+            .or(file.workers)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from)),
+        labels: Vec::new(),
+        secret_key: std::env::var("SLIPWAY_SECRET_KEY").ok(),
+        grace: Duration::from_secs(args.grace_seconds.or(file.grace_seconds).unwrap_or(30)),
+        reap_every: Duration::from_secs(2),
+    };
+    super::init_tracing();
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(serve(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_config(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+async fn serve(config: ServerConfig) -> anyhow::Result<()> {
+    let data_dir = config.data_dir.clone();
+    let server = Server::build(config).await?;
+    if let Some(token) = &server.first_admin_token {
+        println!("first start: admin token {token}");
+        println!(
+            "  (shown once; also written to {}, mode 0600)",
+            data_dir.join("admin.token").display()
+        );
+    }
+    // Tests and scripts wait for this line: the port is bound.
+    println!("listening on http://127.0.0.1:{}", server.port());
+    let stop = CancellationToken::new();
+    tokio::spawn(stop_on_signal(stop.clone()));
+    server.run(stop).await?;
+    Ok(())
+}
+
+/// SIGTERM or Ctrl-C: stop taking work, finish what runs (grace period), exit.
+pub async fn stop_on_signal(stop: CancellationToken) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("stopping: no new work is claimed; running jobs get the grace period");
+    stop.cancel();
+}

@@ -28,6 +28,8 @@ pub struct Assignment {
     pub pipeline: String,
     /// Values of the secrets the job lists.
     pub secrets: BTreeMap<String, String>,
+    /// How long the claim holds without a heartbeat.
+    pub lease_ms: u64,
 }
 
 /// The work queue as a worker sees it.
@@ -74,8 +76,8 @@ pub trait Dispatch: Send + Sync + 'static {
     ) -> impl Future<Output = Result<()>> + Send;
 }
 
-/// Lease given with each claim; heartbeats renew it.
-pub const LEASE: Duration = Duration::from_secs(30);
+/// Lease given with each claim unless the server is told otherwise; heartbeats renew it.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
 /// Dispatch straight to the store: what in-process workers use.
 #[derive(Clone)]
@@ -126,6 +128,7 @@ impl LocalDispatch {
             branch: run.branch,
             pipeline,
             secrets,
+            lease_ms: u64::try_from(millis(self.engine.lease)).unwrap_or(30_000),
         })
     }
 }
@@ -144,7 +147,7 @@ impl Dispatch for LocalDispatch {
             let claim = Claim {
                 worker,
                 labels,
-                lease_ms: millis(LEASE),
+                lease_ms: millis(self.engine.lease),
             };
             if let Some(job) = self.engine.store.claim_job(&claim).await? {
                 return self.assignment(job).await.map(Some);
@@ -159,7 +162,7 @@ impl Dispatch for LocalDispatch {
         Ok(self
             .engine
             .store
-            .heartbeat(JobId(job), worker, millis(LEASE))
+            .heartbeat(JobId(job), worker, millis(self.engine.lease))
             .await?)
     }
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use slipway_store::Store;
 use tokio::sync::Notify;
 
-pub use dispatch::{Assignment, Dispatch, LocalDispatch};
+pub use dispatch::{Assignment, DEFAULT_LEASE, Dispatch, LocalDispatch};
 pub use paths::Paths;
 pub use poll::{poll_once, run_poller, run_reaper};
 pub use trigger::Target;
@@ -48,6 +48,8 @@ pub struct Engine {
     pub work: Arc<Notify>,
     /// The id of every job whose log just grew, for live log streams.
     pub logs: tokio::sync::broadcast::Sender<i64>,
+    /// How long a claim holds without a heartbeat before the job is re-queued.
+    pub lease: std::time::Duration,
 }
 
 impl Engine {
@@ -57,6 +59,7 @@ impl Engine {
             paths,
             work: Arc::new(Notify::new()),
             logs: tokio::sync::broadcast::channel(1024).0,
+            lease: dispatch::DEFAULT_LEASE,
         }
     }
 

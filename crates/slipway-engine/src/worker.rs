@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::Result;
-use crate::dispatch::{Assignment, Dispatch, LEASE};
+use crate::dispatch::{Assignment, Dispatch};
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -68,7 +68,8 @@ impl<D: Dispatch> Worker<D> {
 
     async fn execute(&self, a: Assignment, shutdown: &CancellationToken) {
         let cancel = CancellationToken::new();
-        let heartbeat = self.spawn_heartbeat(a.job_id, cancel.clone());
+        let lease = Duration::from_millis(a.lease_ms.max(300));
+        let heartbeat = self.spawn_heartbeat(a.job_id, lease, cancel.clone());
         let stopping = self.spawn_grace(shutdown.clone(), cancel.clone());
         let outcome = self.run_assignment(&a, &cancel).await;
         heartbeat.abort();
@@ -138,10 +139,15 @@ impl<D: Dispatch> Worker<D> {
     }
 
     /// Renews the lease; cancels the job when the server says it is no longer ours.
-    fn spawn_heartbeat(&self, job: i64, cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
+    fn spawn_heartbeat(
+        &self,
+        job: i64,
+        lease: Duration,
+        cancel: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
         let (dispatch, name) = (self.dispatch.clone(), self.config.name.clone());
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(LEASE / 3);
+            let mut tick = tokio::time::interval(lease / 3);
             tick.tick().await;
             loop {
                 tick.tick().await;

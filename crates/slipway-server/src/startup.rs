@@ -30,6 +30,8 @@ pub struct ServerConfig {
     pub grace: Duration,
     /// How often expired leases are looked for.
     pub reap_every: Duration,
+    /// How long a job's claim holds without a heartbeat.
+    pub lease: Duration,
 }
 
 /// A bound, ready server.
@@ -68,7 +70,8 @@ impl Server {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-        let engine = Engine::new(store, Paths::new(&config.data_dir));
+        let mut engine = Engine::new(store, Paths::new(&config.data_dir));
+        engine.lease = config.lease;
         let state = AppState {
             engine,
             key: Arc::new(key),

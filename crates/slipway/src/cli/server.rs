@@ -28,6 +28,9 @@ pub struct Args {
     /// Seconds running steps may go on after SIGTERM before they are canceled [default: 30].
     #[arg(long, env = "SLIPWAY_GRACE_SECONDS")]
     grace_seconds: Option<u64>,
+    /// Seconds a job's claim holds without a heartbeat before it is re-queued [default: 30].
+    #[arg(long, env = "SLIPWAY_LEASE_SECONDS")]
+    lease_seconds: Option<u64>,
     /// A TOML file with any of the options above (keys as the flags, with `_`).
     #[arg(long, env = "SLIPWAY_CONFIG")]
     config: Option<PathBuf>,
@@ -42,6 +45,7 @@ struct FileConfig {
     database_url: Option<String>,
     workers: Option<usize>,
     grace_seconds: Option<u64>,
+    lease_seconds: Option<u64>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -66,7 +70,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         labels: Vec::new(),
         secret_key: std::env::var("SLIPWAY_SECRET_KEY").ok(),
         grace: Duration::from_secs(args.grace_seconds.or(file.grace_seconds).unwrap_or(30)),
-        reap_every: Duration::from_secs(2),
+        reap_every: Duration::from_secs(1),
+        lease: Duration::from_secs(
+            args.lease_seconds
+                .or(file.lease_seconds)
+                .unwrap_or(30)
+                .max(1),
+        ),
     };
     super::init_tracing();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

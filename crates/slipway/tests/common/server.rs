@@ -1,0 +1,213 @@
+//! A real `slipway server` and real `slipway agent` processes for tests, and
+//! the CLI pointed at them.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A server process on a free port, killed when dropped.
+pub struct ServerProcess {
+    pub child: Child,
+    pub url: String,
+    pub token: String,
+    pub data_dir: PathBuf,
+}
+
+impl ServerProcess {
+    /// Starts a server and waits for its "listening on" line (the port is bound).
+    pub fn start(data_dir: &Path, extra: &[&str]) -> ServerProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_slipway"))
+            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("server starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let url = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|l| l.strip_prefix("listening on ").map(str::to_string))
+            .expect("the server says where it listens");
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        let token = std::fs::read_to_string(data_dir.join("admin.token"))
+            .expect("admin token")
+            .trim()
+            .to_string();
+        ServerProcess {
+            child,
+            url,
+            token,
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    /// `slipway ARGS` against this server.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_cmd(args).output().expect("slipway runs")
+    }
+
+    pub fn cli_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_slipway"));
+        cmd.args(args)
+            .env("SLIPWAY_URL", &self.url)
+            .env("SLIPWAY_TOKEN", &self.token);
+        cmd
+    }
+
+    /// `slipway ARGS --json` parsed.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.cli(&all);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON")
+    }
+
+    /// Waits (bounded) until `check` holds, looking again every 50 ms.
+    pub fn wait_until(&self, what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !check() {
+            assert!(
+                start.elapsed() < limit,
+                "gave up waiting for {what} after {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A run's state and jobs.
+    pub fn run_status(&self, run: &str) -> serde_json::Value {
+        self.json(&["run-status", run])
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// An agent process, killed when dropped.
+pub struct AgentProcess {
+    pub child: Child,
+}
+
+impl AgentProcess {
+    pub fn start(server: &ServerProcess, name: &str, work_dir: &Path) -> AgentProcess {
+        let mut child = server
+            .cli_cmd(&["agent", "--name", name, "--work-dir"])
+            .arg(work_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("agent starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.contains("ready"));
+        assert!(ready, "agent {name} did not start");
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        AgentProcess { child }
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A bare "remote" repository and a work clone that pushes to it.
+pub struct Remote {
+    pub bare: PathBuf,
+    pub work: PathBuf,
+}
+
+impl Remote {
+    pub fn new(root: &Path, pipeline: &str) -> Remote {
+        let work = root.join("work");
+        let bare = root.join("remote.git");
+        std::fs::create_dir_all(&work).expect("mkdir");
+        git(
+            root,
+            &[
+                "init",
+                "-q",
+                "--bare",
+                "-b",
+                "main",
+                bare.to_str().expect("utf8"),
+            ],
+        );
+        git(&work, &["init", "-q", "-b", "main"]);
+        git(
+            &work,
+            &["remote", "add", "origin", bare.to_str().expect("utf8")],
+        );
+        let remote = Remote { bare, work };
+        remote.commit(".slipway.yml", pipeline, "pipeline");
+        remote.push();
+        remote
+    }
+
+    /// Commits a file; returns the commit id.
+    pub fn commit(&self, path: &str, content: &str, message: &str) -> String {
+        std::fs::write(self.work.join(path), content).expect("write");
+        git(&self.work, &["add", "."]);
+        git(
+            &self.work,
+            &[
+                "-c",
+                "user.name=Dev",
+                "-c",
+                "user.email=dev@example.com",
+                "commit",
+                "-qm",
+                message,
+            ],
+        );
+        let out = Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(&self.work)
+            .output()
+            .expect("git");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    pub fn push(&self) {
+        git(&self.work, &["push", "-q", "origin", "main"]);
+    }
+}
+
+pub fn git(dir: &Path, args: &[&str]) {
+    let ok = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .expect("git")
+        .success();
+    assert!(ok, "git {args:?}");
+}

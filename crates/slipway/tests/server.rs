@@ -1,0 +1,210 @@
+//! The server end to end: real git pushes, signed webhooks sent with curl,
+//! polling, and logs followed live with the CLI.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::server::{Remote, ServerProcess};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+const PIPELINE: &str = "jobs:\n  build:\n    steps:\n      - run: echo built $SLIPWAY_COMMIT\n  test:\n    needs: [build]\n    steps: [echo tested]\n";
+
+fn add_project(server: &ServerProcess, remote: &Remote, extra: &[&str]) -> String {
+    let mut args = vec![
+        "project",
+        "add",
+        "demo",
+        "--git",
+        remote.bare.to_str().expect("utf8"),
+    ];
+    args.extend_from_slice(extra);
+    let out = server.cli(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    text.lines()
+        .find_map(|l| l.strip_prefix("webhook secret: "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("a webhook secret")
+        .to_string()
+}
+
+/// A GitHub push delivery sent with curl; returns (HTTP status, body).
+fn github_push(
+    server: &ServerProcess,
+    secret: Option<&str>,
+    delivery: &str,
+    commit: &str,
+) -> (u16, String) {
+    let body = serde_json::json!({
+        "ref": "refs/heads/main", "before": "0".repeat(40), "after": commit, "deleted": false,
+        "repository": { "clone_url": "ignored" }, "commits": [], "head_commit": { "id": commit }
+    })
+    .to_string();
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-s",
+        "-o",
+        "-",
+        "-w",
+        "\n%{http_code}",
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+    ])
+    .args([
+        "-H",
+        "X-GitHub-Event: push",
+        "-H",
+        &format!("X-GitHub-Delivery: {delivery}"),
+    ])
+    .args([
+        "--data-binary",
+        &body,
+        &format!("{}/hooks/demo", server.url),
+    ]);
+    if let Some(secret) = secret {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac");
+        mac.update(body.as_bytes());
+        let signature = hex::encode(mac.finalize().into_bytes());
+        cmd.args(["-H", &format!("X-Hub-Signature-256: sha256={signature}")]);
+    }
+    let out = cmd.output().expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').expect("status line");
+    (code.parse().expect("status"), body.to_string())
+}
+
+fn runs(server: &ServerProcess) -> Vec<serde_json::Value> {
+    server
+        .json(&["runs", "demo"])
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_signed_webhook_starts_a_run_and_an_unsigned_one_does_not() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let remote = Remote::new(tmp.path(), PIPELINE);
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "2"]);
+    let secret = add_project(&server, &remote, &[]);
+    let commit = remote.commit("README", "hello", "docs");
+    remote.push();
+
+    let (status, body) = github_push(&server, None, "d-unsigned", &commit);
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = github_push(&server, Some("not-the-secret"), "d-forged", &commit);
+    assert_eq!(status, 401, "{body}");
+    assert!(runs(&server).is_empty(), "a refused delivery created a run");
+
+    let (status, body) = github_push(&server, Some(&secret), "d-1", &commit);
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = github_push(&server, Some(&secret), "d-1", &commit);
+    assert_eq!(
+        (status, body.contains("\"duplicate\":true")),
+        (200, true),
+        "{body}"
+    );
+    assert_eq!(runs(&server).len(), 1, "a redelivery created a second run");
+
+    // Follow the run to its end, then check it ran that commit.
+    let out = server.cli(&["logs", "-f", "demo/1"]);
+    let logs = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(logs.contains(&format!("build │ built {commit}")), "{logs}");
+    let status = server.run_status("demo/1");
+    assert_eq!(status["run"]["state"], "succeeded", "{status}");
+    assert_eq!(status["run"]["commit"], commit.as_str());
+    assert_eq!(status["run"]["trigger"], "webhook");
+}
+
+#[test]
+fn polling_picks_up_a_pushed_commit() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let remote = Remote::new(tmp.path(), PIPELINE);
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "1"]);
+    add_project(&server, &remote, &["--poll", "1s"]);
+    // The first poll builds the current head; a push makes a second run.
+    server.wait_until("the first polled run", Duration::from_secs(30), || {
+        runs(&server).len() == 1
+    });
+    let commit = remote.commit("file.txt", "v2", "change");
+    remote.push();
+    server.wait_until(
+        "a run for the pushed commit",
+        Duration::from_secs(30),
+        || runs(&server).iter().any(|r| r["commit"] == commit.as_str()),
+    );
+    let run = runs(&server)
+        .into_iter()
+        .find(|r| r["commit"] == commit.as_str())
+        .expect("run");
+    assert_eq!(run["trigger"], "poll");
+    let out = server.cli(&["logs", "-f", &format!("demo/{}", run["number"])]);
+    assert!(out.status.success());
+    assert_eq!(
+        server.run_status(&format!("demo/{}", run["number"]))["run"]["state"],
+        "succeeded"
+    );
+}
+
+#[test]
+fn logs_follow_prints_a_line_while_its_job_runs() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let gate = tmp.path().join("gate");
+    let pipeline = format!(
+        "jobs:\n  slow:\n    steps:\n      - run: |\n          echo first-line\n          while [ ! -f {0} ]; do sleep 0.05; done\n          echo last-line\n",
+        gate.display()
+    );
+    let remote = Remote::new(tmp.path(), &pipeline);
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "1"]);
+    add_project(&server, &remote, &[]);
+    assert!(server.cli(&["trigger", "demo"]).status.success());
+    let mut follow = server
+        .cli_cmd(&["logs", "-f", "demo/1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("logs -f");
+    let mut lines = BufReader::new(follow.stdout.take().expect("stdout")).lines();
+    let first = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("first-line"));
+    assert!(first.is_some(), "logs -f never printed the first line");
+    // The job is still blocked on the gate: the line arrived live.
+    assert_eq!(server.run_status("demo/1")["jobs"][0]["state"], "running");
+    std::fs::write(&gate, "open").expect("open the gate");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|l| l.contains("last-line")), "{rest:?}");
+    assert!(follow.wait().expect("wait").success());
+    assert_eq!(server.run_status("demo/1")["run"]["state"], "succeeded");
+}
+
+#[test]
+fn an_invalid_pipeline_fails_the_run_with_the_validator_message() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let remote = Remote::new(
+        tmp.path(),
+        "jobs:\n  build:\n    neds: []\n    steps: [true]\n",
+    );
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "1"]);
+    add_project(&server, &remote, &[]);
+    let out = server.cli(&["trigger", "demo", "--wait"]);
+    assert_eq!(out.status.code(), Some(1));
+    let reason = server.run_status("demo/1")["run"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        reason.contains(".slipway.yml:3:5: error: unknown key `neds`"),
+        "{reason}"
+    );
+}

@@ -1,0 +1,143 @@
+//! Remote agents and recovery: work spreads over agents, a killed agent's job
+//! completes elsewhere, and a server killed with SIGKILL resumes its runs.
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+use common::server::{AgentProcess, Remote, ServerProcess};
+
+fn add_project(server: &ServerProcess, remote: &Remote) {
+    let out = server.cli(&[
+        "project",
+        "add",
+        "demo",
+        "--git",
+        remote.bare.to_str().expect("utf8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A pipeline whose job `slow` writes `started` into `dir`, then waits for a
+/// `go` file there before it finishes (so tests can act while it runs).
+fn gated_pipeline(dir: &Path) -> String {
+    format!(
+        "jobs:\n  slow:\n    steps:\n      - run: |\n          echo on $HOSTNAME > {0}/started-$$\n          while [ ! -f {0}/go ]; do sleep 0.05; done\n          echo finished\n  after:\n    needs: [slow]\n    steps: [echo after]\n",
+        dir.display()
+    )
+}
+
+fn started(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("started-"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn twenty_jobs_spread_over_two_agents() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let jobs: String = (0..20)
+        .map(|i| format!("  job{i}:\n    steps: [\"sleep 0.2\"]\n"))
+        .collect();
+    let remote = Remote::new(tmp.path(), &format!("jobs:\n{jobs}"));
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "0"]);
+    add_project(&server, &remote);
+    let _a = AgentProcess::start(&server, "a1", &tmp.path().join("agent1"));
+    let _b = AgentProcess::start(&server, "a2", &tmp.path().join("agent2"));
+    let out = server.cli(&["trigger", "demo", "--wait"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = server.run_status("demo/1");
+    let workers: Vec<String> = status["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|j| j["worker"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(workers.len(), 20);
+    let distinct: HashSet<&String> = workers.iter().collect();
+    assert_eq!(distinct.len(), 2, "all jobs went to {distinct:?}");
+}
+
+#[test]
+fn a_killed_agents_job_completes_on_another() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let marks = tmp.path().join("marks");
+    std::fs::create_dir_all(&marks).expect("mkdir");
+    let remote = Remote::new(tmp.path(), &gated_pipeline(&marks));
+    let server = ServerProcess::start(
+        &tmp.path().join("data"),
+        &["--workers", "0", "--lease-seconds", "2"],
+    );
+    add_project(&server, &remote);
+    let mut first = AgentProcess::start(&server, "doomed", &tmp.path().join("agent1"));
+    assert!(server.cli(&["trigger", "demo"]).status.success());
+    server.wait_until(
+        "the job to start on the first agent",
+        Duration::from_secs(30),
+        || started(&marks) == 1,
+    );
+    first.kill9();
+    std::fs::write(marks.join("go"), "").expect("gate");
+    let _second = AgentProcess::start(&server, "survivor", &tmp.path().join("agent2"));
+    let out = server.cli(&["logs", "-f", "demo/1"]);
+    assert!(out.status.success());
+    let status = server.run_status("demo/1");
+    assert_eq!(status["run"]["state"], "succeeded", "{status}");
+    let slow = &status["jobs"][0];
+    assert_eq!(slow["worker"], "agent:survivor");
+    assert_eq!(slow["attempt"], 2);
+    assert_eq!(started(&marks), 2, "the job ran once on each agent");
+}
+
+#[test]
+fn a_server_killed_mid_run_finishes_the_run_after_restart() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let marks = tmp.path().join("marks");
+    std::fs::create_dir_all(&marks).expect("mkdir");
+    let remote = Remote::new(tmp.path(), &gated_pipeline(&marks));
+    let data = tmp.path().join("data");
+    let mut server = ServerProcess::start(&data, &["--workers", "1", "--lease-seconds", "2"]);
+    add_project(&server, &remote);
+    assert!(server.cli(&["trigger", "demo"]).status.success());
+    server.wait_until("the job to start", Duration::from_secs(30), || {
+        started(&marks) == 1
+    });
+    server.kill9();
+    std::fs::write(marks.join("go"), "").expect("gate");
+    let server = ServerProcess::start(&data, &["--workers", "1", "--lease-seconds", "2"]);
+    let out = server.cli(&["logs", "-f", "demo/1"]);
+    assert!(out.status.success());
+    let status = server.run_status("demo/1");
+    assert_eq!(status["run"]["state"], "succeeded", "{status}");
+    let transitions = status["transitions"].as_array().expect("transitions");
+    assert!(
+        transitions
+            .iter()
+            .all(|t| t["to"] != "queued" || t["from"].is_null()),
+        "the run itself never went back"
+    );
+    let slow = &status["jobs"][0];
+    assert_eq!(slow["attempt"], 2, "{slow}");
+    // Nothing is left running anywhere.
+    assert!(
+        status["jobs"]
+            .as_array()
+            .expect("jobs")
+            .iter()
+            .all(|j| j["state"] == "succeeded")
+    );
+}

@@ -8,6 +8,7 @@
 mod api;
 mod auth;
 mod error;
+mod extract;
 mod startup;
 
 pub use api::ROUTES;

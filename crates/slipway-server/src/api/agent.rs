@@ -4,21 +4,19 @@
 
 use std::time::Duration;
 
-use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use slipway_engine::Dispatch;
 use slipway_runner::JobStatus;
-use slipway_secrets::Role;
 use slipway_store::{JobId, RunId};
 
 use crate::AppState;
-use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{AsDeveloper, Json, Path};
 
 /// The longest an agent's claim waits for work before it asks again.
 const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -33,10 +31,9 @@ pub struct ClaimRequest {
 
 pub async fn claim(
     State(state): State<AppState>,
-    caller: Caller,
+    _: AsDeveloper,
     Json(req): Json<ClaimRequest>,
 ) -> ApiResult<Response> {
-    caller.require(Role::Developer)?;
     if req.worker.trim().is_empty() {
         return Err(ApiError::bad_request(
             "`worker` must name the agent (unique per agent)",
@@ -62,11 +59,10 @@ pub struct WorkerRef {
 
 pub async fn heartbeat(
     State(state): State<AppState>,
-    caller: Caller,
+    _: AsDeveloper,
     Path(job): Path<i64>,
     Json(w): Json<WorkerRef>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Developer)?;
     let held = state
         .dispatch()
         .heartbeat(job, &format!("agent:{}", w.worker))
@@ -82,11 +78,10 @@ pub struct LogChunk {
 
 pub async fn log(
     State(state): State<AppState>,
-    caller: Caller,
+    _: AsDeveloper,
     Path(job): Path<i64>,
     Json(chunk): Json<LogChunk>,
 ) -> ApiResult<StatusCode> {
-    caller.require(Role::Developer)?;
     state
         .dispatch()
         .append_log(job, chunk.seq, chunk.lines)
@@ -104,11 +99,10 @@ pub struct Finish {
 
 pub async fn finish(
     State(state): State<AppState>,
-    caller: Caller,
+    _: AsDeveloper,
     Path(job): Path<i64>,
     Json(f): Json<Finish>,
 ) -> ApiResult<StatusCode> {
-    caller.require(Role::Developer)?;
     let row = state.engine.store.job(JobId(job)).await?;
     let worker = format!("agent:{}", f.worker);
     state
@@ -133,11 +127,10 @@ pub struct Release {
 
 pub async fn release(
     State(state): State<AppState>,
-    caller: Caller,
+    _: AsDeveloper,
     Path(job): Path<i64>,
     Json(r): Json<Release>,
 ) -> ApiResult<StatusCode> {
-    caller.require(Role::Developer)?;
     state
         .dispatch()
         .release(job, &format!("agent:{}", r.worker), &r.reason)
@@ -148,10 +141,9 @@ pub async fn release(
 /// The tree of the run's commit, as a tar archive.
 pub async fn source(
     State(state): State<AppState>,
-    caller: Caller,
+    _: AsDeveloper,
     Path(run): Path<i64>,
 ) -> ApiResult<Response> {
-    caller.require(Role::Developer)?;
     let run = state.engine.store.run(RunId(run)).await?;
     let mirror = slipway_git::Mirror::at(&state.engine.paths.mirror(run.project_id));
     let tar = mirror
@@ -164,10 +156,9 @@ pub async fn source(
 /// A finished job's artifacts, as a tar archive (empty when it kept none).
 pub async fn download_artifacts(
     State(state): State<AppState>,
-    caller: Caller,
+    _: AsDeveloper,
     Path((run, name)): Path<(i64, String)>,
 ) -> ApiResult<Response> {
-    caller.require(Role::Developer)?;
     check_job_name(&name)?;
     let dir = state.engine.paths.artifacts(RunId(run)).join(&name);
     let tar = tokio::task::spawn_blocking(move || pack(&dir))
@@ -180,11 +171,10 @@ pub async fn download_artifacts(
 /// Stores a job's artifacts sent by the agent that ran it (replacing any earlier upload).
 pub async fn upload_artifacts(
     State(state): State<AppState>,
-    caller: Caller,
+    _: AsDeveloper,
     Path((run, name)): Path<(i64, String)>,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    caller.require(Role::Developer)?;
     check_job_name(&name)?;
     let root = state.engine.paths.artifacts(RunId(run));
     tokio::task::spawn_blocking(move || unpack(&body, &root, &name))

@@ -2,14 +2,14 @@
 //! signature checked against the project's secret before anything else, one
 //! run per pushed branch, redeliveries recognised by their delivery id.
 
-use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use slipway_webhook::{WebhookError, verify_and_parse};
 
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path};
 use crate::{AppState, WEBHOOK_SECRET};
 
 pub async fn receive(

@@ -5,19 +5,17 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::json;
-use slipway_secrets::Role;
 use slipway_store::{JobId, LogPage, RunId};
 
 use super::runs::run;
 use crate::AppState;
-use crate::auth::Caller;
 use crate::error::ApiResult;
+use crate::extract::{AsViewer, Json, Path, Query};
 
 #[derive(Debug, Deserialize)]
 pub struct PageQuery {
@@ -28,11 +26,10 @@ pub struct PageQuery {
 /// `GET /jobs/{job}/log?from=N&limit=M`: lines N.. of one job's log.
 pub async fn page(
     State(state): State<AppState>,
-    caller: Caller,
+    _: AsViewer,
     Path(job): Path<i64>,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    caller.require(Role::Viewer)?;
     let job = state.engine.store.job(JobId(job)).await?;
     let LogPage {
         first_line,
@@ -62,11 +59,10 @@ pub struct FollowQuery {
 /// once every job followed has finished and its log is read out.
 pub async fn run_log(
     State(state): State<AppState>,
-    caller: Caller,
+    _: AsViewer,
     Path((project, number)): Path<(String, i64)>,
     Query(q): Query<FollowQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    caller.require(Role::Viewer)?;
     let run = run(&state, &project, number).await?;
     Ok(Sse::new(follow(state, run.id, q.job)).keep_alive(KeepAlive::default()))
 }
@@ -74,10 +70,9 @@ pub async fn run_log(
 /// `GET /jobs/{job}/log/stream`: one job's log, live.
 pub async fn stream(
     State(state): State<AppState>,
-    caller: Caller,
+    _: AsViewer,
     Path(job): Path<i64>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    caller.require(Role::Viewer)?;
     let job = state.engine.store.job(JobId(job)).await?;
     Ok(Sse::new(follow(state, job.run_id, Some(job.name))).keep_alive(KeepAlive::default()))
 }

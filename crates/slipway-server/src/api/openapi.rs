@@ -1,7 +1,7 @@
 //! The API described as OpenAPI 3.1, built from one table so it cannot drift
 //! from the routes' roles (the role tests read the same table).
 
-use axum::Json;
+use crate::extract::Json;
 use serde_json::{Map, Value, json};
 
 /// (method, path, role needed, summary). `none` is for routes that check

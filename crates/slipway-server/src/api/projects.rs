@@ -1,15 +1,13 @@
 //! Projects: add (with a fresh webhook secret, shown once), list, show, remove.
 
-use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use slipway_secrets::Role;
 use slipway_store::Project;
 
-use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{AsAdmin, AsViewer, Json, Path};
 use crate::{AppState, WEBHOOK_SECRET};
 
 #[derive(Debug, Deserialize)]
@@ -23,26 +21,23 @@ pub struct NewProject {
     webhook_secret: Option<String>,
 }
 
-pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Project>>> {
-    caller.require(Role::Viewer)?;
+pub async fn list(State(state): State<AppState>, _: AsViewer) -> ApiResult<Json<Vec<Project>>> {
     Ok(Json(state.engine.store.projects().await?))
 }
 
 pub async fn show(
     State(state): State<AppState>,
-    caller: Caller,
+    _: AsViewer,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Project>> {
-    caller.require(Role::Viewer)?;
     Ok(Json(project(&state, &name).await?))
 }
 
 pub async fn add(
     State(state): State<AppState>,
-    caller: Caller,
+    _: AsAdmin,
     Json(new): Json<NewProject>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    caller.require(Role::Admin)?;
     validate(&new)?;
     let project = state
         .engine
@@ -68,10 +63,9 @@ pub async fn add(
 
 pub async fn remove(
     State(state): State<AppState>,
-    caller: Caller,
+    _: AsAdmin,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require(Role::Admin)?;
     state.engine.store.remove_project(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,18 +1,16 @@
 //! Runs: trigger, list, show (with jobs and transitions), cancel.
 
-use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use slipway_engine::Target;
-use slipway_secrets::Role;
 use slipway_store::Run;
 
 use super::projects::project;
 use crate::AppState;
-use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{AsDeveloper, AsViewer, Authorized, Json, Path, Query};
 
 #[derive(Debug, Deserialize)]
 pub struct TriggerRequest {
@@ -22,11 +20,10 @@ pub struct TriggerRequest {
 
 pub async fn trigger(
     State(state): State<AppState>,
-    caller: Caller,
+    _: AsDeveloper,
     Path(name): Path<String>,
     Json(req): Json<TriggerRequest>,
 ) -> ApiResult<(StatusCode, Json<Run>)> {
-    caller.require(Role::Developer)?;
     let project = project(&state, &name).await?;
     let target = match (req.branch, req.commit) {
         (branch, Some(commit)) => Target::Commit {
@@ -47,11 +44,10 @@ pub struct ListQuery {
 
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    _: AsViewer,
     Path(name): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Vec<Run>>> {
-    caller.require(Role::Viewer)?;
     let project = project(&state, &name).await?;
     Ok(Json(
         state
@@ -64,10 +60,9 @@ pub async fn list(
 
 pub async fn show(
     State(state): State<AppState>,
-    caller: Caller,
+    _: AsViewer,
     Path((name, number)): Path<(String, i64)>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Viewer)?;
     let run = run(&state, &name, number).await?;
     let store = &state.engine.store;
     let jobs = store.jobs_of(run.id).await?;
@@ -79,10 +74,9 @@ pub async fn show(
 
 pub async fn cancel(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller): AsDeveloper,
     Path((name, number)): Path<(String, i64)>,
 ) -> ApiResult<Json<Run>> {
-    caller.require(Role::Developer)?;
     let run = run(&state, &name, number).await?;
     if run.state.is_final() {
         return Err(ApiError::new(

@@ -1,21 +1,18 @@
 //! Project secrets: set (value in the body), list (names only), remove.
 
-use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use slipway_secrets::Role;
 
 use super::projects::project;
 use crate::AppState;
-use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{AsAdmin, AsDeveloper, Json, Path};
 
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    _: AsDeveloper,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Vec<String>>> {
-    caller.require(Role::Developer)?;
     let project = project(&state, &name).await?;
     let names = state.engine.store.secret_names(project.id).await?;
     Ok(Json(
@@ -25,11 +22,10 @@ pub async fn list(
 
 pub async fn set(
     State(state): State<AppState>,
-    caller: Caller,
+    _: AsAdmin,
     Path((name, secret)): Path<(String, String)>,
     value: String,
 ) -> ApiResult<StatusCode> {
-    caller.require(Role::Admin)?;
     if !is_variable_name(&secret) {
         return Err(ApiError::bad_request(format!(
             "secret name `{secret}` must be a variable name: letters, digits and `_`, not starting with a digit"
@@ -53,10 +49,9 @@ pub async fn set(
 
 pub async fn remove(
     State(state): State<AppState>,
-    caller: Caller,
+    _: AsAdmin,
     Path((name, secret)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    caller.require(Role::Admin)?;
     let project = project(&state, &name).await?;
     state
         .engine

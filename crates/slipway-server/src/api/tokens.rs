@@ -1,6 +1,5 @@
 //! API tokens: an admin makes them; the plain token is shown once.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
@@ -8,8 +7,8 @@ use serde_json::{Value, json};
 use slipway_secrets::{Role, Token};
 
 use crate::AppState;
-use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{AsAdmin, Json};
 
 #[derive(Debug, Deserialize)]
 pub struct NewToken {
@@ -19,10 +18,9 @@ pub struct NewToken {
 
 pub async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    _: AsAdmin,
     Json(new): Json<NewToken>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    caller.require(Role::Admin)?;
     let role = Role::parse(&new.role).map_err(|e| ApiError::bad_request(e.to_string()))?;
     if new.name.trim().is_empty() {
         return Err(ApiError::bad_request(

@@ -1,0 +1,211 @@
+//! The API's edges: every route refuses a missing token and too weak a role,
+//! errors are JSON, secrets are sealed and masked, health checks, OpenAPI, and
+//! a graceful stop on SIGTERM.
+
+mod common;
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::server::{Remote, ServerProcess};
+use slipway_server::ROUTES;
+
+/// `curl` a path; returns (status, body).
+fn curl(server: &ServerProcess, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-s",
+        "-o",
+        "-",
+        "-w",
+        "\n%{http_code}",
+        "-X",
+        method,
+        "--max-time",
+        "10",
+    ]);
+    if let Some(token) = token {
+        cmd.args(["-H", &format!("Authorization: Bearer {token}")]);
+    }
+    if matches!(method, "POST" | "PUT") {
+        cmd.args(["-H", "Content-Type: application/json", "--data", "{}"]);
+    }
+    let out = cmd
+        .arg(format!("{}{path}", server.url))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').expect("status");
+    (code.parse().expect("code"), body.to_string())
+}
+
+fn token(server: &ServerProcess, role: &str) -> String {
+    let out = server.cli(&["token", "create", &format!("{role}-token"), "--role", role]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn every_route_refuses_a_missing_token_and_too_weak_a_role() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "0"]);
+    let viewer = token(&server, "viewer");
+    let developer = token(&server, "developer");
+    for (method, path, role, _) in ROUTES {
+        let path = format!(
+            "/api/v1{}",
+            path.replace("{project}", "demo")
+                .replace("{number}", "1")
+                .replace("{job}", "1")
+                .replace("{run}", "1")
+                .replace("{name}", "X")
+        );
+        let method = method.to_uppercase();
+        let (status, body) = curl(&server, &method, &path, None);
+        assert_eq!(status, 401, "{method} {path} without a token: {body}");
+        let error: serde_json::Value = serde_json::from_str(&body).expect("JSON error");
+        assert_eq!(error["error"]["code"], "unauthorized");
+        let weaker: &[&str] = match *role {
+            "admin" => &[&viewer, &developer],
+            "developer" => &[&viewer],
+            _ => &[],
+        };
+        for weak in weaker {
+            let (status, body) = curl(&server, &method, &path, Some(weak));
+            assert_eq!(status, 403, "{method} {path} with too weak a role: {body}");
+            assert!(body.contains(&format!("needs the {role} role")), "{body}");
+        }
+    }
+    let (status, _) = curl(
+        &server,
+        "GET",
+        "/api/v1/projects",
+        Some("slw_not-a-real-token-000000000000000000000000"),
+    );
+    assert_eq!(status, 401);
+}
+
+#[test]
+fn health_openapi_and_unknown_routes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "0"]);
+    assert_eq!(curl(&server, "GET", "/healthz", None), (200, "ok".into()));
+    assert_eq!(curl(&server, "GET", "/readyz", None), (200, "ready".into()));
+    let (status, body) = curl(&server, "GET", "/api/v1/openapi.json", Some(&server.token));
+    assert_eq!(status, 200);
+    let doc: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(
+        doc["paths"]["/projects/{project}/trigger"]["post"]["x-slipway-role"],
+        "developer"
+    );
+    let (status, body) = curl(&server, "GET", "/api/v1/nope", Some(&server.token));
+    assert_eq!(status, 404, "{body}");
+    // A malformed body is a JSON error that says what is missing.
+    let (status, body) = curl(&server, "POST", "/api/v1/projects", Some(&server.token));
+    assert_eq!(status, 400, "{body}");
+    let error: serde_json::Value = serde_json::from_str(&body).expect("JSON error");
+    assert_eq!(error["error"]["code"], "bad_request");
+    assert!(error["error"]["message"].as_str().unwrap_or_default().contains("missing field `name`"), "{body}");
+}
+
+#[test]
+fn secrets_are_sealed_listed_by_name_and_masked_in_logs() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let value = "hunter2-sealed-value";
+    let remote = Remote::new(
+        tmp.path(),
+        "jobs:\n  use:\n    secrets: [API_KEY]\n    steps:\n      - run: echo \"key=$API_KEY\"\n",
+    );
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "1"]);
+    assert!(
+        server
+            .cli(&[
+                "project",
+                "add",
+                "demo",
+                "--git",
+                remote.bare.to_str().expect("utf8")
+            ])
+            .status
+            .success()
+    );
+    let mut set = server
+        .cli_cmd(&["secret", "set", "demo", "API_KEY"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("secret set");
+    set.stdin
+        .take()
+        .expect("stdin")
+        .write_all(value.as_bytes())
+        .expect("write");
+    assert!(set.wait().expect("wait").success());
+    assert_eq!(
+        server.json(&["secret", "list", "demo"]),
+        serde_json::json!(["API_KEY"])
+    );
+    let out = server.cli(&["trigger", "demo", "--wait"]);
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("key=***") && !shown.contains(value),
+        "{shown}"
+    );
+    // Neither the database nor anything else in the data directory holds the value in clear.
+    let grep = Command::new("grep")
+        .args(["-r", "-l", value])
+        .arg(&server.data_dir)
+        .output()
+        .expect("grep");
+    assert!(
+        grep.stdout.is_empty(),
+        "found in {}",
+        String::from_utf8_lossy(&grep.stdout)
+    );
+}
+
+#[test]
+fn sigterm_lets_the_running_job_finish_then_exits() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let gate = tmp.path().join("gate");
+    let started = tmp.path().join("started");
+    let pipeline = format!(
+        "jobs:\n  slow:\n    steps:\n      - run: |\n          touch {1}\n          while [ ! -f {0} ]; do sleep 0.05; done\n          echo finished\n",
+        gate.display(),
+        started.display()
+    );
+    let remote = Remote::new(tmp.path(), &pipeline);
+    let data = tmp.path().join("data");
+    let mut server = ServerProcess::start(&data, &["--workers", "1", "--grace-seconds", "20"]);
+    assert!(
+        server
+            .cli(&[
+                "project",
+                "add",
+                "demo",
+                "--git",
+                remote.bare.to_str().expect("utf8")
+            ])
+            .status
+            .success()
+    );
+    assert!(server.cli(&["trigger", "demo"]).status.success());
+    server.wait_until("the job to start", Duration::from_secs(30), || {
+        started.exists()
+    });
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(server.child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    std::fs::write(&gate, "").expect("gate");
+    let status = server.child.wait().expect("wait");
+    assert!(status.success(), "server exit: {status}");
+    // Restarted on the same data: the job finished before the server stopped.
+    let server = ServerProcess::start(&data, &["--workers", "0"]);
+    let detail = server.run_status("demo/1");
+    assert_eq!(detail["jobs"][0]["state"], "succeeded", "{detail}");
+}

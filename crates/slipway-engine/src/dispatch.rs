@@ -148,6 +148,7 @@ impl Dispatch for LocalDispatch {
                 worker,
                 labels,
                 lease_ms: millis(self.engine.lease),
+                max_running: self.engine.max_running,
             };
             if let Some(job) = self.engine.store.claim_job(&claim).await? {
                 return self.assignment(job).await.map(Some);

@@ -50,6 +50,8 @@ pub struct Engine {
     pub logs: tokio::sync::broadcast::Sender<i64>,
     /// How long a claim holds without a heartbeat before the job is re-queued.
     pub lease: std::time::Duration,
+    /// At most this many jobs run at once over every worker and agent.
+    pub max_running: Option<i64>,
 }
 
 impl Engine {
@@ -60,6 +62,7 @@ impl Engine {
             work: Arc::new(Notify::new()),
             logs: tokio::sync::broadcast::channel(1024).0,
             lease: dispatch::DEFAULT_LEASE,
+            max_running: None,
         }
     }
 

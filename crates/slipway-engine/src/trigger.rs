@@ -74,6 +74,47 @@ impl Engine {
         Ok(run)
     }
 
+    /// A new run of an earlier run's commit and pipeline. With `failed_only`,
+    /// jobs that succeeded are carried over (with their artifacts) and only the
+    /// others run again.
+    pub async fn rerun(&self, old: &Run, failed_only: bool) -> Result<Run> {
+        let store = &self.store;
+        let pipeline_text = store.pipeline_of(old.id).await?;
+        let pipeline = slipway_spec::parse(&pipeline_text).map_err(|_| {
+            EngineError::Invalid(format!(
+                "run {} has no valid pipeline to run again",
+                old.number
+            ))
+        })?;
+        let previous = store.jobs_of(old.id).await?;
+        let mut jobs = jobs_for(&pipeline, &old.branch);
+        if failed_only {
+            for job in &mut jobs {
+                let passed = previous
+                    .iter()
+                    .any(|p| p.name == job.name && p.state == slipway_store::State::Succeeded);
+                job.kept_from = passed.then_some(old.number);
+            }
+        }
+        let new = NewRun {
+            commit: old.commit.clone(),
+            branch: old.branch.clone(),
+            trigger: format!("rerun of {}", old.number),
+            pipeline: pipeline_text,
+            jobs,
+        };
+        let run = store.create_run(old.project_id, &new).await?;
+        for job in new.jobs.iter().filter(|j| j.kept_from.is_some()) {
+            let from = self.paths.artifacts(old.id).join(&job.name);
+            if from.is_dir() {
+                copy_dir(&from, &self.paths.artifacts(run.id).join(&job.name))?;
+            }
+        }
+        let run = store.settle_run(run.id).await?;
+        self.wake_workers();
+        Ok(run)
+    }
+
     /// A pushed commit: a run when the branch is one the project builds.
     pub async fn on_push(
         &self,
@@ -127,13 +168,34 @@ fn jobs_for(pipeline: &Pipeline, branch: &str) -> Vec<NewJob> {
     kept.iter()
         .map(|job| NewJob {
             name: job.name.to_string(),
-            labels: if job.image.is_some() || job.image_build.is_some() {
-                vec!["docker".into()]
-            } else {
-                vec![]
-            },
+            labels: labels_of(job),
             needs: job.needs.iter().map(ToString::to_string).collect(),
             allow_failure: job.allow_failure,
+            kept_from: None,
         })
         .collect()
+}
+
+/// The job's own labels, plus `docker` when it runs in a container or builds an image.
+fn labels_of(job: &slipway_spec::Job) -> Vec<String> {
+    let mut labels = job.labels.clone();
+    let docker = job.image.is_some() || job.image_build.is_some();
+    if docker && !labels.iter().any(|l| l == "docker") {
+        labels.push("docker".into());
+    }
+    labels
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
 }

@@ -147,7 +147,8 @@ impl<D: Dispatch> Worker<D> {
     ) -> tokio::task::JoinHandle<()> {
         let (dispatch, name) = (self.dispatch.clone(), self.config.name.clone());
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(lease / 3);
+            // Often enough to renew the lease, and to notice a cancel within two seconds.
+            let mut tick = tokio::time::interval((lease / 3).min(Duration::from_secs(2)));
             tick.tick().await;
             loop {
                 tick.tick().await;

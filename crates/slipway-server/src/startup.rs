@@ -32,6 +32,8 @@ pub struct ServerConfig {
     pub reap_every: Duration,
     /// How long a job's claim holds without a heartbeat.
     pub lease: Duration,
+    /// At most this many jobs run at once over all workers and agents.
+    pub max_running_jobs: Option<i64>,
 }
 
 /// A bound, ready server.
@@ -72,6 +74,7 @@ impl Server {
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         let mut engine = Engine::new(store, Paths::new(&config.data_dir));
         engine.lease = config.lease;
+        engine.max_running = config.max_running_jobs;
         let state = AppState {
             engine,
             key: Arc::new(key),

@@ -90,6 +90,8 @@ pub struct Job {
     pub allow_failure: bool,
     /// Names of secrets given to the job as environment variables.
     pub secrets: Vec<String>,
+    /// Labels a server's worker or agent must have to run the job.
+    pub labels: Vec<String>,
     pub image_build: Option<ImageBuild>,
 }
 

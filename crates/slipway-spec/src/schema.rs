@@ -25,6 +25,7 @@ const JOB_KEYS: &[&str] = &[
     "allow_failure",
     "secrets",
     "image_build",
+    "labels",
 ];
 const STEP_KEYS: &[&str] = &["name", "run", "env"];
 const CACHE_KEYS: &[&str] = &["key", "paths"];
@@ -151,6 +152,10 @@ fn job(r: &mut Reader, name: JobName, pos: Pos, node: &Node) -> Option<(Job, Vec
             .get("allow_failure")
             .and_then(|n| r.bool(n, &format!("{what}.allow_failure")))
             .unwrap_or(false),
+        labels: f
+            .get("labels")
+            .map(|n| labels(r, n, &what))
+            .unwrap_or_default(),
         secrets: f
             .get("secrets")
             .map(|n| secrets(r, n, &what))
@@ -406,6 +411,26 @@ fn secrets(r: &mut Reader, node: &Node, job: &str) -> Vec<String> {
         }
     }
     names
+}
+
+/// Labels a worker must have to run the job (`[docker, gpu]`).
+fn labels(r: &mut Reader, node: &Node, job: &str) -> Vec<String> {
+    let what = format!("{job}.labels");
+    let mut labels: Vec<String> = Vec::new();
+    for (label, pos) in r.strings(node, &what) {
+        let valid = label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid {
+            r.error(
+                pos,
+                format!("label `{label}` may use letters, digits, `-`, `_` and `.` only"),
+            );
+        } else if !labels.contains(&label) {
+            labels.push(label);
+        }
+    }
+    labels
 }
 
 fn image_build(r: &mut Reader, node: &Node, job: &str) -> Option<ImageBuild> {

@@ -37,6 +37,8 @@ pub struct Claim<'a> {
     pub worker: &'a str,
     pub labels: &'a [String],
     pub lease_ms: i64,
+    /// At most this many jobs run at once across the whole installation.
+    pub max_running: Option<i64>,
 }
 
 /// How many queued jobs one claim looks at for one whose labels match.
@@ -52,12 +54,19 @@ impl Store {
         // SQLite has one writer, and the state check in the UPDATE below
         // makes the claim safe there too.
         let lock = if self.backend == Backend::Postgres {
-            " FOR UPDATE SKIP LOCKED"
+            " FOR UPDATE OF jobs SKIP LOCKED"
         } else {
             ""
         };
+        let running = running_per_project(&mut tx).await?;
+        let total: i64 = running.iter().map(|(_, n, _)| n).sum();
+        if claim.max_running.is_some_and(|max| total >= max) {
+            tx.commit().await?;
+            return Ok(None);
+        }
         let candidates = sqlx::query(sql(format!(
-            "SELECT id, labels FROM jobs WHERE state = 'queued' ORDER BY id LIMIT $1{lock}"
+            "SELECT jobs.id, jobs.labels, runs.project_id FROM jobs JOIN runs ON runs.id = jobs.run_id \
+             WHERE jobs.state = 'queued' ORDER BY jobs.id LIMIT $1{lock}"
         )))
         .bind(CLAIM_WINDOW)
         .fetch_all(&mut *tx)
@@ -65,6 +74,13 @@ impl Store {
         for row in &candidates {
             let wanted = strings_of(&row.try_get::<String, _>("labels")?)?;
             if !wanted.iter().all(|l| claim.labels.contains(l)) {
+                continue;
+            }
+            let project: i64 = row.try_get("project_id")?;
+            let full = running
+                .iter()
+                .any(|(p, n, max)| *p == project && max.is_some_and(|m| *n >= m));
+            if full {
                 continue;
             }
             let id: i64 = row.try_get("id")?;
@@ -249,4 +265,26 @@ async fn start_run(tx: &mut sqlx::Transaction<'_, sqlx::Any>, run: RunId, now: i
         .await?;
     }
     Ok(())
+}
+
+/// For each project with running jobs: (project, running jobs, its limit).
+async fn running_per_project(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+) -> Result<Vec<(i64, i64, Option<i64>)>> {
+    let rows = sqlx::query(
+        "SELECT runs.project_id AS project, COUNT(*) AS running, MAX(projects.max_running) AS max_running \
+         FROM jobs JOIN runs ON runs.id = jobs.run_id JOIN projects ON projects.id = runs.project_id \
+         WHERE jobs.state = 'running' GROUP BY runs.project_id",
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("project")?,
+                r.try_get("running")?,
+                r.try_get("max_running")?,
+            ))
+        })
+        .collect()
 }

@@ -108,6 +108,8 @@ pub struct Project {
     /// Branch patterns that trigger runs; empty means every branch.
     pub branches: Vec<String>,
     pub poll_seconds: Option<i64>,
+    /// At most this many of its jobs run at once.
+    pub max_running: Option<i64>,
     pub created_at: i64,
 }
 

@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 
 use crate::{Project, ProjectId, Result, Store, StoreError, json_of, now_ms, sql, strings_of};
 
-const COLUMNS: &str = "id, name, git_url, branches, poll_seconds, created_at";
+const COLUMNS: &str = "id, name, git_url, branches, poll_seconds, max_running, created_at";
 
 fn project(row: &AnyRow) -> Result<Project> {
     Ok(Project {
@@ -14,6 +14,7 @@ fn project(row: &AnyRow) -> Result<Project> {
         git_url: row.try_get("git_url")?,
         branches: strings_of(&row.try_get::<String, _>("branches")?)?,
         poll_seconds: row.try_get("poll_seconds")?,
+        max_running: row.try_get("max_running")?,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -75,6 +76,16 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(project).collect()
+    }
+
+    /// At most `limit` jobs of the project run at once (`None`: no limit).
+    pub async fn set_max_running(&self, project: ProjectId, limit: Option<i64>) -> Result<()> {
+        sqlx::query("UPDATE projects SET max_running = $1 WHERE id = $2")
+            .bind(limit)
+            .bind(project.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Removes a project with its runs, jobs and logs.

@@ -31,6 +31,8 @@ pub struct NewJob {
     pub labels: Vec<String>,
     pub needs: Vec<String>,
     pub allow_failure: bool,
+    /// Carried over as succeeded from an earlier run (a rerun of failed jobs only).
+    pub kept_from: Option<i64>,
 }
 
 fn run(row: &AnyRow) -> Result<Run> {
@@ -87,14 +89,14 @@ impl Store {
         )
         .await?;
         for job in &new.jobs {
-            let state = if job.needs.is_empty() {
-                State::Queued
-            } else {
-                State::Waiting
+            let (state, reason) = match job.kept_from {
+                Some(run) => (State::Succeeded, Some(format!("kept from run {run}"))),
+                None if job.needs.is_empty() => (State::Queued, None),
+                None => (State::Waiting, None),
             };
             let id: i64 = sqlx::query(
-                "INSERT INTO jobs (run_id, name, state, labels, needs, allow_failure, queued_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                "INSERT INTO jobs (run_id, name, state, labels, needs, allow_failure, queued_at, reason, finished_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
             )
             .bind(created.id.0)
             .bind(&job.name)
@@ -103,10 +105,12 @@ impl Store {
             .bind(json_of(&job.needs))
             .bind(i64::from(job.allow_failure))
             .bind(now)
+            .bind(reason.as_deref())
+            .bind(state.is_final().then_some(now))
             .fetch_one(&mut *tx)
             .await?
             .try_get("id")?;
-            record_transition(&mut tx, "job", id, None, state, None, now).await?;
+            record_transition(&mut tx, "job", id, None, state, reason.as_deref(), now).await?;
         }
         tx.commit().await?;
         Ok(created)

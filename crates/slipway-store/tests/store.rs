@@ -102,6 +102,7 @@ stories!(
     logs_are_read_in_pages,
     needs_release_skip_and_settle_the_run,
     triggers_secrets_and_tokens_are_remembered,
+    concurrency_limits_hold_claims_back,
 );
 
 fn jobs(names: &[&str]) -> NewRun {
@@ -125,6 +126,7 @@ fn claim<'a>(worker: &'a str, labels: &'a [String]) -> Claim<'a> {
         worker,
         labels,
         lease_ms: 60_000,
+        max_running: None,
     }
 }
 
@@ -238,6 +240,7 @@ async fn expired_leases_are_requeued(store: Store) {
         worker: "dies",
         labels: &[],
         lease_ms: -1,
+        max_running: None,
     };
     let job = store.claim_job(&short).await.expect("claim").expect("job");
     assert!(
@@ -459,4 +462,50 @@ async fn triggers_secrets_and_tokens_are_remembered(store: Store) {
         Some(("ci".into(), "developer".into()))
     );
     assert_eq!(store.token("hash-2").await.expect("lookup"), None);
+}
+
+async fn concurrency_limits_hold_claims_back(store: Store) {
+    let a = store.add_project("a", "/a", &[], None).await.expect("add");
+    let b = store.add_project("b", "/b", &[], None).await.expect("add");
+    store.set_max_running(a.id, Some(1)).await.expect("limit");
+    store
+        .create_run(a.id, &jobs(&["a1", "a2"]))
+        .await
+        .expect("run");
+    store
+        .create_run(b.id, &jobs(&["b1", "b2"]))
+        .await
+        .expect("run");
+    let mut names = Vec::new();
+    while let Some(j) = store.claim_job(&claim("w", &[])).await.expect("claim") {
+        names.push(j.name);
+    }
+    assert_eq!(
+        names,
+        ["a1", "b1", "b2"],
+        "project a may run one job at a time"
+    );
+    let overall = Claim {
+        max_running: Some(3),
+        ..claim("w", &[])
+    };
+    let a1 = store
+        .jobs_of(store.runs(a.id, 1).await.expect("runs")[0].id)
+        .await
+        .expect("jobs")[0]
+        .clone();
+    store
+        .finish_job(a1.id, "w", State::Succeeded, Some(0), None)
+        .await
+        .expect("finish");
+    let limited = Claim {
+        max_running: Some(2),
+        ..claim("w", &[])
+    };
+    assert!(
+        store.claim_job(&limited).await.expect("claim").is_none(),
+        "two are running: the overall limit holds"
+    );
+    let next = store.claim_job(&overall).await.expect("claim").expect("a2");
+    assert_eq!(next.name, "a2");
 }

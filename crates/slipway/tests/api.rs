@@ -111,7 +111,13 @@ fn health_openapi_and_unknown_routes() {
     assert_eq!(status, 400, "{body}");
     let error: serde_json::Value = serde_json::from_str(&body).expect("JSON error");
     assert_eq!(error["error"]["code"], "bad_request");
-    assert!(error["error"]["message"].as_str().unwrap_or_default().contains("missing field `name`"), "{body}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("missing field `name`"),
+        "{body}"
+    );
 }
 
 #[test]

@@ -208,3 +208,50 @@ fn an_invalid_pipeline_fails_the_run_with_the_validator_message() {
         "{reason}"
     );
 }
+
+#[test]
+fn cancel_and_rerun_only_the_failed_jobs() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let flag = tmp.path().join("fixed");
+    let gate = tmp.path().join("gate");
+    let pipeline = format!(
+        "jobs:\n  build:\n    steps:\n      - run: echo built > out.txt\n    artifacts: [out.txt]\n  flaky:\n    needs: [build]\n    steps:\n      - run: test -f {0} && grep built out.txt\n  hang:\n    steps:\n      - run: while [ ! -f {1} ]; do sleep 0.05; done\n",
+        flag.display(),
+        gate.display()
+    );
+    let remote = Remote::new(tmp.path(), &pipeline);
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "2"]);
+    add_project(&server, &remote, &[]);
+    // Run 1: flaky fails; hang blocks until the run is canceled.
+    assert!(server.cli(&["trigger", "demo"]).status.success());
+    server.wait_until("flaky to fail", Duration::from_secs(30), || {
+        server.run_status("demo/1")["jobs"][1]["state"] == "failed"
+    });
+    let out = server.cli(&["cancel", "demo/1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = server.run_status("demo/1");
+    assert_eq!(
+        status["run"]["state"], "failed",
+        "a failed job decides: {status}"
+    );
+    assert_eq!(status["jobs"][2]["state"], "canceled");
+    assert_eq!(status["jobs"][2]["reason"], "canceled by admin");
+    std::fs::write(&gate, "").expect("gate");
+    // Run 2 keeps build (and its artifact) and runs only the others again.
+    std::fs::write(&flag, "").expect("fix");
+    let out = server.cli(&["rerun", "demo/1", "--failed", "--wait"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let status = server.run_status("demo/2");
+    assert_eq!(status["run"]["state"], "succeeded", "{status}");
+    assert_eq!(status["jobs"][0]["reason"], "kept from run 1");
+    assert_eq!(status["jobs"][0]["attempt"], 0, "build did not run again");
+    assert_eq!(status["run"]["trigger"], "rerun of 1");
+}

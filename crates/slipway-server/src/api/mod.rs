@@ -30,6 +30,7 @@ pub fn router(state: AppState) -> Router {
             "/projects/{project}/runs/{number}/cancel",
             post(runs::cancel),
         )
+        .route("/projects/{project}/runs/{number}/rerun", post(runs::rerun))
         .route("/projects/{project}/runs/{number}/log", get(logs::run_log))
         .route("/projects/{project}/secrets", get(secrets::list))
         .route(

@@ -46,6 +46,12 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "Cancel a run",
     ),
     (
+        "post",
+        "/projects/{project}/runs/{number}/rerun",
+        "developer",
+        "Run again: every job, or with `failed_only` those that did not succeed",
+    ),
+    (
         "get",
         "/projects/{project}/runs/{number}/log",
         "viewer",

@@ -17,6 +17,8 @@ pub struct NewProject {
     #[serde(default)]
     branches: Vec<String>,
     poll_seconds: Option<i64>,
+    /// At most this many of the project's jobs run at once.
+    max_running: Option<i64>,
     /// Chosen by the caller, or generated.
     webhook_secret: Option<String>,
 }
@@ -87,6 +89,9 @@ fn validate(new: &NewProject) -> ApiResult<()> {
         return Err(ApiError::bad_request(
             "`git` must be a repository URL or path",
         ));
+    }
+    if new.max_running.is_some_and(|m| m < 1) {
+        return Err(ApiError::bad_request("`max_running` must be at least 1"));
     }
     if new.poll_seconds.is_some_and(|s| s < 1) {
         return Err(ApiError::bad_request("`poll_seconds` must be at least 1"));

@@ -89,6 +89,23 @@ pub async fn cancel(
     Ok(Json(state.engine.store.cancel_run(run.id, &reason).await?))
 }
 
+#[derive(Debug, Deserialize)]
+pub struct RerunRequest {
+    #[serde(default)]
+    failed_only: bool,
+}
+
+pub async fn rerun(
+    State(state): State<AppState>,
+    _: AsDeveloper,
+    Path((name, number)): Path<(String, i64)>,
+    Json(req): Json<RerunRequest>,
+) -> ApiResult<(StatusCode, Json<Run>)> {
+    let old = run(&state, &name, number).await?;
+    let new = state.engine.rerun(&old, req.failed_only).await?;
+    Ok((StatusCode::CREATED, Json(new)))
+}
+
 /// A run by project name and number.
 pub async fn run(state: &AppState, project_name: &str, number: i64) -> ApiResult<Run> {
     let project = project(state, project_name).await?;

@@ -88,6 +88,17 @@ enum Command {
         #[command(flatten)]
         args: runs::LogsArgs,
     },
+    /// Run a run again: every job, or with --failed only those that did not succeed.
+    Rerun {
+        #[command(flatten)]
+        conn: Connection,
+        run: String,
+        #[arg(long)]
+        failed: bool,
+        /// Follow the new run and exit 0 only if it succeeds.
+        #[arg(long)]
+        wait: bool,
+    },
     /// Cancel a run (RUN is PROJECT/NUMBER).
     Cancel {
         #[command(flatten)]
@@ -133,6 +144,12 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::RunStatus { conn, run, json } => runs::status(&conn, &run, json),
         Command::Logs { conn, args } => runs::logs(&conn, args),
         Command::Cancel { conn, run } => runs::cancel(&conn, &run),
+        Command::Rerun {
+            conn,
+            run,
+            failed,
+            wait,
+        } => runs::rerun(&conn, &run, failed, wait),
     }
 }
 

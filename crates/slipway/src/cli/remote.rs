@@ -23,6 +23,9 @@ pub enum ProjectCommand {
         /// Poll the remote this often (`60s`, `5m`) when webhooks cannot reach the server.
         #[arg(long)]
         poll: Option<String>,
+        /// Run at most N of the project's jobs at once.
+        #[arg(long)]
+        max_running: Option<i64>,
     },
     List {
         #[arg(long)]
@@ -77,9 +80,13 @@ pub fn project(conn: &Connection, cmd: ProjectCommand) -> anyhow::Result<ExitCod
                 git,
                 branches,
                 poll,
+                max_running,
             } => {
                 let poll_seconds = poll.map(|p| humantime_secs(&p)).transpose()?;
-                let body = json!({ "name": name, "git": git, "branches": branches, "poll_seconds": poll_seconds });
+                let body = json!({
+                    "name": name, "git": git, "branches": branches,
+                    "poll_seconds": poll_seconds, "max_running": max_running,
+                });
                 let out = client.post("/projects", &body).await?;
                 println!("project {name} added");
                 println!(

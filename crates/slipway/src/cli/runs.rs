@@ -117,6 +117,29 @@ pub fn cancel(conn: &Connection, run: &str) -> anyhow::Result<ExitCode> {
     })
 }
 
+pub fn rerun(
+    conn: &Connection,
+    run: &str,
+    failed_only: bool,
+    wait: bool,
+) -> anyhow::Result<ExitCode> {
+    let client = Client::new(conn)?;
+    let (project, number) = parse_run(run)?;
+    block_on(async move {
+        let path = format!("/projects/{project}/runs/{number}/rerun");
+        let new = client
+            .post(&path, &json!({ "failed_only": failed_only }))
+            .await?;
+        println!("{}", status_line(&new));
+        if !wait {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let number = new["number"].as_i64().unwrap_or_default();
+        follow(&client, &project, number, None, true).await?;
+        finished(&client, &project, number).await
+    })
+}
+
 pub fn logs(conn: &Connection, args: LogsArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(conn)?;
     let (project, number) = parse_run(&args.run)?;

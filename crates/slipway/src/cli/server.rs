@@ -31,6 +31,9 @@ pub struct Args {
     /// Seconds a job's claim holds without a heartbeat before it is re-queued [default: 30].
     #[arg(long, env = "SLIPWAY_LEASE_SECONDS")]
     lease_seconds: Option<u64>,
+    /// At most this many jobs run at once over all workers and agents [default: no limit].
+    #[arg(long, env = "SLIPWAY_MAX_RUNNING_JOBS")]
+    max_running_jobs: Option<i64>,
     /// A TOML file with any of the options above (keys as the flags, with `_`).
     #[arg(long, env = "SLIPWAY_CONFIG")]
     config: Option<PathBuf>,
@@ -46,6 +49,7 @@ struct FileConfig {
     workers: Option<usize>,
     grace_seconds: Option<u64>,
     lease_seconds: Option<u64>,
+    max_running_jobs: Option<i64>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -71,6 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         secret_key: std::env::var("SLIPWAY_SECRET_KEY").ok(),
         grace: Duration::from_secs(args.grace_seconds.or(file.grace_seconds).unwrap_or(30)),
         reap_every: Duration::from_secs(1),
+        max_running_jobs: args.max_running_jobs.or(file.max_running_jobs),
         lease: Duration::from_secs(
             args.lease_seconds
                 .or(file.lease_seconds)

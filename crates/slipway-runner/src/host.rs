@@ -1,7 +1,7 @@
 //! Steps on the host: each in its own process group, so that a timeout, a
 //! cancel or the end of the job can kill everything the step started.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,10 +32,19 @@ pub struct HostJob {
     masker: Masker,
     events: EventSender,
     shell: &'static [&'static str],
+    /// Where each group is written down (see `orphans`), with the workspace.
+    record: Option<(PathBuf, PathBuf)>,
 }
 
 impl HostJob {
-    pub fn new(job: &str, masker: Masker, events: EventSender) -> HostJob {
+    /// `record`: the record file and workspace under which groups are noted,
+    /// so a later start can kill what a crash left behind.
+    pub fn new(
+        job: &str,
+        masker: Masker,
+        events: EventSender,
+        record: Option<(PathBuf, PathBuf)>,
+    ) -> HostJob {
         HostJob {
             job: job.to_string(),
             groups: Arc::default(),
@@ -43,6 +52,7 @@ impl HostJob {
             masker,
             events,
             shell: shell(),
+            record,
         }
     }
 
@@ -70,6 +80,9 @@ impl HostJob {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(Pid::from_raw(pid));
+            if let Some((file, workspace)) = &self.record {
+                crate::orphans::record(file, pid, workspace)?;
+            }
         }
         if let Some(out) = child.stdout.take() {
             self.read(out, Stream::Stdout);
@@ -130,6 +143,9 @@ impl HostJob {
     /// last output to arrive.
     pub async fn finish(mut self) {
         self.signal_all(Signal::SIGKILL);
+        if let Some((file, _)) = &self.record {
+            let _ = std::fs::remove_file(file);
+        }
         let drained = tokio::time::timeout(DRAIN_LIMIT, async {
             while self.readers.join_next().await.is_some() {}
         })

@@ -333,7 +333,13 @@ impl<'a> Attempt<'a> {
     }
 
     async fn host_steps(&mut self, ws: &Path, env: &[(String, String)]) -> Result<(), String> {
-        let mut host = HostJob::new(self.name(), self.masker.clone(), self.ctx.events.clone());
+        let record = crate::orphans::record_path(&self.ctx.work_root, ws);
+        let mut host = HostJob::new(
+            self.name(),
+            self.masker.clone(),
+            self.ctx.events.clone(),
+            Some((record, ws.to_path_buf())),
+        );
         let result = self.host_steps_in(&mut host, ws, env).await;
         host.finish().await;
         result

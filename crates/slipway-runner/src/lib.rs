@@ -15,6 +15,7 @@ mod image_build;
 mod job;
 mod local;
 mod mask;
+mod orphans;
 mod output;
 mod workspace;
 
@@ -23,4 +24,5 @@ pub use event::{Event, EventSender, JobStatus, Stream};
 pub use job::{DEFAULT_TIMEOUT, JobReport, RunContext, StepReport, run_job};
 pub use local::{LocalRun, RunSummary};
 pub use mask::Masker;
+pub use orphans::reap as reap_orphans;
 pub use workspace::{ArtifactStore, CacheStore, STATE_DIR, Source, Workspace};

@@ -92,6 +92,8 @@ impl LocalRun {
                 state.display()
             )
         })?;
+        let work_root = std::env::temp_dir().join("slipway-workspaces");
+        crate::orphans::reap(&work_root);
         let (events, recorder) = Recorder::start(run_dir.clone(), ui);
         let ctx = Arc::new(RunContext {
             run_number: run,
@@ -103,7 +105,7 @@ impl LocalRun {
             caches: CacheStore {
                 root: state.join("cache"),
             },
-            work_root: std::env::temp_dir().join("slipway-workspaces"),
+            work_root,
             pipeline_env: self.pipeline.env.clone(),
             secrets: self.secrets,
             docker,

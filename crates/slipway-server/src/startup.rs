@@ -151,6 +151,13 @@ async fn start_workers(
     state: &AppState,
     config: &ServerConfig,
 ) -> Vec<tokio::task::JoinHandle<()>> {
+    // Steps a killed predecessor left running: kill them before starting new ones.
+    let reaped = slipway_runner::reap_orphans(&state.engine.paths.work());
+    if reaped > 0 {
+        tracing::warn!(
+            "killed {reaped} process groups left by a previous server that did not stop cleanly"
+        );
+    }
     if config.workers == 0 {
         return Vec::new();
     }

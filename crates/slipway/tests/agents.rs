@@ -33,6 +33,22 @@ fn gated_pipeline(dir: &Path) -> String {
     )
 }
 
+/// The shell pids that wrote `started-PID` marks.
+fn started_pids(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .strip_prefix("started-")
+                        .map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn started(dir: &Path) -> usize {
     std::fs::read_dir(dir)
         .map(|d| {
@@ -117,8 +133,20 @@ fn a_server_killed_mid_run_finishes_the_run_after_restart() {
         started(&marks) == 1
     });
     server.kill9();
-    std::fs::write(marks.join("go"), "").expect("gate");
+    // The killed server's step is still waiting at the gate; the restart must kill it.
+    let orphan = started_pids(&marks);
+    assert_eq!(orphan.len(), 1);
+    assert!(
+        Path::new(&format!("/proc/{}", orphan[0])).exists(),
+        "the step should outlive a SIGKILLed server"
+    );
     let server = ServerProcess::start(&data, &["--workers", "1", "--lease-seconds", "2"]);
+    server.wait_until(
+        "the orphaned step to be killed",
+        Duration::from_secs(10),
+        || !Path::new(&format!("/proc/{}", orphan[0])).exists(),
+    );
+    std::fs::write(marks.join("go"), "").expect("gate");
     let out = server.cli(&["logs", "-f", "demo/1"]);
     assert!(out.status.success());
     let status = server.run_status("demo/1");

@@ -44,6 +44,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             labels.push("docker".into());
         }
         let work_dir = std::path::absolute(&args.work_dir)?;
+        slipway_runner::reap_orphans(&work_dir.join("work"));
         let name = args
             .name
             .clone()

@@ -13,7 +13,6 @@ use bollard::container::LogOutput;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder,
-    WaitContainerOptions,
 };
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -185,11 +184,8 @@ async fn attach_and_run(
     }
     reader.stdout.finish().await;
     reader.stderr.finish().await;
-    // Output ends when the container exits; wait only collects its status.
-    let mut wait = engine
-        .docker
-        .wait_container(id, None::<WaitContainerOptions>);
-    let _ = wait.next().await;
+    // The attach stream ends when the container exits, and the exit codes came
+    // with the markers: no wait call is needed (the removal that follows is forced).
     Ok(reader.outcome)
 }
 

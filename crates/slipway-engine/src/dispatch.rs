@@ -111,10 +111,10 @@ impl LocalDispatch {
             .and_then(|p| p.job(&job.name).map(|j| j.secrets.clone()))
             .unwrap_or_default();
         for name in wanted {
-            if let Some(sealed) = store.secret(project.id, &name).await? {
-                if let Some(value) = (self.secrets)(&project, &name, &sealed) {
-                    secrets.insert(name, value);
-                }
+            if let Some(sealed) = store.secret(project.id, &name).await?
+                && let Some(value) = (self.secrets)(&project, &name, &sealed)
+            {
+                secrets.insert(name, value);
             }
         }
         Ok(Assignment {

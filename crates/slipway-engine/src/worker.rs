@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use slipway_runner::{
-    ArtifactStore, CacheStore, Engine as Docker, Event, JobReport, JobStatus, RunContext, Source,
-    Stream, run_job,
+    ArtifactStore, CacheStore, Engine as Docker, Event, JobReport, RunContext, Source, Stream,
+    run_job,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -88,7 +88,7 @@ impl<D: Dispatch> Worker<D> {
             Ok(report) => self.dispatch.finish(&a, &self.config.name, &report).await,
             Err(e) => {
                 let report =
-                    failed_report(&a.job, format!("the worker could not run the job: {e}"));
+                    JobReport::failed(&a.job, format!("the worker could not run the job: {e}"));
                 self.dispatch.finish(&a, &self.config.name, &report).await
             }
         };
@@ -190,11 +190,11 @@ impl<D: Dispatch> Worker<D> {
                     None => Ok(rx.recv().await),
                 };
                 let ended = matches!(next, Ok(None));
-                if let Ok(Some(event)) = next {
-                    if let Some(line) = log_line(&event) {
-                        lines.push(line);
-                        due.get_or_insert_with(|| tokio::time::Instant::now() + CHUNK_WAIT);
-                    }
+                if let Ok(Some(event)) = next
+                    && let Some(line) = log_line(&event)
+                {
+                    lines.push(line);
+                    due.get_or_insert_with(|| tokio::time::Instant::now() + CHUNK_WAIT);
                 }
                 let overdue = due.is_some_and(|at| tokio::time::Instant::now() >= at);
                 if !lines.is_empty() && (ended || overdue || lines.len() >= CHUNK_LINES) {
@@ -241,24 +241,5 @@ fn log_line(event: &Event) -> Option<String> {
         )),
         Event::JobStarted { attempt, .. } if *attempt > 1 => Some(format!("▸ attempt {attempt}")),
         _ => None,
-    }
-}
-
-fn failed_report(job: &str, reason: String) -> JobReport {
-    JobReport {
-        name: job.to_string(),
-        status: JobStatus::Failed,
-        allow_failure: false,
-        attempts: 0,
-        started_at: None,
-        finished_at: None,
-        duration_ms: 0,
-        steps: Vec::new(),
-        exit_code: None,
-        reason: Some(reason),
-        artifacts: Vec::new(),
-        cache_hits: Vec::new(),
-        cache_misses: Vec::new(),
-        images: Vec::new(),
     }
 }

@@ -38,10 +38,12 @@ pub struct ContainerJob<'a> {
     pub workdir: Option<&'a str>,
     /// Variables for every step (job level, built-ins, secrets).
     pub env: Vec<(String, String)>,
-    /// Each step's title, script and its own extra variables.
-    pub steps: Vec<(&'a str, &'a str, Vec<(String, String)>)>,
+    pub steps: Vec<ContainerStep<'a>>,
     pub labels: HashMap<String, String>,
 }
+
+/// One step: its title, its script, and its own extra variables.
+pub type ContainerStep<'a> = (&'a str, &'a str, Vec<(String, String)>);
 
 /// How the steps ended: the exit code of each step that ran.
 #[derive(Debug, Default)]

@@ -73,9 +73,18 @@ impl JobReport {
     /// A job that never ran.
     pub fn not_run(job: &Job, status: JobStatus, reason: impl Into<String>) -> JobReport {
         JobReport {
-            name: job.name.to_string(),
-            status,
             allow_failure: job.allow_failure,
+            status,
+            ..JobReport::failed(job.name.as_str(), reason)
+        }
+    }
+
+    /// A job that failed before it could run, for the reason given.
+    pub fn failed(name: &str, reason: impl Into<String>) -> JobReport {
+        JobReport {
+            name: name.to_string(),
+            status: JobStatus::Failed,
+            allow_failure: false,
             attempts: 0,
             started_at: None,
             finished_at: None,

@@ -9,21 +9,6 @@ use std::time::Duration;
 
 use common::server::{AgentProcess, Remote, ServerProcess};
 
-fn add_project(server: &ServerProcess, remote: &Remote) {
-    let out = server.cli(&[
-        "project",
-        "add",
-        "demo",
-        "--git",
-        remote.bare.to_str().expect("utf8"),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A pipeline whose job `slow` writes `started` into `dir`, then waits for a
 /// `go` file there before it finishes (so tests can act while it runs).
 fn gated_pipeline(dir: &Path) -> String {
@@ -67,7 +52,7 @@ fn twenty_jobs_spread_over_two_agents() {
         .collect();
     let remote = Remote::new(tmp.path(), &format!("jobs:\n{jobs}"));
     let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "0"]);
-    add_project(&server, &remote);
+    server.add_project(&remote, &[]);
     let _a = AgentProcess::start(&server, "a1", &tmp.path().join("agent1"));
     let _b = AgentProcess::start(&server, "a2", &tmp.path().join("agent2"));
     let out = server.cli(&["trigger", "demo", "--wait"]);
@@ -98,7 +83,7 @@ fn a_killed_agents_job_completes_on_another() {
         &tmp.path().join("data"),
         &["--workers", "0", "--lease-seconds", "2"],
     );
-    add_project(&server, &remote);
+    server.add_project(&remote, &[]);
     let mut first = AgentProcess::start(&server, "doomed", &tmp.path().join("agent1"));
     assert!(server.cli(&["trigger", "demo"]).status.success());
     server.wait_until(
@@ -127,7 +112,7 @@ fn a_server_killed_mid_run_finishes_the_run_after_restart() {
     let remote = Remote::new(tmp.path(), &gated_pipeline(&marks));
     let data = tmp.path().join("data");
     let mut server = ServerProcess::start(&data, &["--workers", "1", "--lease-seconds", "2"]);
-    add_project(&server, &remote);
+    server.add_project(&remote, &[]);
     assert!(server.cli(&["trigger", "demo"]).status.success());
     server.wait_until("the job to start", Duration::from_secs(30), || {
         started(&marks) == 1

@@ -129,18 +129,7 @@ fn secrets_are_sealed_listed_by_name_and_masked_in_logs() {
         "jobs:\n  use:\n    secrets: [API_KEY]\n    steps:\n      - run: echo \"key=$API_KEY\"\n",
     );
     let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "1"]);
-    assert!(
-        server
-            .cli(&[
-                "project",
-                "add",
-                "demo",
-                "--git",
-                remote.bare.to_str().expect("utf8")
-            ])
-            .status
-            .success()
-    );
+    server.add_project(&remote, &[]);
     let mut set = server
         .cli_cmd(&["secret", "set", "demo", "API_KEY"])
         .stdin(Stdio::piped())
@@ -189,18 +178,7 @@ fn sigterm_lets_the_running_job_finish_then_exits() {
     let remote = Remote::new(tmp.path(), &pipeline);
     let data = tmp.path().join("data");
     let mut server = ServerProcess::start(&data, &["--workers", "1", "--grace-seconds", "20"]);
-    assert!(
-        server
-            .cli(&[
-                "project",
-                "add",
-                "demo",
-                "--git",
-                remote.bare.to_str().expect("utf8")
-            ])
-            .status
-            .success()
-    );
+    server.add_project(&remote, &[]);
     assert!(server.cli(&["trigger", "demo"]).status.success());
     server.wait_until("the job to start", Duration::from_secs(30), || {
         started.exists()

@@ -13,29 +13,6 @@ use sha2::Sha256;
 
 const PIPELINE: &str = "jobs:\n  build:\n    steps:\n      - run: echo built $SLIPWAY_COMMIT\n  test:\n    needs: [build]\n    steps: [echo tested]\n";
 
-fn add_project(server: &ServerProcess, remote: &Remote, extra: &[&str]) -> String {
-    let mut args = vec![
-        "project",
-        "add",
-        "demo",
-        "--git",
-        remote.bare.to_str().expect("utf8"),
-    ];
-    args.extend_from_slice(extra);
-    let out = server.cli(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    text.lines()
-        .find_map(|l| l.strip_prefix("webhook secret: "))
-        .and_then(|l| l.split_whitespace().next())
-        .expect("a webhook secret")
-        .to_string()
-}
-
 /// A GitHub push delivery sent with curl; returns (HTTP status, body).
 fn github_push(
     server: &ServerProcess,
@@ -96,7 +73,7 @@ fn a_signed_webhook_starts_a_run_and_an_unsigned_one_does_not() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let remote = Remote::new(tmp.path(), PIPELINE);
     let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "2"]);
-    let secret = add_project(&server, &remote, &[]);
+    let secret = server.add_project(&remote, &[]);
     let commit = remote.commit("README", "hello", "docs");
     remote.push();
 
@@ -131,7 +108,7 @@ fn polling_picks_up_a_pushed_commit() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let remote = Remote::new(tmp.path(), PIPELINE);
     let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "1"]);
-    add_project(&server, &remote, &["--poll", "1s"]);
+    server.add_project(&remote, &["--poll", "1s"]);
     // The first poll builds the current head; a push makes a second run.
     server.wait_until("the first polled run", Duration::from_secs(30), || {
         runs(&server).len() == 1
@@ -166,7 +143,7 @@ fn logs_follow_prints_a_line_while_its_job_runs() {
     );
     let remote = Remote::new(tmp.path(), &pipeline);
     let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "1"]);
-    add_project(&server, &remote, &[]);
+    server.add_project(&remote, &[]);
     assert!(server.cli(&["trigger", "demo"]).status.success());
     let mut follow = server
         .cli_cmd(&["logs", "-f", "demo/1"])
@@ -196,7 +173,7 @@ fn an_invalid_pipeline_fails_the_run_with_the_validator_message() {
         "jobs:\n  build:\n    neds: []\n    steps: [true]\n",
     );
     let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "1"]);
-    add_project(&server, &remote, &[]);
+    server.add_project(&remote, &[]);
     let out = server.cli(&["trigger", "demo", "--wait"]);
     assert_eq!(out.status.code(), Some(1));
     let reason = server.run_status("demo/1")["run"]["reason"]
@@ -221,7 +198,7 @@ fn cancel_and_rerun_only_the_failed_jobs() {
     );
     let remote = Remote::new(tmp.path(), &pipeline);
     let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "2"]);
-    add_project(&server, &remote, &[]);
+    server.add_project(&remote, &[]);
     // Run 1: flaky fails; hang blocks until the run is canceled.
     assert!(server.cli(&["trigger", "demo"]).status.success());
     server.wait_until("flaky to fail", Duration::from_secs(30), || {

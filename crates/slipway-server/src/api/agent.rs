@@ -149,7 +149,7 @@ pub async fn source(
     let tar = mirror
         .archive(&run.commit)
         .await
-        .map_err(|e| ApiError::internal(e))?;
+        .map_err(ApiError::internal)?;
     Ok(([(header::CONTENT_TYPE, "application/x-tar")], tar).into_response())
 }
 

@@ -40,13 +40,13 @@ pub async fn receive(
         WebhookError::BadSignature => ApiError::unauthorized("signature check failed"),
         other => ApiError::bad_request(other.to_string()),
     })?;
-    if let Some(id) = &delivery.id {
-        if !store.first_delivery(project.id, id).await? {
-            return Ok((
-                StatusCode::OK,
-                Json(json!({ "duplicate": true, "runs": [] })),
-            ));
-        }
+    if let Some(id) = &delivery.id
+        && !store.first_delivery(project.id, id).await?
+    {
+        return Ok((
+            StatusCode::OK,
+            Json(json!({ "duplicate": true, "runs": [] })),
+        ));
     }
     let mut runs = Vec::new();
     for push in delivery.pushes.iter().filter(|p| !p.deleted) {

@@ -138,8 +138,8 @@ fn report(summary: &RunSummary) -> ExitCode {
         .max(3);
     println!();
     println!(
-        "{:<width$}  {:<10}  {:>9}  {}",
-        "JOB", "STATUS", "DURATION", "NOTE"
+        "{:<width$}  {:<10}  {:>9}  NOTE",
+        "JOB", "STATUS", "DURATION"
     );
     for job in &summary.jobs {
         let mut status = job.status.as_str().to_string();

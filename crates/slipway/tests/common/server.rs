@@ -90,6 +90,30 @@ impl ServerProcess {
         self.json(&["run-status", run])
     }
 
+    /// `slipway project add demo --git REMOTE EXTRA…`; returns the webhook secret it printed.
+    pub fn add_project(&self, remote: &Remote, extra: &[&str]) -> String {
+        let mut args = vec![
+            "project",
+            "add",
+            "demo",
+            "--git",
+            remote.bare.to_str().expect("utf8"),
+        ];
+        args.extend_from_slice(extra);
+        let out = self.cli(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        text.lines()
+            .find_map(|l| l.strip_prefix("webhook secret: "))
+            .and_then(|l| l.split_whitespace().next())
+            .expect("a webhook secret")
+            .to_string()
+    }
+
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -321,8 +321,9 @@ async fn logs_are_read_in_pages(store: Store) {
     let p = store.add_project("p", "/p", &[], None).await.expect("add");
     let run = store.create_run(p.id, &jobs(&["j"])).await.expect("run");
     let job = store.jobs_of(run.id).await.expect("jobs")[0].id;
-    let lines: Vec<String> = (0..1000).map(|i| format!("line {i}")).collect();
-    for (seq, chunk) in lines.chunks(128).enumerate() {
+    // 100 000 lines in chunks of 500, as a worker stores them.
+    let lines: Vec<String> = (0..100_000).map(|i| format!("line {i}")).collect();
+    for (seq, chunk) in lines.chunks(500).enumerate() {
         store
             .append_log(job, seq as i64, chunk)
             .await
@@ -330,16 +331,25 @@ async fn logs_are_read_in_pages(store: Store) {
     }
     // A retried upload of chunk 0 changes nothing.
     store
-        .append_log(job, 0, &lines[..128])
+        .append_log(job, 0, &lines[..500])
         .await
         .expect("append again");
-    let page = store.read_log(job, 250, 100).await.expect("page");
-    assert_eq!(page.lines.first().map(String::as_str), Some("line 250"));
-    assert_eq!(page.lines.len(), 100);
-    assert_eq!(page.next_line, 350);
-    let tail = store.read_log(job, 990, 100).await.expect("tail");
+    // A page in the middle, across a chunk boundary: only the two chunks holding it are read.
+    let page = store.read_log(job, 50_450, 100).await.expect("page");
+    assert_eq!(page.lines.first().map(String::as_str), Some("line 50450"));
+    assert_eq!(page.lines.last().map(String::as_str), Some("line 50549"));
+    assert_eq!(page.next_line, 50_550);
+    let tail = store.read_log(job, 99_990, 100).await.expect("tail");
     assert_eq!(tail.lines.len(), 10);
-    assert_eq!(tail.next_line, 1000);
+    assert_eq!(tail.next_line, 100_000);
+    assert!(
+        store
+            .read_log(job, 100_000, 100)
+            .await
+            .expect("end")
+            .lines
+            .is_empty()
+    );
 }
 
 async fn needs_release_skip_and_settle_the_run(store: Store) {

@@ -106,8 +106,10 @@ impl LocalDispatch {
         let project = store.project_by_id(run.project_id).await?;
         let pipeline = store.pipeline_of(run.id).await?;
         let mut secrets = BTreeMap::new();
-        let wanted = slipway_spec::parse(&pipeline)
-            .ok()
+        let wanted = self
+            .engine
+            .pipeline(run.id)
+            .await?
             .and_then(|p| p.job(&job.name).map(|j| j.secrets.clone()))
             .unwrap_or_default();
         for name in wanted {

@@ -52,6 +52,8 @@ pub struct Engine {
     pub lease: std::time::Duration,
     /// At most this many jobs run at once over every worker and agent.
     pub max_running: Option<i64>,
+    /// Parsed pipelines of recent runs: a run of a thousand jobs parses its file once.
+    pipelines: PipelineCache,
 }
 
 impl Engine {
@@ -63,10 +65,54 @@ impl Engine {
             logs: tokio::sync::broadcast::channel(1024).0,
             lease: dispatch::DEFAULT_LEASE,
             max_running: None,
+            pipelines: PipelineCache::default(),
         }
+    }
+
+    /// The parsed pipeline of a run (`None` when its file does not parse).
+    pub async fn pipeline(
+        &self,
+        run: slipway_store::RunId,
+    ) -> Result<Option<Arc<slipway_spec::Pipeline>>> {
+        if let Some(p) = self.pipelines.get(run.0) {
+            return Ok(Some(p));
+        }
+        let text = self.store.pipeline_of(run).await?;
+        let Ok(parsed) = slipway_spec::parse(&text) else {
+            return Ok(None);
+        };
+        let parsed = Arc::new(parsed);
+        self.pipelines.put(run.0, parsed.clone());
+        Ok(Some(parsed))
     }
 
     pub(crate) fn wake_workers(&self) {
         self.work.notify_waiters();
+    }
+}
+
+/// A small map of run id → parsed pipeline; emptied when it grows past a bound.
+#[derive(Debug, Clone, Default)]
+pub struct PipelineCache(
+    Arc<std::sync::Mutex<std::collections::HashMap<i64, Arc<slipway_spec::Pipeline>>>>,
+);
+
+impl PipelineCache {
+    const MAX: usize = 64;
+
+    pub fn get(&self, run: i64) -> Option<Arc<slipway_spec::Pipeline>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&run)
+            .cloned()
+    }
+
+    pub fn put(&self, run: i64, pipeline: Arc<slipway_spec::Pipeline>) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        map.insert(run, pipeline);
     }
 }

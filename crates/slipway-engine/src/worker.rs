@@ -32,6 +32,8 @@ pub struct WorkerConfig {
 pub struct Worker<D> {
     dispatch: Arc<D>,
     config: WorkerConfig,
+    /// Parsed pipelines of the runs this worker ran jobs of lately.
+    pipelines: crate::PipelineCache,
 }
 
 /// Lines per stored log chunk, and the longest a line waits to be stored.
@@ -40,7 +42,11 @@ const CHUNK_WAIT: Duration = Duration::from_millis(200);
 
 impl<D: Dispatch> Worker<D> {
     pub fn new(dispatch: Arc<D>, config: WorkerConfig) -> Worker<D> {
-        Worker { dispatch, config }
+        Worker {
+            dispatch,
+            config,
+            pipelines: crate::PipelineCache::default(),
+        }
     }
 
     /// Claims and runs jobs until `shutdown`; a job running then gets the grace
@@ -102,9 +108,17 @@ impl<D: Dispatch> Worker<D> {
         a: &Assignment,
         cancel: &CancellationToken,
     ) -> Result<JobReport> {
-        let pipeline = slipway_spec::parse(&a.pipeline).map_err(|_| {
-            crate::EngineError::Invalid("the run's pipeline file no longer parses".into())
-        })?;
+        let pipeline = match self.pipelines.get(a.run_id) {
+            Some(p) => p,
+            None => {
+                let parsed = slipway_spec::parse(&a.pipeline).map_err(|_| {
+                    crate::EngineError::Invalid("the run's pipeline file no longer parses".into())
+                })?;
+                let parsed = Arc::new(parsed);
+                self.pipelines.put(a.run_id, parsed.clone());
+                parsed
+            }
+        };
         let Some(job) = pipeline.job(&a.job).cloned() else {
             return Err(crate::EngineError::Invalid(format!(
                 "the pipeline has no job `{}`",

@@ -92,6 +92,11 @@ impl Server {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
+    /// The address actually bound (the port is chosen when asked for 0).
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
     pub fn state(&self) -> &AppState {
         &self.state
     }
@@ -117,6 +122,15 @@ impl Server {
         ));
         let app = crate::api::router(state.clone());
         let shutdown = state.shutdown.clone();
+        // Stop claiming and end live streams at once: graceful shutdown waits
+        // for open connections, and a follower's stream would otherwise hold it.
+        tokio::spawn({
+            let (stop, shutdown) = (stop.clone(), shutdown.clone());
+            async move {
+                stop.cancelled().await;
+                shutdown.cancel();
+            }
+        });
         let serve = axum::serve(listener, app).with_graceful_shutdown({
             let stop = stop.clone();
             async move { stop.cancelled().await }

@@ -65,6 +65,8 @@ impl Reader {
             return Vec::new();
         };
         let mut out: Vec<(&str, &Node, &Node)> = Vec::with_capacity(pairs.len());
+        // Index by key: pipelines with a thousand jobs must not cost a million comparisons.
+        let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         for (k, v) in pairs {
             let Some(key) = k.as_str() else {
                 self.error(
@@ -73,8 +75,8 @@ impl Reader {
                 );
                 continue;
             };
-            if let Some((_, first, _)) = out.iter().find(|(seen, _, _)| *seen == key) {
-                let line = first.pos.line;
+            if let Some(&at) = seen.get(key) {
+                let line = out[at].1.pos.line;
                 self.error_with_help(
                     k.pos,
                     format!("duplicate key `{key}` in `{what}` (first defined on line {line})"),
@@ -82,6 +84,7 @@ impl Reader {
                 );
                 continue;
             }
+            seen.insert(key, out.len());
             out.push((key, k, v));
         }
         out

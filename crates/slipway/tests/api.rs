@@ -193,3 +193,51 @@ fn sigterm_lets_the_running_job_finish_then_exits() {
     let detail = server.run_status("demo/1");
     assert_eq!(detail["jobs"][0]["state"], "succeeded", "{detail}");
 }
+
+#[test]
+fn sigterm_with_a_log_follower_still_stops_and_requeues_the_job() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let started = tmp.path().join("started");
+    let pipeline = format!(
+        "jobs:\n  endless:\n    steps:\n      - run: touch {} && sleep 600\n",
+        started.display()
+    );
+    let remote = Remote::new(tmp.path(), &pipeline);
+    let data = tmp.path().join("data");
+    let mut server = ServerProcess::start(&data, &["--workers", "1", "--grace-seconds", "1"]);
+    server.add_project(&remote, &[]);
+    assert!(server.cli(&["trigger", "demo"]).status.success());
+    server.wait_until("the job to start", Duration::from_secs(30), || {
+        started.exists()
+    });
+    let mut follower = server
+        .cli_cmd(&["logs", "-f", "demo/1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("logs -f");
+    // Connected once it prints the step's first log line.
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(
+        follower.stdout.take().expect("stdout"),
+    ));
+    assert!(
+        lines
+            .next()
+            .is_some_and(|l| l.is_ok_and(|l| l.contains("step 1/1")))
+    );
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(server.child.id()).expect("pid"));
+    let asked = std::time::Instant::now();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    let status = server.child.wait().expect("wait");
+    assert!(status.success(), "server exit: {status}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(15),
+        "stopping took {:?}",
+        asked.elapsed()
+    );
+    let _ = follower.wait();
+    // The step outlived the grace period: it was canceled and the job given back.
+    let server = ServerProcess::start(&data, &["--workers", "0"]);
+    let job = &server.run_status("demo/1")["jobs"][0];
+    assert_eq!(job["state"], "queued", "{job}");
+    assert_eq!(job["reason"], "re-queued: its worker shut down");
+}

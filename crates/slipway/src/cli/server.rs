@@ -106,7 +106,8 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         );
     }
     // Tests and scripts wait for this line: the port is bound.
-    println!("listening on http://127.0.0.1:{}", server.port());
+    let addr = server.local_addr().context("the server has no address")?;
+    println!("listening on http://{addr}");
     let stop = CancellationToken::new();
     tokio::spawn(stop_on_signal(stop.clone()));
     server.run(stop).await?;

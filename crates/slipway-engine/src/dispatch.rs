@@ -80,22 +80,20 @@ pub trait Dispatch: Send + Sync + 'static {
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
 /// Dispatch straight to the store: what in-process workers use.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct LocalDispatch {
     pub engine: Engine,
-    /// Opens sealed project secrets for the jobs that list them.
-    pub secrets: SecretOpener,
 }
 
 /// Turns the sealed bytes of a project secret into its value.
-pub type SecretOpener =
-    std::sync::Arc<dyn Fn(&Project, &str, &[u8]) -> Option<String> + Send + Sync>;
+#[derive(Clone)]
+pub struct SecretOpener(
+    pub std::sync::Arc<dyn Fn(&Project, &str, &[u8]) -> Option<String> + Send + Sync>,
+);
 
-impl std::fmt::Debug for LocalDispatch {
+impl std::fmt::Debug for SecretOpener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalDispatch")
-            .field("engine", &self.engine)
-            .finish_non_exhaustive()
+        f.write_str("SecretOpener")
     }
 }
 
@@ -113,9 +111,7 @@ impl LocalDispatch {
             .and_then(|p| p.job(&job.name).map(|j| j.secrets.clone()))
             .unwrap_or_default();
         for name in wanted {
-            if let Some(sealed) = store.secret(project.id, &name).await?
-                && let Some(value) = (self.secrets)(&project, &name, &sealed)
-            {
+            if let Some(value) = self.engine.secret(&project, &name).await? {
                 secrets.insert(name, value);
             }
         }

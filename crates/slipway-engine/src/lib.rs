@@ -17,7 +17,7 @@ use std::sync::Arc;
 use slipway_store::Store;
 use tokio::sync::Notify;
 
-pub use dispatch::{Assignment, DEFAULT_LEASE, Dispatch, LocalDispatch};
+pub use dispatch::{Assignment, DEFAULT_LEASE, Dispatch, LocalDispatch, SecretOpener};
 pub use paths::Paths;
 pub use poll::{poll_once, run_poller, run_reaper};
 pub use trigger::Target;
@@ -54,6 +54,8 @@ pub struct Engine {
     pub max_running: Option<i64>,
     /// Parsed pipelines of recent runs: a run of a thousand jobs parses its file once.
     pipelines: PipelineCache,
+    /// Opens sealed project secrets (the server sets it; the engine never sees the key).
+    pub secrets: dispatch::SecretOpener,
 }
 
 impl Engine {
@@ -66,6 +68,7 @@ impl Engine {
             lease: dispatch::DEFAULT_LEASE,
             max_running: None,
             pipelines: PipelineCache::default(),
+            secrets: dispatch::SecretOpener(Arc::new(|_, _, _| None)),
         }
     }
 
@@ -84,6 +87,29 @@ impl Engine {
         let parsed = Arc::new(parsed);
         self.pipelines.put(run.0, parsed.clone());
         Ok(Some(parsed))
+    }
+
+    /// A project secret's value, if it is set and opens.
+    pub async fn secret(
+        &self,
+        project: &slipway_store::Project,
+        name: &str,
+    ) -> Result<Option<String>> {
+        let sealed = self.store.secret(project.id, name).await?;
+        Ok(sealed.and_then(|s| (self.secrets.0)(project, name, &s)))
+    }
+
+    /// Credentials for a private remote: the project secrets `GIT_USERNAME` and
+    /// `GIT_PASSWORD` (a token works as the password).
+    pub async fn git_credentials(
+        &self,
+        project: &slipway_store::Project,
+    ) -> Result<Option<slipway_git::Credentials>> {
+        let username = self.secret(project, "GIT_USERNAME").await?;
+        let password = self.secret(project, "GIT_PASSWORD").await?;
+        Ok(username
+            .zip(password)
+            .map(|(username, password)| slipway_git::Credentials { username, password }))
     }
 
     pub(crate) fn wake_workers(&self) {

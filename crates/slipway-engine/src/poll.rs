@@ -41,7 +41,11 @@ pub async fn run_poller(engine: Engine, shutdown: CancellationToken) {
 /// One look at a project's remote: a run for each built branch whose head moved.
 pub async fn poll_once(engine: &Engine, project: &slipway_store::Project) -> Result<usize> {
     let mut started = 0;
-    for (branch, commit) in slipway_git::remote_heads(&project.git_url).await? {
+    let creds = engine.git_credentials(project).await?;
+    let heads = slipway_git::remote_heads(&project.git_url, creds.as_ref())
+        .await
+        .map_err(|e| crate::trigger::fetch_failed(project, e))?;
+    for (branch, commit) in heads {
         if !builds_branch(project, &branch) {
             continue;
         }

@@ -22,7 +22,11 @@ impl Engine {
     /// failed run that says why, so the push is never silently ignored.
     pub async fn trigger(&self, project: &Project, target: Target, trigger: &str) -> Result<Run> {
         let mirror = Mirror::at(&self.paths.mirror(project.id));
-        mirror.update(&project.git_url).await?;
+        let creds = self.git_credentials(project).await?;
+        mirror
+            .update(&project.git_url, creds.as_ref())
+            .await
+            .map_err(|e| fetch_failed(project, e))?;
         let (branch, rev) = match &target {
             Target::Branch(b) => (b.clone(), b.clone()),
             Target::Commit { branch, commit } => (branch.clone(), commit.clone()),
@@ -198,4 +202,24 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()>
         }
     }
     Ok(())
+}
+
+/// A failed fetch, with a hint when the remote wanted credentials.
+pub(crate) fn fetch_failed(project: &Project, e: slipway_git::GitError) -> EngineError {
+    let text = e.to_string();
+    let auth = [
+        "Authentication failed",
+        "terminal prompts disabled",
+        "could not read Username",
+        "403",
+        "401",
+    ];
+    if auth.iter().any(|a| text.contains(a)) {
+        return EngineError::Invalid(format!(
+            "cannot fetch {}: the remote wants credentials; set the project secrets GIT_USERNAME and GIT_PASSWORD \
+             (a token works as the password): {text}",
+            project.git_url
+        ));
+    }
+    EngineError::Git(e)
 }

@@ -44,7 +44,6 @@ async fn engine(tmp: &Path) -> Engine {
 fn start_worker(engine: &Engine, name: &str, shutdown: &CancellationToken) {
     let dispatch = LocalDispatch {
         engine: engine.clone(),
-        secrets: Arc::new(|_, _, _| None),
     };
     let config = WorkerConfig {
         name: name.into(),

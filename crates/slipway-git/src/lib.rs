@@ -107,7 +107,7 @@ impl Mirror {
 
     /// Clones the remote the first time, then fetches every branch (pruning
     /// deleted ones). `url` may be a path or any URL git understands.
-    pub async fn update(&self, url: &str) -> Result<(), GitError> {
+    pub async fn update(&self, url: &str, creds: Option<&Credentials>) -> Result<(), GitError> {
         if !self.path.join("HEAD").exists() {
             let parent = self.path.parent().unwrap_or(Path::new("."));
             std::fs::create_dir_all(parent).map_err(GitError::Spawn)?;
@@ -115,10 +115,15 @@ impl Mirror {
                 .map_err(GitError::Spawn)?
                 .to_string_lossy()
                 .to_string();
-            git(parent, ["clone", "--quiet", "--mirror", url, &target]).await?;
+            remote_git(
+                parent,
+                ["clone", "--quiet", "--mirror", url, &target],
+                creds,
+            )
+            .await?;
             return Ok(());
         }
-        git(
+        remote_git(
             &self.path,
             [
                 "fetch",
@@ -127,6 +132,7 @@ impl Mirror {
                 url,
                 "+refs/heads/*:refs/heads/*",
             ],
+            creds,
         )
         .await?;
         Ok(())
@@ -174,8 +180,12 @@ impl Mirror {
 }
 
 /// Every branch of a remote and its head commit (`git ls-remote --heads`).
-pub async fn remote_heads(url: &str) -> Result<Vec<(String, String)>, GitError> {
-    let out = git(Path::new("."), ["ls-remote", "--heads", url]).await?;
+pub async fn remote_heads(
+    url: &str,
+    creds: Option<&Credentials>,
+) -> Result<Vec<(String, String)>, GitError> {
+    let out = remote_git(Path::new("."), ["ls-remote", "--heads", url], creds).await?;
+    let out = String::from_utf8_lossy(&out);
     Ok(out
         .lines()
         .filter_map(|l| {
@@ -207,6 +217,48 @@ fn tar_extract(tar: &[u8], dest: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A username and password (or token) for a private remote, given to git by a
+/// credential helper that reads them from the environment of that one git
+/// process: they never reach the command line, a file, or the mirror's config.
+#[derive(Clone)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+const HELPER: &str = "credential.helper=!f() { test \"$1\" = get || exit 0; \
+    echo username=\"$SLIPWAY_GIT_USERNAME\"; echo password=\"$SLIPWAY_GIT_PASSWORD\"; }; f";
+
+/// git talking to a remote: never prompts (a server has no terminal), and uses
+/// `creds` when given.
+async fn remote_git<I, S>(
+    dir: &Path,
+    args: I,
+    creds: Option<&Credentials>,
+) -> Result<Vec<u8>, GitError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = Command::new("git");
+    cmd.env("GIT_TERMINAL_PROMPT", "0");
+    if let Some(c) = creds {
+        // An empty helper first drops any configured ones, so ours is the only answer.
+        cmd.args(["-c", "credential.helper=", "-c", HELPER])
+            .env("SLIPWAY_GIT_USERNAME", &c.username)
+            .env("SLIPWAY_GIT_PASSWORD", &c.password);
+    }
+    run(cmd, dir, args).await
+}
+
 async fn git<I, S>(dir: &Path, args: I) -> Result<String, GitError>
 where
     I: IntoIterator<Item = S>,
@@ -221,11 +273,19 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    run(Command::new("git"), dir, args).await
+}
+
+async fn run<I, S>(mut cmd: Command, dir: &Path, args: I) -> Result<Vec<u8>, GitError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let args: Vec<_> = args
         .into_iter()
         .map(|a| a.as_ref().to_os_string())
         .collect();
-    let out = Command::new("git")
+    let out = cmd
         .args(&args)
         .current_dir(dir)
         .kill_on_drop(true)
@@ -292,10 +352,10 @@ mod tests {
         );
         let url = origin.to_string_lossy().to_string();
         let mirror = Mirror::at(&tmp.path().join("mirror.git"));
-        mirror.update(&url).await.expect("clone");
+        mirror.update(&url, None).await.expect("clone");
         let head = mirror.resolve("main").await.expect("resolve");
         assert_eq!(
-            remote_heads(&url).await.expect("ls-remote"),
+            remote_heads(&url, None).await.expect("ls-remote"),
             [("main".to_string(), head.clone())]
         );
         assert_eq!(
@@ -311,7 +371,7 @@ mod tests {
             &origin,
             "echo y > src/b && git add . && git -c user.name=t -c user.email=t@t commit -qm two",
         );
-        mirror.update(&url).await.expect("fetch");
+        mirror.update(&url, None).await.expect("fetch");
         let second = mirror.resolve("main").await.expect("resolve");
         assert_ne!(head, second);
         let out = tmp.path().join("export");

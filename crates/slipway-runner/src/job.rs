@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::Serialize;
 use slipway_spec::{Env, Job, TemplateVars};
 use tokio_util::sync::CancellationToken;
 
@@ -19,6 +18,7 @@ use crate::host::HostJob;
 use crate::image_build;
 use crate::mask::Masker;
 use crate::output::note;
+use crate::report::{JobReport, StepReport};
 use crate::workspace::{ArtifactStore, CacheStore, Source, Workspace};
 
 /// A job that runs longer than this without its own `timeout` is stopped.
@@ -38,72 +38,6 @@ pub struct RunContext {
     pub secrets: BTreeMap<String, String>,
     pub docker: Option<Engine>,
     pub events: EventSender,
-}
-
-/// What happened to a job; stored in the run summary.
-#[derive(Debug, Clone, Serialize)]
-pub struct JobReport {
-    pub name: String,
-    pub status: JobStatus,
-    pub allow_failure: bool,
-    pub attempts: u32,
-    #[serde(with = "rfc3339_opt")]
-    pub started_at: Option<SystemTime>,
-    #[serde(with = "rfc3339_opt")]
-    pub finished_at: Option<SystemTime>,
-    pub duration_ms: u64,
-    pub steps: Vec<StepReport>,
-    /// Exit code of the step that failed, or 0.
-    pub exit_code: Option<i32>,
-    pub reason: Option<String>,
-    pub artifacts: Vec<PathBuf>,
-    pub cache_hits: Vec<String>,
-    pub cache_misses: Vec<String>,
-    pub images: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct StepReport {
-    pub title: String,
-    pub exit_code: Option<i32>,
-    pub duration_ms: u64,
-}
-
-impl JobReport {
-    /// A job that never ran.
-    pub fn not_run(job: &Job, status: JobStatus, reason: impl Into<String>) -> JobReport {
-        JobReport {
-            allow_failure: job.allow_failure,
-            status,
-            ..JobReport::failed(job.name.as_str(), reason)
-        }
-    }
-
-    /// A job that failed before it could run, for the reason given.
-    pub fn failed(name: &str, reason: impl Into<String>) -> JobReport {
-        JobReport {
-            name: name.to_string(),
-            status: JobStatus::Failed,
-            allow_failure: false,
-            attempts: 0,
-            started_at: None,
-            finished_at: None,
-            duration_ms: 0,
-            steps: Vec::new(),
-            exit_code: None,
-            reason: Some(reason.into()),
-            artifacts: Vec::new(),
-            cache_hits: Vec::new(),
-            cache_misses: Vec::new(),
-            images: Vec::new(),
-        }
-    }
-
-    /// Whether jobs that need this one may run.
-    pub fn unblocks_dependents(&self) -> bool {
-        self.status == JobStatus::Succeeded
-            || (self.status == JobStatus::Failed && self.allow_failure)
-    }
 }
 
 /// Runs a job, retrying as it asks, until it succeeds, runs out of tries or is canceled.
@@ -606,18 +540,4 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(std::io::Error::other)?
-}
-
-/// Optional timestamps as RFC 3339 strings in the summary.
-mod rfc3339_opt {
-    use std::time::SystemTime;
-
-    use serde::Serializer;
-
-    pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
-        match t {
-            Some(t) => s.serialize_str(&humantime::format_rfc3339_millis(*t).to_string()),
-            None => s.serialize_none(),
-        }
-    }
 }

@@ -17,12 +17,14 @@ mod local;
 mod mask;
 mod orphans;
 mod output;
+mod report;
 mod workspace;
 
 pub use docker::Engine;
 pub use event::{Event, EventSender, JobStatus, Stream};
-pub use job::{DEFAULT_TIMEOUT, JobReport, RunContext, StepReport, run_job};
+pub use job::{DEFAULT_TIMEOUT, RunContext, run_job};
 pub use local::{LocalRun, RunSummary};
 pub use mask::Masker;
 pub use orphans::reap as reap_orphans;
+pub use report::{JobReport, StepReport};
 pub use workspace::{ArtifactStore, CacheStore, STATE_DIR, Source, Workspace};

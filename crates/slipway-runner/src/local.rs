@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::docker::Engine;
 use crate::event::{Event, EventSender, JobStatus};
-use crate::job::{JobReport, RunContext, run_job};
+use crate::job::{RunContext, run_job};
+use crate::report::JobReport;
 use crate::workspace::{ArtifactStore, CacheStore, STATE_DIR, Source};
 
 #[derive(Debug)]

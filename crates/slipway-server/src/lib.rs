@@ -53,14 +53,8 @@ impl AppState {
 impl AppState {
     /// The work queue as in-process workers and agents see it.
     pub fn dispatch(&self) -> slipway_engine::LocalDispatch {
-        let state = self.clone();
         slipway_engine::LocalDispatch {
             engine: self.engine.clone(),
-            secrets: Arc::new(move |project, name, sealed| {
-                state
-                    .open(project.id, name, sealed)
-                    .and_then(|v| String::from_utf8(v).ok())
-            }),
         }
     }
 }

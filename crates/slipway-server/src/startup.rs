@@ -75,9 +75,18 @@ impl Server {
         let mut engine = Engine::new(store, Paths::new(&config.data_dir));
         engine.lease = config.lease;
         engine.max_running = config.max_running_jobs;
+        let key = Arc::new(key);
+        let opener_key = key.clone();
+        engine.secrets = slipway_engine::SecretOpener(Arc::new(move |project, name, sealed| {
+            let aad = crate::associated(project.id, name);
+            opener_key
+                .open(sealed, aad.as_bytes())
+                .ok()
+                .and_then(|v| String::from_utf8(v).ok())
+        }));
         let state = AppState {
             engine,
-            key: Arc::new(key),
+            key,
             shutdown: CancellationToken::new(),
         };
         Ok(Server {

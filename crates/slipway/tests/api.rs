@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -130,17 +129,7 @@ fn secrets_are_sealed_listed_by_name_and_masked_in_logs() {
     );
     let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "1"]);
     server.add_project(&remote, &[]);
-    let mut set = server
-        .cli_cmd(&["secret", "set", "demo", "API_KEY"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("secret set");
-    set.stdin
-        .take()
-        .expect("stdin")
-        .write_all(value.as_bytes())
-        .expect("write");
-    assert!(set.wait().expect("wait").success());
+    server.set_secret("demo", "API_KEY", value);
     assert_eq!(
         server.json(&["secret", "list", "demo"]),
         serde_json::json!(["API_KEY"])

@@ -232,3 +232,56 @@ fn cancel_and_rerun_only_the_failed_jobs() {
     assert_eq!(status["jobs"][0]["attempt"], 0, "build did not run again");
     assert_eq!(status["run"]["trigger"], "rerun of 1");
 }
+
+#[test]
+fn a_private_remote_is_fetched_with_credentials_from_project_secrets() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    Remote::new(tmp.path(), PIPELINE);
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/git-http-auth.py"
+    );
+    let mut http = Command::new("python3")
+        .arg(fixture)
+        .arg(tmp.path())
+        .args(["ci-bot", "s3cret-token"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs the git server");
+    let mut lines = BufReader::new(http.stdout.take().expect("stdout")).lines();
+    let port = lines
+        .next()
+        .and_then(Result::ok)
+        .and_then(|l| l.strip_prefix("port ").map(str::to_string))
+        .expect("port");
+    let url = format!("http://127.0.0.1:{port}/remote.git");
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "1"]);
+    assert!(
+        server
+            .cli(&["project", "add", "demo", "--git", &url])
+            .status
+            .success()
+    );
+
+    let out = server.cli(&["trigger", "demo"]);
+    assert!(!out.status.success());
+    let error = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        error.contains("set the project secrets GIT_USERNAME and GIT_PASSWORD"),
+        "{error}"
+    );
+
+    server.set_secret("demo", "GIT_USERNAME", "ci-bot");
+    server.set_secret("demo", "GIT_PASSWORD", "s3cret-token");
+    let out = server.cli(&["trigger", "demo", "--wait"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The password reached git only through its environment: not the mirror's config.
+    let config =
+        std::fs::read_to_string(server.data_dir.join("repos/1.git/config")).expect("mirror config");
+    assert!(!config.contains("s3cret-token"), "{config}");
+    let _ = http.kill();
+}

@@ -114,6 +114,23 @@ impl ServerProcess {
             .to_string()
     }
 
+    /// `echo -n VALUE | slipway secret set PROJECT NAME`.
+    pub fn set_secret(&self, project: &str, name: &str, value: &str) {
+        use std::io::Write as _;
+        let mut set = self
+            .cli_cmd(&["secret", "set", project, name])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("secret set");
+        set.stdin
+            .take()
+            .expect("stdin")
+            .write_all(value.as_bytes())
+            .expect("write");
+        assert!(set.wait().expect("wait").success(), "secret set {name}");
+    }
+
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -85,11 +85,12 @@ pub struct LocalDispatch {
     pub engine: Engine,
 }
 
+/// The function inside a [`SecretOpener`].
+pub type OpenSecret = dyn Fn(&Project, &str, &[u8]) -> Option<String> + Send + Sync;
+
 /// Turns the sealed bytes of a project secret into its value.
 #[derive(Clone)]
-pub struct SecretOpener(
-    pub std::sync::Arc<dyn Fn(&Project, &str, &[u8]) -> Option<String> + Send + Sync>,
-);
+pub struct SecretOpener(pub std::sync::Arc<OpenSecret>);
 
 impl std::fmt::Debug for SecretOpener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

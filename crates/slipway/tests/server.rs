@@ -284,4 +284,5 @@ fn a_private_remote_is_fetched_with_credentials_from_project_secrets() {
         std::fs::read_to_string(server.data_dir.join("repos/1.git/config")).expect("mirror config");
     assert!(!config.contains("s3cret-token"), "{config}");
     let _ = http.kill();
+    let _ = http.wait();
 }

@@ -30,6 +30,8 @@ pub struct Assignment {
     pub secrets: BTreeMap<String, String>,
     /// How long the claim holds without a heartbeat.
     pub lease_ms: u64,
+    /// Which try at the job this is (1 for the first).
+    pub attempt: i64,
 }
 
 /// The work queue as a worker sees it.
@@ -118,6 +120,7 @@ impl LocalDispatch {
         }
         Ok(Assignment {
             job_id: job.id.0,
+            attempt: job.attempt,
             job: job.name,
             run_id: run.id.0,
             run_number: run.number,

@@ -54,6 +54,8 @@ pub struct Engine {
     pub max_running: Option<i64>,
     /// Parsed pipelines of recent runs: a run of a thousand jobs parses its file once.
     pipelines: PipelineCache,
+    /// One lock per project mirror: concurrent fetches into one repository fail.
+    mirrors: Arc<std::sync::Mutex<std::collections::HashMap<i64, Arc<tokio::sync::Mutex<()>>>>>,
     /// Opens sealed project secrets (the server sets it; the engine never sees the key).
     pub secrets: dispatch::SecretOpener,
 }
@@ -68,6 +70,7 @@ impl Engine {
             lease: dispatch::DEFAULT_LEASE,
             max_running: None,
             pipelines: PipelineCache::default(),
+            mirrors: Arc::default(),
             secrets: dispatch::SecretOpener(Arc::new(|_, _, _| None)),
         }
     }
@@ -110,6 +113,15 @@ impl Engine {
         Ok(username
             .zip(password)
             .map(|(username, password)| slipway_git::Credentials { username, password }))
+    }
+
+    /// The lock that serialises fetches into one project's mirror.
+    pub(crate) fn mirror_lock(
+        &self,
+        project: slipway_store::ProjectId,
+    ) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.mirrors.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(project.0).or_default().clone()
     }
 
     pub(crate) fn wake_workers(&self) {

@@ -45,20 +45,30 @@ pub async fn poll_once(engine: &Engine, project: &slipway_store::Project) -> Res
     let heads = slipway_git::remote_heads(&project.git_url, creds.as_ref())
         .await
         .map_err(|e| crate::trigger::fetch_failed(project, e))?;
+    let known = engine.store.branch_heads(project.id).await?;
     for (branch, commit) in heads {
         if !builds_branch(project, &branch) {
             continue;
         }
-        if engine
+        if known.iter().any(|(b, c)| *b == branch && *c == commit) {
+            continue;
+        }
+        // Remember the head only once its run exists: a failed trigger is retried next poll.
+        engine
+            .trigger(
+                project,
+                Target::Commit {
+                    branch: branch.clone(),
+                    commit: commit.clone(),
+                },
+                "poll",
+            )
+            .await?;
+        engine
             .store
             .set_branch_head(project.id, &branch, &commit)
-            .await?
-        {
-            engine
-                .trigger(project, Target::Commit { branch, commit }, "poll")
-                .await?;
-            started += 1;
-        }
+            .await?;
+        started += 1;
     }
     Ok(started)
 }
@@ -71,6 +81,15 @@ pub async fn run_reaper(engine: Engine, every: Duration, shutdown: CancellationT
         tokio::select! {
             _ = tick.tick() => {}
             () = shutdown.cancelled() => return,
+        }
+        // A crash between a job's end and its run's settlement leaves the run
+        // behind: settling is idempotent, so bring every open run up to date.
+        if let Ok(runs) = engine.store.unfinished_runs().await {
+            for run in runs {
+                if let Err(e) = engine.store.settle_run(run.id).await {
+                    tracing::warn!(run = run.id.0, "cannot settle the run: {e}");
+                }
+            }
         }
         match engine.store.requeue_expired().await {
             Ok(ids) if !ids.is_empty() => {

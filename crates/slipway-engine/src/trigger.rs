@@ -23,10 +23,13 @@ impl Engine {
     pub async fn trigger(&self, project: &Project, target: Target, trigger: &str) -> Result<Run> {
         let mirror = Mirror::at(&self.paths.mirror(project.id));
         let creds = self.git_credentials(project).await?;
+        let lock = self.mirror_lock(project.id);
+        let fetching = lock.lock().await;
         mirror
             .update(&project.git_url, creds.as_ref())
             .await
             .map_err(|e| fetch_failed(project, e))?;
+        drop(fetching);
         let (branch, rev) = match &target {
             Target::Branch(b) => (b.clone(), b.clone()),
             Target::Commit { branch, commit } => (branch.clone(), commit.clone()),
@@ -57,7 +60,9 @@ impl Engine {
         let run = match slipway_spec::parse(&new.pipeline) {
             Ok(pipeline) => {
                 new.jobs = jobs_for(&pipeline, &new.branch);
-                self.store.create_run(project.id, &new).await?
+                let run = self.store.create_run(project.id, &new).await?;
+                // A run whose jobs the branch filters all left out is done at once.
+                self.store.settle_run(run.id).await?
             }
             Err(diagnostics) => {
                 let report = slipway_spec::render_all(

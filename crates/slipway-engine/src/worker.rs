@@ -125,17 +125,29 @@ impl<D: Dispatch> Worker<D> {
                 a.job
             )));
         };
+        let missing: Vec<&String> = job
+            .secrets
+            .iter()
+            .filter(|n| !a.secrets.contains_key(*n))
+            .collect();
+        if let Some(name) = missing.first() {
+            return Err(crate::EngineError::Invalid(format!(
+                "secret `{name}` is not set for project `{0}` (or no longer opens with this server's key); \
+                 set it with `slipway secret set {0} {name}`",
+                a.project
+            )));
+        }
         let needs: Vec<String> = job.needs.iter().map(ToString::to_string).collect();
         let source_dir = self.dispatch.source(a).await?;
         let artifacts = self.dispatch.artifacts(a, &needs).await?;
-        let (events, shipped) = self.spawn_log_shipper(a.job_id);
+        let (events, shipped) = self.spawn_log_shipper(a.job_id, a.attempt);
         let ctx = RunContext {
             run_number: u64::try_from(a.run_number).unwrap_or(0),
             revision: slipway_git::Revision {
                 commit: a.commit.clone(),
                 branch: a.branch.clone(),
             },
-            source: Source::discover(&source_dir).await?,
+            source: Source::walk(&source_dir)?,
             artifacts: ArtifactStore { root: artifacts },
             caches: CacheStore {
                 root: self.dispatch.caches(a),
@@ -164,12 +176,21 @@ impl<D: Dispatch> Worker<D> {
             // Often enough to renew the lease, and to notice a cancel within two seconds.
             let mut tick = tokio::time::interval((lease / 3).min(Duration::from_secs(2)));
             tick.tick().await;
+            let mut last_ok = tokio::time::Instant::now();
             loop {
                 tick.tick().await;
                 match dispatch.heartbeat(job, &name).await {
-                    Ok(true) => {}
+                    Ok(true) => last_ok = tokio::time::Instant::now(),
                     Ok(false) => return cancel.cancel(),
-                    // A blip: the lease outlasts a few missed beats.
+                    // Past a whole lease without a beat, the job is someone else's
+                    // by now: stop, rather than run it twice.
+                    Err(e) if last_ok.elapsed() >= lease => {
+                        tracing::warn!(
+                            job,
+                            "no heartbeat for a whole lease ({e}); stopping the job"
+                        );
+                        return cancel.cancel();
+                    }
                     Err(e) => tracing::warn!(job, "heartbeat failed: {e}"),
                 }
             }
@@ -191,11 +212,18 @@ impl<D: Dispatch> Worker<D> {
     }
 
     /// Collects the job's events into log lines and stores them in chunks.
-    fn spawn_log_shipper(&self, job: i64) -> (mpsc::Sender<Event>, tokio::task::JoinHandle<()>) {
+    /// Chunk numbers are per attempt (the attempt is their high half), so a
+    /// job that runs again after losing its worker appends to its log rather
+    /// than colliding with the chunks of the try before.
+    fn spawn_log_shipper(
+        &self,
+        job: i64,
+        attempt: i64,
+    ) -> (mpsc::Sender<Event>, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::channel::<Event>(1024);
         let dispatch = self.dispatch.clone();
         let handle = tokio::spawn(async move {
-            let (mut seq, mut lines) = (0i64, Vec::new());
+            let (mut seq, mut lines) = (attempt << 32, Vec::new());
             // A line waits at most CHUNK_WAIT to be stored, however slowly others follow.
             let mut due: Option<tokio::time::Instant> = None;
             loop {

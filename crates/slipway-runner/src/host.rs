@@ -64,7 +64,15 @@ impl HostJob {
         env: &[(String, String)],
         cancel: &CancellationToken,
     ) -> std::io::Result<Option<i32>> {
-        let mut child = Command::new(self.shell[0])
+        let mut command = Command::new(self.shell[0]);
+        // Slipway's own settings (the sealing key, the database URL, an agent's
+        // token) must never reach a step: drop every inherited SLIPWAY_* variable.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("SLIPWAY_") {
+                command.env_remove(&name);
+            }
+        }
+        let mut child = command
             .args(&self.shell[1..])
             .arg(script)
             .current_dir(dir)

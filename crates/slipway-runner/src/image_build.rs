@@ -15,6 +15,8 @@ use crate::output::note;
 #[derive(Debug)]
 pub struct Build<'a> {
     pub job: &'a str,
+    /// Build output can echo a secret a step wrote into the context.
+    pub masker: &'a crate::mask::Masker,
     /// The build context directory (inside the workspace).
     pub context: PathBuf,
     /// The Dockerfile, relative to the context.
@@ -65,13 +67,13 @@ pub async fn build(
         let info = item.map_err(|e| format!("image build failed: {e}"))?;
         if let Some(text) = info.stream {
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                note(events, spec.job, line).await;
+                note(events, spec.job, spec.masker.mask_text(line)).await;
             }
         }
         if let Some(detail) = info.error_detail {
             return Err(format!(
                 "image build failed: {}",
-                detail.message.unwrap_or_default()
+                spec.masker.mask_text(&detail.message.unwrap_or_default())
             ));
         }
         if let Some(aux) = info.aux.and_then(|a| a.id) {

@@ -215,6 +215,12 @@ impl<'a> Attempt<'a> {
                     }
                 })?;
             let key = CacheStore::sanitize(&key);
+            if key.is_empty() {
+                return Err(format!(
+                    "cache key `{}` renders to an empty name here (an empty branch on a detached commit?); add a fixed prefix",
+                    cache.key
+                ));
+            }
             let (store, dest, k) = (self.ctx.caches.clone(), ws.to_path_buf(), key.clone());
             let hit = blocking(move || store.restore(&k, &dest))
                 .await
@@ -460,6 +466,7 @@ impl<'a> Attempt<'a> {
             .collect::<Result<_, _>>()?;
         let spec = image_build::Build {
             job: self.job.name.as_str(),
+            masker: &self.masker,
             context: ws.join(&build.context),
             dockerfile: &build.dockerfile,
             tags: tags.clone(),

@@ -38,6 +38,18 @@ impl Source {
     }
 }
 
+impl Source {
+    /// Every file below `root` (but `.git` and Slipway's state), without asking
+    /// git: for trees exported from a commit, where ignore rules of an
+    /// enclosing repository must not apply.
+    pub fn walk(root: &Path) -> io::Result<Source> {
+        Ok(Source {
+            root: root.to_path_buf(),
+            files: walk_all(root)?,
+        })
+    }
+}
+
 fn walk_all(root: &Path) -> io::Result<Vec<PathBuf>> {
     files::files_in(root, root, |e| {
         e.file_name() != ".git" && e.file_name() != STATE_DIR

@@ -41,6 +41,9 @@ pub struct Claim<'a> {
     pub max_running: Option<i64>,
 }
 
+/// Tries a job gets before a lost worker fails it instead of re-queueing it.
+pub const MAX_ATTEMPTS: i64 = 3;
+
 /// How many queued jobs one claim looks at for one whose labels match.
 const CLAIM_WINDOW: i64 = 32;
 
@@ -169,32 +172,49 @@ impl Store {
     pub async fn requeue_expired(&self) -> Result<Vec<JobId>> {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
-        let expired =
-            sqlx::query("SELECT id, worker FROM jobs WHERE state = 'running' AND lease_until < $1")
-                .bind(now)
-                .fetch_all(&mut *tx)
-                .await?;
+        let expired = sqlx::query(
+            "SELECT id, worker, attempt FROM jobs WHERE state = 'running' AND lease_until < $1",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
         let mut ids = Vec::new();
         for row in &expired {
             let id: i64 = row.try_get("id")?;
             let worker: Option<String> = row.try_get("worker")?;
-            let reason = format!(
-                "re-queued: {} stopped heartbeating",
-                worker.as_deref().unwrap_or("its worker")
-            );
-            let done = sqlx::query("UPDATE jobs SET state = 'queued', worker = NULL, lease_until = NULL, reason = $1 WHERE id = $2 AND state = 'running' AND lease_until < $3")
-                .bind(&reason)
-                .bind(id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            let worker = worker.as_deref().unwrap_or("its worker");
+            // A job that keeps losing its worker (it may be what kills it) fails
+            // instead of going round for ever.
+            let attempt: i64 = row.try_get("attempt")?;
+            let (to, reason) = if attempt >= MAX_ATTEMPTS {
+                let why = format!(
+                    "failed: lost its worker {attempt} times (last {worker}); not re-queued"
+                );
+                (State::Failed, why)
+            } else {
+                (
+                    State::Queued,
+                    format!("re-queued: {worker} stopped heartbeating"),
+                )
+            };
+            let done = sqlx::query(
+                "UPDATE jobs SET state = $1, worker = CASE WHEN $1 = 'queued' THEN NULL ELSE worker END, \
+                 lease_until = NULL, reason = $2, finished_at = CASE WHEN $1 = 'queued' THEN NULL ELSE $3 END \
+                 WHERE id = $4 AND state = 'running' AND lease_until < $3",
+            )
+            .bind(to.as_str())
+            .bind(&reason)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
             if done.rows_affected() == 1 {
                 record_transition(
                     &mut tx,
                     "job",
                     id,
                     Some(State::Running),
-                    State::Queued,
+                    to,
                     Some(&reason),
                     now,
                 )

@@ -20,7 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
-pub use jobs::Claim;
+pub use jobs::{Claim, MAX_ATTEMPTS};
 pub use logs::LogPage;
 pub use model::{Job, JobId, Project, ProjectId, Run, RunId, State, Transition};
 pub use runs::{NewJob, NewRun};

@@ -285,12 +285,19 @@ impl Store {
         for row in &rows {
             let job_id: i64 = row.try_get("id")?;
             let from = state_of(&row.try_get::<String, _>("state")?)?;
-            sqlx::query("UPDATE jobs SET state = 'canceled', reason = $1, finished_at = $2, lease_until = NULL WHERE id = $3")
-                .bind(reason)
-                .bind(now)
-                .bind(job_id)
-                .execute(&mut *tx)
-                .await?;
+            let done = sqlx::query(
+                "UPDATE jobs SET state = 'canceled', reason = $1, finished_at = $2, lease_until = NULL WHERE id = $3 AND state = $4",
+            )
+            .bind(reason)
+            .bind(now)
+            .bind(job_id)
+            .bind(from.as_str())
+            .execute(&mut *tx)
+            .await?;
+            // A job that finished meanwhile keeps its own end.
+            if done.rows_affected() == 0 {
+                continue;
+            }
             record_transition(
                 &mut tx,
                 "job",

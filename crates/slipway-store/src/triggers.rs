@@ -30,6 +30,16 @@ impl Store {
         Ok(true)
     }
 
+    /// Forgets a delivery whose push could not be built, so a redelivery is tried again.
+    pub async fn forget_delivery(&self, project: ProjectId, delivery: &str) -> Result<()> {
+        sqlx::query("DELETE FROM webhook_deliveries WHERE project_id = $1 AND delivery_id = $2")
+            .bind(project.0)
+            .bind(delivery)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Notes which runs a delivery created (for the delivery log).
     pub async fn delivery_runs(
         &self,

@@ -103,6 +103,7 @@ stories!(
     needs_release_skip_and_settle_the_run,
     triggers_secrets_and_tokens_are_remembered,
     concurrency_limits_hold_claims_back,
+    a_job_that_keeps_losing_its_worker_fails,
 );
 
 fn jobs(names: &[&str]) -> NewRun {
@@ -518,4 +519,30 @@ async fn concurrency_limits_hold_claims_back(store: Store) {
     );
     let next = store.claim_job(&overall).await.expect("claim").expect("a2");
     assert_eq!(next.name, "a2");
+}
+
+async fn a_job_that_keeps_losing_its_worker_fails(store: Store) {
+    let p = store.add_project("p", "/p", &[], None).await.expect("add");
+    let run = store
+        .create_run(p.id, &jobs(&["crashy"]))
+        .await
+        .expect("run");
+    let dying = Claim {
+        lease_ms: -1,
+        ..claim("w", &[])
+    };
+    for _ in 0..slipway_store::MAX_ATTEMPTS {
+        store.claim_job(&dying).await.expect("claim").expect("job");
+        store.requeue_expired().await.expect("reap");
+    }
+    let job = &store.jobs_of(run.id).await.expect("jobs")[0];
+    assert_eq!(job.state, State::Failed);
+    assert_eq!(
+        job.reason.as_deref(),
+        Some("failed: lost its worker 3 times (last w); not re-queued")
+    );
+    assert_eq!(
+        store.settle_run(run.id).await.expect("settle").state,
+        State::Failed
+    );
 }

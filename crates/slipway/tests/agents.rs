@@ -102,6 +102,9 @@ fn a_killed_agents_job_completes_on_another() {
     assert_eq!(slow["worker"], "agent:survivor");
     assert_eq!(slow["attempt"], 2);
     assert_eq!(started(&marks), 2, "the job ran once on each agent");
+    // The second try's lines are stored beside the first's, not dropped as duplicates.
+    let log = String::from_utf8_lossy(&server.cli(&["logs", "demo/1", "slow"]).stdout).to_string();
+    assert!(log.contains("slow │ finished"), "{log}");
 }
 
 #[test]

@@ -230,3 +230,79 @@ fn sigterm_with_a_log_follower_still_stops_and_requeues_the_job() {
     assert_eq!(job["state"], "queued", "{job}");
     assert_eq!(job["reason"], "re-queued: its worker shut down");
 }
+
+#[test]
+fn an_artifact_archive_holding_a_link_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "0"]);
+    let developer = token(&server, "developer");
+    let work = tmp.path().join("evil");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    std::os::unix::fs::symlink(server.data_dir.join("admin.token"), work.join("token"))
+        .expect("symlink");
+    let archive = tmp.path().join("evil.tar");
+    let ok = Command::new("tar")
+        .arg("-cf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&work)
+        .arg("token")
+        .status()
+        .expect("tar")
+        .success();
+    assert!(ok);
+    let url = format!("{}/api/v1/agent/runs/1/artifacts/build", server.url);
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-w",
+            "\n%{http_code}",
+            "-X",
+            "PUT",
+            "-H",
+            &format!("Authorization: Bearer {developer}"),
+        ])
+        .arg("--data-binary")
+        .arg(format!("@{}", archive.display()))
+        .arg(&url)
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.ends_with("\n400"), "{text}");
+    assert!(text.contains("is a link"), "{text}");
+    let (_, body) = curl(
+        &server,
+        "GET",
+        "/api/v1/agent/runs/1/artifacts/build",
+        Some(&developer),
+    );
+    assert!(
+        !body.contains(&server.token),
+        "the admin token leaked through an artifact"
+    );
+}
+
+#[test]
+fn a_job_whose_secret_is_not_set_fails_and_says_how_to_set_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let remote = Remote::new(
+        tmp.path(),
+        "jobs:\n  use:\n    secrets: [DEPLOY_KEY]\n    steps: [true]\n",
+    );
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "1"]);
+    server.add_project(&remote, &[]);
+    let out = server.cli(&["trigger", "demo", "--wait"]);
+    assert_eq!(out.status.code(), Some(1));
+    let reason = server.run_status("demo/1")["jobs"][0]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        reason.contains("secret `DEPLOY_KEY` is not set for project `demo`"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("slipway secret set demo DEPLOY_KEY"),
+        "{reason}"
+    );
+}

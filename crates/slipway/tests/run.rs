@@ -425,3 +425,20 @@ fn interrupt_when(repo: &Repo, ready: &str, check: impl FnOnce()) -> Option<i32>
     let _: Vec<String> = lines.map_while(Result::ok).collect();
     child.wait().expect("wait").code()
 }
+
+#[test]
+fn steps_never_see_slipways_own_settings() {
+    let repo = Repo::new(
+        "jobs:\n  peek:\n    steps:\n      - run: echo \"key=${SLIPWAY_SECRET_KEY:-absent} db=${SLIPWAY_DATABASE_URL:-absent}\"\n",
+        &[],
+    );
+    let out = common::slipway_cmd(repo.path())
+        .arg("run")
+        .env("SLIPWAY_SECRET_KEY", "00112233-not-for-steps")
+        .env("SLIPWAY_DATABASE_URL", "postgres://u:pw@db/x")
+        .output()
+        .expect("slipway runs");
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("key=absent db=absent"), "{all}");
+}

@@ -286,3 +286,23 @@ fn a_private_remote_is_fetched_with_credentials_from_project_secrets() {
     let _ = http.kill();
     let _ = http.wait();
 }
+
+#[test]
+fn a_run_whose_jobs_are_all_filtered_out_succeeds_at_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let remote = Remote::new(
+        tmp.path(),
+        "jobs:\n  release:\n    branches: [release/*]\n    steps: [true]\n",
+    );
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "1"]);
+    server.add_project(&remote, &[]);
+    let out = server.cli(&["trigger", "demo", "--wait"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let status = server.run_status("demo/1");
+    assert_eq!(status["run"]["state"], "succeeded");
+    assert!(status["jobs"].as_array().expect("jobs").is_empty());
+}

@@ -194,6 +194,8 @@ fn check_job_name(name: &str) -> ApiResult<()> {
 
 fn pack(dir: &std::path::Path) -> std::io::Result<Vec<u8>> {
     let mut tar = tar::Builder::new(Vec::new());
+    // A symlink is archived as a link, never as what it points at (the server's files).
+    tar.follow_symlinks(false);
     if dir.is_dir() {
         tar.append_dir_all(".", dir)?;
     }
@@ -207,11 +209,28 @@ fn unpack(tar: &[u8], root: &std::path::Path, name: &str) -> std::io::Result<()>
     let staging = tempfile::Builder::new()
         .prefix(".upload-")
         .tempdir_in(root)?;
+    refuse_links(tar)?;
     tar::Archive::new(tar).unpack(staging.path())?;
     let dest = root.join(name);
     if dest.exists() {
         std::fs::remove_dir_all(&dest)?;
     }
     std::fs::rename(staging.path(), dest)?;
+    Ok(())
+}
+
+/// Artifacts are files and directories: a link could point anywhere on the
+/// server, so an archive holding one is refused whole.
+fn refuse_links(tar: &[u8]) -> std::io::Result<()> {
+    for entry in tar::Archive::new(tar).entries()? {
+        let entry = entry?;
+        let kind = entry.header().entry_type();
+        if kind.is_symlink() || kind.is_hard_link() {
+            let path = entry.path()?.display().to_string();
+            return Err(std::io::Error::other(format!(
+                "`{path}` is a link; artifacts may hold files and directories only"
+            )));
+        }
+    }
     Ok(())
 }

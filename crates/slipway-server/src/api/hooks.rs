@@ -50,12 +50,20 @@ pub async fn receive(
     }
     let mut runs = Vec::new();
     for push in delivery.pushes.iter().filter(|p| !p.deleted) {
-        if let Some(run) = state
+        match state
             .engine
             .on_push(&project, &push.branch, &push.commit, "webhook")
-            .await?
+            .await
         {
-            runs.push(run);
+            Ok(Some(run)) => runs.push(run),
+            Ok(None) => {}
+            Err(e) => {
+                // Not built: let the provider's redelivery try again.
+                if let Some(id) = &delivery.id {
+                    store.forget_delivery(project.id, id).await?;
+                }
+                return Err(e.into());
+            }
         }
     }
     if let Some(id) = &delivery.id {

@@ -46,6 +46,9 @@ pub async fn add(
         .store
         .add_project(&new.name, &new.git, &new.branches, new.poll_seconds)
         .await?;
+    let store = &state.engine.store;
+    store.set_max_running(project.id, new.max_running).await?;
+    let project = store.project_by_id(project.id).await?;
     let secret = new
         .webhook_secret
         .unwrap_or_else(|| slipway_secrets::Token::generate().0);

@@ -123,6 +123,24 @@ fn unpack(tar: &[u8], dest: &Path) -> Result<(), EngineError> {
     Ok(())
 }
 
+impl RemoteDispatch {
+    async fn upload_artifacts(&self, a: &Assignment) -> Result<(), EngineError> {
+        let kept = self.run_dir(a.run_id).join("artifacts").join(&a.job);
+        if !kept.is_dir() {
+            return Ok(());
+        }
+        let tar = tokio::task::spawn_blocking(move || pack(&kept))
+            .await
+            .map_err(remote)??;
+        let path = format!("/agent/runs/{}/artifacts/{}", a.run_id, a.job);
+        self.client
+            .send(self.client.request(Method::PUT, &path).body(tar))
+            .await
+            .map_err(remote)?;
+        Ok(())
+    }
+}
+
 impl Dispatch for RemoteDispatch {
     async fn claim(
         &self,
@@ -204,18 +222,14 @@ impl Dispatch for RemoteDispatch {
         worker: &str,
         report: &JobReport,
     ) -> Result<(), EngineError> {
-        let kept = self.run_dir(a.run_id).join("artifacts").join(&a.job);
-        if kept.is_dir() {
-            let tar = tokio::task::spawn_blocking(move || pack(&kept))
-                .await
-                .map_err(remote)??;
-            let path = format!("/agent/runs/{}/artifacts/{}", a.run_id, a.job);
-            self.client
-                .send(self.client.request(Method::PUT, &path).body(tar))
-                .await
-                .map_err(remote)?;
+        let (mut status, mut reason) = (report.status, report.reason.clone());
+        // The end is always reported: a failed upload fails the job rather than
+        // leaving it running until its lease ends (and then running it again).
+        if let Err(e) = self.upload_artifacts(a).await {
+            status = slipway_runner::JobStatus::Failed;
+            reason = Some(format!("artifacts upload failed: {e}"));
         }
-        let body = json!({ "worker": worker, "status": report.status, "exit_code": report.exit_code, "reason": report.reason });
+        let body = json!({ "worker": worker, "status": status, "exit_code": report.exit_code, "reason": reason });
         self.client
             .post(&format!("/agent/jobs/{}/finish", a.job_id), &body)
             .await
@@ -237,6 +251,7 @@ impl Dispatch for RemoteDispatch {
 
 fn pack(dir: &Path) -> Result<Vec<u8>, EngineError> {
     let mut tar = tar::Builder::new(Vec::new());
+    tar.follow_symlinks(false);
     tar.append_dir_all(".", dir)?;
     Ok(tar.into_inner()?)
 }

@@ -57,10 +57,10 @@ pub fn reap(work_root: &Path) -> usize {
             }
         }
         // Only ever a direct child of the work root: the record is a file, not an authority.
-        if let Some((_, _, workspace)) = records.first() {
-            if Path::new(workspace).parent() == Some(work_root) {
-                let _ = std::fs::remove_dir_all(workspace);
-            }
+        if let Some((_, _, workspace)) = records.first()
+            && Path::new(workspace).parent() == Some(work_root)
+        {
+            let _ = std::fs::remove_dir_all(workspace);
         }
         let _ = std::fs::remove_file(entry.path());
     }

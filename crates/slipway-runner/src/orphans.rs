@@ -32,8 +32,9 @@ pub fn record(file: &Path, pgid: i32, workspace: &Path) -> std::io::Result<()> {
         .create(true)
         .append(true)
         .open(file)?;
-    writeln!(f, "{} {pgid} {}", std::process::id(), workspace.display())?;
-    f.sync_data()
+    // No fsync: the record guards against Slipway being killed, and the page
+    // cache outlives that; a machine crash leaves no process to kill anyway.
+    writeln!(f, "{} {pgid} {}", std::process::id(), workspace.display())
 }
 
 /// Kills the groups that dead Slipway processes left under `work_root`, and

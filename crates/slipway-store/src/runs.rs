@@ -253,6 +253,10 @@ impl Store {
     /// once every job has. Returns the run as it now is.
     pub async fn settle_run(&self, id: RunId) -> Result<Run> {
         let mut tx = self.write_tx().await?;
+        if nothing_to_settle(&mut tx, id).await? {
+            tx.commit().await?;
+            return self.run(id).await;
+        }
         let rows = sqlx::query(sql(format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE run_id = $1 ORDER BY id"
         )))
@@ -312,6 +316,24 @@ impl Store {
         tx.commit().await?;
         self.settle_run(id).await
     }
+}
+
+/// The common case, answered by counting alone: the run is already running,
+/// some of its jobs are still open, and none waits for others.
+async fn nothing_to_settle(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: RunId) -> Result<bool> {
+    let row = sqlx::query(
+        "SELECT COALESCE(SUM(CASE WHEN jobs.state IN ('waiting', 'queued', 'running') THEN 1 ELSE 0 END), 0) AS open, \
+                COALESCE(SUM(CASE WHEN jobs.state = 'waiting' THEN 1 ELSE 0 END), 0) AS waiting, \
+                MAX(runs.state) AS run_state \
+         FROM runs LEFT JOIN jobs ON jobs.run_id = runs.id WHERE runs.id = $1",
+    )
+    .bind(id.0)
+    .fetch_one(&mut **tx)
+    .await?;
+    let open: i64 = row.try_get("open")?;
+    let waiting: i64 = row.try_get("waiting")?;
+    let run_state: Option<String> = row.try_get("run_state")?;
+    Ok(open > 0 && waiting == 0 && run_state.as_deref() == Some("running"))
 }
 
 /// Queues or skips waiting jobs until nothing changes (a skip can cascade).

@@ -82,8 +82,16 @@ struct Follower {
     state: AppState,
     run: RunId,
     only: Option<String>,
+    /// Next line to read, per job id, and each followed job's name.
     next: HashMap<i64, i64>,
+    names: HashMap<i64, String>,
+    /// Jobs that were final when last looked at and whose log is read out.
+    drained: std::collections::HashSet<i64>,
     changes: tokio::sync::broadcast::Receiver<i64>,
+    /// A followed job whose log just grew: read it alone, not every job.
+    changed: Option<i64>,
+    /// Whether the next look covers every job.
+    rescan: bool,
     pending: std::collections::VecDeque<Event>,
     done: bool,
 }
@@ -99,7 +107,11 @@ fn follow(
         run,
         only,
         next: HashMap::new(),
+        names: HashMap::new(),
+        drained: Default::default(),
         changes,
+        changed: None,
+        rescan: true,
         pending: Default::default(),
         done: false,
     };
@@ -117,41 +129,101 @@ fn follow(
 }
 
 impl Follower {
-    /// Reads what is new; when nothing is, waits for a log change (or a second,
-    /// which also covers logs written by another server on the same database).
+    /// Reads what is new: the one job whose log grew, or else every job that
+    /// is not read out (which also notices jobs ending). When nothing is new,
+    /// waits for a change to a followed job, or a second (which also covers
+    /// logs written by another server on the same database).
     async fn poll(&mut self) {
-        let store = &self.state.engine.store;
-        let Ok(jobs) = store.jobs_of(self.run).await else {
-            self.done = true;
-            return;
-        };
-        let mut all_final = true;
-        for job in jobs
-            .iter()
-            .filter(|j| self.only.as_ref().is_none_or(|o| o == &j.name))
-        {
-            // Look at the state before reading, so lines stored just before the end are not missed.
-            all_final &= job.state.is_final();
-            let from = *self.next.get(&job.id.0).unwrap_or(&0);
-            let Ok(page) = store.read_log(job.id, from, 1000).await else {
-                continue;
-            };
-            self.next.insert(job.id.0, page.next_line);
-            for line in page.lines {
-                let data = json!({ "job": job.name, "line": line }).to_string();
-                self.pending
-                    .push_back(Event::default().event("line").data(data));
+        if let Some(job) = self.changed.take() {
+            // A job's end line means its state changed: look at every job then.
+            self.rescan |= self.read(job).await;
+            if !self.pending.is_empty() {
+                return;
             }
         }
-        if !self.pending.is_empty() {
-            return;
+        if self.rescan {
+            let all_read_out = self.scan().await;
+            // Lines found now are sent first; the next look decides the end.
+            self.rescan = !self.pending.is_empty();
+            if self.rescan {
+                return;
+            }
+            if all_read_out || self.state.shutdown.is_cancelled() {
+                self.pending
+                    .push_back(Event::default().event("end").data("{}"));
+                self.done = true;
+                return;
+            }
         }
-        if all_final || self.state.shutdown.is_cancelled() {
-            self.pending
-                .push_back(Event::default().event("end").data("{}"));
+        self.rescan = !self.wait().await;
+    }
+
+    /// Looks at every followed job; `true` when all are final and read out.
+    async fn scan(&mut self) -> bool {
+        let Ok(jobs) = self.state.engine.store.jobs_of(self.run).await else {
             self.done = true;
-            return;
+            return true;
+        };
+        let mut all = true;
+        let only = self.only.clone();
+        for job in jobs
+            .iter()
+            .filter(|j| only.as_ref().is_none_or(|o| o == &j.name))
+        {
+            self.names.insert(job.id.0, job.name.clone());
+            if self.drained.contains(&job.id.0) {
+                continue;
+            }
+            // The state is read before the log, so lines stored just before the end are not missed.
+            let was_final = job.state.is_final();
+            self.read(job.id.0).await;
+            if was_final && self.pending.is_empty() {
+                self.drained.insert(job.id.0);
+            }
+            all &= was_final;
         }
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.changes.recv()).await;
+        all
+    }
+
+    /// Queues a job's new lines; `true` when they include its end line.
+    async fn read(&mut self, job: i64) -> bool {
+        let from = *self.next.get(&job).unwrap_or(&0);
+        let Ok(page) = self
+            .state
+            .engine
+            .store
+            .read_log(JobId(job), from, 1000)
+            .await
+        else {
+            return false;
+        };
+        self.next.insert(job, page.next_line);
+        let name = self.names.get(&job).cloned().unwrap_or_default();
+        let mut ended = false;
+        for line in page.lines {
+            ended |= line.starts_with("▸ job ");
+            let data = json!({ "job": name, "line": line }).to_string();
+            self.pending
+                .push_back(Event::default().event("line").data(data));
+        }
+        ended
+    }
+
+    /// Waits up to a second for a log change of a job this follower follows;
+    /// `false` when none came (time for a full look).
+    async fn wait(&mut self) -> bool {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        while let Ok(change) = tokio::time::timeout_at(deadline, self.changes.recv()).await {
+            match change {
+                Ok(job) if self.names.contains_key(&job) => {
+                    self.changed = Some(job);
+                    return true;
+                }
+                Ok(_) => {}
+                // Fell behind a burst: look at everything.
+                Err(_) => return false,
+            }
+        }
+        false
     }
 }

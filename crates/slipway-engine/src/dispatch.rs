@@ -242,6 +242,8 @@ impl Engine {
             .finish_job(JobId(job), worker, state, code, reason)
             .await?;
         self.store.settle_run(slipway_store::RunId(run)).await?;
+        // Live log followers learn that the job (and maybe the run) ended.
+        let _ = self.logs.send(job);
         self.wake_workers();
         Ok(())
     }

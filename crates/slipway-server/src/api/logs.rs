@@ -135,8 +135,10 @@ impl Follower {
     /// logs written by another server on the same database).
     async fn poll(&mut self) {
         if let Some(job) = self.changed.take() {
-            // A job's end line means its state changed: look at every job then.
-            self.rescan |= self.read(job).await;
+            // An end line, or a change without lines (the job's or run's state
+            // moved), means it is time to look at every job.
+            let ended = self.read(job).await;
+            self.rescan |= ended || self.pending.is_empty();
             if !self.pending.is_empty() {
                 return;
             }
@@ -158,12 +160,16 @@ impl Follower {
         self.rescan = !self.wait().await;
     }
 
-    /// Looks at every followed job; `true` when all are final and read out.
+    /// Looks at every followed job; `true` when all are final and read out,
+    /// and the run itself has ended (its jobs' ends are recorded a moment
+    /// before the run's, and a follower ends only after both).
     async fn scan(&mut self) -> bool {
-        let Ok(jobs) = self.state.engine.store.jobs_of(self.run).await else {
+        let store = &self.state.engine.store;
+        let (Ok(run), Ok(jobs)) = (store.run(self.run).await, store.jobs_of(self.run).await) else {
             self.done = true;
             return true;
         };
+        let run_ended = run.state.is_final();
         let mut all = true;
         let only = self.only.clone();
         for job in jobs
@@ -182,7 +188,7 @@ impl Follower {
             }
             all &= was_final;
         }
-        all
+        all && (run_ended || self.only.is_some())
     }
 
     /// Queues a job's new lines; `true` when they include its end line.

@@ -67,52 +67,60 @@ impl Store {
             tx.commit().await?;
             return Ok(None);
         }
-        let candidates = sqlx::query(sql(format!(
-            "SELECT jobs.id, jobs.labels, runs.project_id FROM jobs JOIN runs ON runs.id = jobs.run_id \
-             WHERE jobs.state = 'queued' ORDER BY jobs.id LIMIT $1{lock}"
-        )))
-        .bind(CLAIM_WINDOW)
-        .fetch_all(&mut *tx)
-        .await?;
-        for row in &candidates {
-            let wanted = strings_of(&row.try_get::<String, _>("labels")?)?;
-            if !wanted.iter().all(|l| claim.labels.contains(l)) {
-                continue;
-            }
-            let project: i64 = row.try_get("project_id")?;
-            let full = running
-                .iter()
-                .any(|(p, n, max)| *p == project && max.is_some_and(|m| *n >= m));
-            if full {
-                continue;
-            }
-            let id: i64 = row.try_get("id")?;
-            let claimed = sqlx::query(sql(format!(
-                "UPDATE jobs SET state = 'running', worker = $1, lease_until = $2, started_at = $3, attempt = attempt + 1, reason = NULL \
-                 WHERE id = $4 AND state = 'queued' RETURNING {JOB_COLUMNS}"
+        // Page through the queue in id order until a job this worker may run
+        // turns up: jobs nobody can take (labels, full projects) never block the rest.
+        let mut after = 0i64;
+        loop {
+            let candidates = sqlx::query(sql(format!(
+                "SELECT jobs.id, jobs.labels, runs.project_id FROM jobs JOIN runs ON runs.id = jobs.run_id \
+                 WHERE jobs.state = 'queued' AND jobs.id > $1 ORDER BY jobs.id LIMIT $2{lock}"
             )))
-            .bind(claim.worker)
-            .bind(now + claim.lease_ms)
-            .bind(now)
-            .bind(id)
-            .fetch_optional(&mut *tx)
+            .bind(after)
+            .bind(CLAIM_WINDOW)
+            .fetch_all(&mut *tx)
             .await?;
-            if let Some(row) = claimed {
-                let claimed = job(&row)?;
-                let reason = format!("claimed by {}", claim.worker);
-                start_run(&mut tx, claimed.run_id, now).await?;
-                record_transition(
-                    &mut tx,
-                    "job",
-                    id,
-                    Some(State::Queued),
-                    State::Running,
-                    Some(&reason),
-                    now,
-                )
+            let Some(last) = candidates.last() else { break };
+            after = last.try_get("id")?;
+            for row in &candidates {
+                let wanted = strings_of(&row.try_get::<String, _>("labels")?)?;
+                if !wanted.iter().all(|l| claim.labels.contains(l)) {
+                    continue;
+                }
+                let project: i64 = row.try_get("project_id")?;
+                let full = running
+                    .iter()
+                    .any(|(p, n, max)| *p == project && max.is_some_and(|m| *n >= m));
+                if full {
+                    continue;
+                }
+                let id: i64 = row.try_get("id")?;
+                let claimed = sqlx::query(sql(format!(
+                    "UPDATE jobs SET state = 'running', worker = $1, lease_until = $2, started_at = $3, attempt = attempt + 1, reason = NULL \
+                     WHERE id = $4 AND state = 'queued' RETURNING {JOB_COLUMNS}"
+                )))
+                .bind(claim.worker)
+                .bind(now + claim.lease_ms)
+                .bind(now)
+                .bind(id)
+                .fetch_optional(&mut *tx)
                 .await?;
-                tx.commit().await?;
-                return Ok(Some(claimed));
+                if let Some(row) = claimed {
+                    let claimed = job(&row)?;
+                    let reason = format!("claimed by {}", claim.worker);
+                    start_run(&mut tx, claimed.run_id, now).await?;
+                    record_transition(
+                        &mut tx,
+                        "job",
+                        id,
+                        Some(State::Queued),
+                        State::Running,
+                        Some(&reason),
+                        now,
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    return Ok(Some(claimed));
+                }
             }
         }
         tx.commit().await?;

@@ -104,6 +104,7 @@ stories!(
     triggers_secrets_and_tokens_are_remembered,
     concurrency_limits_hold_claims_back,
     a_job_that_keeps_losing_its_worker_fails,
+    jobs_nobody_can_take_do_not_block_the_queue,
 );
 
 fn jobs(names: &[&str]) -> NewRun {
@@ -545,4 +546,25 @@ async fn a_job_that_keeps_losing_its_worker_fails(store: Store) {
         store.settle_run(run.id).await.expect("settle").state,
         State::Failed
     );
+}
+
+async fn jobs_nobody_can_take_do_not_block_the_queue(store: Store) {
+    let p = store.add_project("p", "/p", &[], None).await.expect("add");
+    let names: Vec<String> = (0..100).map(|i| format!("gpu{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut new = jobs(&refs);
+    for job in &mut new.jobs {
+        job.labels = vec!["gpu".into()];
+    }
+    store.create_run(p.id, &new).await.expect("gpu run");
+    store
+        .create_run(p.id, &jobs(&["plain"]))
+        .await
+        .expect("plain run");
+    let job = store
+        .claim_job(&claim("cpu-only", &[]))
+        .await
+        .expect("claim")
+        .expect("a job");
+    assert_eq!(job.name, "plain", "100 jobs needing a gpu must not hide it");
 }

@@ -48,10 +48,12 @@ pub fn router(state: AppState) -> Router {
         .route("/agent/runs/{run}/source", get(agent::source))
         .route(
             "/agent/runs/{run}/artifacts/{name}",
-            get(agent::download_artifacts).put(agent::upload_artifacts),
+            // Artifacts may be large; every other body keeps axum's 2 MiB limit.
+            get(agent::download_artifacts)
+                .put(agent::upload_artifacts)
+                .layer(axum::extract::DefaultBodyLimit::max(512 * 1024 * 1024)),
         )
-        .route("/openapi.json", get(openapi::document))
-        .layer(axum::extract::DefaultBodyLimit::max(512 * 1024 * 1024));
+        .route("/openapi.json", get(openapi::document));
     Router::new()
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::SecretsError;
 
-/// A role, ordered by power: `Admin >= Developer >= Viewer`.
+/// A role. People's roles are ordered by power (`Admin >= Developer >= Viewer`);
+/// `Agent` stands apart: it may only take and run jobs, and only an admin may
+/// also do what it does.
 ///
 /// Serialized as its lowercase name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -19,11 +21,13 @@ pub enum Role {
     Developer,
     /// May do everything, including managing users and tokens.
     Admin,
+    /// A remote agent: claims jobs (with their secrets), reports on them. Nothing else.
+    Agent,
 }
 
 impl Role {
     /// Every role, weakest first.
-    pub const ALL: [Self; 3] = [Self::Viewer, Self::Developer, Self::Admin];
+    pub const ALL: [Self; 4] = [Self::Viewer, Self::Developer, Self::Admin, Self::Agent];
 
     /// Parses a role name (`viewer`, `developer`, `admin`; ASCII case ignored).
     ///
@@ -43,13 +47,19 @@ impl Role {
             Self::Viewer => "viewer",
             Self::Developer => "developer",
             Self::Admin => "admin",
+            Self::Agent => "agent",
         }
     }
 
     /// Whether this role may do what needs `required`.
     #[must_use]
     pub fn allows(self, required: Self) -> bool {
-        self >= required
+        match (self, required) {
+            (Self::Admin, _) => true,
+            (Self::Agent, required) => required == Self::Agent,
+            (_, Self::Agent) => false,
+            (me, required) => me >= required,
+        }
     }
 }
 
@@ -78,6 +88,15 @@ mod tests {
         assert!(Role::Developer.allows(Role::Developer));
         assert!(!Role::Viewer.allows(Role::Developer));
         assert!(!Role::Developer.allows(Role::Admin));
+        assert!(Role::Admin.allows(Role::Agent) && Role::Agent.allows(Role::Agent));
+        assert!(
+            !Role::Developer.allows(Role::Agent),
+            "a developer cannot claim jobs and their secrets"
+        );
+        assert!(
+            !Role::Agent.allows(Role::Viewer),
+            "an agent reads nothing else"
+        );
     }
 
     #[test]

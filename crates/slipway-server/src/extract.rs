@@ -11,13 +11,14 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 
-/// The caller, known to hold at least the role `R` names (0 viewer, 1 developer, 2 admin).
+/// The caller, known to hold the role `R` names (0 viewer, 1 developer, 2 admin, 3 agent).
 #[derive(Debug, Clone)]
 pub struct Authorized<const R: u8>(pub Caller);
 
 pub type AsViewer = Authorized<0>;
 pub type AsDeveloper = Authorized<1>;
 pub type AsAdmin = Authorized<2>;
+pub type AsAgent = Authorized<3>;
 
 impl<const R: u8> FromRequestParts<AppState> for Authorized<R> {
     type Rejection = ApiError;
@@ -27,7 +28,8 @@ impl<const R: u8> FromRequestParts<AppState> for Authorized<R> {
         let role = match R {
             0 => Role::Viewer,
             1 => Role::Developer,
-            _ => Role::Admin,
+            2 => Role::Admin,
+            _ => Role::Agent,
         };
         caller.require(role)?;
         Ok(Authorized(caller))

@@ -71,6 +71,7 @@ fn every_route_refuses_a_missing_token_and_too_weak_a_role() {
         assert_eq!(error["error"]["code"], "unauthorized");
         let weaker: &[&str] = match *role {
             "admin" => &[&viewer, &developer],
+            "agent" => &[&viewer, &developer],
             "developer" => &[&viewer],
             _ => &[],
         };
@@ -80,6 +81,10 @@ fn every_route_refuses_a_missing_token_and_too_weak_a_role() {
             assert!(body.contains(&format!("needs the {role} role")), "{body}");
         }
     }
+    // An agent's token runs jobs and reads nothing else.
+    let agent = token(&server, "agent");
+    let (status, body) = curl(&server, "GET", "/api/v1/projects", Some(&agent));
+    assert_eq!(status, 403, "{body}");
     let (status, _) = curl(
         &server,
         "GET",
@@ -235,7 +240,7 @@ fn sigterm_with_a_log_follower_still_stops_and_requeues_the_job() {
 fn an_artifact_archive_holding_a_link_is_refused() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "0"]);
-    let developer = token(&server, "developer");
+    let agent = token(&server, "agent");
     let work = tmp.path().join("evil");
     std::fs::create_dir_all(&work).expect("mkdir");
     std::os::unix::fs::symlink(server.data_dir.join("admin.token"), work.join("token"))
@@ -260,7 +265,7 @@ fn an_artifact_archive_holding_a_link_is_refused() {
             "-X",
             "PUT",
             "-H",
-            &format!("Authorization: Bearer {developer}"),
+            &format!("Authorization: Bearer {agent}"),
         ])
         .arg("--data-binary")
         .arg(format!("@{}", archive.display()))
@@ -274,7 +279,7 @@ fn an_artifact_archive_holding_a_link_is_refused() {
         &server,
         "GET",
         "/api/v1/agent/runs/1/artifacts/build",
-        Some(&developer),
+        Some(&agent),
     );
     assert!(
         !body.contains(&server.token),

@@ -16,7 +16,7 @@ use slipway_store::{JobId, RunId};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AsDeveloper, Json, Path};
+use crate::extract::{AsAgent, Json, Path};
 
 /// The longest an agent's claim waits for work before it asks again.
 const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -31,7 +31,7 @@ pub struct ClaimRequest {
 
 pub async fn claim(
     State(state): State<AppState>,
-    _: AsDeveloper,
+    _: AsAgent,
     Json(req): Json<ClaimRequest>,
 ) -> ApiResult<Response> {
     if req.worker.trim().is_empty() {
@@ -59,7 +59,7 @@ pub struct WorkerRef {
 
 pub async fn heartbeat(
     State(state): State<AppState>,
-    _: AsDeveloper,
+    _: AsAgent,
     Path(job): Path<i64>,
     Json(w): Json<WorkerRef>,
 ) -> ApiResult<Json<Value>> {
@@ -78,7 +78,7 @@ pub struct LogChunk {
 
 pub async fn log(
     State(state): State<AppState>,
-    _: AsDeveloper,
+    _: AsAgent,
     Path(job): Path<i64>,
     Json(chunk): Json<LogChunk>,
 ) -> ApiResult<StatusCode> {
@@ -99,7 +99,7 @@ pub struct Finish {
 
 pub async fn finish(
     State(state): State<AppState>,
-    _: AsDeveloper,
+    _: AsAgent,
     Path(job): Path<i64>,
     Json(f): Json<Finish>,
 ) -> ApiResult<StatusCode> {
@@ -127,7 +127,7 @@ pub struct Release {
 
 pub async fn release(
     State(state): State<AppState>,
-    _: AsDeveloper,
+    _: AsAgent,
     Path(job): Path<i64>,
     Json(r): Json<Release>,
 ) -> ApiResult<StatusCode> {
@@ -141,7 +141,7 @@ pub async fn release(
 /// The tree of the run's commit, as a tar archive.
 pub async fn source(
     State(state): State<AppState>,
-    _: AsDeveloper,
+    _: AsAgent,
     Path(run): Path<i64>,
 ) -> ApiResult<Response> {
     let run = state.engine.store.run(RunId(run)).await?;
@@ -156,7 +156,7 @@ pub async fn source(
 /// A finished job's artifacts, as a tar archive (empty when it kept none).
 pub async fn download_artifacts(
     State(state): State<AppState>,
-    _: AsDeveloper,
+    _: AsAgent,
     Path((run, name)): Path<(i64, String)>,
 ) -> ApiResult<Response> {
     check_job_name(&name)?;
@@ -171,7 +171,7 @@ pub async fn download_artifacts(
 /// Stores a job's artifacts sent by the agent that ran it (replacing any earlier upload).
 pub async fn upload_artifacts(
     State(state): State<AppState>,
-    _: AsDeveloper,
+    _: AsAgent,
     Path((run, name)): Path<(i64, String)>,
     body: Bytes,
 ) -> ApiResult<StatusCode> {

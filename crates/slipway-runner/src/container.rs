@@ -104,7 +104,14 @@ async fn create(
         entrypoint: Some(vec![]),
         env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
         working_dir: Some(workdir),
-        labels: Some(spec.labels.clone()),
+        labels: Some({
+            let mut labels = spec.labels.clone();
+            labels.insert(
+                crate::docker::OWNER_LABEL.to_string(),
+                crate::docker::owner(),
+            );
+            labels
+        }),
         attach_stdout: Some(true),
         attach_stderr: Some(true),
         host_config: Some(HostConfig {

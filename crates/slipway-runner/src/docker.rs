@@ -1,7 +1,10 @@
 //! The connection to the Docker engine, made once per run and only when a job needs it.
 
+use std::collections::HashMap;
+
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
+use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
 
 /// A reachable Docker engine.
 #[derive(Debug, Clone)]
@@ -40,4 +43,64 @@ impl Engine {
             Err(e) => Err(format!("cannot inspect image `{image}`: {e}")),
         }
     }
+
+    /// Removes the containers of jobs whose Slipway process on this host died
+    /// without cleaning up (a `kill -9`); returns how many it removed.
+    pub async fn reap_orphans(&self) -> usize {
+        let filters = HashMap::from([("label", vec![OWNER_LABEL])]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let Ok(containers) = self.docker.list_containers(Some(options)).await else {
+            return 0;
+        };
+        let mut removed = 0;
+        for container in containers {
+            let owner = container
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(OWNER_LABEL))
+                .cloned()
+                .unwrap_or_default();
+            let Some(id) = container.id.filter(|_| is_orphan(&owner)) else {
+                continue;
+            };
+            let options = RemoveContainerOptionsBuilder::default()
+                .force(true)
+                .v(true)
+                .build();
+            if self
+                .docker
+                .remove_container(&id, Some(options))
+                .await
+                .is_ok()
+            {
+                removed += 1;
+            }
+        }
+        removed
+    }
+}
+
+/// Label naming the Slipway process that started a container: `HOST:PID`.
+pub const OWNER_LABEL: &str = "slipway.owner";
+
+/// This process as a container owner.
+pub fn owner() -> String {
+    format!("{}:{}", hostname(), std::process::id())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// An owner on this host whose process is gone.
+fn is_orphan(owner: &str) -> bool {
+    let Some((host, pid)) = owner.rsplit_once(':') else {
+        return false;
+    };
+    host == hostname() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }

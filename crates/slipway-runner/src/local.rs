@@ -77,6 +77,9 @@ impl LocalRun {
         };
         check_secrets(&selected, &self.secrets)?;
         let docker = connect_if_needed(&selected).await?;
+        if let Some(docker) = &docker {
+            docker.reap_orphans().await;
+        }
         // Absolute, so labels and workspaces name the same place from anywhere.
         let dir = self
             .dir

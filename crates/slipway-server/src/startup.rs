@@ -181,10 +181,18 @@ async fn start_workers(
             "killed {reaped} process groups left by a previous server that did not stop cleanly"
         );
     }
+    let docker = slipway_runner::Engine::connect().await.ok();
+    if let Some(docker) = &docker {
+        let removed = docker.reap_orphans().await;
+        if removed > 0 {
+            tracing::warn!(
+                "removed {removed} job containers left by a process that did not stop cleanly"
+            );
+        }
+    }
     if config.workers == 0 {
         return Vec::new();
     }
-    let docker = slipway_runner::Engine::connect().await.ok();
     let mut labels = config.labels.clone();
     if docker.is_some() && !labels.iter().any(|l| l == "docker") {
         labels.push("docker".into());

@@ -157,3 +157,48 @@ fn a_server_killed_mid_run_finishes_the_run_after_restart() {
             .all(|j| j["state"] == "succeeded")
     );
 }
+
+/// Containers whose `slipway.source` label is this directory.
+fn containers_for(source: &Path) -> usize {
+    let filter = format!("label=slipway.source={}", source.display());
+    let out = std::process::Command::new("docker")
+        .args(["ps", "-aq", "--filter", &filter])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+#[test]
+fn a_restarted_server_removes_the_containers_its_killed_predecessor_left() {
+    common::require_docker();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pipeline = format!(
+        "jobs:\n  stuck:\n    image: {}\n    steps: [\"sleep 600\"]\n",
+        common::BUSYBOX
+    );
+    let remote = Remote::new(tmp.path(), &pipeline);
+    let data = tmp.path().join("data");
+    let mut server = ServerProcess::start(&data, &["--workers", "1", "--lease-seconds", "2"]);
+    server.add_project(&remote, &[]);
+    assert!(server.cli(&["trigger", "demo"]).status.success());
+    let source = server
+        .data_dir
+        .canonicalize()
+        .expect("data dir")
+        .join("runs/1/source");
+    server.wait_until("the job's container", Duration::from_secs(30), || {
+        containers_for(&source) == 1
+    });
+    server.kill9();
+    assert_eq!(
+        containers_for(&source),
+        1,
+        "a SIGKILLed server cannot remove its container"
+    );
+    let server = ServerProcess::start(&data, &["--workers", "0"]);
+    server.wait_until(
+        "the orphaned container to go",
+        Duration::from_secs(30),
+        || containers_for(&source) == 0,
+    );
+}

@@ -39,6 +39,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let docker = slipway_runner::Engine::connect().await.ok();
+        if let Some(docker) = &docker {
+            docker.reap_orphans().await;
+        }
         let mut labels = args.labels.clone();
         if docker.is_some() && !labels.iter().any(|l| l == "docker") {
             labels.push("docker".into());

@@ -62,6 +62,13 @@ pub trait Dispatch: Send + Sync + 'static {
     ) -> impl Future<Output = Result<PathBuf>> + Send;
     /// The local directory of the project's caches.
     fn caches(&self, a: &Assignment) -> PathBuf;
+    /// Where cache entries are shared beyond this machine (agents: their server).
+    fn cache_remote(
+        &self,
+        _a: &Assignment,
+    ) -> Option<std::sync::Arc<dyn slipway_runner::CacheRemote>> {
+        None
+    }
     /// Reports the outcome (and, for agents, uploads the job's artifacts first).
     fn finish(
         &self,

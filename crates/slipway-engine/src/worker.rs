@@ -152,6 +152,7 @@ impl<D: Dispatch> Worker<D> {
             caches: CacheStore {
                 root: self.dispatch.caches(a),
             },
+            cache_remote: self.dispatch.cache_remote(a),
             work_root: self.config.work_root.clone(),
             pipeline_env: pipeline.env.clone(),
             secrets: a.secrets.clone(),

@@ -32,6 +32,8 @@ pub struct RunContext {
     pub source: Source,
     pub artifacts: ArtifactStore,
     pub caches: CacheStore,
+    /// Where cache entries are shared beyond this machine, if anywhere.
+    pub cache_remote: Option<std::sync::Arc<dyn crate::workspace::CacheRemote>>,
     /// Parent directory of job workspaces.
     pub work_root: PathBuf,
     pub pipeline_env: Env,
@@ -221,6 +223,7 @@ impl<'a> Attempt<'a> {
                     cache.key
                 ));
             }
+            self.fetch_shared(&key).await;
             let (store, dest, k) = (self.ctx.caches.clone(), ws.to_path_buf(), key.clone());
             let hit = blocking(move || store.restore(&k, &dest))
                 .await
@@ -479,6 +482,40 @@ impl<'a> Attempt<'a> {
     }
 
     /// After success: save caches that missed, keep artifacts.
+    /// Brings a shared entry into the local store when the local one lacks it.
+    async fn fetch_shared(&self, key: &str) {
+        let Some(remote) = &self.ctx.cache_remote else {
+            return;
+        };
+        let entry = self.ctx.caches.root.join(key);
+        if entry.is_dir() {
+            return;
+        }
+        if let Err(e) = remote.fetch(key, &entry).await {
+            note(
+                &self.ctx.events,
+                self.name(),
+                format!("cache: cannot fetch `{key}` from the server ({e}); building without it"),
+            )
+            .await;
+        }
+    }
+
+    /// Sends a newly saved entry to the shared cache; a failure costs speed only.
+    async fn share(&self, key: &str) {
+        let Some(remote) = &self.ctx.cache_remote else {
+            return;
+        };
+        if let Err(e) = remote.store(key, &self.ctx.caches.root.join(key)).await {
+            note(
+                &self.ctx.events,
+                self.name(),
+                format!("cache: cannot send `{key}` to the server: {e}"),
+            )
+            .await;
+        }
+    }
+
     async fn keep(&mut self, ws: &Path, keys: &[(String, bool)]) -> Result<(), String> {
         for (cache, (key, hit)) in self.job.caches.iter().zip(keys) {
             if *hit {
@@ -499,6 +536,7 @@ impl<'a> Attempt<'a> {
                 format!("cache: saved `{key}` ({} paths)", saved.len()),
             )
             .await;
+            self.share(key).await;
         }
         if !self.job.artifacts.is_empty() {
             let (store, src, name, globs) = (

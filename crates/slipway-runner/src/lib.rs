@@ -27,4 +27,6 @@ pub use local::{LocalRun, RunSummary};
 pub use mask::Masker;
 pub use orphans::reap as reap_orphans;
 pub use report::{JobReport, StepReport};
-pub use workspace::{ArtifactStore, CacheStore, STATE_DIR, Source, Workspace};
+pub use workspace::{
+    ArtifactStore, BoxFuture, CacheRemote, CacheStore, STATE_DIR, Source, Workspace,
+};

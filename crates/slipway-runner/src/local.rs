@@ -109,6 +109,7 @@ impl LocalRun {
             caches: CacheStore {
                 root: state.join("cache"),
             },
+            cache_remote: None,
             work_root,
             pipeline_env: self.pipeline.env.clone(),
             secrets: self.secrets,

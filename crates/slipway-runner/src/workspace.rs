@@ -168,3 +168,15 @@ impl CacheStore {
             .to_string()
     }
 }
+
+/// A shared cache behind a machine's own one (an agent's server): an entry the
+/// local store lacks is fetched from it, and a newly saved entry is sent to it.
+pub trait CacheRemote: Send + Sync + std::fmt::Debug {
+    /// Places the entry for `key` at `into` (which does not exist yet); `false` when the remote has none.
+    fn fetch<'a>(&'a self, key: &'a str, into: &'a Path) -> BoxFuture<'a, Result<bool, String>>;
+    /// Sends the entry stored at `entry` under `key`.
+    fn store<'a>(&'a self, key: &'a str, entry: &'a Path) -> BoxFuture<'a, Result<(), String>>;
+}
+
+/// A boxed future, so [`CacheRemote`] can be used as a trait object.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

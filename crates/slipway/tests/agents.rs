@@ -202,3 +202,22 @@ fn a_restarted_server_removes_the_containers_its_killed_predecessor_left() {
         || containers_for(&source) == 0,
     );
 }
+
+#[test]
+fn agents_share_cache_entries_through_the_server() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pipeline = "jobs:\n  deps:\n    cache:\n      key: deps-v1\n      paths: [deps]\n    steps:\n      - run: if [ -f deps/ok ]; then echo cache-hit; else mkdir -p deps && touch deps/ok && echo filled; fi\n";
+    let remote = Remote::new(tmp.path(), pipeline);
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "0"]);
+    server.add_project(&remote, &[]);
+    let mut first = AgentProcess::start(&server, "first", &tmp.path().join("agent1"));
+    assert!(server.cli(&["trigger", "demo", "--wait"]).status.success());
+    first.kill9();
+    // A second agent, with an empty disk, gets the entry the first one saved.
+    let _second = AgentProcess::start(&server, "second", &tmp.path().join("agent2"));
+    let out = server.cli(&["trigger", "demo", "--wait"]);
+    let log = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("deps │ cache-hit"), "{log}");
+    assert!(log.contains("cache: restored `deps-v1`"), "{log}");
+}

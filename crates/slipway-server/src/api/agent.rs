@@ -234,3 +234,59 @@ fn refuse_links(tar: &[u8]) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// A project's shared cache entry, as a tar archive; 404 when there is none.
+pub async fn download_cache(
+    State(state): State<AppState>,
+    _: AsAgent,
+    Path((project, key)): Path<(i64, String)>,
+) -> ApiResult<Response> {
+    check_cache_key(&key)?;
+    let dir = state
+        .engine
+        .paths
+        .cache(slipway_store::ProjectId(project))
+        .join(&key);
+    if !dir.is_dir() {
+        return Err(ApiError::not_found(format!("no cache entry `{key}`")));
+    }
+    let tar = tokio::task::spawn_blocking(move || pack(&dir))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok(([(header::CONTENT_TYPE, "application/x-tar")], tar).into_response())
+}
+
+/// Stores a cache entry an agent saved. Entries are immutable: the first one
+/// stored under a key stays.
+pub async fn upload_cache(
+    State(state): State<AppState>,
+    _: AsAgent,
+    Path((project, key)): Path<(i64, String)>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    check_cache_key(&key)?;
+    let root = state.engine.paths.cache(slipway_store::ProjectId(project));
+    if root.join(&key).is_dir() {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    tokio::task::spawn_blocking(move || unpack(&body, &root, &key))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::bad_request(format!("the cache archive cannot be unpacked: {e}")))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Keys are what the runner makes of them: letters, digits, `.`, `_`, `-`.
+fn check_cache_key(key: &str) -> ApiResult<()> {
+    let valid = !key.is_empty()
+        && !key.starts_with('.')
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!("`{key}` is not a cache key")))
+    }
+}

@@ -48,9 +48,15 @@ pub fn router(state: AppState) -> Router {
         .route("/agent/runs/{run}/source", get(agent::source))
         .route(
             "/agent/runs/{run}/artifacts/{name}",
-            // Artifacts may be large; every other body keeps axum's 2 MiB limit.
+            // Artifacts and caches may be large; every other body keeps axum's 2 MiB limit.
             get(agent::download_artifacts)
                 .put(agent::upload_artifacts)
+                .layer(axum::extract::DefaultBodyLimit::max(512 * 1024 * 1024)),
+        )
+        .route(
+            "/agent/projects/{project}/caches/{key}",
+            get(agent::download_cache)
+                .put(agent::upload_cache)
                 .layer(axum::extract::DefaultBodyLimit::max(512 * 1024 * 1024)),
         )
         .route("/openapi.json", get(openapi::document));

@@ -131,6 +131,18 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "Agents: a job's artifacts (tar)",
     ),
     (
+        "get",
+        "/agent/projects/{project}/caches/{key}",
+        "agent",
+        "Agents: a shared cache entry (tar)",
+    ),
+    (
+        "put",
+        "/agent/projects/{project}/caches/{key}",
+        "agent",
+        "Agents: share a cache entry (tar)",
+    ),
+    (
         "put",
         "/agent/runs/{run}/artifacts/{name}",
         "agent",

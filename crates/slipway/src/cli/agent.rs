@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use slipway_engine::{Assignment, Dispatch, EngineError, Worker, WorkerConfig};
-use slipway_runner::JobReport;
+use slipway_runner::{BoxFuture, CacheRemote, JobReport};
 use tokio_util::sync::CancellationToken;
 
 use super::client::{Client, Connection};
@@ -219,6 +219,13 @@ impl Dispatch for RemoteDispatch {
         self.work_dir.join("cache").join(a.project_id.to_string())
     }
 
+    fn cache_remote(&self, a: &Assignment) -> Option<Arc<dyn CacheRemote>> {
+        Some(Arc::new(ServerCache {
+            client: self.client.clone(),
+            project: a.project_id,
+        }))
+    }
+
     async fn finish(
         &self,
         a: &Assignment,
@@ -257,4 +264,56 @@ fn pack(dir: &Path) -> Result<Vec<u8>, EngineError> {
     tar.follow_symlinks(false);
     tar.append_dir_all(".", dir)?;
     Ok(tar.into_inner()?)
+}
+
+/// The server's shared cache for one project: agents share entries through it.
+#[derive(Debug)]
+struct ServerCache {
+    client: Client,
+    project: i64,
+}
+
+impl ServerCache {
+    fn path(&self, key: &str) -> String {
+        format!("/agent/projects/{}/caches/{key}", self.project)
+    }
+}
+
+impl CacheRemote for ServerCache {
+    fn fetch<'a>(&'a self, key: &'a str, into: &'a Path) -> BoxFuture<'a, Result<bool, String>> {
+        Box::pin(async move {
+            let resp = self
+                .client
+                .request(Method::GET, &self.path(key))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            if resp.status() == StatusCode::NOT_FOUND {
+                return Ok(false);
+            }
+            if !resp.status().is_success() {
+                return Err(format!("the server answered {}", resp.status()));
+            }
+            let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
+            let into = into.to_path_buf();
+            tokio::task::spawn_blocking(move || unpack(&bytes, &into))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            Ok(true)
+        })
+    }
+
+    fn store<'a>(&'a self, key: &'a str, entry: &'a Path) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let entry = entry.to_path_buf();
+            let tar = tokio::task::spawn_blocking(move || pack(&entry))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            let req = self.client.request(Method::PUT, &self.path(key)).body(tar);
+            self.client.send(req).await.map_err(|e| e.to_string())?;
+            Ok(())
+        })
+    }
 }

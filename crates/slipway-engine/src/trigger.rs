@@ -116,7 +116,10 @@ impl Engine {
         for job in new.jobs.iter().filter(|j| j.kept_from.is_some()) {
             let from = self.paths.artifacts(old.id).join(&job.name);
             if from.is_dir() {
-                copy_dir(&from, &self.paths.artifacts(run.id).join(&job.name))?;
+                let to = self.paths.artifacts(run.id).join(&job.name);
+                tokio::task::spawn_blocking(move || copy_dir(&from, &to))
+                    .await
+                    .map_err(|e| EngineError::Io(std::io::Error::other(e)))??;
             }
         }
         let run = store.settle_run(run.id).await?;

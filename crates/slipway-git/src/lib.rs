@@ -170,7 +170,12 @@ impl Mirror {
     pub async fn export(&self, commit: &str, dest: &Path) -> Result<(), GitError> {
         std::fs::create_dir_all(dest).map_err(GitError::Spawn)?;
         let tar = self.archive(commit).await?;
-        tar_extract(&tar, dest).map_err(GitError::Spawn)
+        // Unpacking is blocking work: keep it off the async threads.
+        let dest = dest.to_path_buf();
+        tokio::task::spawn_blocking(move || tar_extract(&tar, &dest))
+            .await
+            .map_err(|e| GitError::Spawn(std::io::Error::other(e)))?
+            .map_err(GitError::Spawn)
     }
 
     /// The tree of `commit` as a tar archive.

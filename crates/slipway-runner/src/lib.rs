@@ -6,6 +6,7 @@
 //! This crate knows nothing of storage, HTTP or the server; it reports through
 //! [`Event`]s on a channel.
 
+pub mod archive;
 mod container;
 mod docker;
 mod event;

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use slipway_engine::Dispatch;
 use slipway_runner::JobStatus;
+use slipway_runner::archive::Links;
 use slipway_store::{JobId, RunId};
 
 use crate::AppState;
@@ -161,7 +162,7 @@ pub async fn download_artifacts(
 ) -> ApiResult<Response> {
     check_job_name(&name)?;
     let dir = state.engine.paths.artifacts(RunId(run)).join(&name);
-    let tar = tokio::task::spawn_blocking(move || pack(&dir))
+    let tar = tokio::task::spawn_blocking(move || slipway_runner::archive::pack(&dir))
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
@@ -177,12 +178,12 @@ pub async fn upload_artifacts(
 ) -> ApiResult<StatusCode> {
     check_job_name(&name)?;
     let root = state.engine.paths.artifacts(RunId(run));
-    tokio::task::spawn_blocking(move || unpack(&body, &root, &name))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| {
-            ApiError::bad_request(format!("the artifacts archive cannot be unpacked: {e}"))
-        })?;
+    tokio::task::spawn_blocking(move || {
+        slipway_runner::archive::unpack(&body, &root.join(&name), Links::Refuse)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| ApiError::bad_request(format!("the artifacts archive cannot be unpacked: {e}")))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -190,49 +191,6 @@ fn check_job_name(name: &str) -> ApiResult<()> {
     slipway_spec::JobName::parse(name)
         .map(drop)
         .map_err(ApiError::bad_request)
-}
-
-fn pack(dir: &std::path::Path) -> std::io::Result<Vec<u8>> {
-    let mut tar = tar::Builder::new(Vec::new());
-    // A symlink is archived as a link, never as what it points at (the server's files).
-    tar.follow_symlinks(false);
-    if dir.is_dir() {
-        tar.append_dir_all(".", dir)?;
-    }
-    tar.into_inner()
-}
-
-/// Unpacks into a staging directory first and renames it into place, so a
-/// broken upload never leaves half the artifacts.
-fn unpack(tar: &[u8], root: &std::path::Path, name: &str) -> std::io::Result<()> {
-    std::fs::create_dir_all(root)?;
-    let staging = tempfile::Builder::new()
-        .prefix(".upload-")
-        .tempdir_in(root)?;
-    refuse_links(tar)?;
-    tar::Archive::new(tar).unpack(staging.path())?;
-    let dest = root.join(name);
-    if dest.exists() {
-        std::fs::remove_dir_all(&dest)?;
-    }
-    std::fs::rename(staging.path(), dest)?;
-    Ok(())
-}
-
-/// Artifacts are files and directories: a link could point anywhere on the
-/// server, so an archive holding one is refused whole.
-fn refuse_links(tar: &[u8]) -> std::io::Result<()> {
-    for entry in tar::Archive::new(tar).entries()? {
-        let entry = entry?;
-        let kind = entry.header().entry_type();
-        if kind.is_symlink() || kind.is_hard_link() {
-            let path = entry.path()?.display().to_string();
-            return Err(std::io::Error::other(format!(
-                "`{path}` is a link; artifacts may hold files and directories only"
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// A project's shared cache entry, as a tar archive; 404 when there is none.
@@ -250,7 +208,7 @@ pub async fn download_cache(
     if !dir.is_dir() {
         return Err(ApiError::not_found(format!("no cache entry `{key}`")));
     }
-    let tar = tokio::task::spawn_blocking(move || pack(&dir))
+    let tar = tokio::task::spawn_blocking(move || slipway_runner::archive::pack(&dir))
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
@@ -270,10 +228,12 @@ pub async fn upload_cache(
     if root.join(&key).is_dir() {
         return Ok(StatusCode::NO_CONTENT);
     }
-    tokio::task::spawn_blocking(move || unpack(&body, &root, &key))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| ApiError::bad_request(format!("the cache archive cannot be unpacked: {e}")))?;
+    tokio::task::spawn_blocking(move || {
+        slipway_runner::archive::unpack(&body, &root.join(&key), Links::Refuse)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| ApiError::bad_request(format!("the cache archive cannot be unpacked: {e}")))?;
     Ok(StatusCode::NO_CONTENT)
 }
 

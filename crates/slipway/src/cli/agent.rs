@@ -111,19 +111,13 @@ impl RemoteDispatch {
     }
 }
 
-/// Unpacks into a staging directory renamed into place: a half download never looks complete.
+/// Unpacks what the server sent as the new contents of `dest`.
 fn unpack(tar: &[u8], dest: &Path) -> Result<(), EngineError> {
-    let parent = dest.parent().unwrap_or(dest);
-    std::fs::create_dir_all(parent)?;
-    let staging = tempfile::Builder::new()
-        .prefix(".download-")
-        .tempdir_in(parent)?;
-    tar::Archive::new(tar).unpack(staging.path())?;
-    if dest.exists() {
-        std::fs::remove_dir_all(dest)?;
-    }
-    std::fs::rename(staging.path(), dest)?;
-    Ok(())
+    Ok(slipway_runner::archive::unpack(
+        tar,
+        dest,
+        slipway_runner::archive::Links::Keep,
+    )?)
 }
 
 impl RemoteDispatch {
@@ -260,10 +254,7 @@ impl Dispatch for RemoteDispatch {
 }
 
 fn pack(dir: &Path) -> Result<Vec<u8>, EngineError> {
-    let mut tar = tar::Builder::new(Vec::new());
-    tar.follow_symlinks(false);
-    tar.append_dir_all(".", dir)?;
-    Ok(tar.into_inner()?)
+    Ok(slipway_runner::archive::pack(dir)?)
 }
 
 /// The server's shared cache for one project: agents share entries through it.

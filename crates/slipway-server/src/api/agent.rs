@@ -162,11 +162,7 @@ pub async fn download_artifacts(
 ) -> ApiResult<Response> {
     check_job_name(&name)?;
     let dir = state.engine.paths.artifacts(RunId(run)).join(&name);
-    let tar = tokio::task::spawn_blocking(move || slipway_runner::archive::pack(&dir))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
-    Ok(([(header::CONTENT_TYPE, "application/x-tar")], tar).into_response())
+    tar_of(dir).await
 }
 
 /// Stores a job's artifacts sent by the agent that ran it (replacing any earlier upload).
@@ -178,13 +174,7 @@ pub async fn upload_artifacts(
 ) -> ApiResult<StatusCode> {
     check_job_name(&name)?;
     let root = state.engine.paths.artifacts(RunId(run));
-    tokio::task::spawn_blocking(move || {
-        slipway_runner::archive::unpack(&body, &root.join(&name), Links::Refuse)
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(|e| ApiError::bad_request(format!("the artifacts archive cannot be unpacked: {e}")))?;
-    Ok(StatusCode::NO_CONTENT)
+    receive_tar(body, root.join(&name), "artifacts").await
 }
 
 fn check_job_name(name: &str) -> ApiResult<()> {
@@ -208,11 +198,7 @@ pub async fn download_cache(
     if !dir.is_dir() {
         return Err(ApiError::not_found(format!("no cache entry `{key}`")));
     }
-    let tar = tokio::task::spawn_blocking(move || slipway_runner::archive::pack(&dir))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
-    Ok(([(header::CONTENT_TYPE, "application/x-tar")], tar).into_response())
+    tar_of(dir).await
 }
 
 /// Stores a cache entry an agent saved. Entries are immutable: the first one
@@ -228,25 +214,34 @@ pub async fn upload_cache(
     if root.join(&key).is_dir() {
         return Ok(StatusCode::NO_CONTENT);
     }
-    tokio::task::spawn_blocking(move || {
-        slipway_runner::archive::unpack(&body, &root.join(&key), Links::Refuse)
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(|e| ApiError::bad_request(format!("the cache archive cannot be unpacked: {e}")))?;
-    Ok(StatusCode::NO_CONTENT)
+    receive_tar(body, root.join(&key), "cache").await
 }
 
-/// Keys are what the runner makes of them: letters, digits, `.`, `_`, `-`.
+/// Keys are what the runner makes of them (see `CacheStore::sanitize`).
 fn check_cache_key(key: &str) -> ApiResult<()> {
-    let valid = !key.is_empty()
-        && !key.starts_with('.')
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if valid {
+    if !key.is_empty() && slipway_runner::CacheStore::sanitize(key) == key {
         Ok(())
     } else {
         Err(ApiError::bad_request(format!("`{key}` is not a cache key")))
     }
+}
+
+/// A directory as a tar archive response.
+async fn tar_of(dir: std::path::PathBuf) -> ApiResult<Response> {
+    let tar = tokio::task::spawn_blocking(move || slipway_runner::archive::pack(&dir))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok(([(header::CONTENT_TYPE, "application/x-tar")], tar).into_response())
+}
+
+/// Unpacks an uploaded archive (links refused) as the new contents of `dest`.
+async fn receive_tar(body: Bytes, dest: std::path::PathBuf, what: &str) -> ApiResult<StatusCode> {
+    tokio::task::spawn_blocking(move || {
+        slipway_runner::archive::unpack(&body, &dest, Links::Refuse)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| ApiError::bad_request(format!("the {what} archive cannot be unpacked: {e}")))?;
+    Ok(StatusCode::NO_CONTENT)
 }

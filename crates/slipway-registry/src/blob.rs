@@ -22,7 +22,7 @@ pub enum BlobError {
     },
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BlobError + '_ {
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BlobError + '_ {
     move |source| BlobError::Io {
         path: path.to_path_buf(),
         source,
@@ -57,20 +57,41 @@ impl BlobStore {
         self.root.join("uploads")
     }
 
+    /// Where upload `id`'s bytes gather (the same file system as the blobs,
+    /// so finishing is a rename).
+    pub fn upload_path(&self, id: &str) -> PathBuf {
+        self.uploads().join(id)
+    }
+
+    /// Makes sure the upload area exists.
+    pub async fn prepare(&self) -> Result<(), BlobError> {
+        let uploads = self.uploads();
+        tokio::fs::create_dir_all(&uploads)
+            .await
+            .map_err(io(&uploads))
+    }
+
     /// Streams `content` in; returns its digest and size. With `expected`, a
     /// different digest is refused and nothing is stored.
     pub async fn put(
         &self,
-        mut content: impl AsyncRead + Unpin,
+        content: impl AsyncRead + Unpin,
         expected: Option<&Digest>,
     ) -> Result<(Digest, u64), BlobError> {
-        let uploads = self.uploads();
-        tokio::fs::create_dir_all(&uploads)
-            .await
-            .map_err(io(&uploads))?;
-        let temp = uploads.join(unique_name());
-        let result = self.stream_to(&mut content, &temp).await;
-        let (digest, size) = match result {
+        let (temp, digest, size) = self.stage(content, expected).await?;
+        self.place(&temp, &digest).await?;
+        Ok((digest, size))
+    }
+
+    /// Streams `content` into a verified temporary file, not yet in place.
+    pub(crate) async fn stage(
+        &self,
+        mut content: impl AsyncRead + Unpin,
+        expected: Option<&Digest>,
+    ) -> Result<(PathBuf, Digest, u64), BlobError> {
+        self.prepare().await?;
+        let temp = self.uploads().join(unique_name());
+        let (digest, size) = match self.stream_to(&mut content, &temp).await {
             Ok(done) => done,
             Err(e) => {
                 let _ = tokio::fs::remove_file(&temp).await;
@@ -84,8 +105,7 @@ impl BlobStore {
                 actual: digest,
             });
         }
-        self.place(&temp, &digest).await?;
-        Ok((digest, size))
+        Ok((temp, digest, size))
     }
 
     async fn stream_to(
@@ -112,7 +132,7 @@ impl BlobStore {
 
     /// Renames a verified temporary file into place; the same content stored
     /// twice (two uploads racing) keeps one copy.
-    async fn place(&self, temp: &Path, digest: &Digest) -> Result<(), BlobError> {
+    pub(crate) async fn place(&self, temp: &Path, digest: &Digest) -> Result<(), BlobError> {
         let dest = self.path(digest);
         let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
         tokio::fs::create_dir_all(&dir).await.map_err(io(&dir))?;

@@ -9,6 +9,7 @@ mod api;
 mod auth;
 mod error;
 mod extract;
+mod registry;
 mod startup;
 
 pub use api::ROUTES;
@@ -23,6 +24,8 @@ use slipway_secrets::SecretKey;
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub engine: Engine,
+    /// The artifact repository behind `/v2/` and `/raw/`.
+    pub registry: slipway_registry::Registry,
     pub key: Arc<SecretKey>,
     /// Cancelled on shutdown: long polls and live streams end early.
     pub shutdown: tokio_util::sync::CancellationToken,

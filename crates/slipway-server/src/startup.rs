@@ -34,6 +34,10 @@ pub struct ServerConfig {
     pub lease: Duration,
     /// At most this many jobs run at once over all workers and agents.
     pub max_running_jobs: Option<i64>,
+    /// Artifact repositories from the config file, added or updated at start.
+    pub repositories: Vec<slipway_registry::RepoSpec>,
+    /// How often retention and garbage collection run on their own.
+    pub gc_every: Duration,
 }
 
 /// A bound, ready server.
@@ -84,8 +88,23 @@ impl Server {
                 .ok()
                 .and_then(|v| String::from_utf8(v).ok())
         }));
+        let registry = slipway_registry::Registry::new(
+            engine.store.clone(),
+            &config.data_dir.join("registry"),
+        );
+        for spec in &config.repositories {
+            let repo = spec
+                .check()
+                .map_err(|e| format!("repository `{}` in the config file: {e}", spec.name))?;
+            registry
+                .store
+                .put_repository(&repo, true)
+                .await
+                .map_err(|e| format!("repository `{}` in the config file: {e}", spec.name))?;
+        }
         let state = AppState {
             engine,
+            registry,
             key,
             shutdown: CancellationToken::new(),
         };
@@ -129,6 +148,11 @@ impl Server {
             config.reap_every,
             state.shutdown.clone(),
         ));
+        tokio::spawn(collect_garbage_every(
+            state.registry.clone(),
+            config.gc_every,
+            state.shutdown.clone(),
+        ));
         let app = crate::api::router(state.clone());
         let shutdown = state.shutdown.clone();
         // Stop claiming and end live streams at once: graceful shutdown waits
@@ -151,6 +175,34 @@ impl Server {
         }
         state.engine.store.close().await;
         served.map_err(|e| StartError(format!("server error: {e}")))
+    }
+}
+
+/// Retention and garbage collection on a schedule, with the default grace
+/// window (anything touched in the last hour stays).
+async fn collect_garbage_every(
+    registry: slipway_registry::Registry,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    let options = slipway_registry::GcOptions {
+        grace: Duration::from_secs(3600),
+        dry_run: false,
+    };
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        match registry.collect_garbage(options).await {
+            Ok(r) => tracing::info!(
+                "registry gc: {} tags retired, {} blobs ({} bytes) freed",
+                r.retired_tags.len(),
+                r.blobs_freed,
+                r.bytes_freed
+            ),
+            Err(e) => tracing::warn!("registry gc failed: {e}"),
+        }
     }
 }
 

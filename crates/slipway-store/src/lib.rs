@@ -11,6 +11,7 @@ mod jobs;
 mod logs;
 mod model;
 mod projects;
+mod registry;
 mod runs;
 mod secrets;
 mod triggers;
@@ -23,6 +24,10 @@ use sqlx::{AnyPool, Executor};
 pub use jobs::{Claim, MAX_ATTEMPTS};
 pub use logs::LogPage;
 pub use model::{Job, JobId, Project, ProjectId, Run, RunId, State, Transition};
+pub use registry::{
+    ManifestRecord, NewManifest, NewPromotion, Promotion, RawFile, RepoKind, Repository,
+    RetiredTag, TagPage, TagPolicy,
+};
 pub use runs::{NewJob, NewRun};
 
 #[derive(Debug, thiserror::Error)]

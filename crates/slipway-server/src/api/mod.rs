@@ -6,6 +6,7 @@ mod hooks;
 mod logs;
 mod openapi;
 mod projects;
+mod registry;
 mod runs;
 mod secrets;
 mod tokens;
@@ -59,12 +60,24 @@ pub fn router(state: AppState) -> Router {
                 .put(agent::upload_cache)
                 .layer(axum::extract::DefaultBodyLimit::max(512 * 1024 * 1024)),
         )
+        .route("/repositories", get(registry::list).post(registry::add))
+        .route(
+            "/repositories/{name}",
+            axum::routing::delete(registry::remove),
+        )
+        .route("/repositories/{name}/images", get(registry::images))
+        .route(
+            "/promotions",
+            get(registry::promotions).post(registry::promote),
+        )
+        .route("/registry/gc", post(registry::gc))
         .route("/openapi.json", get(openapi::document));
     Router::new()
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/hooks/{project}", post(hooks::receive))
         .nest("/api/v1", api)
+        .merge(crate::registry::router())
         .fallback(|| async {
             crate::error::ApiError::not_found("no such route; see /api/v1/openapi.json")
         })

@@ -148,6 +148,43 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "agent",
         "Agents: upload a job's artifacts (tar)",
     ),
+    ("get", "/repositories", "viewer", "Artifact repositories"),
+    (
+        "post",
+        "/repositories",
+        "admin",
+        "Add a repository (oci, oci-proxy or raw)",
+    ),
+    (
+        "delete",
+        "/repositories/{name}",
+        "admin",
+        "Remove a repository with its manifests, tags and files",
+    ),
+    (
+        "get",
+        "/repositories/{name}/images",
+        "viewer",
+        "A repository's images and tags",
+    ),
+    (
+        "post",
+        "/promotions",
+        "developer",
+        "Promote an image to another repository by reference",
+    ),
+    (
+        "get",
+        "/promotions",
+        "viewer",
+        "Promotion history of an image (?image=&digest=)",
+    ),
+    (
+        "post",
+        "/registry/gc",
+        "admin",
+        "Apply retention and collect unreferenced blobs",
+    ),
 ];
 
 pub async fn document() -> Json<Value> {

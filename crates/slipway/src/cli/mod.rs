@@ -3,6 +3,7 @@
 mod agent;
 mod client;
 mod progress;
+mod registry;
 mod remote;
 mod run;
 mod runs;
@@ -99,6 +100,27 @@ enum Command {
         #[arg(long)]
         wait: bool,
     },
+    /// Artifact repositories on a server.
+    Repo {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        cmd: registry::RepoCommand,
+    },
+    /// Make an image available in another repository, by reference (no bytes copied).
+    Promote {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        args: registry::PromoteArgs,
+    },
+    /// Apply retention and free blobs nothing references.
+    Gc {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        args: registry::GcArgs,
+    },
     /// Cancel a run (RUN is PROJECT/NUMBER).
     Cancel {
         #[command(flatten)]
@@ -144,6 +166,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::RunStatus { conn, run, json } => runs::status(&conn, &run, json),
         Command::Logs { conn, args } => runs::logs(&conn, args),
         Command::Cancel { conn, run } => runs::cancel(&conn, &run),
+        Command::Repo { conn, cmd } => registry::repo(&conn, cmd),
+        Command::Promote { conn, args } => registry::promote(&conn, args),
+        Command::Gc { conn, args } => registry::gc(&conn, args),
         Command::Rerun {
             conn,
             run,

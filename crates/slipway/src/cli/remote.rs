@@ -65,7 +65,7 @@ pub enum TokenCommand {
     },
 }
 
-fn block_on<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+pub fn block_on<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     tokio::runtime::Runtime::new()
         .context("cannot start the async runtime")?
         .block_on(f)
@@ -122,7 +122,7 @@ pub fn project(conn: &Connection, cmd: ProjectCommand) -> anyhow::Result<ExitCod
     })
 }
 
-fn humantime_secs(text: &str) -> anyhow::Result<i64> {
+pub fn humantime_secs(text: &str) -> anyhow::Result<i64> {
     let secs = match text.parse::<u64>() {
         Ok(n) => n,
         Err(_) => parse_duration(text)?,

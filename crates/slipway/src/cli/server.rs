@@ -50,6 +50,11 @@ struct FileConfig {
     grace_seconds: Option<u64>,
     lease_seconds: Option<u64>,
     max_running_jobs: Option<i64>,
+    /// Artifact repositories (`[[repository]]` tables), added or updated at every start.
+    #[serde(default)]
+    repository: Vec<slipway_registry::RepoSpec>,
+    /// Minutes between retention and garbage collection runs [default: 60].
+    gc_every_minutes: Option<u64>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -82,6 +87,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .unwrap_or(30)
                 .max(1),
         ),
+        gc_every: Duration::from_secs(60 * file.gc_every_minutes.unwrap_or(60).max(1)),
+        repositories: file.repository,
     };
     super::init_tracing();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

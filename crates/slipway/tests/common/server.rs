@@ -17,8 +17,13 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts a server and waits for its "listening on" line (the port is bound).
     pub fn start(data_dir: &Path, extra: &[&str]) -> ServerProcess {
+        ServerProcess::start_on(data_dir, "127.0.0.1:0", extra)
+    }
+
+    /// Starts a server on a given address (a restart on the port clients know).
+    pub fn start_on(data_dir: &Path, listen: &str, extra: &[&str]) -> ServerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_slipway"))
-            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["server", "--listen", listen, "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .env("RUST_LOG", "warn")

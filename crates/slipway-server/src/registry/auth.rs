@@ -1,0 +1,282 @@
+//! Who may pull, push and delete. Clients authenticate with a Slipway API
+//! token: as the password of HTTP Basic (`docker login -u anything`), as a
+//! plain `Bearer slw_…`, or through the token flow docker prefers (the 401
+//! points at `/v2/token`, which trades the Basic credentials for a short-lived
+//! bearer token limited to the scopes asked for). Without credentials, pulls
+//! work only from repositories that allow anonymous pull.
+
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde::{Deserialize, Serialize};
+use slipway_secrets::{Role, TokenHash, looks_like_token};
+use slipway_store::{Repository, TagPolicy, now_ms};
+
+use super::error::OciError;
+use crate::AppState;
+
+/// What a request wants to do to a repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Pull,
+    Push,
+    Delete,
+}
+
+impl Action {
+    fn as_str(self) -> &'static str {
+        match self {
+            Action::Pull => "pull",
+            Action::Push => "push",
+            Action::Delete => "delete",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Action> {
+        match text {
+            "pull" => Some(Action::Pull),
+            "push" => Some(Action::Push),
+            "delete" => Some(Action::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// How long a bearer token from `/v2/token` lasts.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(300);
+const TOKEN_PREFIX: &str = "slr_";
+const TOKEN_AAD: &[u8] = b"registry-bearer-token";
+
+/// The caller of a registry request.
+#[derive(Debug, Clone)]
+pub enum RegistryCaller {
+    Anonymous,
+    /// An API token (Basic password or plain bearer).
+    Token {
+        name: String,
+        role: Role,
+    },
+    /// A bearer token from `/v2/token`: a role, limited to the granted scopes.
+    Scoped {
+        name: String,
+        role: Role,
+        grants: Vec<Grant>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Grant {
+    /// `REPOSITORY/IMAGE`.
+    pub name: String,
+    pub actions: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    role: String,
+    exp: i64,
+    grants: Vec<Grant>,
+}
+
+/// The role an action on `repo` needs: pushing to and deleting from a
+/// release repository is for admins (promotion is the developers' way in).
+fn needed(repo: &Repository, action: Action) -> Option<Role> {
+    match (action, repo.policy) {
+        (Action::Pull, _) if repo.anonymous_pull => None,
+        (Action::Pull, _) => Some(Role::Viewer),
+        (_, TagPolicy::Release) => Some(Role::Admin),
+        _ => Some(Role::Developer),
+    }
+}
+
+impl RegistryCaller {
+    /// Reads the caller from the request; bad credentials are refused, none is anonymous.
+    pub async fn from_headers(
+        headers: &HeaderMap,
+        state: &AppState,
+    ) -> Result<RegistryCaller, OciError> {
+        let Some(header) = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return Ok(RegistryCaller::Anonymous);
+        };
+        if let Some(basic) = header.strip_prefix("Basic ") {
+            let decoded = STANDARD
+                .decode(basic.trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| {
+                    OciError::unauthorized("the Basic credentials are not valid base64")
+                })?;
+            let (_, password) = decoded.split_once(':').unwrap_or(("", &decoded));
+            return api_token(password, state).await;
+        }
+        let bearer = header.strip_prefix("Bearer ").unwrap_or_default().trim();
+        if bearer.starts_with(TOKEN_PREFIX) {
+            return scoped_token(bearer, state);
+        }
+        api_token(bearer, state).await
+    }
+
+    /// Refuses the action unless this caller may do it on `name` (`REPO/IMAGE`) of `repo`.
+    pub fn require(&self, repo: &Repository, name: &str, action: Action) -> Result<(), OciError> {
+        let Some(role) = needed(repo, action) else {
+            return Ok(());
+        };
+        let (who, has) = match self {
+            RegistryCaller::Anonymous => {
+                return Err(OciError::challenge(name, action.as_str()));
+            }
+            RegistryCaller::Token { name, role } => (name, *role),
+            RegistryCaller::Scoped {
+                name: who,
+                role,
+                grants,
+            } => {
+                let granted = grants
+                    .iter()
+                    .any(|g| g.name == name && g.actions.iter().any(|a| a == action.as_str()));
+                if !granted {
+                    return Err(OciError::challenge(name, action.as_str()));
+                }
+                (who, *role)
+            }
+        };
+        if has.allows(role) {
+            Ok(())
+        } else {
+            Err(OciError::denied(format!(
+                "{} on {name} needs the {} role; token `{who}` has {}{}",
+                action.as_str(),
+                role.as_str(),
+                has.as_str(),
+                if repo.policy == TagPolicy::Release && action == Action::Push {
+                    " (release repositories take images through `slipway promote`)"
+                } else {
+                    ""
+                }
+            )))
+        }
+    }
+
+    /// Whether any credentials were given (the `/v2/` check needs some).
+    pub fn is_anonymous(&self) -> bool {
+        matches!(self, RegistryCaller::Anonymous)
+    }
+}
+
+async fn api_token(token: &str, state: &AppState) -> Result<RegistryCaller, OciError> {
+    if !looks_like_token(token) {
+        return Err(OciError::unauthorized(
+            "the password must be a Slipway API token (slw_…); `slipway token create` makes one",
+        ));
+    }
+    let found = state
+        .engine
+        .store
+        .token(TokenHash::of(token).as_str())
+        .await
+        .map_err(|e| OciError::internal(e.to_string()))?;
+    let (name, role) = found.ok_or_else(|| OciError::unauthorized("unknown token"))?;
+    let role = Role::parse(&role).map_err(|e| OciError::internal(e.to_string()))?;
+    Ok(RegistryCaller::Token { name, role })
+}
+
+fn scoped_token(token: &str, state: &AppState) -> Result<RegistryCaller, OciError> {
+    let sealed = URL_SAFE_NO_PAD
+        .decode(&token[TOKEN_PREFIX.len()..])
+        .map_err(|_| OciError::unauthorized("malformed bearer token"))?;
+    let plain = state
+        .key
+        .open(&sealed, TOKEN_AAD)
+        .map_err(|_| OciError::unauthorized("bearer token not issued by this server"))?;
+    let claims: Claims = serde_json::from_slice(&plain)
+        .map_err(|_| OciError::unauthorized("malformed bearer token"))?;
+    if claims.exp < now_ms() {
+        return Err(OciError::unauthorized("bearer token expired; log in again"));
+    }
+    let role = Role::parse(&claims.role).map_err(|e| OciError::internal(e.to_string()))?;
+    Ok(RegistryCaller::Scoped {
+        name: claims.sub,
+        role,
+        grants: claims.grants,
+    })
+}
+
+/// `GET /v2/token?scope=repository:NAME:ACTIONS…`: a bearer token granting
+/// the asked actions the caller's role allows (docker asks, then uses it).
+pub async fn issue(
+    state: &AppState,
+    caller: &RegistryCaller,
+    scopes: &[String],
+) -> Result<serde_json::Value, OciError> {
+    let (sub, role) = match caller {
+        RegistryCaller::Anonymous => ("anonymous".to_string(), None),
+        RegistryCaller::Token { name, role } | RegistryCaller::Scoped { name, role, .. } => {
+            (name.clone(), Some(*role))
+        }
+    };
+    let mut grants = Vec::new();
+    for scope in scopes.iter().flat_map(|s| s.split(' ')) {
+        let mut parts = scope.splitn(3, ':');
+        let (Some("repository"), Some(name), Some(actions)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let Some((repo_name, _)) = name.split_once('/') else {
+            continue;
+        };
+        let Some(repo) = state
+            .registry
+            .store
+            .repository(repo_name)
+            .await
+            .map_err(|e| OciError::internal(e.to_string()))?
+        else {
+            continue;
+        };
+        // `*` (skopeo asks for it to delete) means every action.
+        let allowed: Vec<String> = actions
+            .split(',')
+            .flat_map(|a| match a {
+                "*" => vec![Action::Pull, Action::Push, Action::Delete],
+                a => Action::parse(a).into_iter().collect(),
+            })
+            .filter(|a| match (needed(&repo, *a), role) {
+                (None, _) => true,
+                (Some(need), Some(has)) => has.allows(need),
+                (Some(_), None) => false,
+            })
+            .map(|a| a.as_str().to_string())
+            .collect();
+        grants.push(Grant {
+            name: name.to_string(),
+            actions: allowed,
+        });
+    }
+    let claims = Claims {
+        sub,
+        role: role.unwrap_or(Role::Viewer).as_str().to_string(),
+        exp: now_ms() + TOKEN_LIFETIME.as_millis() as i64,
+        grants,
+    };
+    Ok(token_body(&claims, state))
+}
+
+fn token_body(claims: &Claims, state: &AppState) -> serde_json::Value {
+    let plain = serde_json::to_vec(claims).unwrap_or_default();
+    let token = format!(
+        "{TOKEN_PREFIX}{}",
+        URL_SAFE_NO_PAD.encode(state.key.seal(&plain, TOKEN_AAD))
+    );
+    serde_json::json!({
+        "token": token,
+        "access_token": token,
+        "expires_in": TOKEN_LIFETIME.as_secs(),
+    })
+}

@@ -1,0 +1,128 @@
+//! Errors as the OCI distribution spec shapes them:
+//! `{"errors": [{"code", "message", "detail"}]}` with the spec's codes.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use slipway_registry::RegistryError;
+
+#[derive(Debug)]
+pub struct OciError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// For 401: the scope to name in the challenge.
+    pub scope: Option<String>,
+    /// For 416: how many bytes the upload holds.
+    pub offset: Option<u64>,
+}
+
+impl OciError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> OciError {
+        OciError {
+            status,
+            code,
+            message: message.into(),
+            scope: None,
+            offset: None,
+        }
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> OciError {
+        OciError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
+    }
+
+    /// Credentials are needed for `action` on `name`: a 401 whose challenge names the scope.
+    pub fn challenge(name: &str, action: &str) -> OciError {
+        OciError {
+            scope: Some(format!("repository:{name}:{action}")),
+            ..OciError::unauthorized(format!(
+                "{action} on {name} needs credentials: `docker login` with a Slipway API token as the password"
+            ))
+        }
+    }
+
+    pub fn denied(message: impl Into<String>) -> OciError {
+        OciError::new(StatusCode::FORBIDDEN, "DENIED", message)
+    }
+
+    pub fn unsupported(message: impl Into<String>) -> OciError {
+        OciError::new(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", message)
+    }
+
+    pub fn name_invalid(message: impl Into<String>) -> OciError {
+        OciError::new(StatusCode::BAD_REQUEST, "NAME_INVALID", message)
+    }
+
+    pub fn internal(message: impl std::fmt::Display) -> OciError {
+        tracing::error!("registry internal error: {message}");
+        OciError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "UNKNOWN",
+            "internal error; see the server log",
+        )
+    }
+
+    /// The response, with the challenge's realm on this server's address.
+    pub fn into_response_at(self, host: &str) -> Response {
+        let mut response = (
+            self.status,
+            axum::Json(serde_json::json!({
+                "errors": [{ "code": self.code, "message": self.message, "detail": null }]
+            })),
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        if self.status == StatusCode::UNAUTHORIZED {
+            let scope = self
+                .scope
+                .map(|s| format!(",scope=\"{s}\""))
+                .unwrap_or_default();
+            let challenge =
+                format!("Bearer realm=\"http://{host}/v2/token\",service=\"slipway\"{scope}");
+            if let Ok(v) = HeaderValue::from_str(&challenge) {
+                headers.insert(header::WWW_AUTHENTICATE, v);
+            }
+        }
+        if let Some(v) = self
+            .offset
+            .and_then(|o| HeaderValue::from_str(&super::range_header(o)).ok())
+        {
+            headers.insert(header::RANGE, v);
+        }
+        headers.insert(
+            "Docker-Distribution-API-Version",
+            HeaderValue::from_static("registry/2.0"),
+        );
+        response
+    }
+}
+
+impl From<RegistryError> for OciError {
+    fn from(e: RegistryError) -> OciError {
+        use RegistryError as E;
+        let (status, code) = match &e {
+            E::NameUnknown(_) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
+            E::BlobUnknown(_) => (StatusCode::NOT_FOUND, "BLOB_UNKNOWN"),
+            E::UploadUnknown(_) => (StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN"),
+            E::RangeInvalid { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID"),
+            E::DigestInvalid(_) => (StatusCode::BAD_REQUEST, "DIGEST_INVALID"),
+            E::ManifestInvalid(_) => (StatusCode::BAD_REQUEST, "MANIFEST_INVALID"),
+            E::ManifestTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID"),
+            E::ManifestBlobUnknown(_) => (StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN"),
+            E::ManifestUnknown(_) => (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN"),
+            E::TagImmutable(_) => (StatusCode::CONFLICT, "DENIED"),
+            E::Unsupported(_) => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
+            E::Upstream(_) => (StatusCode::BAD_GATEWAY, "UNKNOWN"),
+            E::Body(_) => (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID"),
+            E::Blob(_) | E::Store(_) => return OciError::internal(e),
+        };
+        let offset = match &e {
+            E::RangeInvalid { offset, .. } => Some(*offset),
+            _ => None,
+        };
+        OciError {
+            offset,
+            ..OciError::new(status, code, e.to_string())
+        }
+    }
+}

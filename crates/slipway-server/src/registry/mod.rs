@@ -1,0 +1,306 @@
+//! The OCI Distribution API (v1.1) under `/v2/`, over `slipway-registry`.
+//!
+//! Image names are `REPOSITORY/IMAGE…`: the first component picks the
+//! Slipway repository (with its policy and access), the rest names the image.
+//! Names contain slashes, so one handler takes every `/v2/` path and reads the
+//! route from its end, as the spec's grammar does.
+
+mod auth;
+mod blobs;
+mod error;
+mod manifests;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use slipway_registry::valid_image;
+use slipway_store::Repository;
+
+pub use auth::{Action, RegistryCaller};
+pub use error::OciError;
+
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v2", any(base))
+        .route("/v2/", any(base))
+        .route("/v2/token", any(token))
+        .route("/v2/{*rest}", any(dispatch))
+}
+
+/// A `/v2/` path, read from its end.
+#[derive(Debug, PartialEq, Eq)]
+enum Route<'a> {
+    Catalog,
+    Tags(&'a str),
+    Manifest(&'a str, &'a str),
+    Blob(&'a str, &'a str),
+    Uploads(&'a str),
+    Upload(&'a str, &'a str),
+    Referrers(&'a str, &'a str),
+}
+
+fn route<'a>(path: &'a str) -> Option<Route<'a>> {
+    if path == "_catalog" {
+        return Some(Route::Catalog);
+    }
+    if let Some(name) = path.strip_suffix("/tags/list") {
+        return Some(Route::Tags(name));
+    }
+    if let Some(name) = path.strip_suffix("/blobs/uploads") {
+        return Some(Route::Uploads(name));
+    }
+    for (marker, make) in [
+        (
+            "/blobs/uploads/",
+            Route::Upload as fn(&'a str, &'a str) -> Route<'a>,
+        ),
+        ("/manifests/", Route::Manifest),
+        ("/blobs/", Route::Blob),
+        ("/referrers/", Route::Referrers),
+    ] {
+        if let Some(at) = path.rfind(marker) {
+            let (name, last) = (&path[..at], &path[at + marker.len()..]);
+            if last.contains('/') {
+                continue;
+            }
+            return Some(match make(name, last) {
+                Route::Upload(name, "") => Route::Uploads(name),
+                other => other,
+            });
+        }
+    }
+    None
+}
+
+/// What every handler gets: state, the caller and the request's parts.
+pub struct Request {
+    pub state: AppState,
+    pub caller: RegistryCaller,
+    pub method: Method,
+    pub headers: HeaderMap,
+    pub query: Vec<(String, String)>,
+    /// In a mutex only so that `&Request` is `Send` across awaits (a body is not `Sync`).
+    body: std::sync::Mutex<Option<Body>>,
+}
+
+impl Request {
+    /// The request's body (once).
+    pub fn take_body(&self) -> Body {
+        self.body
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_default()
+    }
+
+    pub fn query(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The repository and image of `name`, with the caller checked for `action`.
+    pub async fn target(
+        &self,
+        name: &str,
+        action: Action,
+    ) -> Result<(Repository, String), OciError> {
+        let (repo_name, image) = name.split_once('/').ok_or_else(|| {
+            OciError::name_invalid(format!(
+                "`{name}` names no image: use REPOSITORY/IMAGE (for example ci/{name})"
+            ))
+        })?;
+        if !valid_image(image) {
+            return Err(OciError::name_invalid(format!(
+                "`{image}` is not a valid image name: lowercase letters, digits and `._-` between slashes"
+            )));
+        }
+        let repo = self.state.registry.oci_repository(repo_name).await?;
+        self.caller.require(&repo, name, action)?;
+        Ok((repo, image.to_string()))
+    }
+}
+
+async fn base(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let host = host_of(&headers);
+    match RegistryCaller::from_headers(&headers, &state).await {
+        Ok(caller) if !caller.is_anonymous() => {
+            with_api_version(StatusCode::OK, axum::Json(serde_json::json!({})))
+        }
+        Ok(_) => OciError::unauthorized("log in with a Slipway API token as the password")
+            .into_response_at(&host),
+        Err(e) => e.into_response_at(&host),
+    }
+}
+
+async fn token(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    let host = host_of(&headers);
+    let scopes: Vec<String> = parse_query(&uri)
+        .into_iter()
+        .filter(|(k, _)| k == "scope")
+        .map(|(_, v)| v)
+        .collect();
+    let issued = async {
+        let caller = RegistryCaller::from_headers(&headers, &state).await?;
+        auth::issue(&state, &caller, &scopes).await
+    };
+    match issued.await {
+        Ok(body) => axum::Json(body).into_response(),
+        Err(e) => e.into_response_at(&host),
+    }
+}
+
+async fn dispatch(
+    State(state): State<AppState>,
+    Path(rest): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Body,
+) -> Response {
+    let host = host_of(&headers);
+    let result = async {
+        let caller = RegistryCaller::from_headers(&headers, &state).await?;
+        let route = route(&rest).ok_or_else(|| {
+            OciError::new(
+                StatusCode::NOT_FOUND,
+                "NAME_UNKNOWN",
+                format!("no registry route /v2/{rest}"),
+            )
+        })?;
+        let request = Request {
+            state,
+            caller,
+            method,
+            headers,
+            query: parse_query(&uri),
+            body: std::sync::Mutex::new(Some(body)),
+        };
+        handle(route, request).await
+    };
+    match result.await {
+        Ok(response) => response,
+        Err(e) => e.into_response_at(&host),
+    }
+}
+
+async fn handle(route: Route<'_>, request: Request) -> Result<Response, OciError> {
+    use Method as M;
+    let method = request.method.clone();
+    match (route, method) {
+        (Route::Catalog, M::GET) => manifests::catalog(request).await,
+        (Route::Tags(name), M::GET) => manifests::tags(request, name).await,
+        (Route::Manifest(name, reference), M::GET | M::HEAD) => {
+            manifests::get(request, name, reference).await
+        }
+        (Route::Manifest(name, reference), M::PUT) => {
+            manifests::put(request, name, reference).await
+        }
+        (Route::Manifest(name, reference), M::DELETE) => {
+            manifests::delete(request, name, reference).await
+        }
+        (Route::Referrers(name, digest), M::GET) => {
+            manifests::referrers(request, name, digest).await
+        }
+        (Route::Blob(name, digest), M::GET | M::HEAD) => blobs::get(request, name, digest).await,
+        (Route::Blob(name, digest), M::DELETE) => blobs::delete(request, name, digest).await,
+        (Route::Uploads(name), M::POST) => blobs::start(request, name).await,
+        (Route::Upload(name, id), M::GET) => blobs::status(request, name, id).await,
+        (Route::Upload(name, id), M::PATCH) => blobs::patch(request, name, id).await,
+        (Route::Upload(name, id), M::PUT) => blobs::finish(request, name, id).await,
+        (Route::Upload(name, id), M::DELETE) => blobs::cancel(request, name, id).await,
+        (_, method) => Err(OciError::unsupported(format!(
+            "{method} is not supported on this path"
+        ))),
+    }
+}
+
+/// Query pairs, decoded; a query that cannot be read counts as none.
+fn parse_query(uri: &Uri) -> Vec<(String, String)> {
+    Query::<Vec<(String, String)>>::try_from_uri(uri)
+        .map(|Query(pairs)| pairs)
+        .unwrap_or_default()
+}
+
+fn host_of(headers: &HeaderMap) -> String {
+    headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_string()
+}
+
+/// `0-<last byte>` as upload responses report progress.
+pub fn range_header(offset: u64) -> String {
+    format!("0-{}", offset.saturating_sub(1))
+}
+
+pub fn with_api_version(status: StatusCode, body: impl IntoResponse) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        "Docker-Distribution-API-Version",
+        HeaderValue::from_static("registry/2.0"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_routes_from_the_end_of_the_path() {
+        assert_eq!(route("_catalog"), Some(Route::Catalog));
+        assert_eq!(route("ci/a/b/tags/list"), Some(Route::Tags("ci/a/b")));
+        assert_eq!(
+            route("ci/app/manifests/v1"),
+            Some(Route::Manifest("ci/app", "v1"))
+        );
+        assert_eq!(
+            route("ci/app/blobs/sha256:ab"),
+            Some(Route::Blob("ci/app", "sha256:ab"))
+        );
+        assert_eq!(
+            route("ci/app/blobs/uploads/"),
+            Some(Route::Uploads("ci/app"))
+        );
+        assert_eq!(
+            route("ci/app/blobs/uploads"),
+            Some(Route::Uploads("ci/app"))
+        );
+        assert_eq!(
+            route("ci/app/blobs/uploads/abc"),
+            Some(Route::Upload("ci/app", "abc"))
+        );
+        assert_eq!(
+            route("ci/manifests/x/referrers/sha256:1"),
+            Some(Route::Referrers("ci/manifests/x", "sha256:1"))
+        );
+        // An image may itself be called `blobs`.
+        assert_eq!(
+            route("ci/blobs/manifests/1"),
+            Some(Route::Manifest("ci/blobs", "1"))
+        );
+        assert_eq!(route("ci/app"), None);
+    }
+
+    #[test]
+    fn decodes_query_values() {
+        let uri: Uri = "/v2/token?scope=repository%3Aci%2Fa%3Apull&n=2"
+            .parse()
+            .expect("uri");
+        assert_eq!(
+            parse_query(&uri),
+            vec![
+                ("scope".into(), "repository:ci/a:pull".into()),
+                ("n".into(), "2".into())
+            ]
+        );
+    }
+}

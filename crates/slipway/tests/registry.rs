@@ -1,0 +1,815 @@
+//! The artifact repository through real clients: `docker push/pull`,
+//! `skopeo copy/inspect/delete` and `curl` against a real server, with the
+//! blob store checked on disk.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::require_docker;
+use common::server::ServerProcess;
+use sha2::{Digest as _, Sha256};
+
+/// A server with `ci` and `release` repositories, and a docker client logged in to it.
+struct Registry {
+    server: ServerProcess,
+    /// `127.0.0.1:PORT`, as image names start.
+    host: String,
+    docker_config: tempfile::TempDir,
+    images: Vec<String>,
+    _tmp: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        require_docker();
+        require_skopeo();
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "0"]);
+        let registry = Registry::on(server, tmp);
+        registry.ok(&["repo", "add", "ci", "--kind", "oci"]);
+        registry.ok(&[
+            "repo", "add", "release", "--kind", "oci", "--policy", "release",
+        ]);
+        registry
+    }
+
+    fn on(server: ServerProcess, tmp: tempfile::TempDir) -> Registry {
+        let host = server.url.trim_start_matches("http://").to_string();
+        let registry = Registry {
+            server,
+            host,
+            docker_config: tempfile::tempdir().expect("tempdir"),
+            images: Vec::new(),
+            _tmp: tmp,
+        };
+        registry.login(&registry.server.token.clone());
+        registry
+    }
+
+    fn login(&self, token: &str) {
+        let mut cmd = self.docker(&["login", &self.host, "-u", "tester", "--password-stdin"]);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("docker login");
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(token.as_bytes())
+            .expect("token");
+        let out = child.wait_with_output().expect("docker login");
+        assert!(out.status.success(), "docker login: {}", text(&out));
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.server.cli(args);
+        assert!(out.status.success(), "slipway {args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn docker(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("docker");
+        cmd.args(args)
+            .env("DOCKER_CONFIG", self.docker_config.path());
+        cmd
+    }
+
+    fn docker_ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args).output().expect("docker runs");
+        assert!(out.status.success(), "docker {args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Builds an image from the local busybox with one layer per file, tagged `name` here.
+    fn build(&mut self, name: &str, files: &[(&str, &[u8])]) -> String {
+        let context = tempfile::tempdir().expect("context");
+        let mut dockerfile = format!("FROM {}\n", common::BUSYBOX);
+        for (file, content) in files {
+            std::fs::write(context.path().join(file), content).expect("write");
+            dockerfile.push_str(&format!("COPY {file} /{file}\n"));
+        }
+        let first = files.first().map_or("", |f| f.0);
+        dockerfile.push_str(&format!("CMD [\"cat\", \"/{first}\"]\n"));
+        std::fs::write(context.path().join("Dockerfile"), dockerfile).expect("Dockerfile");
+        let image = self.image(name);
+        let context_dir = context.path().to_string_lossy().into_owned();
+        self.docker_ok(&["build", "-q", "-t", &image, &context_dir]);
+        image
+    }
+
+    /// The full name of `name` on this registry, removed from the engine when the test ends.
+    fn image(&mut self, name: &str) -> String {
+        let image = format!("{}/{name}", self.host);
+        self.images.push(image.clone());
+        image
+    }
+
+    /// `docker push`; returns the manifest digest it reports.
+    fn push(&self, image: &str) -> String {
+        let out = self.docker_ok(&["push", image]);
+        out.split_whitespace()
+            .skip_while(|w| *w != "digest:")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no digest in push output: {out}"))
+            .to_string()
+    }
+
+    /// Removes the local copy, pulls it back and runs it.
+    fn pull_and_run(&self, image: &str) -> String {
+        self.docker_ok(&["rmi", "-f", image]);
+        self.docker_ok(&["pull", "-q", image]);
+        self.docker_ok(&["run", "--rm", "--network", "none", image])
+    }
+
+    fn skopeo(&self, args: &[&str]) -> Output {
+        let creds = format!("tester:{}", self.server.token);
+        let (verb, rest) = args.split_first().expect("verb");
+        let mut cmd = Command::new("skopeo");
+        cmd.arg(verb);
+        // `copy` takes TLS and credentials per side.
+        if *verb == "copy" {
+            cmd.args(["--src-tls-verify=false", "--dest-tls-verify=false"])
+                .args(["--src-creds", &creds, "--dest-creds", &creds]);
+        } else {
+            cmd.args(["--tls-verify=false", "--creds", &creds]);
+        }
+        cmd.args(rest).output().expect("skopeo runs")
+    }
+
+    fn skopeo_ok(&self, args: &[&str]) -> String {
+        let out = self.skopeo(args);
+        assert!(out.status.success(), "skopeo {args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `curl` against the server with the admin token as Basic credentials;
+    /// returns (status, headers, body).
+    fn curl(&self, method: &str, path: &str, extra: &[&str]) -> (u16, String, Vec<u8>) {
+        let headers = tempfile::NamedTempFile::new().expect("headers file");
+        // The registry takes Basic credentials, the API a bearer token.
+        let auth = if path.starts_with("/api/") {
+            format!("Authorization: Bearer {}", self.server.token)
+        } else {
+            format!(
+                "Authorization: Basic {}",
+                base64_of(&format!("tester:{}", self.server.token))
+            )
+        };
+        let out = Command::new("curl")
+            .args(["-s", "-X", method, "-H", &auth])
+            .args([
+                "-D",
+                &headers.path().to_string_lossy(),
+                "-o",
+                "-",
+                "-w",
+                "\n%{http_code}",
+            ])
+            .args(extra)
+            .arg(format!("{}{path}", self.server.url))
+            .output()
+            .expect("curl");
+        let mut body = out.stdout;
+        let split = body.iter().rposition(|b| *b == b'\n').expect("status line");
+        let status = String::from_utf8_lossy(&body[split + 1..])
+            .trim()
+            .parse()
+            .expect("status");
+        body.truncate(split);
+        // Header names are case-insensitive: lowercase them, keep the values.
+        let headers = std::fs::read_to_string(headers.path())
+            .expect("headers")
+            .lines()
+            .map(|l| match l.split_once(": ") {
+                Some((name, value)) => format!("{}: {value}\n", name.to_lowercase()),
+                None => format!("{l}\n"),
+            })
+            .collect();
+        (status, headers, body)
+    }
+
+    fn blobs_dir(&self) -> PathBuf {
+        self.server.data_dir.join("registry")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        for image in &self.images {
+            let _ = Command::new("docker")
+                .args(["rmi", "-f", image])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+fn require_skopeo() {
+    let found = Command::new("skopeo")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "the registry tests drive skopeo: run scripts/test, which installs it"
+    );
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// Files and bytes in the blob store (`registry/sha256`).
+fn stored_blobs(root: &Path) -> (usize, u64) {
+    let mut count = 0;
+    let mut bytes = 0;
+    let Ok(dirs) = std::fs::read_dir(root.join("sha256")) else {
+        return (0, 0);
+    };
+    for dir in dirs.flatten() {
+        for file in std::fs::read_dir(dir.path()).expect("dir").flatten() {
+            count += 1;
+            bytes += file.metadata().expect("meta").len();
+        }
+    }
+    (count, bytes)
+}
+
+fn blob_path(root: &Path, digest: &str) -> PathBuf {
+    let hex = digest.trim_start_matches("sha256:");
+    root.join("sha256").join(&hex[..2]).join(hex)
+}
+
+/// A unique payload, so that no two tests (or runs) share layers.
+fn unique(label: &str) -> Vec<u8> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{label} {nanos} {}\n", std::process::id()).into_bytes()
+}
+
+#[test]
+fn docker_and_skopeo_push_pull_copy_inspect_and_delete() {
+    let mut reg = Registry::start();
+    let image = reg.build(
+        "ci/hello:1",
+        &[("greeting", &unique("hello")), ("second", &unique("layer"))],
+    );
+    let digest = reg.push(&image);
+    let output = reg.pull_and_run(&image);
+    assert!(
+        output.starts_with("hello "),
+        "the pulled image runs: {output}"
+    );
+
+    let inspected: serde_json::Value =
+        serde_json::from_str(&reg.skopeo_ok(&["inspect", &format!("docker://{image}")]))
+            .expect("JSON");
+    assert_eq!(inspected["Digest"], digest.as_str());
+    assert_eq!(
+        inspected["Layers"].as_array().map(Vec::len),
+        Some(3),
+        "base + two COPY layers"
+    );
+
+    let copy = reg.image("ci/copy:1");
+    reg.skopeo_ok(&[
+        "copy",
+        &format!("docker://{image}"),
+        &format!("docker://{copy}"),
+    ]);
+    let copied: serde_json::Value =
+        serde_json::from_str(&reg.skopeo_ok(&["inspect", &format!("docker://{copy}")]))
+            .expect("JSON");
+    assert_eq!(
+        copied["Digest"],
+        digest.as_str(),
+        "skopeo copies the manifest as it is"
+    );
+    reg.skopeo_ok(&["delete", &format!("docker://{copy}")]);
+    let gone = reg.skopeo(&["inspect", &format!("docker://{copy}")]);
+    assert!(!gone.status.success(), "deleted: {}", text(&gone));
+    // The original is untouched by deleting the copy.
+    assert_eq!(reg.pull_and_run(&image), output);
+}
+
+#[test]
+fn release_tags_never_move_and_promotion_writes_no_blob_bytes() {
+    let mut reg = Registry::start();
+    let first = reg.build("ci/app:1", &[("v", &unique("first"))]);
+    let first_digest = reg.push(&first);
+    let second = reg.build("ci/app:2", &[("v", &unique("second"))]);
+    reg.push(&second);
+
+    let before = stored_blobs(&reg.blobs_dir());
+    let source = format!("ci/app@{first_digest}");
+    let promoted = reg.ok(&[
+        "promote",
+        &source,
+        "--to",
+        "release",
+        "--tag",
+        "1.0",
+        "--reason",
+        "QA signed off",
+    ]);
+    assert!(promoted.contains("promoted"), "{promoted}");
+    assert_eq!(
+        stored_blobs(&reg.blobs_dir()),
+        before,
+        "promotion wrote no blob bytes"
+    );
+    let again = reg.ok(&["promote", &source, "--to", "release", "--tag", "1.0"]);
+    assert!(again.contains("nothing changed"), "idempotent: {again}");
+
+    let released = reg.image("release/app:1.0");
+    let output = reg.pull_and_run(&released);
+    assert!(output.starts_with("first "), "{output}");
+    let inspected: serde_json::Value =
+        serde_json::from_str(&reg.skopeo_ok(&["inspect", &format!("docker://{released}")]))
+            .expect("JSON");
+    assert_eq!(
+        inspected["Digest"],
+        first_digest.as_str(),
+        "same digest in release"
+    );
+
+    // Moving the tag, even as admin, is refused with a clear reason.
+    reg.docker_ok(&["tag", &second, &released]);
+    let out = reg
+        .docker(&["push", &released])
+        .output()
+        .expect("docker push");
+    assert!(!out.status.success());
+    assert!(text(&out).contains("never move"), "{}", text(&out));
+    // Promoting another image onto the tag is refused the same way.
+    let second_digest = reg.push(&second);
+    let out = reg.server.cli(&[
+        "promote",
+        &format!("ci/app@{second_digest}"),
+        "--to",
+        "release",
+        "--tag",
+        "1.0",
+    ]);
+    assert!(
+        !out.status.success() && text(&out).contains("never move"),
+        "{}",
+        text(&out)
+    );
+
+    // A developer may promote but not push to the release repository.
+    let developer = reg
+        .ok(&["token", "create", "dev", "--role", "developer"])
+        .trim()
+        .to_string();
+    reg.login(&developer);
+    let direct = reg.image("release/app:9");
+    reg.docker_ok(&["tag", &second, &direct]);
+    let out = reg
+        .docker(&["push", &direct])
+        .output()
+        .expect("docker push");
+    assert!(!out.status.success(), "a developer cannot push to release");
+
+    let history: serde_json::Value = serde_json::from_slice(
+        &reg.curl(
+            "GET",
+            &format!("/api/v1/promotions?image=app&digest={first_digest}"),
+            &[],
+        )
+        .2,
+    )
+    .expect("JSON");
+    let history = history.as_array().expect("list");
+    assert_eq!(history.len(), 1, "one promotion recorded: {history:?}");
+    assert_eq!(history[0]["reason"], "QA signed off");
+    assert_eq!(history[0]["from_repo"], "ci");
+    assert_eq!(history[0]["promoted_by"], "admin");
+}
+
+#[test]
+fn a_wrong_digest_is_refused_and_leaves_nothing_behind() {
+    let reg = Registry::start();
+    let body = b"these bytes are not what the digest says";
+    let wrong = sha256(b"something else entirely");
+    let (status, _, answer) = reg.curl(
+        "POST",
+        &format!("/v2/ci/blobs/blobs/uploads/?digest={wrong}"),
+        &[
+            "-H",
+            "Content-Type: application/octet-stream",
+            "--data-binary",
+            &String::from_utf8_lossy(body),
+        ],
+    );
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&answer));
+    assert!(String::from_utf8_lossy(&answer).contains("DIGEST_INVALID"));
+    assert_eq!(stored_blobs(&reg.blobs_dir()).0, 0, "no blob stored");
+    let leftovers = std::fs::read_dir(reg.blobs_dir().join("uploads")).map_or(0, |d| d.count());
+    assert_eq!(leftovers, 0, "no upload file left");
+    let (status, _, _) = reg.curl(
+        "HEAD",
+        &format!("/v2/ci/blobs/blobs/{}", sha256(body)),
+        &["-I"],
+    );
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn chunked_uploads_ranges_manifests_tags_and_referrers_follow_the_spec() {
+    let reg = Registry::start();
+    // Chunked upload: in order, then out of order (416), then finished.
+    let (status, headers, _) = reg.curl("POST", "/v2/ci/parts/blobs/uploads/", &[]);
+    assert_eq!(status, 202);
+    let location = header(&headers, "location");
+    let chunk = |range: &str, data: &str| {
+        reg.curl(
+            "PATCH",
+            &location,
+            &[
+                "-H",
+                &format!("Content-Range: {range}"),
+                "-H",
+                "Content-Type: application/octet-stream",
+                "--data-binary",
+                data,
+            ],
+        )
+    };
+    let (status, headers, _) = chunk("0-4", "hello");
+    assert_eq!(
+        (status, header(&headers, "range")),
+        (202, "0-4".to_string())
+    );
+    let (status, headers, _) = chunk("10-14", "world");
+    assert_eq!(status, 416, "a gap is refused");
+    assert_eq!(
+        header(&headers, "range"),
+        "0-4",
+        "and the client is told where to resume"
+    );
+    let (status, headers, _) = chunk("5-10", " world");
+    assert_eq!(
+        (status, header(&headers, "range")),
+        (202, "0-10".to_string())
+    );
+    let (status, headers, _) = reg.curl("GET", &location, &[]);
+    assert_eq!(
+        (status, header(&headers, "range")),
+        (204, "0-10".to_string())
+    );
+    let layer = sha256(b"hello world");
+    let (status, headers, _) = reg.curl("PUT", &format!("{location}?digest={layer}"), &[]);
+    assert_eq!(status, 201);
+    assert_eq!(header(&headers, "docker-content-digest"), layer);
+
+    // Ranged reads.
+    let blob = format!("/v2/ci/parts/blobs/{layer}");
+    let (status, headers, body) = reg.curl("GET", &blob, &["-H", "Range: bytes=6-10"]);
+    assert_eq!((status, body.as_slice()), (206, &b"world"[..]));
+    assert_eq!(header(&headers, "content-range"), "bytes 6-10/11");
+    let (status, _, _) = reg.curl("GET", &blob, &["-H", "Range: bytes=50-"]);
+    assert_eq!(status, 416);
+
+    // A config blob, an image manifest pushed under several tags, and an artifact referring to it.
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config_digest = put_blob(&reg, "ci/parts", config);
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":11}}]}}"#,
+        config.len()
+    );
+    let manifest_digest = sha256(manifest.as_bytes());
+    for tag in ["a", "b", "c", "d", "e"] {
+        let (status, headers, body) = put_manifest(
+            &reg,
+            "ci/parts",
+            tag,
+            "application/vnd.oci.image.manifest.v1+json",
+            &manifest,
+        );
+        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(header(&headers, "docker-content-digest"), manifest_digest);
+    }
+    let (status, headers, body) = reg.curl(
+        "GET",
+        "/v2/ci/parts/manifests/c",
+        &["-H", "Accept: application/vnd.oci.image.manifest.v1+json"],
+    );
+    assert_eq!((status, body.as_slice()), (200, manifest.as_bytes()));
+    assert_eq!(
+        header(&headers, "content-type"),
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    assert_eq!(header(&headers, "docker-content-digest"), manifest_digest);
+
+    // Tag listing pages with a Link to the next page.
+    let (_, headers, body) = reg.curl("GET", "/v2/ci/parts/tags/list?n=2", &[]);
+    let page: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(page["tags"], serde_json::json!(["a", "b"]));
+    assert!(header(&headers, "link").contains("last=b"), "{headers}");
+    let (_, headers, body) = reg.curl("GET", "/v2/ci/parts/tags/list?n=2&last=d", &[]);
+    let page: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(page["tags"], serde_json::json!(["e"]));
+    assert_eq!(header(&headers, "link"), "", "no next page");
+
+    // A manifest that references what the repository lacks is refused.
+    let missing = manifest.replace(&layer, &sha256(b"never pushed"));
+    let (status, _, body) = put_manifest(
+        &reg,
+        "ci/parts",
+        "broken",
+        "application/vnd.oci.image.manifest.v1+json",
+        &missing,
+    );
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("MANIFEST_BLOB_UNKNOWN"));
+    // Too large a manifest: 413.
+    let huge = format!("{{\"pad\":\"{}\"}}", "x".repeat(5 * 1024 * 1024));
+    let (status, _, _) = put_manifest(
+        &reg,
+        "ci/parts",
+        "huge",
+        "application/vnd.oci.image.manifest.v1+json",
+        &huge,
+    );
+    assert_eq!(status, 413);
+
+    // Referrers: an artifact whose subject is the manifest.
+    let empty = put_blob(&reg, "ci/parts", b"{}");
+    let artifact = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.example.sbom","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{empty}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":11}}],"subject":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{manifest_digest}","size":{}}},"annotations":{{"org.example":"sbom"}}}}"#,
+        manifest.len()
+    );
+    let artifact_digest = sha256(artifact.as_bytes());
+    let (status, headers, _) = put_manifest(
+        &reg,
+        "ci/parts",
+        &artifact_digest,
+        "application/vnd.oci.image.manifest.v1+json",
+        &artifact,
+    );
+    assert_eq!(status, 201);
+    assert_eq!(header(&headers, "oci-subject"), manifest_digest);
+    let referrers = |query: &str| {
+        let (status, headers, body) = reg.curl(
+            "GET",
+            &format!("/v2/ci/parts/referrers/{manifest_digest}{query}"),
+            &[],
+        );
+        assert_eq!(status, 200);
+        (
+            headers,
+            serde_json::from_slice::<serde_json::Value>(&body).expect("JSON"),
+        )
+    };
+    let (_, all) = referrers("");
+    assert_eq!(all["manifests"][0]["digest"], artifact_digest.as_str());
+    assert_eq!(
+        all["manifests"][0]["artifactType"],
+        "application/vnd.example.sbom"
+    );
+    assert_eq!(all["manifests"][0]["annotations"]["org.example"], "sbom");
+    let (headers, filtered) = referrers("?artifactType=application/vnd.example.sig");
+    assert_eq!(filtered["manifests"], serde_json::json!([]));
+    assert_eq!(header(&headers, "oci-filters-applied"), "artifactType");
+
+    // Cross-repository mount, then delete by digest takes the tags with it.
+    let (status, _, _) = reg.curl(
+        "POST",
+        &format!("/v2/ci/other/blobs/uploads/?mount={layer}&from=ci/parts"),
+        &[],
+    );
+    assert_eq!(status, 201, "mounted without uploading");
+    let (status, _, _) = reg.curl(
+        "DELETE",
+        &format!("/v2/ci/parts/manifests/{manifest_digest}"),
+        &[],
+    );
+    assert_eq!(status, 202);
+    let (status, _, body) = reg.curl("GET", "/v2/ci/parts/manifests/a", &[]);
+    assert_eq!(status, 404);
+    assert!(String::from_utf8_lossy(&body).contains("MANIFEST_UNKNOWN"));
+
+    // Errors use the spec's shape; anonymous requests get a token challenge.
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            &format!("{}/v2/ci/parts/tags/list", reg.server.url),
+        ])
+        .output()
+        .expect("curl");
+    let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(head.starts_with("http/1.1 401"), "{head}");
+    assert!(
+        head.contains("www-authenticate: bearer realm=\"http://127.0.0.1:"),
+        "{head}"
+    );
+    assert!(
+        head.contains("scope=\"repository:ci/parts:pull\""),
+        "{head}"
+    );
+}
+
+fn header(headers: &str, name: &str) -> String {
+    headers
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+fn put_blob(reg: &Registry, name: &str, content: &[u8]) -> String {
+    let digest = sha256(content);
+    let file = tempfile::NamedTempFile::new().expect("file");
+    std::fs::write(file.path(), content).expect("write");
+    let (status, _, body) = reg.curl(
+        "POST",
+        &format!("/v2/{name}/blobs/uploads/?digest={digest}"),
+        &[
+            "-H",
+            "Content-Type: application/octet-stream",
+            "--data-binary",
+            &format!("@{}", file.path().display()),
+        ],
+    );
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    digest
+}
+
+fn put_manifest(
+    reg: &Registry,
+    name: &str,
+    reference: &str,
+    media_type: &str,
+    body: &str,
+) -> (u16, String, Vec<u8>) {
+    let file = tempfile::NamedTempFile::new().expect("file");
+    std::fs::write(file.path(), body).expect("write");
+    reg.curl(
+        "PUT",
+        &format!("/v2/{name}/manifests/{reference}"),
+        &[
+            "-H",
+            &format!("Content-Type: {media_type}"),
+            "--data-binary",
+            &format!("@{}", file.path().display()),
+        ],
+    )
+}
+
+#[test]
+fn a_server_killed_during_a_push_serves_every_earlier_image_and_the_push_then_succeeds() {
+    let mut reg = Registry::start();
+    let earlier = reg.build("ci/earlier:1", &[("e", &unique("earlier"))]);
+    reg.push(&earlier);
+    // A layer large enough that the push is still streaming when the server dies.
+    let mut big = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(
+            std::fs::File::open("/dev/urandom").expect("urandom"),
+            48 << 20,
+        ),
+        &mut big,
+    )
+    .expect("random bytes");
+    let large = reg.build("ci/large:1", &[("big", &big)]);
+    let mut push = reg
+        .docker(&["push", &large])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("push");
+    let uploads = reg.blobs_dir().join("uploads");
+    let start = Instant::now();
+    loop {
+        let streaming = std::fs::read_dir(&uploads)
+            .map(|d| {
+                d.flatten()
+                    .any(|f| f.metadata().is_ok_and(|m| m.len() > 1 << 20))
+            })
+            .unwrap_or(false);
+        if streaming {
+            break;
+        }
+        if push.try_wait().expect("push").is_some() {
+            panic!("the push ended before the server could be killed mid-upload");
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "no upload began");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    reg.server.kill9();
+    // The client would retry for a while; the test only needs it gone.
+    let _ = push.kill();
+    let _ = push.wait();
+
+    let listen = reg.host.clone();
+    let data = reg.server.data_dir.clone();
+    reg.server = ServerProcess::start_on(&data, &listen, &["--workers", "0"]);
+    assert!(reg.pull_and_run(&earlier).starts_with("earlier "));
+    reg.push(&large);
+    reg.docker_ok(&["rmi", "-f", &large]);
+    reg.docker_ok(&["pull", "-q", &large]);
+}
+
+#[test]
+fn garbage_collection_during_pushes_frees_the_unreferenced_and_loses_nothing() {
+    let mut reg = Registry::start();
+    // Garbage: an image whose manifest is deleted leaves its own layer unreferenced.
+    let doomed = reg.build("ci/doomed:1", &[("d", &unique("doomed"))]);
+    reg.push(&doomed);
+    let raw: serde_json::Value =
+        serde_json::from_str(&reg.skopeo_ok(&["inspect", "--raw", &format!("docker://{doomed}")]))
+            .expect("JSON");
+    let doomed_layer = raw["layers"][1]["digest"]
+        .as_str()
+        .expect("own layer")
+        .to_string();
+    reg.skopeo_ok(&["delete", &format!("docker://{doomed}")]);
+    let kept = reg.build("ci/kept:1", &[("k", &unique("kept"))]);
+    reg.push(&kept);
+    let garbage_at = Instant::now();
+
+    // Pushes run on another thread while collections run here.
+    let pending: Vec<String> = (0..4)
+        .map(|i| {
+            reg.build(
+                &format!("ci/during:{i}"),
+                &[("p", &unique(&format!("during {i}")))],
+            )
+        })
+        .collect();
+    let grace = Duration::from_secs(2);
+    while garbage_at.elapsed() <= grace {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pusher = {
+        let config = reg.docker_config.path().to_path_buf();
+        let pending = pending.clone();
+        std::thread::spawn(move || {
+            for image in &pending {
+                let out = Command::new("docker")
+                    .args(["push", image])
+                    .env("DOCKER_CONFIG", &config)
+                    .output()
+                    .expect("docker push");
+                assert!(out.status.success(), "push during gc: {}", text(&out));
+            }
+        })
+    };
+    let mut freed = 0;
+    let mut collections = 0;
+    while !pusher.is_finished() || collections == 0 {
+        let report: serde_json::Value =
+            serde_json::from_str(&reg.ok(&["gc", "--grace", "2s", "--json"])).expect("JSON");
+        freed += report["blobs_freed"].as_u64().expect("count");
+        collections += 1;
+    }
+    pusher
+        .join()
+        .expect("every push succeeded while collecting");
+    assert!(freed >= 1, "the unreferenced layer was freed");
+    assert!(
+        !blob_path(&reg.blobs_dir(), &doomed_layer).exists(),
+        "its file is gone"
+    );
+    assert!(reg.pull_and_run(&kept).starts_with("kept "));
+    for (i, image) in pending.iter().enumerate() {
+        assert!(
+            reg.pull_and_run(image).starts_with(&format!("during {i} ")),
+            "{image}"
+        );
+    }
+    let dry: serde_json::Value =
+        serde_json::from_str(&reg.ok(&["gc", "--grace", "0s", "--dry-run", "--json"]))
+            .expect("JSON");
+    assert_eq!(
+        dry["blobs_freed"], 0,
+        "nothing referenced would ever go: {dry}"
+    );
+}

@@ -39,9 +39,20 @@ pub enum RegistryError {
     #[error("the upload's body failed: {0}")]
     Body(String),
     #[error(transparent)]
-    Blob(#[from] BlobError),
+    Blob(BlobError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<BlobError> for RegistryError {
+    fn from(e: BlobError) -> RegistryError {
+        match e {
+            BlobError::DigestMismatch { .. } => {
+                RegistryError::DigestInvalid(format!("{e}; nothing was stored"))
+            }
+            other => RegistryError::Blob(other),
+        }
+    }
 }
 
 impl From<AppendError> for RegistryError {

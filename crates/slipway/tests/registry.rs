@@ -4,268 +4,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::require_docker;
+use common::registry::{
+    Registry, blob_path, header, put_blob, put_manifest, sha256, stored_blobs, text, unique,
+};
 use common::server::ServerProcess;
-use sha2::{Digest as _, Sha256};
-
-/// A server with `ci` and `release` repositories, and a docker client logged in to it.
-struct Registry {
-    server: ServerProcess,
-    /// `127.0.0.1:PORT`, as image names start.
-    host: String,
-    docker_config: tempfile::TempDir,
-    images: Vec<String>,
-    _tmp: tempfile::TempDir,
-}
-
-impl Registry {
-    fn start() -> Registry {
-        require_docker();
-        require_skopeo();
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "0"]);
-        let registry = Registry::on(server, tmp);
-        registry.ok(&["repo", "add", "ci", "--kind", "oci"]);
-        registry.ok(&[
-            "repo", "add", "release", "--kind", "oci", "--policy", "release",
-        ]);
-        registry
-    }
-
-    fn on(server: ServerProcess, tmp: tempfile::TempDir) -> Registry {
-        let host = server.url.trim_start_matches("http://").to_string();
-        let registry = Registry {
-            server,
-            host,
-            docker_config: tempfile::tempdir().expect("tempdir"),
-            images: Vec::new(),
-            _tmp: tmp,
-        };
-        registry.login(&registry.server.token.clone());
-        registry
-    }
-
-    fn login(&self, token: &str) {
-        let mut cmd = self.docker(&["login", &self.host, "-u", "tester", "--password-stdin"]);
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("docker login");
-        use std::io::Write as _;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(token.as_bytes())
-            .expect("token");
-        let out = child.wait_with_output().expect("docker login");
-        assert!(out.status.success(), "docker login: {}", text(&out));
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.server.cli(args);
-        assert!(out.status.success(), "slipway {args:?}: {}", text(&out));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn docker(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("docker");
-        cmd.args(args)
-            .env("DOCKER_CONFIG", self.docker_config.path());
-        cmd
-    }
-
-    fn docker_ok(&self, args: &[&str]) -> String {
-        let out = self.docker(args).output().expect("docker runs");
-        assert!(out.status.success(), "docker {args:?}: {}", text(&out));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Builds an image from the local busybox with one layer per file, tagged `name` here.
-    fn build(&mut self, name: &str, files: &[(&str, &[u8])]) -> String {
-        let context = tempfile::tempdir().expect("context");
-        let mut dockerfile = format!("FROM {}\n", common::BUSYBOX);
-        for (file, content) in files {
-            std::fs::write(context.path().join(file), content).expect("write");
-            dockerfile.push_str(&format!("COPY {file} /{file}\n"));
-        }
-        let first = files.first().map_or("", |f| f.0);
-        dockerfile.push_str(&format!("CMD [\"cat\", \"/{first}\"]\n"));
-        std::fs::write(context.path().join("Dockerfile"), dockerfile).expect("Dockerfile");
-        let image = self.image(name);
-        let context_dir = context.path().to_string_lossy().into_owned();
-        self.docker_ok(&["build", "-q", "-t", &image, &context_dir]);
-        image
-    }
-
-    /// The full name of `name` on this registry, removed from the engine when the test ends.
-    fn image(&mut self, name: &str) -> String {
-        let image = format!("{}/{name}", self.host);
-        self.images.push(image.clone());
-        image
-    }
-
-    /// `docker push`; returns the manifest digest it reports.
-    fn push(&self, image: &str) -> String {
-        let out = self.docker_ok(&["push", image]);
-        out.split_whitespace()
-            .skip_while(|w| *w != "digest:")
-            .nth(1)
-            .unwrap_or_else(|| panic!("no digest in push output: {out}"))
-            .to_string()
-    }
-
-    /// Removes the local copy, pulls it back and runs it.
-    fn pull_and_run(&self, image: &str) -> String {
-        self.docker_ok(&["rmi", "-f", image]);
-        self.docker_ok(&["pull", "-q", image]);
-        self.docker_ok(&["run", "--rm", "--network", "none", image])
-    }
-
-    fn skopeo(&self, args: &[&str]) -> Output {
-        let creds = format!("tester:{}", self.server.token);
-        let (verb, rest) = args.split_first().expect("verb");
-        let mut cmd = Command::new("skopeo");
-        cmd.arg(verb);
-        // `copy` takes TLS and credentials per side.
-        if *verb == "copy" {
-            cmd.args(["--src-tls-verify=false", "--dest-tls-verify=false"])
-                .args(["--src-creds", &creds, "--dest-creds", &creds]);
-        } else {
-            cmd.args(["--tls-verify=false", "--creds", &creds]);
-        }
-        cmd.args(rest).output().expect("skopeo runs")
-    }
-
-    fn skopeo_ok(&self, args: &[&str]) -> String {
-        let out = self.skopeo(args);
-        assert!(out.status.success(), "skopeo {args:?}: {}", text(&out));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// `curl` against the server with the admin token as Basic credentials;
-    /// returns (status, headers, body).
-    fn curl(&self, method: &str, path: &str, extra: &[&str]) -> (u16, String, Vec<u8>) {
-        let headers = tempfile::NamedTempFile::new().expect("headers file");
-        // The registry takes Basic credentials, the API a bearer token.
-        let auth = if path.starts_with("/api/") {
-            format!("Authorization: Bearer {}", self.server.token)
-        } else {
-            format!(
-                "Authorization: Basic {}",
-                base64_of(&format!("tester:{}", self.server.token))
-            )
-        };
-        let out = Command::new("curl")
-            .args(["-s", "-X", method, "-H", &auth])
-            .args([
-                "-D",
-                &headers.path().to_string_lossy(),
-                "-o",
-                "-",
-                "-w",
-                "\n%{http_code}",
-            ])
-            .args(extra)
-            .arg(format!("{}{path}", self.server.url))
-            .output()
-            .expect("curl");
-        let mut body = out.stdout;
-        let split = body.iter().rposition(|b| *b == b'\n').expect("status line");
-        let status = String::from_utf8_lossy(&body[split + 1..])
-            .trim()
-            .parse()
-            .expect("status");
-        body.truncate(split);
-        // Header names are case-insensitive: lowercase them, keep the values.
-        let headers = std::fs::read_to_string(headers.path())
-            .expect("headers")
-            .lines()
-            .map(|l| match l.split_once(": ") {
-                Some((name, value)) => format!("{}: {value}\n", name.to_lowercase()),
-                None => format!("{l}\n"),
-            })
-            .collect();
-        (status, headers, body)
-    }
-
-    fn blobs_dir(&self) -> PathBuf {
-        self.server.data_dir.join("registry")
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        for image in &self.images {
-            let _ = Command::new("docker")
-                .args(["rmi", "-f", image])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn base64_of(text: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(text)
-}
-
-fn require_skopeo() {
-    let found = Command::new("skopeo")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "the registry tests drive skopeo: run scripts/test, which installs it"
-    );
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
-
-/// Files and bytes in the blob store (`registry/sha256`).
-fn stored_blobs(root: &Path) -> (usize, u64) {
-    let mut count = 0;
-    let mut bytes = 0;
-    let Ok(dirs) = std::fs::read_dir(root.join("sha256")) else {
-        return (0, 0);
-    };
-    for dir in dirs.flatten() {
-        for file in std::fs::read_dir(dir.path()).expect("dir").flatten() {
-            count += 1;
-            bytes += file.metadata().expect("meta").len();
-        }
-    }
-    (count, bytes)
-}
-
-fn blob_path(root: &Path, digest: &str) -> PathBuf {
-    let hex = digest.trim_start_matches("sha256:");
-    root.join("sha256").join(&hex[..2]).join(hex)
-}
-
-/// A unique payload, so that no two tests (or runs) share layers.
-fn unique(label: &str) -> Vec<u8> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("{label} {nanos} {}\n", std::process::id()).into_bytes()
-}
 
 #[test]
 fn docker_and_skopeo_push_pull_copy_inspect_and_delete() {
@@ -635,54 +380,6 @@ fn chunked_uploads_ranges_manifests_tags_and_referrers_follow_the_spec() {
     );
 }
 
-fn header(headers: &str, name: &str) -> String {
-    headers
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-        .unwrap_or("")
-        .trim()
-        .to_string()
-}
-
-fn put_blob(reg: &Registry, name: &str, content: &[u8]) -> String {
-    let digest = sha256(content);
-    let file = tempfile::NamedTempFile::new().expect("file");
-    std::fs::write(file.path(), content).expect("write");
-    let (status, _, body) = reg.curl(
-        "POST",
-        &format!("/v2/{name}/blobs/uploads/?digest={digest}"),
-        &[
-            "-H",
-            "Content-Type: application/octet-stream",
-            "--data-binary",
-            &format!("@{}", file.path().display()),
-        ],
-    );
-    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
-    digest
-}
-
-fn put_manifest(
-    reg: &Registry,
-    name: &str,
-    reference: &str,
-    media_type: &str,
-    body: &str,
-) -> (u16, String, Vec<u8>) {
-    let file = tempfile::NamedTempFile::new().expect("file");
-    std::fs::write(file.path(), body).expect("write");
-    reg.curl(
-        "PUT",
-        &format!("/v2/{name}/manifests/{reference}"),
-        &[
-            "-H",
-            &format!("Content-Type: {media_type}"),
-            "--data-binary",
-            &format!("@{}", file.path().display()),
-        ],
-    )
-}
-
 #[test]
 fn a_server_killed_during_a_push_serves_every_earlier_image_and_the_push_then_succeeds() {
     let mut reg = Registry::start();
@@ -812,4 +509,83 @@ fn garbage_collection_during_pushes_frees_the_unreferenced_and_loses_nothing() {
         dry["blobs_freed"], 0,
         "nothing referenced would ever go: {dry}"
     );
+}
+
+#[test]
+fn raw_repositories_store_verify_list_and_delete_files() {
+    let reg = Registry::start();
+    reg.ok(&["repo", "add", "files", "--kind", "raw"]);
+    let content = unique("tool binary");
+    let file = tempfile::NamedTempFile::new().expect("file");
+    std::fs::write(file.path(), &content).expect("write");
+    let upload = format!("@{}", file.path().display());
+    let hex = sha256(&content).trim_start_matches("sha256:").to_string();
+
+    let (status, headers, _) = reg.curl(
+        "PUT",
+        "/raw/files/tools/v1/tool.bin",
+        &["--data-binary", &upload],
+    );
+    assert_eq!(status, 201);
+    assert_eq!(header(&headers, "x-checksum-sha256"), hex);
+    let (status, headers, body) = reg.curl("GET", "/raw/files/tools/v1/tool.bin", &[]);
+    assert_eq!((status, body), (200, content.clone()));
+    assert_eq!(header(&headers, "etag"), format!("\"{hex}\""));
+
+    // A checksum that does not match is refused and the stored file stays.
+    let (status, _, body) = reg.curl(
+        "PUT",
+        "/raw/files/tools/v1/tool.bin",
+        &[
+            "--data-binary",
+            "other bytes",
+            "-H",
+            &format!("X-Checksum-Sha256: {hex}"),
+        ],
+    );
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("DIGEST_INVALID"));
+    assert_eq!(
+        reg.curl("GET", "/raw/files/tools/v1/tool.bin", &[]).2,
+        content
+    );
+
+    reg.curl(
+        "PUT",
+        "/raw/files/tools/README",
+        &["--data-binary", "read me"],
+    );
+    let listing = |path: &str| -> serde_json::Value {
+        serde_json::from_slice(&reg.curl("GET", path, &[]).2).expect("JSON listing")
+    };
+    let top = listing("/raw/files/tools/");
+    let names: Vec<&str> = top["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert_eq!(names, ["README", "v1/"]);
+    let v1 = listing("/raw/files/tools/v1/");
+    assert_eq!(v1["entries"][0]["sha256"], hex.as_str());
+    assert_eq!(v1["entries"][0]["size"], content.len());
+
+    let (status, _, _) = reg.curl("GET", "/raw/files/a/../etc/passwd", &["--path-as-is"]);
+    assert!(status == 400 || status == 404, "no traversal: {status}");
+    let anonymous = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("{}/raw/files/tools/README", reg.server.url),
+        ])
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&anonymous.stdout), "401");
+
+    let (status, _, _) = reg.curl("DELETE", "/raw/files/tools/v1/tool.bin", &[]);
+    assert_eq!(status, 204);
+    assert_eq!(reg.curl("GET", "/raw/files/tools/v1/tool.bin", &[]).0, 404);
 }

@@ -9,6 +9,7 @@ mod auth;
 mod blobs;
 mod error;
 mod manifests;
+mod raw;
 
 use axum::Router;
 use axum::body::Body;
@@ -30,6 +31,9 @@ pub fn router() -> Router<AppState> {
         .route("/v2/", any(base))
         .route("/v2/token", any(token))
         .route("/v2/{*rest}", any(dispatch))
+        .route("/raw/{repo}", any(raw::top))
+        .route("/raw/{repo}/", any(raw::top))
+        .route("/raw/{repo}/{*path}", any(raw::handle))
 }
 
 /// A `/v2/` path, read from its end.
@@ -228,7 +232,7 @@ fn parse_query(uri: &Uri) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-fn host_of(headers: &HeaderMap) -> String {
+pub(crate) fn host_of(headers: &HeaderMap) -> String {
     headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())

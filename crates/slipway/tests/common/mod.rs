@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod registry;
 pub mod server;
 
 use std::path::{Path, PathBuf};

@@ -10,6 +10,7 @@ mod digest;
 mod error;
 mod gc;
 pub mod manifest;
+mod proxy;
 mod raw;
 mod registry;
 mod spec;

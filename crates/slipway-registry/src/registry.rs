@@ -47,6 +47,8 @@ pub struct Registry {
     pub blobs: BlobStore,
     pub(crate) stripes: Arc<Stripes>,
     hashers: Hashers,
+    /// For proxy repositories' upstreams.
+    pub(crate) http: reqwest::Client,
 }
 
 impl Registry {
@@ -57,6 +59,10 @@ impl Registry {
             blobs: BlobStore::new(root),
             stripes: Arc::new(Stripes::new()),
             hashers: Hashers::default(),
+            http: reqwest::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .build()
+                .unwrap_or_default(),
         }
     }
 
@@ -253,6 +259,7 @@ impl Registry {
             children: &strings(&parsed.children),
             tag,
             immutable_tags: repo.policy == TagPolicy::Release,
+            lazy: repo.kind == RepoKind::OciProxy,
         };
         self.store.put_manifest(&new).await.map_err(|e| match e {
             StoreError::NotFound(m) => RegistryError::ManifestBlobUnknown(m),

@@ -589,3 +589,62 @@ fn raw_repositories_store_verify_list_and_delete_files() {
     assert_eq!(status, 204);
     assert_eq!(reg.curl("GET", "/raw/files/tools/v1/tool.bin", &[]).0, 404);
 }
+
+#[test]
+fn a_proxy_repository_caches_pulls_rechecks_tags_and_serves_through_an_upstream_outage() {
+    let mut upstream = Registry::start();
+    upstream.ok(&["repo", "add", "public", "--kind", "oci", "--anonymous-pull"]);
+    let original = upstream.build("public/app:1", &[("v", &unique("original"))]);
+    upstream.push(&original);
+
+    let mut reg = Registry::start();
+    // TTL 0: every pull of a tag asks the upstream again while it answers.
+    reg.ok(&[
+        "repo",
+        "add",
+        "mirror",
+        "--kind",
+        "oci-proxy",
+        "--upstream",
+        &upstream.server.url,
+        "--ttl",
+        "0",
+    ]);
+    let mirrored = reg.image("mirror/public/app:1");
+    assert!(
+        reg.pull_and_run(&mirrored).starts_with("original "),
+        "pulled through the proxy"
+    );
+
+    // The upstream tag moves: the proxy notices.
+    let moved = upstream.build("public/app:1", &[("v", &unique("moved"))]);
+    let moved_digest = upstream.push(&moved);
+    assert!(
+        reg.pull_and_run(&mirrored).starts_with("moved "),
+        "the tag was checked again"
+    );
+    let cached: serde_json::Value =
+        serde_json::from_str(&reg.skopeo_ok(&["inspect", &format!("docker://{mirrored}")]))
+            .expect("JSON");
+    assert_eq!(cached["Digest"], moved_digest.as_str());
+
+    // The upstream goes away: what is cached is still served.
+    upstream.server.kill9();
+    assert!(
+        reg.pull_and_run(&mirrored).starts_with("moved "),
+        "served from the cache"
+    );
+    let missing = reg.image("mirror/public/other:1");
+    let out = reg
+        .docker(&["pull", &missing])
+        .output()
+        .expect("docker pull");
+    assert!(
+        !out.status.success(),
+        "nothing cached, upstream down: the pull fails"
+    );
+
+    // Nobody pushes into a proxy.
+    let (status, _, body) = reg.curl("POST", "/v2/mirror/public/app/blobs/uploads/", &[]);
+    assert_eq!(status, 405, "{}", String::from_utf8_lossy(&body));
+}

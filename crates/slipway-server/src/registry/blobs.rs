@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use slipway_registry::{Digest, Registry, RegistryError};
+use slipway_store::RepoKind;
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 use tokio_util::io::ReaderStream;
 
@@ -23,7 +24,11 @@ pub async fn get(req: Request, name: &str, digest: &str) -> Result<Response, Oci
     let (repo, image) = req.target(name, Action::Pull).await?;
     let digest = digest_of(digest)?;
     let registry = &req.state.registry;
-    let size = registry.blob_size(&repo.name, &image, &digest).await?;
+    let size = if repo.kind == RepoKind::OciProxy {
+        registry.proxied_blob(&repo, &image, &digest).await?
+    } else {
+        registry.blob_size(&repo.name, &image, &digest).await?
+    };
     if req.method == axum::http::Method::HEAD {
         // A client checking before it pushes is about to reference this blob.
         registry

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use slipway_registry::manifest::{MAX_MANIFEST_BYTES, OCI_INDEX};
 use slipway_registry::{Registry, RegistryError};
-use slipway_store::ManifestRecord;
+use slipway_store::{ManifestRecord, RepoKind};
 
 use super::blobs::{empty, insert};
 use super::{Action, OciError, Request, with_api_version};
@@ -17,7 +17,11 @@ const DEFAULT_PAGE: i64 = 1000;
 pub async fn get(req: Request, name: &str, reference: &str) -> Result<Response, OciError> {
     let (repo, image) = req.target(name, Action::Pull).await?;
     let registry = &req.state.registry;
-    let record = registry.manifest(&repo.name, &image, reference).await?;
+    let record = if repo.kind == RepoKind::OciProxy {
+        registry.proxied_manifest(&repo, &image, reference).await?
+    } else {
+        registry.manifest(&repo.name, &image, reference).await?
+    };
     let bytes = registry.manifest_bytes(&record).await?;
     let body = if req.method == axum::http::Method::HEAD {
         Body::empty()

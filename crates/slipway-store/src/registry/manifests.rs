@@ -55,6 +55,9 @@ pub struct NewManifest<'a> {
     pub tag: Option<&'a str>,
     /// A `release` repository: an existing tag never moves.
     pub immutable_tags: bool,
+    /// A proxy caches manifests before their blobs (those come on demand):
+    /// references are recorded without being required.
+    pub lazy: bool,
 }
 
 /// One page of tags, in lexical order.
@@ -73,7 +76,7 @@ impl Store {
     pub async fn put_manifest(&self, new: &NewManifest<'_>) -> Result<()> {
         let mut tx = self.write_tx().await?;
         let now = now_ms();
-        for blob in new.blobs {
+        for blob in new.blobs.iter().filter(|_| !new.lazy) {
             require(
                 &mut tx,
                 "SELECT 1 FROM blob_links WHERE repo = $2 AND image = $3 AND digest = $1",
@@ -84,7 +87,7 @@ impl Store {
             )
             .await?;
         }
-        for child in new.children {
+        for child in new.children.iter().filter(|_| !new.lazy) {
             require(
                 &mut tx,
                 "SELECT 1 FROM manifests WHERE repo = $2 AND image = $3 AND digest = $1",
@@ -168,6 +171,18 @@ impl Store {
             Some(row) => Some(row.try_get("updated_at")?),
             None => None,
         })
+    }
+
+    /// Marks a tag as just confirmed (a proxy checked its upstream).
+    pub async fn refresh_tag(&self, repo: &str, image: &str, tag: &str) -> Result<()> {
+        sqlx::query("UPDATE tags SET updated_at = $4 WHERE repo = $1 AND image = $2 AND tag = $3")
+            .bind(repo)
+            .bind(image)
+            .bind(tag)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Removes a manifest from `repo`/`image` with the tags pointing at it.

@@ -27,11 +27,13 @@ impl Registry {
         reference: &str,
     ) -> Result<ManifestRecord> {
         let cached = self.store.manifest(&repo.name, image, reference).await?;
-        if let Some(record) = &cached {
-            if reference.starts_with("sha256:") || self.tag_is_fresh(repo, image, reference).await?
-            {
-                return Ok(record.clone());
-            }
+        let fresh = match &cached {
+            Some(_) if reference.starts_with("sha256:") => true,
+            Some(_) => self.tag_is_fresh(repo, image, reference).await?,
+            None => false,
+        };
+        if let (true, Some(record)) = (fresh, &cached) {
+            return Ok(record.clone());
         }
         match self.fetch_manifest(repo, image, reference).await {
             Ok(()) => self.manifest(&repo.name, image, reference).await,

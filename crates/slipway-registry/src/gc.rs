@@ -61,13 +61,7 @@ impl Registry {
             }
         }
         let live = self.store.live_blobs().await?;
-        self.free_idle_blobs(&live, cutoff, &mut report).await?;
-        report.blobs_in_grace = self
-            .store
-            .idle_blobs(i64::MAX)
-            .await?
-            .len()
-            .saturating_sub(self.store.idle_blobs(cutoff).await?.len());
+        self.free_unreferenced(&live, cutoff, &mut report).await?;
         if !options.dry_run {
             report.uploads_removed = self.remove_abandoned_uploads(started).await?;
         }
@@ -75,14 +69,19 @@ impl Registry {
         Ok(report)
     }
 
-    async fn free_idle_blobs(
+    /// Frees unreferenced blobs untouched since `cutoff`; counts those still in grace.
+    async fn free_unreferenced(
         &self,
         live: &HashSet<String>,
         cutoff: i64,
         report: &mut GcReport,
     ) -> Result<()> {
-        for (digest, size) in self.store.idle_blobs(cutoff).await? {
+        for (digest, size, touched_at) in self.store.blobs_by_touch().await? {
             if live.contains(&digest) {
+                continue;
+            }
+            if touched_at >= cutoff {
+                report.blobs_in_grace += 1;
                 continue;
             }
             let Ok(parsed) = Digest::parse(&digest) else {

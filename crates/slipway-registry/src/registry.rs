@@ -160,13 +160,8 @@ impl Registry {
                 "the uploaded content's digest is {actual}, not {digest}; nothing was stored"
             )));
         }
-        {
-            let _guard = self.stripes.lock(digest).await;
-            self.blobs.place(&path, digest).await?;
-            self.store
-                .blob_stored(&digest.to_string(), to_i64(size), Some((repo, image)))
-                .await?;
-        }
+        self.commit_blob(&path, digest, size, Some((repo, image)))
+            .await?;
         self.store.end_upload(id).await?;
         Ok(size)
     }
@@ -202,12 +197,25 @@ impl Registry {
         link: Option<(&str, &str)>,
     ) -> Result<(Digest, u64)> {
         let (temp, digest, size) = self.blobs.stage(content, expected).await?;
-        let _guard = self.stripes.lock(&digest).await;
-        self.blobs.place(&temp, &digest).await?;
+        self.commit_blob(&temp, &digest, size, link).await?;
+        Ok((digest, size))
+    }
+
+    /// Renames a verified file into the store and records it, under the
+    /// blob's stripe lock so the collector cannot remove it in between.
+    async fn commit_blob(
+        &self,
+        verified: &Path,
+        digest: &Digest,
+        size: u64,
+        link: Option<(&str, &str)>,
+    ) -> Result<()> {
+        let _guard = self.stripes.lock(digest).await;
+        self.blobs.place(verified, digest).await?;
         self.store
             .blob_stored(&digest.to_string(), to_i64(size), link)
             .await?;
-        Ok((digest, size))
+        Ok(())
     }
 
     // --- Manifests -----------------------------------------------------------

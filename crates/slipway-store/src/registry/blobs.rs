@@ -38,10 +38,7 @@ impl Store {
             .bind(digest)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(match row {
-            Some(row) => Some(row.try_get("size")?),
-            None => None,
-        })
+        size_of(row)
     }
 
     /// Marks a blob as in use now (the garbage collector spares it for its grace window).
@@ -60,10 +57,7 @@ impl Store {
             .bind(digest)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(match row {
-            Some(row) => Some(row.try_get("size")?),
-            None => None,
-        })
+        size_of(row)
     }
 
     /// Cross-repository mount: links a blob `from` may serve into `to`, touching it.
@@ -167,4 +161,9 @@ pub(super) async fn link_in(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// The `size` column of a row that may be missing.
+fn size_of(row: Option<sqlx::any::AnyRow>) -> Result<Option<i64>> {
+    Ok(row.map(|r| r.try_get("size")).transpose()?)
 }

@@ -49,15 +49,19 @@ impl Store {
         Ok(live)
     }
 
-    /// Blobs not touched since `before`, with their sizes.
-    pub async fn idle_blobs(&self, before: i64) -> Result<Vec<(String, i64)>> {
-        let rows =
-            sqlx::query("SELECT digest, size FROM blobs WHERE touched_at < $1 ORDER BY digest")
-                .bind(before)
-                .fetch_all(&self.pool)
-                .await?;
+    /// Every blob with its size and when it was last touched.
+    pub async fn blobs_by_touch(&self) -> Result<Vec<(String, i64, i64)>> {
+        let rows = sqlx::query("SELECT digest, size, touched_at FROM blobs ORDER BY digest")
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("digest")?, r.try_get("size")?)))
+            .map(|r| {
+                Ok((
+                    r.try_get("digest")?,
+                    r.try_get("size")?,
+                    r.try_get("touched_at")?,
+                ))
+            })
             .collect()
     }
 

@@ -1,20 +1,13 @@
 //! Blobs and uploads: HEAD/GET with ranges, DELETE; monolithic, POST-PUT and
 //! chunked uploads; cross-repository mounts.
 
-use std::io::SeekFrom;
-
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use slipway_registry::{Digest, Registry, RegistryError};
 use slipway_store::RepoKind;
-use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
-use tokio_util::io::ReaderStream;
 
-use super::{Action, OciError, Request, range_header};
-
-/// Bytes read from disk per chunk while streaming a blob out.
-const READ_CHUNK: usize = 256 * 1024;
+use super::{Action, OciError, Request, file_body, range_header};
 
 fn digest_of(text: &str) -> Result<Digest, OciError> {
     Ok(Digest::parse(text).map_err(RegistryError::from)?)
@@ -59,17 +52,14 @@ pub async fn get(req: Request, name: &str, digest: &str) -> Result<Response, Oci
             return Ok(response);
         }
     };
-    let mut file = registry.blobs.open(&digest).await.ok_or_else(|| {
+    let file = registry.blobs.open(&digest).await.ok_or_else(|| {
         OciError::from(RegistryError::BlobUnknown(format!(
             "{name} has no blob {digest}"
         )))
     })?;
     let (start, end) = range.unwrap_or((0, size.saturating_sub(1)));
     let length = if size == 0 { 0 } else { end - start + 1 };
-    file.seek(SeekFrom::Start(start))
-        .await
-        .map_err(OciError::internal)?;
-    let body = Body::from_stream(ReaderStream::with_capacity(file.take(length), READ_CHUNK));
+    let body = file_body(file.into_std().await, start, length);
     let status = if range.is_some() {
         StatusCode::PARTIAL_CONTENT
     } else {

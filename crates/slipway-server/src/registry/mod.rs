@@ -240,6 +240,43 @@ pub(crate) fn host_of(headers: &HeaderMap) -> String {
         .to_string()
 }
 
+/// How much is read from disk at a time while a blob streams out.
+const READ_CHUNK: u64 = 1024 * 1024;
+
+/// A body of `length` bytes of `file` from `start`, read on a blocking thread
+/// a megabyte at a time, a few megabytes ahead of the client at most.
+pub fn file_body(file: std::fs::File, start: u64, length: u64) -> Body {
+    use std::io::{Read as _, Seek as _};
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut file = file;
+        if let Err(e) = file.seek(std::io::SeekFrom::Start(start)) {
+            let _ = tx.blocking_send(Err(e));
+            return;
+        }
+        let mut left = length;
+        while left > 0 {
+            let n = left.min(READ_CHUNK);
+            let mut chunk = Vec::with_capacity(n as usize);
+            let read = (&mut file).take(n).read_to_end(&mut chunk);
+            let item = match read {
+                Ok(got) if got as u64 == n => Ok(bytes::Bytes::from(chunk)),
+                Ok(_) => Err(std::io::Error::other("the blob is shorter than recorded")),
+                Err(e) => Err(e),
+            };
+            let failed = item.is_err();
+            // A closed channel is a client that went away: stop reading.
+            if tx.blocking_send(item).is_err() || failed {
+                return;
+            }
+            left -= n;
+        }
+    });
+    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
+
 /// `0-<last byte>` as upload responses report progress.
 pub fn range_header(offset: u64) -> String {
     format!("0-{}", offset.saturating_sub(1))

@@ -8,10 +8,10 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use slipway_registry::{Digest, RegistryError};
 use slipway_store::RawFile;
-use tokio_util::io::{ReaderStream, StreamReader};
+use tokio_util::io::StreamReader;
 
 use super::blobs::{empty, insert};
-use super::{Action, OciError, RegistryCaller, host_of};
+use super::{Action, OciError, RegistryCaller, file_body, host_of};
 use crate::AppState;
 
 pub async fn handle(
@@ -109,7 +109,11 @@ async fn serve(
                         "the content of `{path}` is missing"
                     )))
                 })?;
-                Body::from_stream(ReaderStream::with_capacity(stored, 256 * 1024))
+                file_body(
+                    stored.into_std().await,
+                    0,
+                    u64::try_from(file.size).unwrap_or(0),
+                )
             };
             let mut response = Response::new(body);
             let headers = response.headers_mut();

@@ -32,6 +32,9 @@ pub struct Assignment {
     pub lease_ms: u64,
     /// Which try at the job this is (1 for the first).
     pub attempt: i64,
+    /// Credentials for the job's `image_build.push`, issued with the claim.
+    #[serde(default)]
+    pub registry: Option<slipway_runner::RegistryAccess>,
 }
 
 /// The work queue as a worker sees it.
@@ -107,6 +110,30 @@ impl std::fmt::Debug for SecretOpener {
     }
 }
 
+/// How a job ended, as a worker reports it.
+#[derive(Debug, Clone, Copy)]
+pub struct JobEnd<'a> {
+    pub status: JobStatus,
+    pub exit_code: Option<i32>,
+    pub reason: Option<&'a str>,
+    /// Images it pushed to the registry.
+    pub pushed: &'a [slipway_runner::PushedImage],
+}
+
+/// Issues credentials for pushing to `REPOSITORY/IMAGE` to a job (`subject`
+/// names it in the token); the server sets it, as only it holds the key.
+pub type IssueRegistryAccess =
+    dyn Fn(&str, &str) -> Option<slipway_runner::RegistryAccess> + Send + Sync;
+
+#[derive(Clone, Default)]
+pub struct RegistryIssuer(pub Option<std::sync::Arc<IssueRegistryAccess>>);
+
+impl std::fmt::Debug for RegistryIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RegistryIssuer")
+    }
+}
+
 impl LocalDispatch {
     async fn assignment(&self, job: Job) -> Result<Assignment> {
         let store = &self.engine.store;
@@ -114,12 +141,23 @@ impl LocalDispatch {
         let project = store.project_by_id(run.project_id).await?;
         let pipeline = store.pipeline_of(run.id).await?;
         let mut secrets = BTreeMap::new();
-        let wanted = self
+        let spec = self
             .engine
             .pipeline(run.id)
             .await?
-            .and_then(|p| p.job(&job.name).map(|j| j.secrets.clone()))
-            .unwrap_or_default();
+            .and_then(|p| p.job(&job.name).cloned());
+        let wanted = spec.as_ref().map(|j| j.secrets.clone()).unwrap_or_default();
+        let push = spec
+            .as_ref()
+            .and_then(|j| j.image_build.as_ref())
+            .and_then(|b| b.push.clone());
+        let registry = match (push, &self.engine.registry.0) {
+            (Some(target), Some(issue)) => issue(
+                &target,
+                &format!("{}/{}/{}", project.name, run.number, job.name),
+            ),
+            _ => None,
+        };
         for name in wanted {
             if let Some(value) = self.engine.secret(&project, &name).await? {
                 secrets.insert(name, value);
@@ -138,6 +176,7 @@ impl LocalDispatch {
             pipeline,
             secrets,
             lease_ms: u64::try_from(millis(self.engine.lease)).unwrap_or(30_000),
+            registry,
         })
     }
 }
@@ -210,9 +249,12 @@ impl Dispatch for LocalDispatch {
                 a.job_id,
                 a.run_id,
                 worker,
-                report.status,
-                report.exit_code,
-                report.reason.as_deref(),
+                JobEnd {
+                    status: report.status,
+                    exit_code: report.exit_code,
+                    reason: report.reason.as_deref(),
+                    pushed: &report.pushed,
+                },
             )
             .await
     }
@@ -234,10 +276,24 @@ impl Engine {
         job: i64,
         run: i64,
         worker: &str,
-        status: JobStatus,
-        exit_code: Option<i32>,
-        reason: Option<&str>,
+        end: JobEnd<'_>,
     ) -> Result<()> {
+        let JobEnd {
+            status,
+            exit_code,
+            reason,
+            pushed,
+        } = end;
+        if !pushed.is_empty() {
+            let name = self.store.job(JobId(job)).await?.name;
+            let pairs: Vec<(String, String)> = pushed
+                .iter()
+                .map(|p| (p.reference.clone(), p.digest.clone()))
+                .collect();
+            self.store
+                .record_run_images(slipway_store::RunId(run), &name, &pairs)
+                .await?;
+        }
         let state = match status {
             JobStatus::Succeeded => State::Succeeded,
             JobStatus::Failed => State::Failed,

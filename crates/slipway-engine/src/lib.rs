@@ -17,7 +17,9 @@ use std::sync::Arc;
 use slipway_store::Store;
 use tokio::sync::Notify;
 
-pub use dispatch::{Assignment, DEFAULT_LEASE, Dispatch, LocalDispatch, SecretOpener};
+pub use dispatch::{
+    Assignment, DEFAULT_LEASE, Dispatch, JobEnd, LocalDispatch, RegistryIssuer, SecretOpener,
+};
 pub use paths::Paths;
 pub use poll::{poll_once, run_poller, run_reaper};
 pub use trigger::Target;
@@ -58,6 +60,8 @@ pub struct Engine {
     mirrors: Arc<std::sync::Mutex<std::collections::HashMap<i64, Arc<tokio::sync::Mutex<()>>>>>,
     /// Opens sealed project secrets (the server sets it; the engine never sees the key).
     pub secrets: dispatch::SecretOpener,
+    /// Issues registry credentials for jobs that push images (the server sets it).
+    pub registry: dispatch::RegistryIssuer,
 }
 
 impl Engine {
@@ -72,6 +76,7 @@ impl Engine {
             pipelines: PipelineCache::default(),
             mirrors: Arc::default(),
             secrets: dispatch::SecretOpener(Arc::new(|_, _, _| None)),
+            registry: dispatch::RegistryIssuer::default(),
         }
     }
 

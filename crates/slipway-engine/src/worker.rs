@@ -142,6 +142,7 @@ impl<D: Dispatch> Worker<D> {
         let artifacts = self.dispatch.artifacts(a, &needs).await?;
         let (events, shipped) = self.spawn_log_shipper(a.job_id, a.attempt);
         let ctx = RunContext {
+            project: a.project.clone(),
             run_number: u64::try_from(a.run_number).unwrap_or(0),
             revision: slipway_git::Revision {
                 commit: a.commit.clone(),
@@ -157,6 +158,7 @@ impl<D: Dispatch> Worker<D> {
             pipeline_env: pipeline.env.clone(),
             secrets: a.secrets.clone(),
             docker: self.config.docker.clone(),
+            registry: a.registry.clone(),
             events,
         };
         let report = run_job(&ctx, &job, cancel).await;

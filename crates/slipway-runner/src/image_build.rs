@@ -92,7 +92,7 @@ pub async fn build(
     Ok(image_id.unwrap_or_default())
 }
 
-async fn tag(engine: &Engine, image: &str, tag: &str) -> Result<(), String> {
+pub(crate) async fn tag(engine: &Engine, image: &str, tag: &str) -> Result<(), String> {
     let (repo, version) = match tag.rsplit_once(':').filter(|(_, v)| !v.contains('/')) {
         Some((r, v)) => (r, v),
         None => (tag, "latest"),

@@ -27,6 +27,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 /// Everything a job needs from the run it belongs to.
 #[derive(Debug)]
 pub struct RunContext {
+    /// The project's name (empty for `slipway run`), for labels.
+    pub project: String,
     pub run_number: u64,
     pub revision: slipway_git::Revision,
     pub source: Source,
@@ -39,6 +41,8 @@ pub struct RunContext {
     pub pipeline_env: Env,
     pub secrets: BTreeMap<String, String>,
     pub docker: Option<Engine>,
+    /// Where `image_build.push` pushes to; `None` outside a server.
+    pub registry: Option<crate::RegistryAccess>,
     pub events: EventSender,
 }
 
@@ -438,7 +442,7 @@ impl<'a> Attempt<'a> {
 
     /// Labels on containers and images, so they can be traced back to the run.
     fn labels(&self) -> HashMap<String, String> {
-        HashMap::from([
+        let mut labels = HashMap::from([
             ("slipway.job".to_string(), self.name().to_string()),
             ("slipway.run".to_string(), self.ctx.run_number.to_string()),
             (
@@ -449,7 +453,11 @@ impl<'a> Attempt<'a> {
                 "slipway.source".to_string(),
                 self.ctx.source.root.display().to_string(),
             ),
-        ])
+        ]);
+        if !self.ctx.project.is_empty() {
+            labels.insert("slipway.project".to_string(), self.ctx.project.clone());
+        }
+        labels
     }
 
     async fn build_image(
@@ -458,15 +466,42 @@ impl<'a> Attempt<'a> {
         ws: &Path,
     ) -> Result<(), String> {
         let engine = self.engine()?;
-        let tags: Vec<String> = build
-            .tags
-            .iter()
-            .map(|t| {
-                t.render(&self.vars(), |_| {
-                    Err::<String, String>("hash is not allowed in image tags".into())
+        let render = |templates: &[slipway_spec::Template]| -> Result<Vec<String>, String> {
+            templates
+                .iter()
+                .map(|t| {
+                    t.render(&self.vars(), |_| {
+                        Err::<String, String>("hash is not allowed in image tags".into())
+                    })
                 })
-            })
-            .collect::<Result<_, _>>()?;
+                .collect()
+        };
+        let pushed = match (&build.push, &self.ctx.registry) {
+            (Some(target), Some(access)) => render(&build.push_tags)?
+                .iter()
+                .map(|t| format!("{}/{target}:{t}", access.host))
+                .collect(),
+            (Some(target), None) => {
+                note(
+                    &self.ctx.events,
+                    self.name(),
+                    format!("not pushing to {target}: only runs on a Slipway server push images"),
+                )
+                .await;
+                Vec::new()
+            }
+            (None, _) => Vec::new(),
+        };
+        let mut tags = render(&build.tags)?;
+        if tags.is_empty() {
+            tags = match &build.push {
+                Some(target) if pushed.is_empty() => render(&build.push_tags)?
+                    .iter()
+                    .map(|t| format!("{target}:{t}"))
+                    .collect(),
+                _ => pushed.clone(),
+            };
+        }
         let spec = image_build::Build {
             job: self.job.name.as_str(),
             masker: &self.masker,
@@ -477,7 +512,38 @@ impl<'a> Attempt<'a> {
             labels: self.labels().into_iter().collect(),
         };
         image_build::build(&engine, spec, &self.ctx.events, &self.cancel).await?;
-        self.report.images = tags;
+        self.report.images = tags.clone();
+        self.push_images(&engine, &tags[0], &pushed).await
+    }
+
+    /// Tags the built image with each pushed name and pushes it.
+    async fn push_images(
+        &mut self,
+        engine: &Engine,
+        built: &str,
+        names: &[String],
+    ) -> Result<(), String> {
+        let Some(access) = self.ctx.registry.clone() else {
+            return Ok(());
+        };
+        for name in names {
+            if name != built {
+                image_build::tag(engine, built, name).await?;
+            }
+            let digest = crate::push::push(
+                engine,
+                &access,
+                name,
+                self.name(),
+                &self.ctx.events,
+                &self.cancel,
+            )
+            .await?;
+            self.report.pushed.push(crate::PushedImage {
+                reference: name.clone(),
+                digest,
+            });
+        }
         Ok(())
     }
 

@@ -18,6 +18,7 @@ mod local;
 mod mask;
 mod orphans;
 mod output;
+mod push;
 mod report;
 mod workspace;
 
@@ -27,6 +28,7 @@ pub use job::{DEFAULT_TIMEOUT, RunContext, run_job};
 pub use local::{LocalRun, RunSummary};
 pub use mask::Masker;
 pub use orphans::reap as reap_orphans;
+pub use push::{PushedImage, RegistryAccess};
 pub use report::{JobReport, StepReport};
 pub use workspace::{
     ArtifactStore, BoxFuture, CacheRemote, CacheStore, STATE_DIR, Source, Workspace,

@@ -100,6 +100,7 @@ impl LocalRun {
         crate::orphans::reap(&work_root);
         let (events, recorder) = Recorder::start(run_dir.clone(), ui);
         let ctx = Arc::new(RunContext {
+            project: String::new(),
             run_number: run,
             revision: revision.clone(),
             source,
@@ -114,6 +115,7 @@ impl LocalRun {
             pipeline_env: self.pipeline.env.clone(),
             secrets: self.secrets,
             docker,
+            registry: None,
             events,
         });
         let reports = Scheduler::new(ctx.clone(), selected, self.parallel.max(1), cancel)

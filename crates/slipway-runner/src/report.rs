@@ -29,6 +29,8 @@ pub struct JobReport {
     pub cache_hits: Vec<String>,
     pub cache_misses: Vec<String>,
     pub images: Vec<String>,
+    /// Images pushed to Slipway's registry, with their digests.
+    pub pushed: Vec<crate::PushedImage>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -65,6 +67,7 @@ impl JobReport {
             cache_hits: Vec::new(),
             cache_misses: Vec::new(),
             images: Vec::new(),
+            pushed: Vec::new(),
         }
     }
 

@@ -38,6 +38,8 @@ pub struct ServerConfig {
     pub repositories: Vec<slipway_registry::RepoSpec>,
     /// How often retention and garbage collection run on their own.
     pub gc_every: Duration,
+    /// `HOST:PORT` under which job engines reach the registry [default: the listen address].
+    pub registry_host: Option<String>,
 }
 
 /// A bound, ready server.
@@ -80,6 +82,19 @@ impl Server {
         engine.lease = config.lease;
         engine.max_running = config.max_running_jobs;
         let key = Arc::new(key);
+        let registry_host = config
+            .registry_host
+            .clone()
+            .or_else(|| listener.local_addr().ok().map(loopback_if_unspecified))
+            .unwrap_or_default();
+        let issuer_key = key.clone();
+        engine.registry = slipway_engine::RegistryIssuer(Some(Arc::new(move |target, subject| {
+            Some(slipway_runner::RegistryAccess {
+                host: registry_host.clone(),
+                username: "slipway-job".into(),
+                password: crate::registry::job_token(&issuer_key, subject, target),
+            })
+        })));
         let opener_key = key.clone();
         engine.secrets = slipway_engine::SecretOpener(Arc::new(move |project, name, sealed| {
             let aad = crate::associated(project.id, name);
@@ -175,6 +190,15 @@ impl Server {
         }
         state.engine.store.close().await;
         served.map_err(|e| StartError(format!("server error: {e}")))
+    }
+}
+
+/// `0.0.0.0:PORT` is where the server listens, not an address to connect to.
+fn loopback_if_unspecified(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("127.0.0.1:{}", addr.port())
+    } else {
+        addr.to_string()
     }
 }
 

@@ -126,8 +126,13 @@ pub struct ImageBuild {
     pub context: String,
     /// The Dockerfile, relative to the context.
     pub dockerfile: String,
+    /// Local image names (with `push` and no `tags`: the pushed names).
     pub tags: Vec<Template>,
     pub build_args: Env,
+    /// `REPOSITORY/IMAGE` in Slipway's registry to push the image to.
+    pub push: Option<String>,
+    /// Tags pushed (default: the run number and the short commit).
+    pub push_tags: Vec<Template>,
 }
 
 /// Which branches a job runs on.

@@ -31,7 +31,14 @@ const STEP_KEYS: &[&str] = &["name", "run", "env"];
 const CACHE_KEYS: &[&str] = &["key", "paths"];
 const ARTIFACT_KEYS: &[&str] = &["paths"];
 const BRANCH_KEYS: &[&str] = &["only", "except"];
-const IMAGE_BUILD_KEYS: &[&str] = &["context", "dockerfile", "tags", "build_args"];
+const IMAGE_BUILD_KEYS: &[&str] = &[
+    "context",
+    "dockerfile",
+    "tags",
+    "build_args",
+    "push",
+    "push_tags",
+];
 const MAX_JOBS: usize = 1000;
 const MAX_RETRY: u32 = 10;
 
@@ -436,21 +443,25 @@ fn labels(r: &mut Reader, node: &Node, job: &str) -> Vec<String> {
 fn image_build(r: &mut Reader, node: &Node, job: &str) -> Option<ImageBuild> {
     let what = format!("{job}.image_build");
     let f = r.fields(node, &what, IMAGE_BUILD_KEYS)?;
-    let tags_node = required(r, &f, "tags", &what)?;
-    let tags_what = format!("{what}.tags");
-    let tags: Vec<Template> = match &tags_node.value {
-        Value::Seq(items) => items
-            .iter()
-            .filter_map(|n| template(r, n, &tags_what))
-            .collect(),
-        _ => template(r, tags_node, &tags_what).into_iter().collect(),
+    let push = f
+        .get("push")
+        .and_then(|n| push_target(r, n, &format!("{what}.push")));
+    // With `push`, local names are optional: the pushed names serve.
+    let tags = match f.get("tags") {
+        Some(node) => template_list(r, node, &format!("{what}.tags"))?,
+        None if f.get("push").is_some() => Vec::new(),
+        None => {
+            required(r, &f, "tags", &what);
+            return None;
+        }
     };
-    if tags.is_empty() {
-        r.error(
-            tags_node.pos,
-            format!("`{tags_what}` needs at least one tag"),
-        );
-    }
+    let push_tags = match f.get("push_tags") {
+        Some(node) => template_list(r, node, &format!("{what}.push_tags"))?,
+        None => ["{{ run.number }}", "{{ commit.short }}"]
+            .iter()
+            .filter_map(|t| Template::parse(t).ok())
+            .collect(),
+    };
     Some(ImageBuild {
         context: f
             .get("context")
@@ -465,5 +476,41 @@ fn image_build(r: &mut Reader, node: &Node, job: &str) -> Option<ImageBuild> {
             .map(|n| r.env(n, &format!("{what}.build_args")))
             .unwrap_or_default(),
         tags,
+        push,
+        push_tags,
     })
+}
+
+/// One template or a list of them; at least one.
+fn template_list(r: &mut Reader, node: &Node, what: &str) -> Option<Vec<Template>> {
+    let list: Vec<Template> = match &node.value {
+        Value::Seq(items) => items.iter().filter_map(|n| template(r, n, what)).collect(),
+        _ => template(r, node, what).into_iter().collect(),
+    };
+    if list.is_empty() {
+        r.error(node.pos, format!("`{what}` needs at least one tag"));
+        return None;
+    }
+    Some(list)
+}
+
+/// `REPOSITORY/IMAGE`: lowercase path components, at least two.
+fn push_target(r: &mut Reader, node: &Node, what: &str) -> Option<String> {
+    let target = r.text(node, what)?;
+    let component_ok = |c: &str| {
+        !c.is_empty()
+            && c.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+            })
+            && c.as_bytes()[0].is_ascii_alphanumeric()
+    };
+    if target.split('/').count() < 2 || !target.split('/').all(component_ok) {
+        r.error_with_help(
+            node.pos,
+            format!("`{what}` is `{target}`, which is not REPOSITORY/IMAGE"),
+            "name a repository of the Slipway registry and an image, in lowercase: `push: ci/web`",
+        );
+        return None;
+    }
+    Some(target)
 }

@@ -26,7 +26,7 @@ pub use logs::LogPage;
 pub use model::{Job, JobId, Project, ProjectId, Run, RunId, State, Transition};
 pub use registry::{
     ManifestRecord, NewManifest, NewPromotion, Promotion, RawFile, RepoKind, Repository,
-    RetiredTag, TagPage, TagPolicy,
+    RetiredTag, RunImage, TagPage, TagPolicy,
 };
 pub use runs::{NewJob, NewRun};
 

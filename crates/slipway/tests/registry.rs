@@ -648,3 +648,92 @@ fn a_proxy_repository_caches_pulls_rechecks_tags_and_serves_through_an_upstream_
     let (status, _, body) = reg.curl("POST", "/v2/mirror/public/app/blobs/uploads/", &[]);
     assert_eq!(status, 405, "{}", String::from_utf8_lossy(&body));
 }
+
+#[test]
+fn a_pipeline_pushes_its_image_labelled_and_the_run_records_the_digests() {
+    let reg = Registry::start_with(&["--workers", "1"]);
+    let root = tempfile::tempdir().expect("tempdir");
+    let pipeline = "jobs:\n  image:\n    steps:\n      - run: echo built > app.txt\n    image_build:\n      push: ci/web\n";
+    let remote = common::server::Remote::new(root.path(), pipeline);
+    remote.commit(
+        "Dockerfile",
+        &format!(
+            "FROM {}\nCOPY app.txt /app.txt\nCMD [\"cat\", \"/app.txt\"]\n",
+            common::BUSYBOX
+        ),
+        "image",
+    );
+    remote.push();
+    let commit = {
+        let out = Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(&remote.work)
+            .output()
+            .expect("git");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    reg.server.add_project(&remote, &[]);
+    let out = reg.server.cli(&["trigger", "demo", "--wait"]);
+    assert!(out.status.success(), "the run succeeds: {}", text(&out));
+
+    let status = reg.server.run_status("demo/1");
+    let images = status["images"].as_array().expect("images");
+    let references: Vec<&str> = images
+        .iter()
+        .filter_map(|i| i["reference"].as_str())
+        .collect();
+    let short = &commit[..12];
+    assert_eq!(
+        references,
+        [
+            format!("{}/ci/web:1", reg.host),
+            format!("{}/ci/web:{short}", reg.host)
+        ],
+        "tagged with the run number and the short commit"
+    );
+    let digest = images[0]["digest"].as_str().expect("digest").to_string();
+    assert!(digest.starts_with("sha256:"));
+    assert_eq!(
+        images[1]["digest"],
+        digest.as_str(),
+        "one image under both tags"
+    );
+
+    // What the run recorded is what the registry serves, labelled back to its origin.
+    let name = format!("{}/ci/web:1", reg.host);
+    let inspected: serde_json::Value =
+        serde_json::from_str(&reg.skopeo_ok(&["inspect", &format!("docker://{name}")]))
+            .expect("JSON");
+    assert_eq!(inspected["Digest"], digest.as_str());
+    assert_eq!(inspected["Labels"]["slipway.project"], "demo");
+    assert_eq!(inspected["Labels"]["slipway.commit"], commit.as_str());
+    assert_eq!(inspected["Labels"]["slipway.run"], "1");
+    assert_eq!(reg.pull_and_run(&name), "built\n");
+    let _ = Command::new("docker")
+        .args(["rmi", "-f", &name, &format!("{}/ci/web:{short}", reg.host)])
+        .output();
+
+    // A job's credentials reach only its own target, and never a release repository.
+    remote.commit(
+        ".slipway.yml",
+        &pipeline.replace("push: ci/web", "push: release/web"),
+        "sneak",
+    );
+    remote.push();
+    let out = reg.server.cli(&["trigger", "demo", "--wait"]);
+    assert!(
+        !out.status.success(),
+        "pushing to release from a pipeline fails"
+    );
+    let job = &reg.server.run_status("demo/2")["jobs"][0];
+    assert_eq!(job["state"], "failed");
+    let reason = job["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("cannot push") && reason.contains("admin"),
+        "{reason}"
+    );
+    assert_eq!(
+        reg.server.run_status("demo/2")["images"],
+        serde_json::json!([])
+    );
+}

@@ -96,6 +96,9 @@ pub struct Finish {
     status: JobStatus,
     exit_code: Option<i32>,
     reason: Option<String>,
+    /// Images the job pushed to the registry.
+    #[serde(default)]
+    pushed: Vec<slipway_runner::PushedImage>,
 }
 
 pub async fn finish(
@@ -112,9 +115,12 @@ pub async fn finish(
             job,
             row.run_id.0,
             &worker,
-            f.status,
-            f.exit_code,
-            f.reason.as_deref(),
+            slipway_engine::JobEnd {
+                status: f.status,
+                exit_code: f.exit_code,
+                reason: f.reason.as_deref(),
+                pushed: &f.pushed,
+            },
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)

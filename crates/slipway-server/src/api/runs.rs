@@ -67,8 +67,9 @@ pub async fn show(
     let store = &state.engine.store;
     let jobs = store.jobs_of(run.id).await?;
     let transitions = store.transitions("run", run.id.0).await?;
+    let images = store.run_images(run.id).await?;
     Ok(Json(
-        json!({ "run": run, "jobs": jobs, "transitions": transitions }),
+        json!({ "run": run, "jobs": jobs, "transitions": transitions, "images": images }),
     ))
 }
 

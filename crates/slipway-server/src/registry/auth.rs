@@ -113,6 +113,10 @@ impl RegistryCaller {
                     OciError::unauthorized("the Basic credentials are not valid base64")
                 })?;
             let (_, password) = decoded.split_once(':').unwrap_or(("", &decoded));
+            // A job's engine logs in with the bearer token it was issued.
+            if password.starts_with(TOKEN_PREFIX) {
+                return scoped_token(password, state);
+            }
             return api_token(password, state).await;
         }
         let bearer = header.strip_prefix("Bearer ").unwrap_or_default().trim();
@@ -127,29 +131,17 @@ impl RegistryCaller {
         let Some(role) = needed(repo, action) else {
             return Ok(());
         };
-        let (who, has) = match self {
+        let (who, has, grants) = match self {
             RegistryCaller::Anonymous => {
                 return Err(OciError::challenge(name, action.as_str()));
             }
-            RegistryCaller::Token { name, role } => (name, *role),
-            RegistryCaller::Scoped {
-                name: who,
-                role,
-                grants,
-            } => {
-                let granted = grants
-                    .iter()
-                    .any(|g| g.name == name && g.actions.iter().any(|a| a == action.as_str()));
-                if !granted {
-                    return Err(OciError::challenge(name, action.as_str()));
-                }
-                (who, *role)
-            }
+            RegistryCaller::Token { name, role } => (name, *role, None),
+            RegistryCaller::Scoped { name, role, grants } => (name, *role, Some(grants)),
         };
-        if has.allows(role) {
-            Ok(())
-        } else {
-            Err(OciError::denied(format!(
+        // The role decides first: a token whose role can never do this is told
+        // why, rather than sent back for a token it would not get.
+        if !has.allows(role) {
+            return Err(OciError::denied(format!(
                 "{} on {name} needs the {} role; token `{who}` has {}{}",
                 action.as_str(),
                 role.as_str(),
@@ -159,7 +151,17 @@ impl RegistryCaller {
                 } else {
                     ""
                 }
-            )))
+            )));
+        }
+        let granted = grants.is_none_or(|grants| {
+            grants
+                .iter()
+                .any(|g| g.name == name && g.actions.iter().any(|a| a == action.as_str()))
+        });
+        if granted {
+            Ok(())
+        } else {
+            Err(OciError::challenge(name, action.as_str()))
         }
     }
 
@@ -241,12 +243,20 @@ pub async fn issue(
             continue;
         };
         // `*` (skopeo asks for it to delete) means every action.
+        // A scoped token never grants more than it holds.
+        let held = |action: &Action| match caller {
+            RegistryCaller::Scoped { grants, .. } => grants
+                .iter()
+                .any(|g| g.name == name && g.actions.iter().any(|a| a == action.as_str())),
+            _ => true,
+        };
         let allowed: Vec<String> = actions
             .split(',')
             .flat_map(|a| match a {
                 "*" => vec![Action::Pull, Action::Push, Action::Delete],
                 a => Action::parse(a).into_iter().collect(),
             })
+            .filter(held)
             .filter(|a| match (needed(&repo, *a), role) {
                 (None, _) => true,
                 (Some(need), Some(has)) => has.allows(need),
@@ -268,12 +278,34 @@ pub async fn issue(
     Ok(token_body(&claims, state))
 }
 
-fn token_body(claims: &Claims, state: &AppState) -> serde_json::Value {
+/// How long a job's push credentials last: the push comes at the end of the job.
+const JOB_TOKEN_LIFETIME: Duration = Duration::from_secs(6 * 3600);
+
+/// A bearer token for a job: pull and push on `target` (`REPOSITORY/IMAGE`)
+/// only, with the developer role (so never into a release repository).
+pub fn job_token(key: &slipway_secrets::SecretKey, subject: &str, target: &str) -> String {
+    let claims = Claims {
+        sub: format!("job:{subject}"),
+        role: Role::Developer.as_str().to_string(),
+        exp: now_ms() + JOB_TOKEN_LIFETIME.as_millis() as i64,
+        grants: vec![Grant {
+            name: target.to_string(),
+            actions: vec!["pull".into(), "push".into()],
+        }],
+    };
+    seal_token(&claims, key)
+}
+
+fn seal_token(claims: &Claims, key: &slipway_secrets::SecretKey) -> String {
     let plain = serde_json::to_vec(claims).unwrap_or_default();
-    let token = format!(
+    format!(
         "{TOKEN_PREFIX}{}",
-        URL_SAFE_NO_PAD.encode(state.key.seal(&plain, TOKEN_AAD))
-    );
+        URL_SAFE_NO_PAD.encode(key.seal(&plain, TOKEN_AAD))
+    )
+}
+
+fn token_body(claims: &Claims, state: &AppState) -> serde_json::Value {
+    let token = seal_token(claims, &state.key);
     serde_json::json!({
         "token": token,
         "access_token": token,

@@ -20,7 +20,7 @@ use axum::routing::any;
 use slipway_registry::valid_image;
 use slipway_store::Repository;
 
-pub use auth::{Action, RegistryCaller};
+pub use auth::{Action, RegistryCaller, job_token};
 pub use error::OciError;
 
 use crate::AppState;

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 pub use gc::RetiredTag;
 pub use manifests::{ManifestRecord, NewManifest, TagPage};
-pub use promotions::{NewPromotion, Promotion};
+pub use promotions::{NewPromotion, Promotion, RunImage};
 pub use raw::RawFile;
 
 /// What a repository holds.

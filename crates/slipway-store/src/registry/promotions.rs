@@ -158,3 +158,53 @@ async fn closure(
     blobs.dedup();
     Ok((manifests, blobs))
 }
+
+/// An image a run pushed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunImage {
+    pub job: String,
+    pub reference: String,
+    pub digest: String,
+    pub pushed_at: i64,
+}
+
+impl Store {
+    /// Records what a job of a run pushed (a retried job's later push wins).
+    pub async fn record_run_images(
+        &self,
+        run: crate::RunId,
+        job: &str,
+        pushed: &[(String, String)],
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        for (reference, digest) in pushed {
+            sqlx::query("INSERT INTO run_images (run_id, job, reference, digest, pushed_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (run_id, reference) DO UPDATE SET digest = excluded.digest, pushed_at = excluded.pushed_at")
+                .bind(run.0)
+                .bind(job)
+                .bind(reference)
+                .bind(digest)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn run_images(&self, run: crate::RunId) -> Result<Vec<RunImage>> {
+        let rows = sqlx::query("SELECT job, reference, digest, pushed_at FROM run_images WHERE run_id = $1 ORDER BY pushed_at, reference")
+            .bind(run.0)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RunImage {
+                    job: r.try_get("job")?,
+                    reference: r.try_get("reference")?,
+                    digest: r.try_get("digest")?,
+                    pushed_at: r.try_get("pushed_at")?,
+                })
+            })
+            .collect()
+    }
+}

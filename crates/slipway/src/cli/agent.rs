@@ -233,7 +233,10 @@ impl Dispatch for RemoteDispatch {
             status = slipway_runner::JobStatus::Failed;
             reason = Some(format!("artifacts upload failed: {e}"));
         }
-        let body = json!({ "worker": worker, "status": status, "exit_code": report.exit_code, "reason": reason });
+        let body = json!({
+            "worker": worker, "status": status, "exit_code": report.exit_code,
+            "reason": reason, "pushed": report.pushed,
+        });
         self.client
             .post(&format!("/agent/jobs/{}/finish", a.job_id), &body)
             .await

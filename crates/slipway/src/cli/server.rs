@@ -34,6 +34,9 @@ pub struct Args {
     /// At most this many jobs run at once over all workers and agents [default: no limit].
     #[arg(long, env = "SLIPWAY_MAX_RUNNING_JOBS")]
     max_running_jobs: Option<i64>,
+    /// HOST:PORT under which the Docker engines of jobs reach this server's registry [default: the listen address].
+    #[arg(long, env = "SLIPWAY_REGISTRY_HOST")]
+    registry_host: Option<String>,
     /// A TOML file with any of the options above (keys as the flags, with `_`).
     #[arg(long, env = "SLIPWAY_CONFIG")]
     config: Option<PathBuf>,
@@ -50,6 +53,7 @@ struct FileConfig {
     grace_seconds: Option<u64>,
     lease_seconds: Option<u64>,
     max_running_jobs: Option<i64>,
+    registry_host: Option<String>,
     /// Artifact repositories (`[[repository]]` tables), added or updated at every start.
     #[serde(default)]
     repository: Vec<slipway_registry::RepoSpec>,
@@ -89,6 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ),
         gc_every: Duration::from_secs(60 * file.gc_every_minutes.unwrap_or(60).max(1)),
         repositories: file.repository,
+        registry_host: args.registry_host.or(file.registry_host),
     };
     super::init_tracing();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

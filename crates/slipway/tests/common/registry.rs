@@ -21,10 +21,15 @@ pub struct Registry {
 
 impl Registry {
     pub fn start() -> Registry {
+        Registry::start_with(&["--workers", "0"])
+    }
+
+    /// The same, with other server flags (in-process workers, say).
+    pub fn start_with(flags: &[&str]) -> Registry {
         require_docker();
         require_skopeo();
         let tmp = tempfile::tempdir().expect("tempdir");
-        let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "0"]);
+        let server = ServerProcess::start(&tmp.path().join("data"), flags);
         let registry = Registry::on(server, tmp);
         registry.ok(&["repo", "add", "ci", "--kind", "oci"]);
         registry.ok(&[

@@ -737,3 +737,122 @@ fn a_pipeline_pushes_its_image_labelled_and_the_run_records_the_digests() {
         serde_json::json!([])
     );
 }
+
+/// An image manifest over one config blob of `content`, pushed as `name:tag`; returns its digest.
+fn push_tiny_image(reg: &Registry, name: &str, tag: &str, content: &[u8]) -> String {
+    let config = put_blob(reg, name, content);
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{}}},"layers":[]}}"#,
+        content.len()
+    );
+    let (status, _, body) = put_manifest(
+        reg,
+        name,
+        tag,
+        "application/vnd.oci.image.manifest.v1+json",
+        &manifest,
+    );
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    sha256(manifest.as_bytes())
+}
+
+#[test]
+fn retention_keeps_the_newest_tags_and_whatever_a_release_holds() {
+    let reg = Registry::start();
+    reg.ok(&[
+        "repo",
+        "add",
+        "nightly",
+        "--kind",
+        "oci",
+        "--keep-tags",
+        "1",
+    ]);
+    let first = push_tiny_image(&reg, "nightly/app", "1", &unique("one"));
+    push_tiny_image(&reg, "nightly/app", "2", &unique("two"));
+    push_tiny_image(&reg, "nightly/app", "3", &unique("three"));
+    reg.ok(&[
+        "promote",
+        &format!("nightly/app@{first}"),
+        "--to",
+        "release",
+        "--tag",
+        "1.0",
+    ]);
+
+    let report: serde_json::Value =
+        serde_json::from_str(&reg.ok(&["gc", "--grace", "0s", "--json"])).expect("JSON");
+    let retired: Vec<&str> = report["retired_tags"]
+        .as_array()
+        .expect("retired")
+        .iter()
+        .filter_map(|t| t["tag"].as_str())
+        .collect();
+    assert_eq!(retired, ["2"], "the newest stays, the released one stays");
+    assert!(
+        report["blobs_freed"].as_u64().expect("count") >= 2,
+        "tag 2's manifest and config: {report}"
+    );
+    let (_, _, body) = reg.curl("GET", "/v2/nightly/app/tags/list", &[]);
+    let tags: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(tags["tags"], serde_json::json!(["1", "3"]));
+    let (status, _, _) = reg.curl("GET", &format!("/v2/release/app/manifests/{first}"), &[]);
+    assert_eq!(status, 200, "the released image is intact");
+}
+
+#[test]
+fn repositories_come_from_the_config_file_at_every_start() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = tmp.path().join("slipway.toml");
+    let write = |policy: &str| {
+        std::fs::write(
+            &config,
+            format!("[[repository]]\nname = \"shipped\"\nkind = \"oci\"\npolicy = \"{policy}\"\n"),
+        )
+        .expect("config")
+    };
+    write("ci");
+    let data = tmp.path().join("data");
+    let flags = ["--workers", "0", "--config", config.to_str().expect("utf8")];
+    let mut server = ServerProcess::start(&data, &flags);
+    let list = |server: &ServerProcess| {
+        String::from_utf8_lossy(&server.cli(&["repo", "list"]).stdout).into_owned()
+    };
+    assert!(
+        list(&server).contains("shipped              oci, policy ci"),
+        "{}",
+        list(&server)
+    );
+    server.kill9();
+    write("release");
+    let server = ServerProcess::start(&data, &flags);
+    assert!(
+        list(&server).contains("policy release"),
+        "updated at restart: {}",
+        list(&server)
+    );
+
+    // A bad entry stops the start with a message that names it.
+    std::fs::write(
+        &config,
+        "[[repository]]\nname = \"Bad Name\"\nkind = \"oci\"\n",
+    )
+    .expect("config");
+    let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args([
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            tmp.path().join("other").to_str().expect("utf8"),
+        ])
+        .args(["--config", config.to_str().expect("utf8")])
+        .output()
+        .expect("server");
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("repository `Bad Name` in the config file"),
+        "{}",
+        text(&out)
+    );
+}

@@ -51,6 +51,8 @@ many_errors.yml:9:20: error: job `test` needs `deploy`, which is not defined
 many_errors.yml:10:5: error: unknown key `stepz` in `jobs.test`
 many_errors.yml:12:3: error: job `package` has no steps
 many_errors.yml:13:12: error: `jobs.package.retry` must be a whole number, found a string
+bad_push_target.yml:4:13: error: `jobs.image.image_build.push` is `Web`, which is not REPOSITORY/IMAGE
+bad_push_target.yml:7:7: error: `jobs.other.image_build` needs `tags`
 ";
 
 /// Fixtures whose whole report is checked: header, source line, caret and help.

@@ -120,10 +120,11 @@ pub struct JobEnd<'a> {
     pub pushed: &'a [slipway_runner::PushedImage],
 }
 
-/// Issues credentials for pushing to `REPOSITORY/IMAGE` to a job (`subject`
-/// names it in the token); the server sets it, as only it holds the key.
+/// Issues a job of project `.0` credentials for pushing to `REPOSITORY/IMAGE`
+/// `.1` (`.2` names the job in the token); the server sets it, as only it
+/// holds the key. A target the project may not push to comes back refused.
 pub type IssueRegistryAccess =
-    dyn Fn(&str, &str) -> Option<slipway_runner::RegistryAccess> + Send + Sync;
+    dyn Fn(&str, &str, &str) -> slipway_runner::RegistryAccess + Send + Sync;
 
 #[derive(Clone, Default)]
 pub struct RegistryIssuer(pub Option<std::sync::Arc<IssueRegistryAccess>>);
@@ -152,10 +153,11 @@ impl LocalDispatch {
             .and_then(|j| j.image_build.as_ref())
             .and_then(|b| b.push.clone());
         let registry = match (push, &self.engine.registry.0) {
-            (Some(target), Some(issue)) => issue(
+            (Some(target), Some(issue)) => Some(issue(
+                &project.name,
                 &target,
                 &format!("{}/{}/{}", project.name, run.number, job.name),
-            ),
+            )),
             _ => None,
         };
         for name in wanted {

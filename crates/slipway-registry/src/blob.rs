@@ -159,6 +159,33 @@ impl BlobStore {
         tokio::fs::File::open(self.path(digest)).await.ok()
     }
 
+    /// Every blob file, for the collector's check against the database.
+    pub async fn files(&self) -> Result<Vec<PathBuf>, BlobError> {
+        let root = self.root.join("sha256");
+        tokio::task::spawn_blocking(move || {
+            let mut files = Vec::new();
+            let Ok(dirs) = std::fs::read_dir(&root) else {
+                return Ok(files);
+            };
+            for dir in dirs.flatten() {
+                for file in std::fs::read_dir(dir.path())
+                    .map_err(io(&dir.path()))?
+                    .flatten()
+                {
+                    files.push(file.path());
+                }
+            }
+            Ok(files)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(BlobError::Io {
+                path: PathBuf::from("<blocking task>"),
+                source: std::io::Error::other(e.to_string()),
+            })
+        })
+    }
+
     /// Removes a blob (garbage collection decides when).
     pub async fn delete(&self, digest: &Digest) -> Result<bool, BlobError> {
         let path = self.path(digest);

@@ -34,6 +34,8 @@ pub struct GcOptions {
 pub struct GcReport {
     pub dry_run: bool,
     pub retired_tags: Vec<RetiredTag>,
+    /// Manifests of retention-managed repositories that nothing kept any more.
+    pub untagged_manifests_removed: usize,
     pub blobs_freed: usize,
     pub bytes_freed: u64,
     /// Unreferenced blobs left because they were touched inside the grace window.
@@ -58,12 +60,18 @@ impl Registry {
                     .apply_retention(&repo.name, keep, options.dry_run)
                     .await?;
                 report.retired_tags.extend(retired);
+                let untagged = self
+                    .store
+                    .remove_untagged(&repo.name, cutoff, options.dry_run)
+                    .await?;
+                report.untagged_manifests_removed += untagged.len();
             }
         }
         let live = self.store.live_blobs().await?;
         self.free_unreferenced(&live, cutoff, &mut report).await?;
         if !options.dry_run {
             report.uploads_removed = self.remove_abandoned_uploads(started).await?;
+            report.blobs_freed += self.remove_stray_files(cutoff).await?;
         }
         report.duration_ms = now_ms() - started;
         Ok(report)
@@ -100,13 +108,62 @@ impl Registry {
         Ok(())
     }
 
+    /// Upload sessions and staged files untouched for a day: their clients
+    /// are gone (the file's modification time is the last chunk's).
     async fn remove_abandoned_uploads(&self, now: i64) -> Result<usize> {
         let before = now - to_i64(UPLOAD_EXPIRY.as_millis() as u64);
-        let ids = self.store.uploads_started_before(before).await?;
-        for id in &ids {
-            let _ = tokio::fs::remove_file(self.blobs.upload_path(id)).await;
-            self.store.end_upload(id).await?;
+        let mut removed = 0;
+        for id in self.store.uploads_started_before(before).await? {
+            let path = self.blobs.upload_path(&id);
+            if modified_ms(&path).await.is_some_and(|m| m >= before) {
+                continue;
+            }
+            let _ = tokio::fs::remove_file(&path).await;
+            self.forget_upload(&id);
+            self.store.end_upload(&id).await?;
+            removed += 1;
         }
-        Ok(ids.len())
+        // Staged files of uploads that never finished (a crash mid-stream).
+        let Ok(mut dir) = tokio::fs::read_dir(self.blobs.upload_path("")).await else {
+            return Ok(removed);
+        };
+        while let Ok(Some(entry)) = dir.next_entry().await {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let stale = modified_ms(&entry.path()).await.is_some_and(|m| m < before);
+            if stale && !self.store.upload_exists_any(&name).await? {
+                let _ = tokio::fs::remove_file(entry.path()).await;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
+
+    /// Blob files the database does not know (a crash between the rename and
+    /// the record) and that nothing touched since `cutoff`.
+    async fn remove_stray_files(&self, cutoff: i64) -> Result<usize> {
+        let mut removed = 0;
+        for path in self.blobs.files().await? {
+            let Some(digest) = path
+                .file_name()
+                .and_then(|n| Digest::parse(&format!("sha256:{}", n.to_string_lossy())).ok())
+            else {
+                continue;
+            };
+            if modified_ms(&path).await.is_none_or(|m| m >= cutoff) {
+                continue;
+            }
+            let _guard = self.stripes.lock(&digest).await;
+            if self.store.blob_size(&digest.to_string()).await?.is_none() {
+                self.blobs.delete(&digest).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+async fn modified_ms(path: &std::path::Path) -> Option<i64> {
+    let modified = tokio::fs::metadata(path).await.ok()?.modified().ok()?;
+    let since = modified.duration_since(std::time::UNIX_EPOCH).ok()?;
+    i64::try_from(since.as_millis()).ok()
 }

@@ -166,6 +166,11 @@ impl Registry {
         Ok(size)
     }
 
+    /// Drops the running hash of an upload that will not continue.
+    pub(crate) fn forget_upload(&self, id: &str) {
+        self.hashers.forget(id);
+    }
+
     /// Abandons an upload and its bytes.
     pub async fn cancel_upload(&self, id: &str, repo: &str, image: &str) -> Result<()> {
         self.known_upload(id, repo, image).await?;

@@ -19,6 +19,9 @@ pub struct RegistryAccess {
     pub host: String,
     pub username: String,
     pub password: String,
+    /// Why the server issued no credentials for the job's target, if it did not.
+    #[serde(default)]
+    pub refused: Option<String>,
 }
 
 impl std::fmt::Debug for RegistryAccess {
@@ -26,6 +29,7 @@ impl std::fmt::Debug for RegistryAccess {
         f.debug_struct("RegistryAccess")
             .field("host", &self.host)
             .field("username", &self.username)
+            .field("refused", &self.refused)
             .finish_non_exhaustive()
     }
 }
@@ -47,6 +51,9 @@ pub async fn push(
     events: &EventSender,
     cancel: &CancellationToken,
 ) -> Result<String, String> {
+    if let Some(reason) = &access.refused {
+        return Err(format!("cannot push {reference}: {reason}"));
+    }
     let (name, tag) = reference
         .rsplit_once(':')
         .filter(|(_, t)| !t.contains('/'))

@@ -45,9 +45,16 @@ impl FromRequestParts<AppState> for Caller {
                 )
             })?;
         let token = header.strip_prefix("Bearer ").unwrap_or_default().trim();
+        Caller::from_token(token, state).await
+    }
+}
+
+impl Caller {
+    /// The caller a plain API token (`slw_…`) stands for.
+    pub async fn from_token(token: &str, state: &AppState) -> Result<Caller, ApiError> {
         if !looks_like_token(token) {
             return Err(ApiError::unauthorized(
-                "the Authorization header does not hold a Slipway token (slw_…)",
+                "the credentials do not hold a Slipway API token (slw_…); `slipway token create` makes one",
             ));
         }
         let hash = TokenHash::of(token);

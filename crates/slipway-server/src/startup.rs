@@ -88,13 +88,22 @@ impl Server {
             .or_else(|| listener.local_addr().ok().map(loopback_if_unspecified))
             .unwrap_or_default();
         let issuer_key = key.clone();
-        engine.registry = slipway_engine::RegistryIssuer(Some(Arc::new(move |target, subject| {
-            Some(slipway_runner::RegistryAccess {
-                host: registry_host.clone(),
-                username: "slipway-job".into(),
-                password: crate::registry::job_token(&issuer_key, subject, target),
-            })
-        })));
+        engine.registry =
+            slipway_engine::RegistryIssuer(Some(Arc::new(move |project, target, subject| {
+                let (password, refused) = match crate::registry::push_allowed(project, target) {
+                    Ok(()) => (
+                        crate::registry::job_token(&issuer_key, subject, target),
+                        None,
+                    ),
+                    Err(reason) => (String::new(), Some(reason)),
+                };
+                slipway_runner::RegistryAccess {
+                    host: registry_host.clone(),
+                    username: "slipway-job".into(),
+                    password,
+                    refused,
+                }
+            })));
         let opener_key = key.clone();
         engine.secrets = slipway_engine::SecretOpener(Arc::new(move |project, name, sealed| {
             let aad = crate::associated(project.id, name);

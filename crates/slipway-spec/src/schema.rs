@@ -494,7 +494,8 @@ fn template_list(r: &mut Reader, node: &Node, what: &str) -> Option<Vec<Template
     Some(list)
 }
 
-/// `REPOSITORY/IMAGE`: lowercase path components, at least two.
+/// `REPOSITORY/IMAGE`: lowercase path components, at least two, each
+/// starting and ending with a letter or digit (the registry's own rule).
 fn push_target(r: &mut Reader, node: &Node, what: &str) -> Option<String> {
     let target = r.text(node, what)?;
     let component_ok = |c: &str| {
@@ -503,6 +504,7 @@ fn push_target(r: &mut Reader, node: &Node, what: &str) -> Option<String> {
                 b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
             })
             && c.as_bytes()[0].is_ascii_alphanumeric()
+            && c.as_bytes()[c.len() - 1].is_ascii_alphanumeric()
     };
     if target.split('/').count() < 2 || !target.split('/').all(component_ok) {
         r.error_with_help(

@@ -815,7 +815,21 @@ async fn registry_collection_and_retention(store: Store) {
         .apply_retention("ci", 1, false)
         .await
         .expect("retention");
-    assert!(retired[0].manifest_removed);
+    assert_eq!(retired.len(), 1);
+    // Untagged now; only what is older than the cutoff goes.
+    let earlier = now_ms() - 60_000;
+    assert!(
+        store
+            .remove_untagged("ci", earlier, false)
+            .await
+            .expect("untagged")
+            .is_empty()
+    );
+    let removed = store
+        .remove_untagged("ci", later, false)
+        .await
+        .expect("untagged");
+    assert_eq!(removed, [("app".to_string(), digest('a'))]);
     assert!(
         store
             .manifest("ci", "app", &digest('a'))

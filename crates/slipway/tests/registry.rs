@@ -653,7 +653,7 @@ fn a_proxy_repository_caches_pulls_rechecks_tags_and_serves_through_an_upstream_
 fn a_pipeline_pushes_its_image_labelled_and_the_run_records_the_digests() {
     let reg = Registry::start_with(&["--workers", "1"]);
     let root = tempfile::tempdir().expect("tempdir");
-    let pipeline = "jobs:\n  image:\n    steps:\n      - run: echo built > app.txt\n    image_build:\n      push: ci/web\n";
+    let pipeline = "jobs:\n  image:\n    steps:\n      - run: echo built > app.txt\n    image_build:\n      push: ci/demo\n";
     let remote = common::server::Remote::new(root.path(), pipeline);
     remote.commit(
         "Dockerfile",
@@ -686,8 +686,8 @@ fn a_pipeline_pushes_its_image_labelled_and_the_run_records_the_digests() {
     assert_eq!(
         references,
         [
-            format!("{}/ci/web:1", reg.host),
-            format!("{}/ci/web:{short}", reg.host)
+            format!("{}/ci/demo:1", reg.host),
+            format!("{}/ci/demo:{short}", reg.host)
         ],
         "tagged with the run number and the short commit"
     );
@@ -700,7 +700,7 @@ fn a_pipeline_pushes_its_image_labelled_and_the_run_records_the_digests() {
     );
 
     // What the run recorded is what the registry serves, labelled back to its origin.
-    let name = format!("{}/ci/web:1", reg.host);
+    let name = format!("{}/ci/demo:1", reg.host);
     let inspected: serde_json::Value =
         serde_json::from_str(&reg.skopeo_ok(&["inspect", &format!("docker://{name}")]))
             .expect("JSON");
@@ -710,32 +710,32 @@ fn a_pipeline_pushes_its_image_labelled_and_the_run_records_the_digests() {
     assert_eq!(inspected["Labels"]["slipway.run"], "1");
     assert_eq!(reg.pull_and_run(&name), "built\n");
     let _ = Command::new("docker")
-        .args(["rmi", "-f", &name, &format!("{}/ci/web:{short}", reg.host)])
+        .args(["rmi", "-f", &name, &format!("{}/ci/demo:{short}", reg.host)])
         .output();
 
-    // A job's credentials reach only its own target, and never a release repository.
-    remote.commit(
-        ".slipway.yml",
-        &pipeline.replace("push: ci/web", "push: release/web"),
-        "sneak",
-    );
-    remote.push();
-    let out = reg.server.cli(&["trigger", "demo", "--wait"]);
-    assert!(
-        !out.status.success(),
-        "pushing to release from a pipeline fails"
-    );
-    let job = &reg.server.run_status("demo/2")["jobs"][0];
-    assert_eq!(job["state"], "failed");
-    let reason = job["reason"].as_str().unwrap_or_default();
-    assert!(
-        reason.contains("cannot push") && reason.contains("admin"),
-        "{reason}"
-    );
-    assert_eq!(
-        reg.server.run_status("demo/2")["images"],
-        serde_json::json!([])
-    );
+    // A job's credentials reach only its project's images, and never a release repository.
+    for (number, target, expected) in [
+        (2, "release/demo", "needs the admin role"),
+        (3, "ci/other", "pushes only to images named after it"),
+    ] {
+        let changed = pipeline.replace("push: ci/demo", &format!("push: {target}"));
+        remote.commit(".slipway.yml", &changed, target);
+        remote.push();
+        let out = reg.server.cli(&["trigger", "demo", "--wait"]);
+        assert!(
+            !out.status.success(),
+            "pushing to {target} from a pipeline fails"
+        );
+        let status = reg.server.run_status(&format!("demo/{number}"));
+        let job = &status["jobs"][0];
+        assert_eq!(job["state"], "failed");
+        let reason = job["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains("cannot push") && reason.contains(expected),
+            "{reason}"
+        );
+        assert_eq!(status["images"], serde_json::json!([]));
+    }
 }
 
 /// An image manifest over one config blob of `content`, pushed as `name:tag`; returns its digest.

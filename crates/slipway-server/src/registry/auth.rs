@@ -11,7 +11,7 @@ use axum::http::HeaderMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
-use slipway_secrets::{Role, TokenHash, looks_like_token};
+use slipway_secrets::Role;
 use slipway_store::{Repository, TagPolicy, now_ms};
 
 use super::error::OciError;
@@ -63,6 +63,8 @@ pub enum RegistryCaller {
         name: String,
         role: Role,
         grants: Vec<Grant>,
+        /// When it expires: a token traded for a new one passes on its end, never extends it.
+        exp: i64,
     },
 }
 
@@ -136,7 +138,9 @@ impl RegistryCaller {
                 return Err(OciError::challenge(name, action.as_str()));
             }
             RegistryCaller::Token { name, role } => (name, *role, None),
-            RegistryCaller::Scoped { name, role, grants } => (name, *role, Some(grants)),
+            RegistryCaller::Scoped {
+                name, role, grants, ..
+            } => (name, *role, Some(grants)),
         };
         // The role decides first: a token whose role can never do this is told
         // why, rather than sent back for a token it would not get.
@@ -172,20 +176,13 @@ impl RegistryCaller {
 }
 
 async fn api_token(token: &str, state: &AppState) -> Result<RegistryCaller, OciError> {
-    if !looks_like_token(token) {
-        return Err(OciError::unauthorized(
-            "the password must be a Slipway API token (slw_…); `slipway token create` makes one",
-        ));
-    }
-    let found = state
-        .engine
-        .store
-        .token(TokenHash::of(token).as_str())
+    let caller = crate::auth::Caller::from_token(token, state)
         .await
-        .map_err(|e| OciError::internal(e.to_string()))?;
-    let (name, role) = found.ok_or_else(|| OciError::unauthorized("unknown token"))?;
-    let role = Role::parse(&role).map_err(|e| OciError::internal(e.to_string()))?;
-    Ok(RegistryCaller::Token { name, role })
+        .map_err(|e| OciError::unauthorized(e.message))?;
+    Ok(RegistryCaller::Token {
+        name: caller.name,
+        role: caller.role,
+    })
 }
 
 fn scoped_token(token: &str, state: &AppState) -> Result<RegistryCaller, OciError> {
@@ -206,6 +203,7 @@ fn scoped_token(token: &str, state: &AppState) -> Result<RegistryCaller, OciErro
         name: claims.sub,
         role,
         grants: claims.grants,
+        exp: claims.exp,
     })
 }
 
@@ -272,10 +270,28 @@ pub async fn issue(
     let claims = Claims {
         sub,
         role: role.unwrap_or(Role::Viewer).as_str().to_string(),
-        exp: now_ms() + TOKEN_LIFETIME.as_millis() as i64,
+        exp: match caller {
+            RegistryCaller::Scoped { exp, .. } => {
+                (*exp).min(now_ms() + TOKEN_LIFETIME.as_millis() as i64)
+            }
+            _ => now_ms() + TOKEN_LIFETIME.as_millis() as i64,
+        },
         grants,
     };
     Ok(token_body(&claims, state))
+}
+
+/// A project's pipelines push only to images named after it: `REPO/PROJECT`
+/// or `REPO/PROJECT/…`. Otherwise any project could overwrite another's images.
+pub fn push_allowed(project: &str, target: &str) -> Result<(), String> {
+    let image = target.split_once('/').map_or("", |(_, image)| image);
+    if image == project || image.starts_with(&format!("{project}/")) {
+        Ok(())
+    } else {
+        Err(format!(
+            "project `{project}` pushes only to images named after it: REPOSITORY/{project} or REPOSITORY/{project}/NAME, not {target}"
+        ))
+    }
 }
 
 /// How long a job's push credentials last: the push comes at the end of the job.

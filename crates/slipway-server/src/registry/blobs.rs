@@ -302,10 +302,6 @@ pub fn empty(status: StatusCode, headers: &[(&str, String)]) -> Response {
     *response.status_mut() = status;
     let map = response.headers_mut();
     map.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
-    map.insert(
-        "Docker-Distribution-API-Version",
-        HeaderValue::from_static("registry/2.0"),
-    );
     for (name, value) in headers {
         insert(map, name, value);
     }

@@ -62,7 +62,7 @@ impl OciError {
         )
     }
 
-    /// The response, with the challenge's realm on this server's address.
+    /// The response, with the challenge's realm under `base` (`http://HOST`).
     pub fn into_response_at(self, host: &str) -> Response {
         let mut response = (
             self.status,
@@ -77,8 +77,7 @@ impl OciError {
                 .scope
                 .map(|s| format!(",scope=\"{s}\""))
                 .unwrap_or_default();
-            let challenge =
-                format!("Bearer realm=\"http://{host}/v2/token\",service=\"slipway\"{scope}");
+            let challenge = format!("Bearer realm=\"{host}/v2/token\",service=\"slipway\"{scope}");
             if let Ok(v) = HeaderValue::from_str(&challenge) {
                 headers.insert(header::WWW_AUTHENTICATE, v);
             }
@@ -89,10 +88,6 @@ impl OciError {
         {
             headers.insert(header::RANGE, v);
         }
-        headers.insert(
-            "Docker-Distribution-API-Version",
-            HeaderValue::from_static("registry/2.0"),
-        );
         response
     }
 }

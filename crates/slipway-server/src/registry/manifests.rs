@@ -9,7 +9,7 @@ use slipway_registry::{Registry, RegistryError};
 use slipway_store::{ManifestRecord, RepoKind};
 
 use super::blobs::{empty, insert};
-use super::{Action, OciError, Request, with_api_version};
+use super::{Action, OciError, Request};
 
 /// Tags per page when the client does not say.
 const DEFAULT_PAGE: i64 = 1000;
@@ -37,10 +37,6 @@ pub async fn get(req: Request, name: &str, reference: &str) -> Result<Response, 
         headers,
         header::ETAG.as_str(),
         &format!("\"{}\"", record.digest),
-    );
-    headers.insert(
-        "Docker-Distribution-API-Version",
-        HeaderValue::from_static("registry/2.0"),
     );
     Ok(response)
 }
@@ -103,10 +99,11 @@ pub async fn tags(req: Request, name: &str) -> Result<Response, OciError> {
         .tags(&repo.name, &image, req.query("last"), limit)
         .await
         .map_err(RegistryError::from)?;
-    let mut response = with_api_version(
+    let mut response = (
         StatusCode::OK,
         axum::Json(json!({ "name": name, "tags": page.tags })),
-    );
+    )
+        .into_response();
     if let (true, Some(last)) = (page.more, page.tags.last()) {
         insert(
             response.headers_mut(),
@@ -164,15 +161,25 @@ fn descriptor(m: &ManifestRecord) -> Value {
 /// `GET /v2/_catalog`: every image the caller may pull.
 pub async fn catalog(req: Request) -> Result<Response, OciError> {
     let store = &req.state.registry.store;
-    let mut names = Vec::new();
-    for (repo, image) in store.images(None).await.map_err(RegistryError::from)? {
-        let name = format!("{repo}/{image}");
-        if req.target(&name, Action::Pull).await.is_ok() {
-            names.push(name);
-        }
-    }
-    Ok(with_api_version(
-        StatusCode::OK,
-        axum::Json(json!({ "repositories": names })),
-    ))
+    let repos: std::collections::HashMap<String, slipway_store::Repository> = store
+        .repositories()
+        .await
+        .map_err(RegistryError::from)?
+        .into_iter()
+        .map(|r| (r.name.clone(), r))
+        .collect();
+    let names: Vec<String> = store
+        .images(None)
+        .await
+        .map_err(RegistryError::from)?
+        .into_iter()
+        .map(|(repo, image)| (format!("{repo}/{image}"), repo))
+        .filter(|(name, repo)| {
+            repos
+                .get(repo)
+                .is_some_and(|r| req.caller.require(r, name, Action::Pull).is_ok())
+        })
+        .map(|(name, _)| name)
+        .collect();
+    Ok((StatusCode::OK, axum::Json(json!({ "repositories": names }))).into_response())
 }

@@ -20,7 +20,7 @@ use axum::routing::any;
 use slipway_registry::valid_image;
 use slipway_store::Repository;
 
-pub use auth::{Action, RegistryCaller, job_token};
+pub use auth::{Action, RegistryCaller, job_token, push_allowed};
 pub use error::OciError;
 
 use crate::AppState;
@@ -29,11 +29,22 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v2", any(base))
         .route("/v2/", any(base))
-        .route("/v2/token", any(token))
+        // GET only: containerd first POSTs an OAuth form and falls back to GET on 405.
+        .route("/v2/token", axum::routing::get(token))
         .route("/v2/{*rest}", any(dispatch))
         .route("/raw/{repo}", any(raw::top))
         .route("/raw/{repo}/", any(raw::top))
         .route("/raw/{repo}/{*path}", any(raw::handle))
+        .layer(axum::middleware::map_response(api_version))
+}
+
+/// Every registry answer names the API version (docker checks it on `/v2/`).
+async fn api_version(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        "Docker-Distribution-API-Version",
+        HeaderValue::from_static("registry/2.0"),
+    );
+    response
 }
 
 /// A `/v2/` path, read from its end.
@@ -132,10 +143,10 @@ impl Request {
 }
 
 async fn base(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let host = host_of(&headers);
+    let host = base_url_of(&headers);
     match RegistryCaller::from_headers(&headers, &state).await {
         Ok(caller) if !caller.is_anonymous() => {
-            with_api_version(StatusCode::OK, axum::Json(serde_json::json!({})))
+            (StatusCode::OK, axum::Json(serde_json::json!({}))).into_response()
         }
         Ok(_) => OciError::unauthorized("log in with a Slipway API token as the password")
             .into_response_at(&host),
@@ -144,7 +155,7 @@ async fn base(State(state): State<AppState>, headers: HeaderMap) -> Response {
 }
 
 async fn token(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
-    let host = host_of(&headers);
+    let host = base_url_of(&headers);
     let scopes: Vec<String> = parse_query(&uri)
         .into_iter()
         .filter(|(k, _)| k == "scope")
@@ -168,7 +179,7 @@ async fn dispatch(
     uri: Uri,
     body: Body,
 ) -> Response {
-    let host = host_of(&headers);
+    let host = base_url_of(&headers);
     let result = async {
         let caller = RegistryCaller::from_headers(&headers, &state).await?;
         let route = route(&rest).ok_or_else(|| {
@@ -232,12 +243,21 @@ fn parse_query(uri: &Uri) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-pub(crate) fn host_of(headers: &HeaderMap) -> String {
-    headers
+/// This server as the client reached it (`http://HOST`), for the token
+/// challenge's realm; `X-Forwarded-Proto: https` from a TLS proxy is honoured.
+pub(crate) fn base_url_of(headers: &HeaderMap) -> String {
+    let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost")
-        .to_string()
+        .unwrap_or("localhost");
+    let scheme = match headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+    {
+        Some("https") => "https",
+        _ => "http",
+    };
+    format!("{scheme}://{host}")
 }
 
 /// How much is read from disk at a time while a blob streams out.
@@ -292,15 +312,6 @@ pub fn file_body(file: std::fs::File, start: u64, length: u64) -> Body {
 /// `0-<last byte>` as upload responses report progress.
 pub fn range_header(offset: u64) -> String {
     format!("0-{}", offset.saturating_sub(1))
-}
-
-pub fn with_api_version(status: StatusCode, body: impl IntoResponse) -> Response {
-    let mut response = (status, body).into_response();
-    response.headers_mut().insert(
-        "Docker-Distribution-API-Version",
-        HeaderValue::from_static("registry/2.0"),
-    );
-    response
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use slipway_store::RawFile;
 use tokio_util::io::StreamReader;
 
 use super::blobs::{empty, insert};
-use super::{Action, OciError, RegistryCaller, file_body, host_of};
+use super::{Action, OciError, RegistryCaller, base_url_of, file_body};
 use crate::AppState;
 
 pub async fn handle(
@@ -21,7 +21,7 @@ pub async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let host = host_of(&headers);
+    let host = base_url_of(&headers);
     match serve(state, &repo, &path, method, headers, body).await {
         Ok(response) => response,
         Err(e) => e.into_response_at(&host),

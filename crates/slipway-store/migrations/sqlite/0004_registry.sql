@@ -53,6 +53,7 @@ CREATE TABLE manifest_refs (
     target    TEXT  NOT NULL,
     PRIMARY KEY (manifest, target)
 );
+CREATE INDEX manifest_refs_by_target ON manifest_refs (target);
 
 CREATE TABLE tags (
     repo        TEXT    NOT NULL,

@@ -29,8 +29,7 @@ impl Store {
         Ok(())
     }
 
-    /// The size of a blob `repo`/`image` may serve, touching it: a client that
-    /// checks before pushing is about to reference it.
+    /// The size of a blob `repo`/`image` may serve.
     pub async fn linked_blob(&self, repo: &str, image: &str, digest: &str) -> Result<Option<i64>> {
         let row = sqlx::query("SELECT b.size FROM blob_links l JOIN blobs b ON b.digest = l.digest WHERE l.repo = $1 AND l.image = $2 AND l.digest = $3")
             .bind(repo)
@@ -80,11 +79,15 @@ impl Store {
         if !known {
             return Ok(false);
         }
-        sqlx::query("UPDATE blobs SET touched_at = $2 WHERE digest = $1")
+        let touched = sqlx::query("UPDATE blobs SET touched_at = $2 WHERE digest = $1")
             .bind(digest)
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
+        // The collector took it a moment ago: the client uploads it instead.
+        if touched.rows_affected() == 0 {
+            return Ok(false);
+        }
         link_in(&mut tx, to.0, to.1, digest).await?;
         tx.commit().await?;
         Ok(true)
@@ -124,6 +127,15 @@ impl Store {
                 .await?
                 .is_some(),
         )
+    }
+
+    /// Whether upload `id` is in progress anywhere.
+    pub async fn upload_exists_any(&self, id: &str) -> Result<bool> {
+        Ok(sqlx::query("SELECT 1 AS one FROM uploads WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some())
     }
 
     pub async fn end_upload(&self, id: &str) -> Result<()> {

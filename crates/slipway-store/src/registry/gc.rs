@@ -15,8 +15,6 @@ pub struct RetiredTag {
     pub image: String,
     pub tag: String,
     pub digest: String,
-    /// Whether the manifest went too (no other tag pointed at it).
-    pub manifest_removed: bool,
 }
 
 impl Store {
@@ -92,44 +90,66 @@ impl Store {
     }
 
     /// Keeps the newest `keep` tags of each image of `repo`; older ones go,
-    /// and their manifests with them when no other tag points there. Anything
-    /// a release repository holds is never touched.
+    /// unless a release repository holds what they point at. The manifests
+    /// left untagged go with [`Store::remove_untagged`].
     pub async fn apply_retention(
         &self,
         repo: &str,
         keep: i64,
         dry_run: bool,
     ) -> Result<Vec<RetiredTag>> {
+        let keep = usize::try_from(keep).unwrap_or(0);
         let mut retired = Vec::new();
         for (_, image) in self.images(Some(repo)).await? {
-            let tags = self.tag_digests(repo, &image).await?;
-            let kept: HashSet<&str> = tags
-                .iter()
-                .take(usize::try_from(keep).unwrap_or(0))
-                .map(|(_, d, _)| d.as_str())
-                .collect();
-            for (tag, digest, _) in tags.iter().skip(usize::try_from(keep).unwrap_or(0)) {
-                if self.in_release(digest).await? {
+            for (tag, digest, _) in self.tag_digests(repo, &image).await?.into_iter().skip(keep) {
+                if self.in_release(&digest).await? {
                     continue;
                 }
-                let manifest_removed = !kept.contains(digest.as_str())
-                    && tags.iter().filter(|(_, d, _)| d == digest).count() == 1;
                 if !dry_run {
-                    self.delete_tag(repo, &image, tag).await?;
-                    if manifest_removed {
-                        self.delete_manifest(repo, &image, digest).await?;
-                    }
+                    self.delete_tag(repo, &image, &tag).await?;
                 }
                 retired.push(RetiredTag {
                     repo: repo.to_string(),
                     image: image.clone(),
-                    tag: tag.clone(),
-                    digest: digest.clone(),
-                    manifest_removed,
+                    tag,
+                    digest,
                 });
             }
         }
         Ok(retired)
+    }
+
+    /// Removes manifests of `repo` pushed before `before` that nothing keeps:
+    /// no tag, no index of the same image, no subject still held (a
+    /// signature or SBOM stays with its image), no release repository.
+    /// Returns (image, digest) of each.
+    pub async fn remove_untagged(
+        &self,
+        repo: &str,
+        before: i64,
+        dry_run: bool,
+    ) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT m.image, m.digest FROM manifests m WHERE m.repo = $1 AND m.pushed_at < $2 \
+             AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo = m.repo AND t.image = m.image AND t.digest = m.digest) \
+             AND NOT EXISTS (SELECT 1 FROM manifest_refs r JOIN manifests p ON p.digest = r.manifest AND p.repo = m.repo AND p.image = m.image WHERE r.target = m.digest) \
+             AND NOT EXISTS (SELECT 1 FROM manifests s WHERE s.repo = m.repo AND s.image = m.image AND s.digest = m.subject) \
+             AND NOT EXISTS (SELECT 1 FROM manifests x JOIN repositories r ON r.name = x.repo WHERE r.policy = 'release' AND x.digest = m.digest) \
+             ORDER BY m.image, m.digest",
+        )
+        .bind(repo)
+        .bind(before)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut removed = Vec::new();
+        for row in &rows {
+            let (image, digest): (String, String) = (row.try_get("image")?, row.try_get("digest")?);
+            if !dry_run {
+                self.delete_manifest(repo, &image, &digest).await?;
+            }
+            removed.push((image, digest));
+        }
+        Ok(removed)
     }
 
     /// Whether a release repository holds this manifest.

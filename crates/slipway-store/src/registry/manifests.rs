@@ -323,7 +323,9 @@ async fn require(
     Ok(())
 }
 
-/// Points `tag` at `digest`; in a release repository an existing tag never moves.
+/// Points `tag` at `digest`; in a release repository an existing tag never
+/// moves. Insert first, then compare: two pushes racing for a new tag on
+/// PostgreSQL meet at the unique key, and the second sees the first's digest.
 pub(super) async fn set_tag(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     repo: &str,
@@ -332,31 +334,43 @@ pub(super) async fn set_tag(
     digest: &str,
     immutable: bool,
 ) -> Result<bool> {
-    let current =
-        sqlx::query("SELECT digest FROM tags WHERE repo = $1 AND image = $2 AND tag = $3")
-            .bind(repo)
-            .bind(image)
-            .bind(tag)
-            .fetch_optional(&mut **tx)
-            .await?
-            .map(|r| r.try_get::<String, _>("digest"))
-            .transpose()?;
-    match current {
-        Some(existing) if existing == digest => return Ok(false),
-        Some(existing) if immutable => {
-            return Err(StoreError::Conflict(format!(
-                "tag `{tag}` of {repo}/{image} already points to {existing}, and tags in release repository `{repo}` never move: push under a new tag"
-            )));
-        }
-        _ => {}
-    }
-    sqlx::query("INSERT INTO tags (repo, image, tag, digest, updated_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (repo, image, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at")
+    let now = now_ms();
+    let inserted = sqlx::query("INSERT INTO tags (repo, image, tag, digest, updated_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (repo, image, tag) DO NOTHING")
         .bind(repo)
         .bind(image)
         .bind(tag)
         .bind(digest)
-        .bind(now_ms())
+        .bind(now)
         .execute(&mut **tx)
         .await?;
+    if inserted.rows_affected() == 1 {
+        return Ok(true);
+    }
+    let existing: String =
+        sqlx::query("SELECT digest FROM tags WHERE repo = $1 AND image = $2 AND tag = $3")
+            .bind(repo)
+            .bind(image)
+            .bind(tag)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get("digest")?;
+    if existing == digest {
+        return Ok(false);
+    }
+    if immutable {
+        return Err(StoreError::Conflict(format!(
+            "tag `{tag}` of {repo}/{image} already points to {existing}, and tags in release repository `{repo}` never move: push under a new tag"
+        )));
+    }
+    sqlx::query(
+        "UPDATE tags SET digest = $4, updated_at = $5 WHERE repo = $1 AND image = $2 AND tag = $3",
+    )
+    .bind(repo)
+    .bind(image)
+    .bind(tag)
+    .bind(digest)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
     Ok(true)
 }

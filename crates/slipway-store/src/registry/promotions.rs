@@ -71,6 +71,12 @@ impl Store {
             changed |= done.rows_affected() > 0;
         }
         for digest in manifests.iter().chain(&blobs) {
+            // Touched, so a collection running now keeps what just became live here.
+            sqlx::query("UPDATE blobs SET touched_at = $2 WHERE digest = $1")
+                .bind(digest)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
             link_in(&mut tx, new.to_repo, new.image, digest).await?;
         }
         if let Some(tag) = new.tag {

@@ -8,6 +8,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::require_docker;
 use super::server::ServerProcess;
+pub use super::text;
 
 /// A server with `ci` and `release` repositories, and a docker client logged in to it.
 pub struct Registry {
@@ -210,14 +211,6 @@ impl Drop for Registry {
                 .status();
         }
     }
-}
-
-pub fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 pub fn base64_of(text: &str) -> String {

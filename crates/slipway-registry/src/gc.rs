@@ -167,3 +167,81 @@ async fn modified_ms(path: &std::path::Path) -> Option<i64> {
     let since = modified.duration_since(std::time::UNIX_EPOCH).ok()?;
     i64::try_from(since.as_millis()).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    async fn registry(dir: &std::path::Path) -> Registry {
+        let url = format!("sqlite://{}", dir.join("db.sqlite").display());
+        let store = slipway_store::Store::open(&url).await.expect("store");
+        Registry::new(store, &dir.join("registry"))
+    }
+
+    fn age(path: &std::path::Path, by: Duration) {
+        let file = std::fs::File::options()
+            .append(true)
+            .open(path)
+            .expect("open");
+        file.set_modified(SystemTime::now() - by).expect("mtime");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn collects_stray_files_and_abandoned_uploads_but_not_recorded_blobs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let registry = registry(dir.path()).await;
+        // A recorded blob a raw file uses, and a file the database never heard of.
+        let repo = slipway_store::Repository {
+            name: "files".into(),
+            kind: slipway_store::RepoKind::Raw,
+            policy: TagPolicy::Ci,
+            keep_tags: None,
+            anonymous_pull: false,
+            upstream: None,
+            ttl_seconds: None,
+            created_at: 0,
+        };
+        registry
+            .store
+            .put_repository(&repo, false)
+            .await
+            .expect("repo");
+        let kept = registry
+            .put_raw("files", "a.txt", &b"kept"[..], None)
+            .await
+            .expect("raw");
+        let (stray, _) = registry
+            .blobs
+            .put(&b"stray"[..], None)
+            .await
+            .expect("stray");
+        age(&registry.blobs.path(&stray), Duration::from_secs(7200));
+        // A staged file a crash left a day ago, and an upload still going.
+        let staged = registry.blobs.upload_path("1234-5678-0");
+        std::fs::write(&staged, b"half a blob").expect("write");
+        age(&staged, UPLOAD_EXPIRY + Duration::from_secs(60));
+        let going = registry.start_upload("files", "x").await.expect("upload");
+        std::fs::write(registry.blobs.upload_path(&going), b"partial").expect("write");
+
+        let options = GcOptions {
+            grace: Duration::from_secs(3600),
+            dry_run: false,
+        };
+        let report = registry.collect_garbage(options).await.expect("gc");
+        assert_eq!(report.blobs_freed, 1, "{report:?}");
+        assert!(!registry.blobs.path(&stray).exists(), "the stray file went");
+        let kept = Digest::parse(&kept.digest).expect("digest");
+        assert!(
+            registry.blobs.path(&kept).exists(),
+            "the recorded blob stayed"
+        );
+        assert!(!staged.exists(), "the crash's leftover went");
+        assert!(
+            registry.blobs.upload_path(&going).exists(),
+            "the live upload stayed"
+        );
+        assert_eq!(report.uploads_removed, 1);
+    }
+}

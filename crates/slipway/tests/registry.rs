@@ -339,6 +339,64 @@ fn chunked_uploads_ranges_manifests_tags_and_referrers_follow_the_spec() {
     assert_eq!(filtered["manifests"], serde_json::json!([]));
     assert_eq!(header(&headers, "oci-filters-applied"), "artifactType");
 
+    // An index over the manifest (OCI and Docker list types alike), promoted with its child.
+    for (tag, media_type) in [
+        ("multi", "application/vnd.oci.image.index.v1+json"),
+        (
+            "list",
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+        ),
+    ] {
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{media_type}","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{manifest_digest}","size":{},"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#,
+            manifest.len()
+        );
+        let (status, _, body) = put_manifest(&reg, "ci/parts", tag, media_type, &index);
+        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+        let (status, headers, body) =
+            reg.curl("GET", &format!("/v2/ci/parts/manifests/{tag}"), &[]);
+        assert_eq!((status, body), (200, index.clone().into_bytes()));
+        assert_eq!(header(&headers, "content-type"), media_type);
+    }
+    let index_digest = sha256(
+        reg.curl("GET", "/v2/ci/parts/manifests/multi", &[])
+            .2
+            .as_slice(),
+    );
+    reg.ok(&[
+        "promote",
+        &format!("ci/parts@{index_digest}"),
+        "--to",
+        "release",
+        "--tag",
+        "1",
+    ]);
+    let (status, _, _) = reg.curl(
+        "GET",
+        &format!("/v2/release/parts/manifests/{manifest_digest}"),
+        &[],
+    );
+    assert_eq!(status, 200, "the index's child came along");
+    let (status, _, body) = reg.curl("GET", &format!("/v2/release/parts/blobs/{layer}"), &[]);
+    assert_eq!(
+        (status, body.as_slice()),
+        (200, &b"hello world"[..]),
+        "and its layer"
+    );
+    // An index over a manifest the image lacks is refused.
+    let orphan = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":1}}]}}"#,
+        sha256(b"no such manifest")
+    );
+    let (status, _, _) = put_manifest(
+        &reg,
+        "ci/parts",
+        "orphan",
+        "application/vnd.oci.image.index.v1+json",
+        &orphan,
+    );
+    assert_eq!(status, 400);
+
     // Cross-repository mount, then delete by digest takes the tags with it.
     let (status, _, _) = reg.curl(
         "POST",

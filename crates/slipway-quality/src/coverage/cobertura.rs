@@ -1,0 +1,127 @@
+//! Cobertura XML (coverage.py, jest, gcovr, …): several `<source>` roots,
+//! the same file under several classes, `condition-coverage="50% (1/2)"`,
+//! `NaN` rates (ignored: only line elements are read).
+
+use std::io::BufRead;
+
+use quick_xml::events::{BytesStart, Event};
+
+use super::{Coverage, LineCoverage};
+use crate::ParseError;
+
+pub fn parse(input: impl BufRead) -> Result<(Coverage, Vec<String>), ParseError> {
+    let mut reader = quick_xml::Reader::from_reader(input);
+    let mut buf = Vec::new();
+    let mut coverage = Coverage::default();
+    let mut sources = Vec::new();
+    let mut in_source = false;
+    let mut file: Option<String> = None;
+    let mut in_method = false;
+    let mut saw_root = false;
+    loop {
+        let event = reader
+            .read_event_into(&mut buf)
+            .map_err(|e| ParseError::at("Cobertura XML", reader.buffer_position(), e))?;
+        match event {
+            Event::Start(e) | Event::Empty(e) => match e.local_name().as_ref() {
+                b"coverage" => saw_root = true,
+                b"source" => in_source = true,
+                b"class" => file = attr(&e, b"filename"),
+                // Method lines repeat the class's: counting both would double them.
+                b"method" => in_method = true,
+                b"line" if !in_method => {
+                    if let Some(f) = &file {
+                        let (number, data) = line(&e)?;
+                        coverage.record(f, number, &data);
+                    }
+                }
+                _ => {}
+            },
+            Event::Text(t) if in_source => {
+                let text = t
+                    .decode()
+                    .map_err(|e| ParseError::new("Cobertura XML", e.to_string()))?;
+                if !text.trim().is_empty() {
+                    sources.push(text.trim().to_string());
+                }
+            }
+            Event::End(e) => match e.local_name().as_ref() {
+                b"source" => in_source = false,
+                b"class" => file = None,
+                b"method" => in_method = false,
+                _ => {}
+            },
+            Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    if !saw_root {
+        return Err(ParseError::new(
+            "Cobertura XML",
+            "no <coverage> element: is this a Cobertura report?",
+        ));
+    }
+    Ok((coverage, sources))
+}
+
+fn line(e: &BytesStart<'_>) -> Result<(u32, LineCoverage), ParseError> {
+    let bad = |what: &str| ParseError::new("Cobertura XML", format!("a <line> has {what}"));
+    let number = attr(e, b"number")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| bad("no valid number"))?;
+    let hits = attr(e, b"hits")
+        .and_then(|h| {
+            h.parse::<u64>()
+                .ok()
+                .or_else(|| h.parse::<f64>().ok().map(|f| f.max(0.0) as u64))
+        })
+        .unwrap_or(0);
+    let mut branches = Vec::new();
+    if attr(e, b"branch").as_deref() == Some("true") {
+        // "50% (1/2)": one of two conditions covered.
+        if let Some((covered, total)) = attr(e, b"condition-coverage").as_deref().and_then(fraction)
+        {
+            branches = (0..total).map(|i| u64::from(i < covered)).collect();
+        }
+    }
+    Ok((number, LineCoverage { hits, branches }))
+}
+
+fn fraction(text: &str) -> Option<(u64, u64)> {
+    let inner = text.split_once('(')?.1.split_once(')')?.0;
+    let (covered, total) = inner.split_once('/')?;
+    let (covered, total) = (covered.trim().parse().ok()?, total.trim().parse().ok()?);
+    (covered <= total).then_some((covered, total))
+}
+
+fn attr(e: &BytesStart<'_>, key: &[u8]) -> Option<String> {
+    e.try_get_attribute(key)
+        .ok()
+        .flatten()
+        .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_sources_classes_and_conditions() {
+        let xml = r#"<?xml version="1.0" ?>
+<coverage line-rate="NaN" branch-rate="0.5">
+  <sources><source>/home/ci/project</source><source>src</source></sources>
+  <packages><package name="p"><classes>
+    <class name="A" filename="pkg/mod.py"><methods><method name="f"><lines><line number="1" hits="1"/></lines></method></methods>
+      <lines><line number="1" hits="1"/><line number="2" hits="0" branch="true" condition-coverage="50% (1/2)"/></lines></class>
+    <class name="B" filename="pkg/mod.py"><lines><line number="2" hits="3"/></lines></class>
+  </classes></package></packages>
+</coverage>"#;
+        let (c, sources) = parse(xml.as_bytes()).expect("parses");
+        assert_eq!(sources, ["/home/ci/project", "src"]);
+        let lines = &c.files["pkg/mod.py"];
+        assert_eq!(lines.len(), 2, "method lines are not counted twice");
+        assert_eq!(lines[&2].hits, 3, "classes of one file merge");
+        assert_eq!(lines[&2].branches, [1, 0]);
+    }
+}

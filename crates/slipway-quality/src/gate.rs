@@ -1,0 +1,168 @@
+//! Gate conditions (`new_coverage >= 80`, `tests_failed == 0`) and their
+//! verdict. No leniency is built in: a condition over a measure that has no
+//! value fails, except coverage on new code when there is none to cover.
+
+use serde::Serialize;
+
+use crate::measures::Measures;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Op {
+    #[serde(rename = ">=")]
+    Ge,
+    #[serde(rename = "<=")]
+    Le,
+    #[serde(rename = ">")]
+    Gt,
+    #[serde(rename = "<")]
+    Lt,
+    #[serde(rename = "==")]
+    Eq,
+    #[serde(rename = "!=")]
+    Ne,
+}
+
+impl Op {
+    fn holds(self, value: f64, threshold: f64) -> bool {
+        match self {
+            Op::Ge => value >= threshold,
+            Op::Le => value <= threshold,
+            Op::Gt => value > threshold,
+            Op::Lt => value < threshold,
+            Op::Eq => value == threshold,
+            Op::Ne => value != threshold,
+        }
+    }
+}
+
+/// One condition, as written.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Condition {
+    pub text: String,
+    pub metric: String,
+    pub op: Op,
+    pub threshold: f64,
+}
+
+/// The gate used when a pipeline names none: tests ran and none failed,
+/// coverage on new code at least 80 %.
+pub const DEFAULT_GATE: &[&str] = &[
+    "tests_total >= 1",
+    "tests_failed == 0",
+    "tests_errored == 0",
+    "new_coverage >= 80",
+];
+
+/// Parses `METRIC OP NUMBER`; the error says what is wrong and what is known.
+pub fn parse_condition(text: &str) -> Result<Condition, String> {
+    let ops = [
+        (">=", Op::Ge),
+        ("<=", Op::Le),
+        ("==", Op::Eq),
+        ("!=", Op::Ne),
+        (">", Op::Gt),
+        ("<", Op::Lt),
+    ];
+    let (at, symbol, op) = ops
+        .iter()
+        .filter_map(|(s, op)| text.find(s).map(|at| (at, *s, *op)))
+        .min_by_key(|(at, s, _)| (*at, usize::MAX - s.len()))
+        .ok_or_else(|| {
+            format!("`{text}` has no comparison: write METRIC >= NUMBER (or <=, >, <, ==, !=)")
+        })?;
+    let metric = text[..at].trim().to_string();
+    if !Measures::NAMES.contains(&metric.as_str()) {
+        return Err(format!(
+            "`{metric}` in `{text}` is not a measure; known: {}",
+            Measures::NAMES.join(", ")
+        ));
+    }
+    let number = text[at + symbol.len()..].trim().trim_end_matches('%');
+    let threshold: f64 = number
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite())
+        .ok_or_else(|| format!("`{number}` in `{text}` is not a number"))?;
+    Ok(Condition {
+        text: text.trim().to_string(),
+        metric,
+        op,
+        threshold,
+    })
+}
+
+/// A condition's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    pub condition: String,
+    pub metric: String,
+    pub op: Op,
+    pub threshold: f64,
+    pub value: Option<f64>,
+    pub passed: bool,
+    /// Why a condition without a value passed or failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+pub fn evaluate(conditions: &[Condition], measures: &Measures) -> Vec<Verdict> {
+    conditions
+        .iter()
+        .map(|c| {
+            let value = measures.get(&c.metric);
+            let (passed, note) = match value {
+                Some(v) => (c.op.holds(v, c.threshold), None),
+                None if c.metric.starts_with("new_") && measures.new_lines_to_cover == 0 => {
+                    (true, Some("no new lines to cover".to_string()))
+                }
+                None => (
+                    false,
+                    Some(format!("no value for {}: was its report given?", c.metric)),
+                ),
+            };
+            Verdict {
+                condition: c.text.clone(),
+                metric: c.metric.clone(),
+                op: c.op,
+                threshold: c.threshold,
+                value,
+                passed,
+                note,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_conditions_and_says_what_is_wrong() {
+        let c = parse_condition("new_coverage >= 80%").expect("valid");
+        assert_eq!(
+            (c.metric.as_str(), c.op, c.threshold),
+            ("new_coverage", Op::Ge, 80.0)
+        );
+        assert_eq!(
+            parse_condition("tests_failed==0").expect("valid").op,
+            Op::Eq
+        );
+        assert_eq!(parse_condition("coverage > 50").expect("valid").op, Op::Gt);
+        assert!(
+            parse_condition("coverge >= 1")
+                .expect_err("unknown")
+                .contains("not a measure")
+        );
+        assert!(
+            parse_condition("coverage about 1")
+                .expect_err("no op")
+                .contains("no comparison")
+        );
+        assert!(
+            parse_condition("coverage >= lots")
+                .expect_err("nan")
+                .contains("not a number")
+        );
+    }
+}

@@ -73,6 +73,26 @@ impl WorkTree {
         Ok(files)
     }
 
+    /// `git diff -U0 -M BASE` of the work tree (commits since BASE and
+    /// uncommitted changes), paths relative to this directory: what new-code
+    /// measures read.
+    pub async fn diff_since(&self, base: &str) -> Result<String, GitError> {
+        git(
+            &self.dir,
+            [
+                "diff",
+                "--no-color",
+                "--no-ext-diff",
+                "--relative",
+                "-U0",
+                "-M",
+                base,
+                "--",
+            ],
+        )
+        .await
+    }
+
     /// The commit and branch checked out.
     pub async fn revision(&self) -> Result<Revision, GitError> {
         let commit = git(&self.dir, ["rev-parse", "--verify", "-q", "HEAD"])

@@ -2,6 +2,7 @@
 
 mod agent;
 mod client;
+mod gate;
 mod progress;
 mod registry;
 mod remote;
@@ -32,6 +33,8 @@ pub struct Cli {
 enum Command {
     /// Check a pipeline file and report every problem with its line and column.
     Validate(validate::Args),
+    /// Evaluate a quality gate here: test and coverage reports against the code changed since a revision.
+    Gate(gate::Args),
     /// Run a pipeline on this machine: jobs on the host or in Docker containers.
     Run(run::Args),
     /// Serve the API, webhooks and live logs, and run jobs with in-process workers.
@@ -151,6 +154,7 @@ impl PipelineFile {
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
+        Command::Gate(args) => gate::run(&args),
         Command::Run(args) => run::run(args),
         Command::Server(args) => server::run(args),
         Command::Agent(args) => agent::run(args),

@@ -1,0 +1,271 @@
+//! `slipway gate`: the quality gate evaluated on this machine, with the same
+//! code a run uses: reports found by glob, new code from `git diff`, the
+//! gate's conditions (a file, or the default gate), a readable report or JSON.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use serde_json::json;
+use slipway_quality::{
+    Coverage, DEFAULT_GATE, Measures, RepoFiles, TestCounts, TestReport, Verdict, evaluate,
+    parse_condition, uncovered_new_lines,
+};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// JUnit XML reports (a glob relative to the directory; repeatable).
+    #[arg(long, value_name = "GLOB")]
+    junit: Vec<String>,
+    /// LCOV or Cobertura coverage reports (a glob; repeatable).
+    #[arg(long, value_name = "GLOB")]
+    coverage: Vec<String>,
+    /// New code is what changed since this revision (commits and uncommitted changes).
+    #[arg(long, value_name = "REF", default_value = "HEAD~1")]
+    base: String,
+    /// Conditions, one per line (`new_coverage >= 80`), relative to the directory; default: the default gate.
+    #[arg(long, value_name = "FILE")]
+    gate: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+    /// The repository directory.
+    #[arg(short = 'C', long = "dir", default_value = ".")]
+    dir: PathBuf,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    // Like the report globs, a relative gate file is found in the directory.
+    let gate_file = args
+        .gate
+        .as_ref()
+        .map(|g| (args.dir.join(g), g.display().to_string()));
+    let conditions = conditions(gate_file.as_ref().map(|(p, n)| (p.as_path(), n.as_str())))?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let (repo_files, diff) = runtime.block_on(async {
+        let tree = slipway_git::WorkTree::discover(&args.dir)
+            .await?
+            .with_context(|| format!("{} is not inside a git work tree", args.dir.display()))?;
+        let files: Vec<String> = tree
+            .files()
+            .await?
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        let diff = tree
+            .diff_since(&args.base)
+            .await
+            .with_context(|| format!("cannot diff against `{}`; pass --base REF", args.base))?;
+        anyhow::Ok((files, diff))
+    })?;
+    let repo = RepoFiles::new(repo_files);
+    let new_code = slipway_quality::diff::parse(&diff)?;
+    let tests = read_tests(&args.dir, &args.junit)?;
+    let (coverage, unmatched) = read_coverage(&args.dir, &args.coverage, &repo)?;
+    let measures = Measures::compute(&tests.counts, &coverage, &new_code);
+    let verdicts = evaluate(&conditions, &measures);
+    let passed = verdicts.iter().all(|v| v.passed);
+    let uncovered = uncovered_new_lines(&coverage, &new_code);
+    if args.json {
+        let out = json!({
+            "status": if passed { "passed" } else { "failed" },
+            "conditions": verdicts,
+            "measures": measures,
+            "uncovered_new_lines": uncovered,
+            "unmatched_files": unmatched,
+            "failed_tests": tests.failures,
+        });
+        println!("{out:#}");
+    } else {
+        print!(
+            "{}",
+            render(passed, &verdicts, &measures, &tests, &uncovered, &unmatched)
+        );
+    }
+    Ok(if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The gate's conditions from `file` (its path, and its name for messages).
+fn conditions(file: Option<(&Path, &str)>) -> anyhow::Result<Vec<slipway_quality::Condition>> {
+    let (text, name) = match file {
+        Some((path, name)) => (
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+            name,
+        ),
+        None => (DEFAULT_GATE.join("\n"), "default gate"),
+    };
+    let mut conditions = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        match parse_condition(line) {
+            Ok(c) => conditions.push(c),
+            Err(e) => bail!("{name}:{}: {e}", n + 1),
+        }
+    }
+    Ok(conditions)
+}
+
+/// Files under `dir` matching any of `globs`, walking only below each glob's literal prefix.
+fn matching(dir: &Path, globs: &[String]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    for pattern in globs {
+        let matcher = globset::GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+            .with_context(|| format!("`{pattern}` is not a valid glob"))?
+            .compile_matcher();
+        let literal: Vec<&str> = pattern
+            .split('/')
+            .take_while(|part| !part.contains(['*', '?', '[', '{']))
+            .collect();
+        let start = dir.join(literal.join("/"));
+        for entry in walkdir::WalkDir::new(&start)
+            .into_iter()
+            .filter_map(Result::ok)
+        {
+            let rel = entry.path().strip_prefix(dir).unwrap_or(entry.path());
+            if entry.file_type().is_file() && matcher.is_match(rel) {
+                found.push(entry.path().to_path_buf());
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    Ok(found)
+}
+
+fn open(path: &Path) -> anyhow::Result<std::io::BufReader<std::fs::File>> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    Ok(std::io::BufReader::with_capacity(256 * 1024, file))
+}
+
+fn read_tests(dir: &Path, globs: &[String]) -> anyhow::Result<TestReport> {
+    let mut all = TestReport::default();
+    for path in matching(dir, globs)? {
+        let report = slipway_quality::junit::parse(open(&path)?)
+            .with_context(|| format!("{}", path.display()))?;
+        all.counts.add(&report.counts);
+        all.failures.extend(report.failures);
+    }
+    Ok(all)
+}
+
+/// Coverage with repository paths; report paths that name no file of the
+/// repository are listed, not silently dropped.
+fn read_coverage(
+    dir: &Path,
+    globs: &[String],
+    repo: &RepoFiles,
+) -> anyhow::Result<(Coverage, Vec<String>)> {
+    let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let mut resolved = Coverage::default();
+    let mut unmatched = Vec::new();
+    for path in matching(dir, globs)? {
+        let (coverage, sources) = slipway_quality::coverage::parse(open(&path)?)
+            .with_context(|| format!("{}", path.display()))?;
+        for (file, lines) in coverage.files {
+            match repo.resolve(&file, &root, &sources) {
+                Some(rel) => {
+                    for (line, data) in &lines {
+                        resolved.record(&rel, *line, data);
+                    }
+                }
+                None => unmatched.push(file),
+            }
+        }
+    }
+    unmatched.sort();
+    unmatched.dedup();
+    Ok((resolved, unmatched))
+}
+
+fn render(
+    passed: bool,
+    verdicts: &[Verdict],
+    m: &Measures,
+    tests: &TestReport,
+    uncovered: &BTreeMap<String, Vec<String>>,
+    unmatched: &[String],
+) -> String {
+    let mut out = format!(
+        "quality gate {}\n",
+        if passed { "passed" } else { "FAILED" }
+    );
+    for v in verdicts {
+        let value = v.value.map_or("-".to_string(), format_number);
+        let note = v
+            .note
+            .as_deref()
+            .map(|n| format!("  ({n})"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  {:<4}  {:<32} value {value}{note}\n",
+            if v.passed { "ok" } else { "FAIL" },
+            v.condition
+        ));
+    }
+    let TestCounts {
+        total,
+        passed: ok,
+        failed,
+        errored,
+        skipped,
+        flaky,
+        ..
+    } = tests.counts;
+    out.push_str(&format!(
+        "tests: {total} run, {ok} passed, {failed} failed, {errored} errored, {skipped} skipped, {flaky} flaky\n"
+    ));
+    out.push_str(&format!(
+        "coverage: {} overall ({} lines, {} conditions); new code: {} of {} lines and {} conditions to cover\n",
+        percent(m.coverage),
+        m.lines_to_cover,
+        m.conditions_to_cover,
+        percent(m.new_coverage),
+        m.new_lines_to_cover,
+        m.new_conditions_to_cover
+    ));
+    if !uncovered.is_empty() {
+        out.push_str("uncovered new lines:\n");
+        for (file, ranges) in uncovered {
+            for range in ranges {
+                out.push_str(&format!("  {file}:{range}\n"));
+            }
+        }
+    }
+    if !tests.failures.is_empty() {
+        out.push_str("failed tests:\n");
+        for f in &tests.failures {
+            out.push_str(&format!("  {} ({}): {}\n", f.name, f.outcome, f.message));
+        }
+    }
+    if !unmatched.is_empty() {
+        out.push_str(&format!(
+            "coverage for files not in this repository (left out): {}\n",
+            unmatched.join(", ")
+        ));
+    }
+    out
+}
+
+fn percent(value: Option<f64>) -> String {
+    value.map_or("n/a".to_string(), |v| format!("{v:.1}%"))
+}
+
+fn format_number(x: f64) -> String {
+    if x.fract() == 0.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.2}")
+    }
+}

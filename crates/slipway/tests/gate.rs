@@ -1,0 +1,184 @@
+//! `slipway gate` on a real git repository: new-code coverage equals
+//! diff-cover's figure for line-only reports, branch data follows
+//! SonarQube's formula, failing conditions fail with the uncovered lines
+//! named, and zero tests is a failure.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::server::git;
+
+fn commit(dir: &Path, file: &str, content: &str, message: &str) {
+    std::fs::write(dir.join(file), content).expect("write");
+    git(dir, &["add", "."]);
+    git(
+        dir,
+        &[
+            "-c",
+            "user.name=Dev",
+            "-c",
+            "user.email=dev@example.com",
+            "commit",
+            "-qm",
+            message,
+        ],
+    );
+}
+
+/// A repository whose last commit changes line 3 and adds lines 8 to 12 of app.py.
+fn repository() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    git(dir.path(), &["init", "-q", "-b", "main"]);
+    let base: Vec<String> = (1..=10).map(|n| format!("line_{n} = {n}")).collect();
+    commit(dir.path(), "app.py", &(base.join("\n") + "\n"), "base");
+    let mut changed = base.clone();
+    changed[2] = "line_3 = 'changed'".into();
+    for n in 0..5 {
+        changed.insert(7 + n, format!("added_{n} = {n}"));
+    }
+    commit(dir.path(), "app.py", &(changed.join("\n") + "\n"), "change");
+    dir
+}
+
+fn gate(dir: &Path, args: &[&str]) -> (Output, serde_json::Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .arg("gate")
+        .args([
+            "-C",
+            dir.to_str().expect("utf8"),
+            "--base",
+            "HEAD~1",
+            "--json",
+        ])
+        .args(args)
+        .output()
+        .expect("slipway gate");
+    let json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("JSON ({e}): {}", common::text(&out)));
+    (out, json)
+}
+
+const JUNIT_ONE_PASS: &str = r#"<testsuite name="t"><testcase name="ok"/></testsuite>"#;
+
+#[test]
+fn new_coverage_matches_diff_cover_on_line_only_reports() {
+    let dir = repository();
+    // Lines 3, 8..12 are new; of the executable new lines (3, 8, 9, 10, 12), 9 and 12 never ran.
+    let mut lcov = String::from("SF:app.py\n");
+    for line in 1..=15 {
+        let hits = if [9, 12, 5].contains(&line) { 0 } else { 1 };
+        if line != 11 {
+            lcov.push_str(&format!("DA:{line},{hits}\n"));
+        }
+    }
+    lcov.push_str("end_of_record\n");
+    std::fs::write(dir.path().join("coverage.lcov"), lcov).expect("lcov");
+    std::fs::write(dir.path().join("junit.xml"), JUNIT_ONE_PASS).expect("junit");
+
+    let (out, ours) = gate(
+        dir.path(),
+        &["--coverage", "coverage.lcov", "--junit", "junit.xml"],
+    );
+    let measures = &ours["measures"];
+    assert_eq!(measures["new_lines_to_cover"], 5);
+    assert_eq!(measures["new_uncovered_lines"], 2);
+    let new_coverage = measures["new_coverage"].as_f64().expect("value");
+    assert_eq!(new_coverage, 60.0);
+    assert_eq!(
+        ours["uncovered_new_lines"]["app.py"],
+        serde_json::json!(["9", "12"])
+    );
+    assert_eq!(ours["status"], "failed", "60 % is under the default 80 %");
+    assert_eq!(out.status.code(), Some(1));
+
+    let diff_cover = std::env::var("SLIPWAY_DIFF_COVER").expect(
+        "SLIPWAY_DIFF_COVER is not set: run scripts/test, which installs diff-cover from PyPI",
+    );
+    let report = dir.path().join("diff-cover.json");
+    let status = Command::new(&diff_cover)
+        .args(["coverage.lcov", "--compare-branch", "HEAD~1", "--format"])
+        .arg(format!("json:{}", report.display()))
+        .current_dir(dir.path())
+        .status()
+        .expect("diff-cover runs");
+    assert!(status.success());
+    let theirs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("JSON");
+    let lines = theirs["total_num_lines"].as_f64().expect("lines");
+    let violations = theirs["total_num_violations"].as_f64().expect("violations");
+    assert_eq!((lines, violations), (5.0, 2.0), "the same lines: {theirs}");
+    assert_eq!(new_coverage, 100.0 * (lines - violations) / lines);
+    // diff-cover truncates its percentage; the measure does not.
+    assert_eq!(
+        theirs["total_percent_covered"].as_f64(),
+        Some(new_coverage.floor())
+    );
+}
+
+#[test]
+fn branch_data_follows_sonarqubes_formula_and_names_the_gaps() {
+    let dir = repository();
+    // New executable lines 3, 8, 9 (8 has 2 of 4 conditions covered; 9 never ran, 2 conditions).
+    let lcov = "SF:app.py\nDA:1,1\nDA:3,1\nDA:8,1\nBRDA:8,0,0,1\nBRDA:8,0,1,0\nBRDA:8,0,2,-\nBRDA:8,0,3,5\nDA:9,0\nBRDA:9,0,0,0\nBRDA:9,0,1,0\nend_of_record\n";
+    std::fs::write(dir.path().join("coverage.lcov"), lcov).expect("lcov");
+    std::fs::write(dir.path().join("junit.xml"), JUNIT_ONE_PASS).expect("junit");
+    std::fs::write(
+        dir.path().join("gate.txt"),
+        "new_coverage >= 40\ntests_failed == 0 # comment\n",
+    )
+    .expect("gate");
+    let (out, ours) = gate(
+        dir.path(),
+        &[
+            "--coverage",
+            "*.lcov",
+            "--junit",
+            "junit.xml",
+            "--gate",
+            "gate.txt",
+        ],
+    );
+    // Lines to cover 3, conditions 6; uncovered: line 9, conditions 8.1, 8.2, 9.0, 9.1.
+    // (3 + 6 - 1 - 4) / (3 + 6) = 4/9.
+    let value = ours["measures"]["new_coverage"].as_f64().expect("value");
+    assert!((value - 400.0 / 9.0).abs() < 1e-9, "{value}");
+    assert_eq!(ours["status"], "passed");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        ours["uncovered_new_lines"]["app.py"],
+        serde_json::json!(["8-9"])
+    );
+}
+
+#[test]
+fn zero_tests_fail_the_default_gate_and_a_bad_condition_says_where() {
+    let dir = repository();
+    std::fs::write(dir.path().join("empty.xml"), "<testsuites/>").expect("junit");
+    let (out, ours) = gate(dir.path(), &["--junit", "empty.xml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let first = &ours["conditions"][0];
+    assert_eq!(
+        (first["condition"].as_str(), first["passed"].as_bool()),
+        (Some("tests_total >= 1"), Some(false))
+    );
+
+    std::fs::write(dir.path().join("gate.txt"), "\nnew_coverge >= 80\n").expect("gate");
+    let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args([
+            "gate",
+            "-C",
+            dir.path().to_str().expect("utf8"),
+            "--gate",
+            "gate.txt",
+        ])
+        .output()
+        .expect("slipway gate");
+    assert!(!out.status.success());
+    let text = common::text(&out);
+    assert!(
+        text.contains("gate.txt:2: `new_coverge` in `new_coverge >= 80` is not a measure"),
+        "{text}"
+    );
+}

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use crate::issues::Severity;
 use crate::measures::Measures;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -23,7 +24,7 @@ pub enum Op {
 }
 
 impl Op {
-    fn holds(self, value: f64, threshold: f64) -> bool {
+    pub(crate) fn holds(self, value: f64, threshold: f64) -> bool {
         match self {
             Op::Ge => value >= threshold,
             Op::Le => value <= threshold,
@@ -40,6 +41,8 @@ impl Op {
 pub struct Condition {
     pub text: String,
     pub metric: String,
+    /// `issues{severity>=major}`: only issues of these severities count.
+    pub severity: Option<(Op, Severity)>,
     pub op: Op,
     pub threshold: f64,
 }
@@ -51,44 +54,89 @@ pub const DEFAULT_GATE: &[&str] = &[
     "tests_failed == 0",
     "tests_errored == 0",
     "new_coverage >= 80",
+    "new_issues{severity>=major} == 0",
 ];
+
+const OPS: [(&str, Op); 6] = [
+    (">=", Op::Ge),
+    ("<=", Op::Le),
+    ("==", Op::Eq),
+    ("!=", Op::Ne),
+    (">", Op::Gt),
+    ("<", Op::Lt),
+];
+
+/// The first comparison in `text`: (byte offset, symbol, op).
+fn comparison(text: &str) -> Option<(usize, &'static str, Op)> {
+    OPS.iter()
+        .filter_map(|(s, op)| text.find(s).map(|at| (at, *s, *op)))
+        .min_by_key(|(at, s, _)| (*at, usize::MAX - s.len()))
+}
 
 /// Parses `METRIC OP NUMBER`; the error says what is wrong and what is known.
 pub fn parse_condition(text: &str) -> Result<Condition, String> {
-    let ops = [
-        (">=", Op::Ge),
-        ("<=", Op::Le),
-        ("==", Op::Eq),
-        ("!=", Op::Ne),
-        (">", Op::Gt),
-        ("<", Op::Lt),
-    ];
-    let (at, symbol, op) = ops
-        .iter()
-        .filter_map(|(s, op)| text.find(s).map(|at| (at, *s, *op)))
-        .min_by_key(|(at, s, _)| (*at, usize::MAX - s.len()))
-        .ok_or_else(|| {
-            format!("`{text}` has no comparison: write METRIC >= NUMBER (or <=, >, <, ==, !=)")
-        })?;
-    let metric = text[..at].trim().to_string();
+    let (head, filter) = match text.split_once('{') {
+        Some((head, rest)) => {
+            let (inner, after) = rest
+                .split_once('}')
+                .ok_or_else(|| format!("`{text}`: `{{` is never closed with `}}`"))?;
+            (
+                format!("{head}{after}"),
+                Some(severity_filter(inner, text)?),
+            )
+        }
+        None => (text.to_string(), None),
+    };
+    let (at, symbol, op) = comparison(&head).ok_or_else(|| {
+        format!("`{text}` has no comparison: write METRIC >= NUMBER (or <=, >, <, ==, !=)")
+    })?;
+    let metric = head[..at].trim().to_string();
     if !Measures::NAMES.contains(&metric.as_str()) {
         return Err(format!(
             "`{metric}` in `{text}` is not a measure; known: {}",
             Measures::NAMES.join(", ")
         ));
     }
-    let number = text[at + symbol.len()..].trim().trim_end_matches('%');
-    let threshold: f64 = number
-        .parse()
-        .ok()
-        .filter(|n: &f64| n.is_finite())
-        .ok_or_else(|| format!("`{number}` in `{text}` is not a number"))?;
+    if filter.is_some() && !matches!(metric.as_str(), "issues" | "new_issues") {
+        return Err(format!(
+            "`{text}`: only issues and new_issues take a {{severity…}} filter"
+        ));
+    }
+    let number = head[at + symbol.len()..].trim().trim_end_matches('%');
+    let threshold = match (metric.as_str(), number) {
+        // Ratings may be written as letters.
+        ("rating", l) if l.len() == 1 && ("A"..="E").contains(&l) => {
+            f64::from(l.as_bytes()[0] - b'A' + 1)
+        }
+        _ => number
+            .parse()
+            .ok()
+            .filter(|n: &f64| n.is_finite())
+            .ok_or_else(|| format!("`{number}` in `{text}` is not a number"))?,
+    };
     Ok(Condition {
         text: text.trim().to_string(),
         metric,
+        severity: filter,
         op,
         threshold,
     })
+}
+
+/// `severity>=major`
+fn severity_filter(inner: &str, text: &str) -> Result<(Op, Severity), String> {
+    let (at, symbol, op) = comparison(inner)
+        .ok_or_else(|| format!("`{text}`: write the filter as {{severity>=major}}"))?;
+    if inner[..at].trim() != "severity" {
+        return Err(format!("`{text}`: only `severity` can be filtered on"));
+    }
+    let name = inner[at + symbol.len()..].trim();
+    let severity = Severity::parse(name).ok_or_else(|| {
+        format!(
+            "`{name}` in `{text}` is not a severity; use info, minor, major, critical or blocker"
+        )
+    })?;
+    Ok((op, severity))
 }
 
 /// A condition's outcome.
@@ -109,7 +157,15 @@ pub fn evaluate(conditions: &[Condition], measures: &Measures) -> Vec<Verdict> {
     conditions
         .iter()
         .map(|c| {
-            let value = measures.get(&c.metric);
+            let value = match (c.severity, c.metric.as_str()) {
+                (Some((op, than)), "issues") => {
+                    Some(measures.issues_by_severity.count(op, than) as f64)
+                }
+                (Some((op, than)), _) => {
+                    Some(measures.new_issues_by_severity.count(op, than) as f64)
+                }
+                (None, metric) => measures.get(metric),
+            };
             let (passed, note) = match value {
                 Some(v) => (c.op.holds(v, c.threshold), None),
                 None if c.metric.starts_with("new_") && measures.new_lines_to_cover == 0 => {

@@ -6,6 +6,7 @@
 pub mod coverage;
 pub mod diff;
 pub mod gate;
+pub mod issues;
 pub mod junit;
 pub mod measures;
 pub mod paths;

@@ -4,8 +4,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use std::collections::HashSet;
+
 use crate::coverage::Coverage;
 use crate::diff::NewCode;
+use crate::issues::{Issue, Severity};
 use crate::junit::TestCounts;
 
 /// Every measure, by the name gates use.
@@ -30,6 +33,67 @@ pub struct Measures {
     pub new_uncovered_conditions: u64,
     /// Lines the diff adds or changes, executable or not.
     pub new_lines: u64,
+    pub issues: u64,
+    /// Issues on new lines whose fingerprint the reference does not have.
+    pub new_issues: u64,
+    /// Issues by severity, info to blocker.
+    pub issues_by_severity: BySeverity,
+    pub new_issues_by_severity: BySeverity,
+    /// Remediation minutes of every issue.
+    pub debt_minutes: u64,
+    /// Debt over the cost of writing the code (30 minutes a line), in percent.
+    pub debt_ratio: Option<f64>,
+    /// Maintainability from the debt ratio: 1 (A) to 5 (E) on the 5/10/20/50 % grid.
+    pub rating: Option<u8>,
+    /// Non-blank lines of the repository's source files.
+    pub lines_of_code: u64,
+}
+
+/// Counts by severity, serialized as a map (`{"major": 2, …}`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BySeverity(pub [u64; 5]);
+
+impl BySeverity {
+    fn of<'a>(issues: impl Iterator<Item = &'a Issue>) -> BySeverity {
+        let mut counts = [0; 5];
+        for issue in issues {
+            counts[issue.severity as usize] += 1;
+        }
+        BySeverity(counts)
+    }
+
+    /// How many have a severity `op` `than` (`>=`, `>`, `==`, `<=`, `<`, `!=`).
+    pub fn count(&self, op: crate::gate::Op, than: Severity) -> u64 {
+        Severity::ALL
+            .iter()
+            .zip(self.0)
+            .filter(|(s, _)| op.holds(**s as u8 as f64, than as u8 as f64))
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+impl Serialize for BySeverity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(5))?;
+        for (severity, n) in Severity::ALL.iter().zip(self.0) {
+            map.serialize_entry(severity.as_str(), &n)?;
+        }
+        map.end()
+    }
+}
+
+/// The inputs measures are computed from, with paths already repository-relative.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    pub tests: &'a TestCounts,
+    pub coverage: &'a Coverage,
+    pub new_code: &'a NewCode,
+    pub issues: &'a [Issue],
+    /// Fingerprints of the reference's issues; without them every issue on new code is new.
+    pub reference: Option<&'a HashSet<String>>,
+    pub lines_of_code: u64,
 }
 
 impl Measures {
@@ -52,12 +116,29 @@ impl Measures {
         "new_conditions_to_cover",
         "new_uncovered_conditions",
         "new_lines",
+        "issues",
+        "new_issues",
+        "debt_minutes",
+        "debt_ratio",
+        "rating",
+        "lines_of_code",
     ];
 
-    /// `coverage` is resolved to repository paths; `tests` may be absent (no report).
-    pub fn compute(tests: &TestCounts, coverage: &Coverage, new: &NewCode) -> Measures {
+    pub fn compute(inputs: Inputs<'_>) -> Measures {
+        let Inputs {
+            tests,
+            coverage,
+            new_code: new,
+            issues,
+            reference,
+            lines_of_code,
+        } = inputs;
         let all = coverage.totals(|_, _| true);
         let fresh = coverage.totals(|file, line| new.contains(file, line));
+        let is_new = |i: &&Issue| is_new_issue(i, new, reference);
+        let debt_minutes: u64 = issues.iter().map(|i| i.severity.default_minutes()).sum();
+        let debt_ratio = (lines_of_code > 0)
+            .then(|| debt_minutes as f64 * 100.0 / (30.0 * lines_of_code as f64));
         Measures {
             tests_total: tests.total,
             tests_passed: tests.passed,
@@ -76,6 +157,14 @@ impl Measures {
             new_conditions_to_cover: fresh.conditions_to_cover,
             new_uncovered_conditions: fresh.uncovered_conditions,
             new_lines: new.line_count() as u64,
+            issues: issues.len() as u64,
+            new_issues: issues.iter().filter(is_new).count() as u64,
+            issues_by_severity: BySeverity::of(issues.iter()),
+            new_issues_by_severity: BySeverity::of(issues.iter().filter(is_new)),
+            debt_minutes,
+            debt_ratio,
+            rating: debt_ratio.map(rating),
+            lines_of_code,
         }
     }
 
@@ -100,8 +189,33 @@ impl Measures {
             "new_conditions_to_cover" => count(self.new_conditions_to_cover),
             "new_uncovered_conditions" => count(self.new_uncovered_conditions),
             "new_lines" => count(self.new_lines),
+            "issues" => count(self.issues),
+            "new_issues" => count(self.new_issues),
+            "debt_minutes" => count(self.debt_minutes),
+            "debt_ratio" => self.debt_ratio,
+            "rating" => self.rating.map(f64::from),
+            "lines_of_code" => count(self.lines_of_code),
             _ => None,
         }
+    }
+}
+
+/// An issue on a new line whose fingerprint the reference does not have
+/// (without a reference, every issue on new code).
+pub fn is_new_issue(issue: &Issue, new: &NewCode, reference: Option<&HashSet<String>>) -> bool {
+    issue.line.is_some_and(|l| new.contains(&issue.file, l))
+        && reference.is_none_or(|r| !r.contains(&issue.fingerprint))
+}
+
+/// The maintainability rating of a debt ratio: A (1) up to 5 %, B to 10 %,
+/// C to 20 %, D to 50 %, E (5) above.
+pub fn rating(debt_ratio: f64) -> u8 {
+    match debt_ratio {
+        r if r <= 5.0 => 1,
+        r if r <= 10.0 => 2,
+        r if r <= 20.0 => 3,
+        r if r <= 50.0 => 4,
+        _ => 5,
     }
 }
 
@@ -143,6 +257,14 @@ fn ranges(lines: &[u32]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ratings_on_the_grid() {
+        assert_eq!(
+            [0.0, 5.0, 5.1, 10.0, 20.0, 50.0, 50.1].map(rating),
+            [1, 1, 2, 2, 3, 4, 5]
+        );
+    }
 
     #[test]
     fn ranges_collapse_runs() {

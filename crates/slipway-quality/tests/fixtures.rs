@@ -79,3 +79,50 @@ fn cobertura_sources_come_back_for_path_resolution() {
         c.files.keys()
     );
 }
+
+/// (issues, by severity from info to blocker)
+fn issue_counts(path: &str) -> (usize, [usize; 5]) {
+    use slipway_quality::issues::{self, Severity};
+    let list = issues::parse(open(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let by = Severity::ALL.map(|s| list.iter().filter(|i| i.severity == s).count());
+    (list.len(), by)
+}
+
+#[test]
+fn issues_from_ruff_eslint_and_clippy() {
+    // SARIF levels: error → critical, warning → major.
+    assert_eq!(
+        issue_counts("sarif/ruff/ruff.sarif"),
+        (10, [0, 0, 0, 10, 0])
+    );
+    assert_eq!(
+        issue_counts("sarif/eslint/eslint.sarif"),
+        (10, [0, 0, 5, 5, 0])
+    );
+    // Code Climate says its severities itself.
+    assert_eq!(
+        issue_counts("codeclimate/ruff/ruff-gitlab.json"),
+        (10, [0, 0, 10, 0, 0])
+    );
+    assert_eq!(
+        issue_counts("codeclimate/eslint/eslint-codeclimate.json"),
+        (10, [0, 5, 5, 0, 0])
+    );
+    // clippy reported each diagnostic for the lib and its test build: once each here.
+    assert_eq!(issue_counts("clippy/clippy.jsonl"), (2, [0, 0, 1, 1, 0]));
+}
+
+#[test]
+fn sarif_paths_through_artifact_indexes() {
+    let list = slipway_quality::issues::parse(open("sarif/eslint/eslint.sarif")).expect("parses");
+    assert!(
+        list.iter().all(|i| i.file.ends_with("src/orders.js")),
+        "{:?}",
+        list[0]
+    );
+    let rules: std::collections::BTreeSet<&str> = list.iter().map(|i| i.rule.as_str()).collect();
+    assert!(
+        rules.contains("eqeqeq") && rules.contains("no-debugger"),
+        "{rules:?}"
+    );
+}

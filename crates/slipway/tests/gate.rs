@@ -182,3 +182,71 @@ fn zero_tests_fail_the_default_gate_and_a_bad_condition_says_where() {
         "{text}"
     );
 }
+
+#[test]
+fn new_issues_are_those_on_new_lines_the_reference_does_not_have() {
+    let dir = repository();
+    let issue = |line: u32, fingerprint: &str, severity: &str| {
+        format!(
+            r#"{{"check_name":"E1","description":"d","severity":"{severity}","fingerprint":"{fingerprint}","location":{{"path":"app.py","lines":{{"begin":{line}}}}}}}"#
+        )
+    };
+    // Line 9 is new, line 1 is old; one minor issue on new code does not break the gate.
+    let issues = format!(
+        "[{},{},{}]",
+        issue(9, "aaa", "major"),
+        issue(1, "bbb", "critical"),
+        issue(10, "ccc", "minor")
+    );
+    std::fs::write(dir.path().join("issues.json"), issues).expect("issues");
+    std::fs::write(
+        dir.path().join("reference.json"),
+        format!("[{}]", issue(5, "aaa", "major")),
+    )
+    .expect("reference");
+    std::fs::write(dir.path().join("junit.xml"), JUNIT_ONE_PASS).expect("junit");
+    std::fs::write(
+        dir.path().join("gate.txt"),
+        "new_issues{severity>=major} == 0\nrating <= A\n",
+    )
+    .expect("gate");
+
+    let (out, ours) = gate(
+        dir.path(),
+        &[
+            "--issues",
+            "issues.json",
+            "--junit",
+            "junit.xml",
+            "--gate",
+            "gate.txt",
+        ],
+    );
+    assert_eq!(ours["measures"]["issues"], 3);
+    assert_eq!(ours["measures"]["new_issues"], 2);
+    assert_eq!(ours["measures"]["new_issues_by_severity"]["major"], 1);
+    assert_eq!(ours["status"], "failed", "a major issue on new code");
+    assert_eq!(out.status.code(), Some(1));
+    // debt: 10 + 20 + 2 minutes over 30 min × 15 lines of code = 7.1 % → B.
+    assert_eq!(ours["measures"]["debt_minutes"], 32);
+    assert_eq!(ours["measures"]["rating"], 2);
+
+    // The reference already had the major one (it moved): only the minor one is new.
+    let (out, ours) = gate(
+        dir.path(),
+        &[
+            "--issues",
+            "issues.json",
+            "--reference-issues",
+            "reference.json",
+            "--junit",
+            "junit.xml",
+            "--gate",
+            "gate.txt",
+        ],
+    );
+    assert_eq!(ours["measures"]["new_issues"], 1);
+    assert_eq!(ours["conditions"][0]["passed"], true);
+    assert_eq!(ours["conditions"][1]["passed"], false, "B is not A");
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -2,12 +2,14 @@
 //! code a run uses: reports found by glob, new code from `git diff`, the
 //! gate's conditions (a file, or the default gate), a readable report or JSON.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use serde_json::json;
+use slipway_quality::issues::Issue;
+use slipway_quality::measures::{Inputs, is_new_issue};
 use slipway_quality::{
     Coverage, DEFAULT_GATE, Measures, RepoFiles, TestCounts, TestReport, Verdict, evaluate,
     parse_condition, uncovered_new_lines,
@@ -21,6 +23,12 @@ pub struct Args {
     /// LCOV or Cobertura coverage reports (a glob; repeatable).
     #[arg(long, value_name = "GLOB")]
     coverage: Vec<String>,
+    /// SARIF, cargo/clippy JSON or Code Climate issue reports (a glob; repeatable).
+    #[arg(long, value_name = "GLOB")]
+    issues: Vec<String>,
+    /// The reference's issue reports: issues whose fingerprint is there are not new.
+    #[arg(long, value_name = "GLOB")]
+    reference_issues: Vec<String>,
     /// New code is what changed since this revision (commits and uncommitted changes).
     #[arg(long, value_name = "REF", default_value = "HEAD~1")]
     base: String,
@@ -59,11 +67,29 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot diff against `{}`; pass --base REF", args.base))?;
         anyhow::Ok((files, diff))
     })?;
+    let lines_of_code = lines_of_code(&args.dir, &repo_files);
     let repo = RepoFiles::new(repo_files);
     let new_code = slipway_quality::diff::parse(&diff)?;
     let tests = read_tests(&args.dir, &args.junit)?;
-    let (coverage, unmatched) = read_coverage(&args.dir, &args.coverage, &repo)?;
-    let measures = Measures::compute(&tests.counts, &coverage, &new_code);
+    let (coverage, mut unmatched) = read_coverage(&args.dir, &args.coverage, &repo)?;
+    let issues = read_issues(&args.dir, &args.issues, &repo, &mut unmatched)?;
+    let reference: Option<HashSet<String>> = if args.reference_issues.is_empty() {
+        None
+    } else {
+        let mut ignored = Vec::new();
+        let known = read_issues(&args.dir, &args.reference_issues, &repo, &mut ignored)?;
+        Some(known.into_iter().map(|i| i.fingerprint).collect())
+    };
+    unmatched.sort();
+    unmatched.dedup();
+    let measures = Measures::compute(Inputs {
+        tests: &tests.counts,
+        coverage: &coverage,
+        new_code: &new_code,
+        issues: &issues,
+        reference: reference.as_ref(),
+        lines_of_code,
+    });
     let verdicts = evaluate(&conditions, &measures);
     let passed = verdicts.iter().all(|v| v.passed);
     let uncovered = uncovered_new_lines(&coverage, &new_code);
@@ -75,6 +101,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             "uncovered_new_lines": uncovered,
             "unmatched_files": unmatched,
             "failed_tests": tests.failures,
+            "new_issues": issues.iter().filter(|i| is_new_issue(i, &new_code, reference.as_ref())).collect::<Vec<_>>(),
         });
         println!("{out:#}");
     } else {
@@ -184,9 +211,51 @@ fn read_coverage(
             }
         }
     }
-    unmatched.sort();
-    unmatched.dedup();
     Ok((resolved, unmatched))
+}
+
+/// Issues with repository paths; those in files outside it go to `unmatched`.
+fn read_issues(
+    dir: &Path,
+    globs: &[String],
+    repo: &RepoFiles,
+    unmatched: &mut Vec<String>,
+) -> anyhow::Result<Vec<Issue>> {
+    let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let mut all = Vec::new();
+    for path in matching(dir, globs)? {
+        let issues = slipway_quality::issues::parse(open(&path)?)
+            .with_context(|| format!("{}", path.display()))?;
+        for mut issue in issues {
+            match repo.resolve(&issue.file, &root, &[]) {
+                Some(rel) => {
+                    issue.file = rel;
+                    all.push(issue);
+                }
+                None => unmatched.push(issue.file),
+            }
+        }
+    }
+    Ok(all)
+}
+
+/// Non-blank lines of the repository's source files (the debt ratio's denominator).
+fn lines_of_code(dir: &Path, files: &[String]) -> u64 {
+    const SOURCE: &[&str] = &[
+        "rs", "py", "js", "jsx", "ts", "tsx", "go", "java", "kt", "scala", "c", "h", "cc", "cpp",
+        "hpp", "cs", "rb", "php", "swift", "m", "sh",
+    ];
+    files
+        .iter()
+        .filter(|f| {
+            Path::new(f)
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| SOURCE.contains(&e))
+        })
+        .filter_map(|f| std::fs::read_to_string(dir.join(f)).ok())
+        .map(|text| text.lines().filter(|l| !l.trim().is_empty()).count() as u64)
+        .sum()
 }
 
 fn render(
@@ -235,6 +304,15 @@ fn render(
         m.new_lines_to_cover,
         m.new_conditions_to_cover
     ));
+    out.push_str(&format!(
+        "issues: {} ({} new); debt {} min, ratio {}, rating {}\n",
+        m.issues,
+        m.new_issues,
+        m.debt_minutes,
+        percent(m.debt_ratio),
+        m.rating
+            .map_or("n/a".to_string(), |r| char::from(b'A' + r - 1).to_string()),
+    ));
     if !uncovered.is_empty() {
         out.push_str("uncovered new lines:\n");
         for (file, ranges) in uncovered {
@@ -251,7 +329,7 @@ fn render(
     }
     if !unmatched.is_empty() {
         out.push_str(&format!(
-            "coverage for files not in this repository (left out): {}\n",
+            "reports name files not in this repository (left out): {}\n",
             unmatched.join(", ")
         ));
     }

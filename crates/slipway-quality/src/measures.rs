@@ -133,8 +133,8 @@ impl Measures {
             reference,
             lines_of_code,
         } = inputs;
-        let all = coverage.totals(|_, _| true);
-        let fresh = coverage.totals(|file, line| new.contains(file, line));
+        let all = coverage.totals();
+        let fresh = coverage.new_code_totals(new);
         let is_new = |i: &&Issue| is_new_issue(i, new, reference);
         let debt_minutes: u64 = issues.iter().map(|i| i.severity.default_minutes()).sum();
         let debt_ratio = (lines_of_code > 0)
@@ -222,13 +222,18 @@ pub fn rating(debt_ratio: f64) -> u8 {
 /// New lines not covered, per file, as `a-b` ranges (`a` alone for one line).
 pub fn uncovered_new_lines(coverage: &Coverage, new: &NewCode) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
-    for (file, lines) in &coverage.files {
-        let missed: Vec<u32> = lines
+    for (file, new_lines) in &new.files {
+        let Some(lines) = coverage.files.get(file) else {
+            continue;
+        };
+        let missed: Vec<u32> = new_lines
             .iter()
-            .filter(|(line, data)| {
-                new.contains(file, **line) && (data.hits == 0 || data.uncovered_branches() > 0)
+            .copied()
+            .filter(|l| {
+                lines
+                    .get(*l)
+                    .is_some_and(|d| d.hits == 0 || d.uncovered_branches() > 0)
             })
-            .map(|(line, _)| *line)
             .collect();
         if !missed.is_empty() {
             out.insert(file.clone(), ranges(&missed));

@@ -6,7 +6,7 @@ use std::io::BufRead;
 
 use quick_xml::events::{BytesStart, Event};
 
-use super::{Coverage, LineCoverage};
+use super::{Coverage, FileLines, LineCoverage};
 use crate::ParseError;
 
 pub fn parse(input: impl BufRead) -> Result<(Coverage, Vec<String>), ParseError> {
@@ -15,7 +15,7 @@ pub fn parse(input: impl BufRead) -> Result<(Coverage, Vec<String>), ParseError>
     let mut coverage = Coverage::default();
     let mut sources = Vec::new();
     let mut in_source = false;
-    let mut file: Option<String> = None;
+    let mut file: Option<(String, FileLines)> = None;
     let mut in_method = false;
     let mut saw_root = false;
     loop {
@@ -26,13 +26,13 @@ pub fn parse(input: impl BufRead) -> Result<(Coverage, Vec<String>), ParseError>
             Event::Start(e) | Event::Empty(e) => match e.local_name().as_ref() {
                 b"coverage" => saw_root = true,
                 b"source" => in_source = true,
-                b"class" => file = attr(&e, b"filename"),
+                b"class" => file = attr(&e, b"filename").map(|f| (f, FileLines::default())),
                 // Method lines repeat the class's: counting both would double them.
                 b"method" => in_method = true,
                 b"line" if !in_method => {
-                    if let Some(f) = &file {
+                    if let Some((_, lines)) = file.as_mut() {
                         let (number, data) = line(&e)?;
-                        coverage.record(f, number, &data);
+                        lines.push(number, data);
                     }
                 }
                 _ => {}
@@ -47,7 +47,11 @@ pub fn parse(input: impl BufRead) -> Result<(Coverage, Vec<String>), ParseError>
             }
             Event::End(e) => match e.local_name().as_ref() {
                 b"source" => in_source = false,
-                b"class" => file = None,
+                b"class" => {
+                    if let Some((name, lines)) = file.take() {
+                        coverage.add_file(name, lines);
+                    }
+                }
                 b"method" => in_method = false,
                 _ => {}
             },
@@ -121,7 +125,11 @@ mod tests {
         assert_eq!(sources, ["/home/ci/project", "src"]);
         let lines = &c.files["pkg/mod.py"];
         assert_eq!(lines.len(), 2, "method lines are not counted twice");
-        assert_eq!(lines[&2].hits, 3, "classes of one file merge");
-        assert_eq!(lines[&2].branches, [1, 0]);
+        assert_eq!(
+            lines.get(2).map(|l| l.hits),
+            Some(3),
+            "classes of one file merge"
+        );
+        assert_eq!(lines.get(2).map(|l| l.branches.clone()), Some(vec![1, 0]));
     }
 }

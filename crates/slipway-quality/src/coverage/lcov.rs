@@ -3,84 +3,135 @@
 
 use std::io::BufRead;
 
-use super::{Coverage, LineCoverage};
+use super::{Coverage, FileLines, LineCoverage};
 use crate::ParseError;
 
-pub fn parse(input: impl BufRead) -> Result<Coverage, ParseError> {
+/// Reads a tracefile line by line into a reused buffer; each file's lines
+/// gather in a local vector that joins the result at `end_of_record`.
+pub fn parse(mut input: impl BufRead) -> Result<Coverage, ParseError> {
     let mut coverage = Coverage::default();
-    let mut file: Option<String> = None;
-    for (n, line) in input.lines().enumerate() {
-        let line = line.map_err(|e| ParseError::new("LCOV", e.to_string()))?;
-        let line = line.trim();
-        let bad = |what: &str| ParseError::new("LCOV", format!("line {}: {what}: `{line}`", n + 1));
-        let Some((tag, value)) = line.split_once(':') else {
-            if line == "end_of_record" {
-                file = None;
-            }
-            continue;
+    let mut current: Option<(String, FileLines)> = None;
+    // A record's BRDA entries, (line, taken), in report order: grouped by line
+    // when the record ends, so each line gets all its branches at once.
+    let mut branches: Vec<(u32, u64)> = Vec::new();
+    let mut buf = Vec::with_capacity(256);
+    let mut number = 0usize;
+    loop {
+        buf.clear();
+        let read = input
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| ParseError::new("LCOV", e.to_string()))?;
+        if read == 0 {
+            break;
+        }
+        number += 1;
+        let line = buf.trim_ascii();
+        let bad = |what: &str| {
+            ParseError::new(
+                "LCOV",
+                format!("line {number}: {what}: `{}`", String::from_utf8_lossy(line)),
+            )
         };
-        match tag {
-            "SF" => file = Some(value.to_string()),
-            "DA" => {
-                let f = file
-                    .as_deref()
-                    .ok_or_else(|| bad("DA outside a file record"))?;
-                let mut parts = value.split(',');
-                let number = parts
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| bad("bad line number"))?;
-                let hits = parts
-                    .next()
-                    .and_then(hit_count)
-                    .ok_or_else(|| bad("bad hit count"))?;
-                coverage.record(
-                    f,
-                    number,
-                    &LineCoverage {
-                        hits,
-                        branches: Vec::new(),
-                    },
-                );
+        if let Some(path) = line.strip_prefix(b"SF:") {
+            // A record without end_of_record ends at the next SF.
+            close(&mut coverage, current.take(), &mut branches);
+            current = Some((
+                String::from_utf8_lossy(path).into_owned(),
+                FileLines::default(),
+            ));
+        } else if let Some(value) = line.strip_prefix(b"DA:") {
+            let (_, lines) = current
+                .as_mut()
+                .ok_or_else(|| bad("DA outside a file record"))?;
+            let mut parts = value.split(|b| *b == b',');
+            let at = parts
+                .next()
+                .and_then(number_of)
+                .ok_or_else(|| bad("bad line number"))?;
+            let hits = parts
+                .next()
+                .and_then(hits_of)
+                .ok_or_else(|| bad("bad hit count"))?;
+            let line_no = u32::try_from(at).map_err(|_| bad("line number out of range"))?;
+            lines.push(
+                line_no,
+                LineCoverage {
+                    hits,
+                    branches: Vec::new(),
+                },
+            );
+        } else if let Some(value) = line.strip_prefix(b"BRDA:") {
+            if current.is_none() {
+                return Err(bad("BRDA outside a file record"));
             }
-            "BRDA" => {
-                let f = file
-                    .as_deref()
-                    .ok_or_else(|| bad("BRDA outside a file record"))?;
-                let parts: Vec<&str> = value.split(',').collect();
-                let (Some(number), Some(taken)) =
-                    (parts.first().and_then(|v| v.parse().ok()), parts.get(3))
-                else {
-                    return Err(bad("BRDA needs LINE,BLOCK,BRANCH,TAKEN"));
-                };
-                let taken = if *taken == "-" {
-                    0
-                } else {
-                    hit_count(taken).ok_or_else(|| bad("bad taken count"))?
-                };
-                // A branch on a line the report has no DA for still makes it executable.
-                append_branch(&mut coverage, f, number, taken);
-            }
-            _ => {}
+            // LINE,BLOCK,BRANCH,TAKEN; the branch id may itself hold commas
+            // (coverage.py: "jump to line 11"), so TAKEN is the last field.
+            let at = value
+                .split(|b| *b == b',')
+                .next()
+                .and_then(number_of)
+                .ok_or_else(|| bad("BRDA needs LINE,BLOCK,BRANCH,TAKEN"))?;
+            let taken = value.rsplit(|b| *b == b',').next().unwrap_or(b"");
+            let taken = if taken == b"-" {
+                0
+            } else {
+                hits_of(taken).ok_or_else(|| bad("bad taken count"))?
+            };
+            let line_no = u32::try_from(at).map_err(|_| bad("line number out of range"))?;
+            branches.push((line_no, taken));
+        } else if line == b"end_of_record" {
+            close(&mut coverage, current.take(), &mut branches);
         }
     }
+    close(&mut coverage, current.take(), &mut branches);
     Ok(coverage)
 }
 
-/// Hit counts are whole numbers; some tools write them as floats or huge values.
-fn hit_count(text: &str) -> Option<u64> {
-    text.trim().parse::<u64>().ok().or_else(|| {
-        text.trim()
+/// Ends a file record: its branches join their lines (a branch line without
+/// DA is executable all the same, with no hits), and the file joins the result.
+fn close(
+    coverage: &mut Coverage,
+    current: Option<(String, FileLines)>,
+    branches: &mut Vec<(u32, u64)>,
+) {
+    let Some((file, mut lines)) = current else {
+        branches.clear();
+        return;
+    };
+    branches.sort_by_key(|(line, _)| *line);
+    for group in branches.chunk_by(|a, b| a.0 == b.0) {
+        let taken = group.iter().map(|(_, t)| *t).collect();
+        lines.push(
+            group[0].0,
+            LineCoverage {
+                hits: 0,
+                branches: taken,
+            },
+        );
+    }
+    branches.clear();
+    coverage.add_file(file, lines);
+}
+
+fn number_of(bytes: &[u8]) -> Option<u64> {
+    let bytes = bytes.trim_ascii();
+    if bytes.is_empty() || bytes.len() > 19 || !bytes.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(bytes.iter().fold(0u64, |n, b| n * 10 + u64::from(b - b'0')))
+}
+
+/// Hit counts are whole numbers; some tools write them as floats.
+fn hits_of(bytes: &[u8]) -> Option<u64> {
+    number_of(bytes).or_else(|| {
+        std::str::from_utf8(bytes)
+            .ok()?
+            .trim()
             .parse::<f64>()
             .ok()
             .filter(|f| *f >= 0.0)
             .map(|f| f as u64)
     })
-}
-
-fn append_branch(coverage: &mut Coverage, file: &str, line: u32, taken: u64) {
-    let lines = coverage.files.entry(file.to_string()).or_default();
-    lines.entry(line).or_default().branches.push(taken);
 }
 
 #[cfg(test)]
@@ -89,13 +140,23 @@ mod tests {
 
     #[test]
     fn reads_records_in_any_order_with_checksums_and_unreached_branches() {
-        let lcov = "TN:\nSF:src/a.rs\nFN:1,3,main\nFNDA:1,main\nBRDA:2,0,0,-\nDA:1,1,abcdef\nDA:2,0\nBRDA:2,0,1,4\nLF:2\nLH:1\nend_of_record\nSF:src/b.rs\nDA:5,3\nend_of_record\nSF:src/a.rs\nDA:2,1\nend_of_record\n";
+        let lcov = "TN:\nSF:src/a.rs\nFN:1,3,main\nFNDA:1,main\nBRDA:2,0,0,-\nDA:1,1,abcdef\nDA:2,0\nBRDA:2,0,1,4\nLF:2\nLH:1\nend_of_record\nSF:src/b.rs\nDA:5,3\nBRDA:5,0,0,1\nSF:src/a.rs\nDA:2,1\nend_of_record\n";
         let c = parse(lcov.as_bytes()).expect("parses");
         let a = &c.files["src/a.rs"];
-        assert_eq!(a[&1].hits, 1);
-        assert_eq!(a[&2].hits, 1, "records of one file merge");
-        assert_eq!(a[&2].branches, [0, 4]);
-        let t = c.totals(|_, _| true);
+        assert_eq!(a.get(1).map(|l| l.hits), Some(1));
+        assert_eq!(
+            a.get(2).map(|l| l.hits),
+            Some(1),
+            "records of one file merge"
+        );
+        assert_eq!(a.get(2).map(|l| l.branches.clone()), Some(vec![0, 4]));
+        let b = &c.files["src/b.rs"];
+        assert_eq!(
+            b.get(5).map(|l| l.branches.clone()),
+            Some(vec![1]),
+            "a record closed by the next SF keeps its branches"
+        );
+        let t = c.totals();
         assert_eq!(
             (
                 t.lines_to_cover,
@@ -103,7 +164,7 @@ mod tests {
                 t.conditions_to_cover,
                 t.uncovered_conditions
             ),
-            (3, 0, 2, 1)
+            (3, 0, 3, 1)
         );
     }
 

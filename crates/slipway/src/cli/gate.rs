@@ -50,28 +50,28 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .as_ref()
         .map(|g| (args.dir.join(g), g.display().to_string()));
     let conditions = conditions(gate_file.as_ref().map(|(p, n)| (p.as_path(), n.as_str())))?;
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let (repo_files, diff) = runtime.block_on(async {
-        let tree = slipway_git::WorkTree::discover(&args.dir)
-            .await?
-            .with_context(|| format!("{} is not inside a git work tree", args.dir.display()))?;
-        let files: Vec<String> = tree
-            .files()
-            .await?
+    // git (file list and diff) runs while the reports are read.
+    let (git, reports) = std::thread::scope(|scope| {
+        let git = scope.spawn(|| repository_state(&args.dir, &args.base));
+        let reports = read_tests(&args.dir, &args.junit)
+            .and_then(|tests| Ok((tests, parse_coverage(&args.dir, &args.coverage)?)));
+        (git.join(), reports)
+    });
+    let (repo_files, diff) = git.map_err(|_| anyhow::anyhow!("the git thread panicked"))??;
+    let (tests, raw_coverage) = reports?;
+    // Reading every source file is only worth it when debt is looked at.
+    let debt_wanted = !args.issues.is_empty()
+        || conditions
             .iter()
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect();
-        let diff = tree
-            .diff_since(&args.base)
-            .await
-            .with_context(|| format!("cannot diff against `{}`; pass --base REF", args.base))?;
-        anyhow::Ok((files, diff))
-    })?;
-    let lines_of_code = lines_of_code(&args.dir, &repo_files);
+            .any(|c| matches!(c.metric.as_str(), "debt_ratio" | "rating" | "lines_of_code"));
+    let lines_of_code = if debt_wanted {
+        lines_of_code(&args.dir, &repo_files)
+    } else {
+        0
+    };
     let repo = RepoFiles::new(repo_files);
     let new_code = slipway_quality::diff::parse(&diff)?;
-    let tests = read_tests(&args.dir, &args.junit)?;
-    let (coverage, mut unmatched) = read_coverage(&args.dir, &args.coverage, &repo)?;
+    let (coverage, mut unmatched) = resolve_coverage(&args.dir, raw_coverage, &repo);
     let issues = read_issues(&args.dir, &args.issues, &repo, &mut unmatched)?;
     let reference: Option<HashSet<String>> = if args.reference_issues.is_empty() {
         None
@@ -110,6 +110,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             render(passed, &verdicts, &measures, &tests, &uncovered, &unmatched)
         );
     }
+    // A million lines of coverage take a while to free; the process ends anyway.
+    std::mem::forget(coverage);
     Ok(if passed {
         ExitCode::SUCCESS
     } else {
@@ -187,31 +189,60 @@ fn read_tests(dir: &Path, globs: &[String]) -> anyhow::Result<TestReport> {
     Ok(all)
 }
 
+/// The work tree's files and its diff against `base`.
+fn repository_state(dir: &Path, base: &str) -> anyhow::Result<(Vec<String>, String)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let tree = slipway_git::WorkTree::discover(dir)
+            .await?
+            .with_context(|| format!("{} is not inside a git work tree", dir.display()))?;
+        let files: Vec<String> = tree
+            .files()
+            .await?
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        let diff = tree
+            .diff_since(base)
+            .await
+            .with_context(|| format!("cannot diff against `{base}`; pass --base REF"))?;
+        anyhow::Ok((files, diff))
+    })
+}
+
+/// Each coverage report with its Cobertura source roots, paths as written.
+fn parse_coverage(dir: &Path, globs: &[String]) -> anyhow::Result<Vec<(Coverage, Vec<String>)>> {
+    matching(dir, globs)?
+        .into_iter()
+        .map(|path| {
+            slipway_quality::coverage::parse(open(&path)?)
+                .with_context(|| format!("{}", path.display()))
+        })
+        .collect()
+}
+
 /// Coverage with repository paths; report paths that name no file of the
 /// repository are listed, not silently dropped.
-fn read_coverage(
+fn resolve_coverage(
     dir: &Path,
-    globs: &[String],
+    reports: Vec<(Coverage, Vec<String>)>,
     repo: &RepoFiles,
-) -> anyhow::Result<(Coverage, Vec<String>)> {
+) -> (Coverage, Vec<String>) {
     let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     let mut resolved = Coverage::default();
     let mut unmatched = Vec::new();
-    for path in matching(dir, globs)? {
-        let (coverage, sources) = slipway_quality::coverage::parse(open(&path)?)
-            .with_context(|| format!("{}", path.display()))?;
+    for (coverage, sources) in reports {
         for (file, lines) in coverage.files {
             match repo.resolve(&file, &root, &sources) {
-                Some(rel) => {
-                    for (line, data) in &lines {
-                        resolved.record(&rel, *line, data);
-                    }
-                }
+                Some(rel) => resolved.add_file(rel, lines),
                 None => unmatched.push(file),
             }
         }
     }
-    Ok((resolved, unmatched))
+    (resolved, unmatched)
 }
 
 /// Issues with repository paths; those in files outside it go to `unmatched`.

@@ -24,44 +24,74 @@ impl NewCode {
 }
 
 /// Reads the output of `git diff --no-color --no-ext-diff -U0 -M BASE HEAD`.
+///
+/// New lines are the `+` lines actually present, numbered from the hunk
+/// header: a header's counts only say when the hunk ends, so a damaged or
+/// hostile header cannot make the reader invent (or allocate) lines.
 pub fn parse(diff: &str) -> Result<NewCode, ParseError> {
     let mut new = NewCode::default();
     let mut file: Option<String> = None;
+    // Inside a hunk: the next new line's number, and the old and new lines still to come.
+    let mut hunk: Option<(u32, u64, u64)> = None;
     for (n, line) in diff.lines().enumerate() {
+        if let Some((next, old_left, new_left)) = hunk.as_mut() {
+            match line.as_bytes().first() {
+                Some(b'+') if *new_left > 0 => {
+                    if let Some(f) = &file {
+                        new.files.entry(f.clone()).or_default().insert(*next);
+                    }
+                    *next = next.saturating_add(1);
+                    *new_left -= 1;
+                }
+                Some(b'-') if *old_left > 0 => *old_left -= 1,
+                Some(b' ') if *new_left > 0 && *old_left > 0 => {
+                    *next = next.saturating_add(1);
+                    *new_left -= 1;
+                    *old_left -= 1;
+                }
+                Some(b'\\') => {}
+                _ => hunk = None,
+            }
+            if hunk.is_some_and(|(_, o, n)| o == 0 && n == 0) {
+                hunk = None;
+            }
+            if hunk.is_some() {
+                continue;
+            }
+        }
         if let Some(path) = line.strip_prefix("+++ ") {
             file = match path {
                 "/dev/null" => None,
                 p => Some(unquote(p.strip_prefix("b/").unwrap_or(p))),
             };
-        } else if let Some(hunk) = line.strip_prefix("@@ ") {
-            let Some(f) = &file else { continue };
-            let (start, count) = added_range(hunk).ok_or_else(|| {
+        } else if let Some(header) = line.strip_prefix("@@ ") {
+            let (start, old_count, new_count) = hunk_counts(header).ok_or_else(|| {
                 ParseError::new(
                     "git diff",
                     format!("line {}: unreadable hunk header `{line}`", n + 1),
                 )
             })?;
-            if count > 0 {
-                new.files
-                    .entry(f.clone())
-                    .or_default()
-                    .extend(start..start + count);
+            if old_count > 0 || new_count > 0 {
+                hunk = Some((start, old_count, new_count));
             }
         }
     }
     Ok(new)
 }
 
-/// `-a,b +c,d @@ …` → (c, d); a missing count means one line.
-fn added_range(hunk: &str) -> Option<(u32, u32)> {
-    let plus = hunk.split_whitespace().find(|w| w.starts_with('+'))?;
-    let mut parts = plus[1..].split(',');
-    let start = parts.next()?.parse().ok()?;
-    let count = match parts.next() {
-        Some(c) => c.parse().ok()?,
-        None => 1,
+/// `-a,b +c,d @@ …` → (c, b, d); a missing count means one line.
+fn hunk_counts(header: &str) -> Option<(u32, u64, u64)> {
+    let mut words = header.split_whitespace();
+    let old = words.next()?.strip_prefix('-')?;
+    let plus = words.next()?.strip_prefix('+')?;
+    let count = |range: &str| -> Option<u64> {
+        match range.split_once(',') {
+            Some((_, c)) => c.parse().ok(),
+            None => Some(1),
+        }
     };
-    Some((start, count))
+    let start = plus.split(',').next()?.parse().ok()?;
+    Some((start, count(old)?, count(plus)?))
 }
 
 /// Git quotes paths with unusual characters: `"b/a\tb.rs"`.
@@ -126,6 +156,22 @@ deleted file mode 100644
         assert_eq!(new.files["moved.rs"], BTreeSet::from([7]));
         assert_eq!(new.line_count(), 4);
         assert!(!new.files.contains_key("gone.rs"));
+    }
+
+    #[test]
+    fn hunk_headers_cannot_invent_lines() {
+        // Found by fuzzing: a header claiming 81 million new lines, with none present.
+        let diff = "+++ b/x.rs\n@@ -0,0 +1,81863728 @@\n+only\n+++ two\n";
+        let new = parse(diff).expect("parses");
+        assert_eq!(
+            new.files["x.rs"],
+            BTreeSet::from([1, 2]),
+            "a `+++ ` line inside a hunk is content"
+        );
+        assert!(
+            parse("+++ b/y.rs\n@@ -1 +4294967295,3 @@\n+a\n+b\n").is_ok(),
+            "no overflow"
+        );
     }
 
     #[test]

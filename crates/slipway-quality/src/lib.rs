@@ -5,6 +5,7 @@
 
 pub mod coverage;
 pub mod diff;
+pub mod evaluate;
 pub mod gate;
 pub mod issues;
 pub mod junit;

@@ -1,0 +1,411 @@
+//! The gate over a directory of reports: what `slipway gate` and a job of a
+//! run both do. Reading reports is split from evaluating them so a caller can
+//! run git meanwhile.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::issues::Issue;
+use crate::measures::{Inputs, is_new_issue};
+use crate::{
+    Condition, Coverage, DEFAULT_GATE, Measures, RepoFiles, TestCounts, TestReport, Verdict,
+    evaluate, parse_condition, uncovered_new_lines,
+};
+
+/// Something the gate could not read: which file, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct GateError(pub String);
+
+type Result<T, E = GateError> = std::result::Result<T, E>;
+
+trait Context<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T, E: std::fmt::Display> Context<T> for std::result::Result<T, E> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| GateError(format!("{}: {e}", what())))
+    }
+}
+
+/// Where the reports are: globs relative to the directory.
+#[derive(Debug, Clone, Default)]
+pub struct Globs {
+    pub junit: Vec<String>,
+    pub coverage: Vec<String>,
+    pub issues: Vec<String>,
+    /// The reference's issues: fingerprints found there are not new.
+    pub reference_issues: Vec<String>,
+}
+
+/// Reports read, paths still as the tools wrote them.
+#[derive(Debug)]
+pub struct Reports {
+    tests: TestReport,
+    coverage: Vec<(Coverage, Vec<String>)>,
+    issues: Vec<Issue>,
+    reference_issues: Option<Vec<Issue>>,
+}
+
+impl Reports {
+    pub fn read(dir: &Path, globs: &Globs) -> Result<Reports> {
+        Ok(Reports {
+            tests: read_tests(dir, &globs.junit)?,
+            coverage: parse_coverage(dir, &globs.coverage)?,
+            issues: read_issues(dir, &globs.issues)?,
+            reference_issues: if globs.reference_issues.is_empty() {
+                None
+            } else {
+                Some(read_issues(dir, &globs.reference_issues)?)
+            },
+        })
+    }
+
+    /// The verdict: `files` are the repository's (for paths), `diff` is
+    /// `git diff -U0 -M` from the reference, `dir` holds the sources (for lines of code).
+    pub fn evaluate(
+        self,
+        dir: &Path,
+        files: Vec<String>,
+        diff: &str,
+        conditions: &[Condition],
+    ) -> Result<Outcome> {
+        // Reading every source file is only worth it when debt is looked at.
+        let debt_wanted = !self.issues.is_empty()
+            || conditions
+                .iter()
+                .any(|c| matches!(c.metric.as_str(), "debt_ratio" | "rating" | "lines_of_code"));
+        let lines_of_code = if debt_wanted {
+            lines_of_code(dir, &files)
+        } else {
+            0
+        };
+        let repo = RepoFiles::new(files);
+        let new_code = crate::diff::parse(diff).map_err(|e| GateError(e.to_string()))?;
+        let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        let (coverage, mut unmatched) = resolve_coverage(&root, self.coverage, &repo);
+        let issues = resolve_issues(&root, self.issues, &repo, &mut unmatched);
+        let reference: Option<HashSet<String>> = self.reference_issues.map(|known| {
+            let mut ignored = Vec::new();
+            resolve_issues(&root, known, &repo, &mut ignored)
+                .into_iter()
+                .map(|i| i.fingerprint)
+                .collect()
+        });
+        unmatched.sort();
+        unmatched.dedup();
+        let measures = Measures::compute(Inputs {
+            tests: &self.tests.counts,
+            coverage: &coverage,
+            new_code: &new_code,
+            issues: &issues,
+            reference: reference.as_ref(),
+            lines_of_code,
+        });
+        let verdicts = evaluate(conditions, &measures);
+        let new_issues = issues
+            .into_iter()
+            .filter(|i| is_new_issue(i, &new_code, reference.as_ref()))
+            .collect();
+        let outcome = Outcome {
+            passed: verdicts.iter().all(|v| v.passed),
+            uncovered_new_lines: uncovered_new_lines(&coverage, &new_code),
+            verdicts,
+            measures,
+            tests: self.tests,
+            unmatched_files: unmatched,
+            new_issues,
+        };
+        // A million lines of coverage take a while to free, and nobody needs them freed first.
+        std::thread::spawn(move || drop(coverage));
+        Ok(outcome)
+    }
+}
+
+/// A gate's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub passed: bool,
+    pub verdicts: Vec<Verdict>,
+    pub measures: Measures,
+    pub tests: TestReport,
+    pub uncovered_new_lines: BTreeMap<String, Vec<String>>,
+    pub unmatched_files: Vec<String>,
+    pub new_issues: Vec<Issue>,
+}
+
+impl Outcome {
+    /// The JSON `slipway gate --json` prints and runs store.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "status": if self.passed { "passed" } else { "failed" },
+            "conditions": self.verdicts,
+            "measures": self.measures,
+            "uncovered_new_lines": self.uncovered_new_lines,
+            "unmatched_files": self.unmatched_files,
+            "failed_tests": self.tests.failures,
+            "new_issues": self.new_issues,
+        })
+    }
+
+    /// The readable report.
+    pub fn render(&self) -> String {
+        render(
+            self.passed,
+            &self.verdicts,
+            &self.measures,
+            &self.tests,
+            &self.uncovered_new_lines,
+            &self.unmatched_files,
+        )
+    }
+
+    /// The failed conditions in one line, for a job's reason.
+    pub fn summary(&self) -> String {
+        let failed: Vec<String> = self
+            .verdicts
+            .iter()
+            .filter(|v| !v.passed)
+            .map(|v| match v.value {
+                Some(x) => format!("{} (is {})", v.condition, format_number(x)),
+                None => v.condition.clone(),
+            })
+            .collect();
+        format!("quality gate failed: {}", failed.join(", "))
+    }
+}
+
+/// Conditions from text, one per line with `#` comments; `name` says where, in errors.
+pub fn conditions_from_text(text: &str, name: &str) -> Result<Vec<Condition>> {
+    let mut conditions = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        conditions
+            .push(parse_condition(line).map_err(|e| GateError(format!("{name}:{}: {e}", n + 1)))?);
+    }
+    Ok(conditions)
+}
+
+/// The default gate's conditions.
+pub fn default_conditions() -> Vec<Condition> {
+    DEFAULT_GATE
+        .iter()
+        .filter_map(|c| parse_condition(c).ok())
+        .collect()
+}
+
+/// Files under `dir` matching any of `globs`, walking only below each glob's literal prefix.
+fn matching(dir: &Path, globs: &[String]) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    for pattern in globs {
+        let matcher = globset::GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+            .context(|| format!("`{pattern}` is not a valid glob"))?
+            .compile_matcher();
+        let literal: Vec<&str> = pattern
+            .split('/')
+            .take_while(|part| !part.contains(['*', '?', '[', '{']))
+            .collect();
+        let start = dir.join(literal.join("/"));
+        for entry in walkdir::WalkDir::new(&start)
+            .into_iter()
+            .filter_map(Result::ok)
+        {
+            let rel = entry.path().strip_prefix(dir).unwrap_or(entry.path());
+            if entry.file_type().is_file() && matcher.is_match(rel) {
+                found.push(entry.path().to_path_buf());
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    Ok(found)
+}
+
+fn open(path: &Path) -> Result<std::io::BufReader<std::fs::File>> {
+    let file = std::fs::File::open(path).context(|| format!("cannot open {}", path.display()))?;
+    Ok(std::io::BufReader::with_capacity(256 * 1024, file))
+}
+
+fn read_tests(dir: &Path, globs: &[String]) -> Result<TestReport> {
+    let mut all = TestReport::default();
+    for path in matching(dir, globs)? {
+        let report = crate::junit::parse(open(&path)?).context(|| path.display().to_string())?;
+        all.counts.add(&report.counts);
+        all.failures.extend(report.failures);
+    }
+    Ok(all)
+}
+
+/// Each coverage report with its Cobertura source roots, paths as written.
+fn parse_coverage(dir: &Path, globs: &[String]) -> Result<Vec<(Coverage, Vec<String>)>> {
+    matching(dir, globs)?
+        .into_iter()
+        .map(|path| crate::coverage::parse(open(&path)?).context(|| path.display().to_string()))
+        .collect()
+}
+
+/// Coverage with repository paths; report paths that name no file of the
+/// repository are listed, not silently dropped.
+fn resolve_coverage(
+    root: &Path,
+    reports: Vec<(Coverage, Vec<String>)>,
+    repo: &RepoFiles,
+) -> (Coverage, Vec<String>) {
+    let mut resolved = Coverage::default();
+    let mut unmatched = Vec::new();
+    for (coverage, sources) in reports {
+        for (file, lines) in coverage.files {
+            match repo.resolve(&file, root, &sources) {
+                Some(rel) => resolved.add_file(rel, lines),
+                None => unmatched.push(file),
+            }
+        }
+    }
+    (resolved, unmatched)
+}
+
+fn read_issues(dir: &Path, globs: &[String]) -> Result<Vec<Issue>> {
+    let mut all = Vec::new();
+    for path in matching(dir, globs)? {
+        all.extend(crate::issues::parse(open(&path)?).context(|| path.display().to_string())?);
+    }
+    Ok(all)
+}
+
+/// Issues with repository paths; those in files outside it go to `unmatched`.
+fn resolve_issues(
+    root: &Path,
+    issues: Vec<Issue>,
+    repo: &RepoFiles,
+    unmatched: &mut Vec<String>,
+) -> Vec<Issue> {
+    let mut kept = Vec::new();
+    for mut issue in issues {
+        match repo.resolve(&issue.file, root, &[]) {
+            Some(rel) => {
+                issue.file = rel;
+                kept.push(issue);
+            }
+            None => unmatched.push(issue.file),
+        }
+    }
+    kept
+}
+
+/// Non-blank lines of the repository's source files (the debt ratio's denominator).
+fn lines_of_code(dir: &Path, files: &[String]) -> u64 {
+    const SOURCE: &[&str] = &[
+        "rs", "py", "js", "jsx", "ts", "tsx", "go", "java", "kt", "scala", "c", "h", "cc", "cpp",
+        "hpp", "cs", "rb", "php", "swift", "m", "sh",
+    ];
+    files
+        .iter()
+        .filter(|f| {
+            Path::new(f)
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| SOURCE.contains(&e))
+        })
+        .filter_map(|f| std::fs::read_to_string(dir.join(f)).ok())
+        .map(|text| text.lines().filter(|l| !l.trim().is_empty()).count() as u64)
+        .sum()
+}
+
+fn render(
+    passed: bool,
+    verdicts: &[Verdict],
+    m: &Measures,
+    tests: &TestReport,
+    uncovered: &BTreeMap<String, Vec<String>>,
+    unmatched: &[String],
+) -> String {
+    let mut out = format!(
+        "quality gate {}\n",
+        if passed { "passed" } else { "FAILED" }
+    );
+    for v in verdicts {
+        let value = v.value.map_or("-".to_string(), format_number);
+        let note = v
+            .note
+            .as_deref()
+            .map(|n| format!("  ({n})"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  {:<4}  {:<32} value {value}{note}\n",
+            if v.passed { "ok" } else { "FAIL" },
+            v.condition
+        ));
+    }
+    let TestCounts {
+        total,
+        passed: ok,
+        failed,
+        errored,
+        skipped,
+        flaky,
+        ..
+    } = tests.counts;
+    out.push_str(&format!(
+        "tests: {total} run, {ok} passed, {failed} failed, {errored} errored, {skipped} skipped, {flaky} flaky\n"
+    ));
+    out.push_str(&format!(
+        "coverage: {} overall ({} lines, {} conditions); new code: {} of {} lines and {} conditions to cover\n",
+        percent(m.coverage),
+        m.lines_to_cover,
+        m.conditions_to_cover,
+        percent(m.new_coverage),
+        m.new_lines_to_cover,
+        m.new_conditions_to_cover
+    ));
+    out.push_str(&format!(
+        "issues: {} ({} new); debt {} min, ratio {}, rating {}\n",
+        m.issues,
+        m.new_issues,
+        m.debt_minutes,
+        percent(m.debt_ratio),
+        m.rating
+            .map_or("n/a".to_string(), |r| char::from(b'A' + r - 1).to_string()),
+    ));
+    if !uncovered.is_empty() {
+        out.push_str("uncovered new lines:\n");
+        for (file, ranges) in uncovered {
+            for range in ranges {
+                out.push_str(&format!("  {file}:{range}\n"));
+            }
+        }
+    }
+    if !tests.failures.is_empty() {
+        out.push_str("failed tests:\n");
+        for f in &tests.failures {
+            out.push_str(&format!("  {} ({}): {}\n", f.name, f.outcome, f.message));
+        }
+    }
+    if !unmatched.is_empty() {
+        out.push_str(&format!(
+            "reports name files not in this repository (left out): {}\n",
+            unmatched.join(", ")
+        ));
+    }
+    out
+}
+
+fn percent(value: Option<f64>) -> String {
+    value.map_or("n/a".to_string(), |v| format!("{v:.1}%"))
+}
+
+fn format_number(x: f64) -> String {
+    if x.fract() == 0.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.2}")
+    }
+}

@@ -3,19 +3,21 @@
 # scripts/lib/python.sh: Python tools the tests compare against, in a venv
 # of their own. Source it; it only defines functions.
 #
-#   ensure_diff_cover   diff-cover from PyPI; exports SLIPWAY_DIFF_COVER
+#   ensure_diff_cover   diff-cover, pytest and coverage.py from PyPI; exports
+#                       SLIPWAY_DIFF_COVER and SLIPWAY_TEST_PYTHON
 
 SLIPWAY_TEST_VENV=${SLIPWAY_TEST_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/slipway/test-venv}
 
 ensure_diff_cover() {
     local bin=$SLIPWAY_TEST_VENV/bin/diff-cover
-    if [[ ! -x $bin ]]; then
+    if [[ ! -x $bin || ! -x $SLIPWAY_TEST_VENV/bin/pytest ]]; then
         printf 'slipway: installing diff-cover into %s\n' "$SLIPWAY_TEST_VENV" >&2
         if ! python3 -m venv "$SLIPWAY_TEST_VENV" 2>/dev/null; then
             _slipway_apt_install python3-venv || return 1
             python3 -m venv "$SLIPWAY_TEST_VENV" || return 1
         fi
-        "$SLIPWAY_TEST_VENV/bin/pip" install -q diff-cover || return 1
+        "$SLIPWAY_TEST_VENV/bin/pip" install -q diff-cover pytest coverage || return 1
     fi
     export SLIPWAY_DIFF_COVER=$bin
+    export SLIPWAY_TEST_PYTHON=$SLIPWAY_TEST_VENV/bin/python
 }

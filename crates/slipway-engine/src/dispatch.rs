@@ -35,6 +35,10 @@ pub struct Assignment {
     /// Credentials for the job's `image_build.push`, issued with the claim.
     #[serde(default)]
     pub registry: Option<slipway_runner::RegistryAccess>,
+    /// For a job with reports: `git diff -U0 -M` from the branch's last
+    /// successful run (or from nothing) to this commit.
+    #[serde(default)]
+    pub new_code: Option<String>,
 }
 
 /// The work queue as a worker sees it.
@@ -118,6 +122,8 @@ pub struct JobEnd<'a> {
     pub reason: Option<&'a str>,
     /// Images it pushed to the registry.
     pub pushed: &'a [slipway_runner::PushedImage],
+    /// Its quality gate's outcome, if it has reports.
+    pub gate: Option<&'a serde_json::Value>,
 }
 
 /// Issues a job of project `.0` credentials for pushing to `REPOSITORY/IMAGE`
@@ -152,6 +158,10 @@ impl LocalDispatch {
             .as_ref()
             .and_then(|j| j.image_build.as_ref())
             .and_then(|b| b.push.clone());
+        let new_code = match spec.as_ref().and_then(|j| j.reports.as_ref()) {
+            Some(_) => Some(self.new_code(&run, project.id).await?),
+            None => None,
+        };
         let registry = match (push, &self.engine.registry.0) {
             (Some(target), Some(issue)) => Some(issue(
                 &project.name,
@@ -179,7 +189,19 @@ impl LocalDispatch {
             secrets,
             lease_ms: u64::try_from(millis(self.engine.lease)).unwrap_or(30_000),
             registry,
+            new_code,
         })
+    }
+
+    /// The run's new code: the diff from the branch's last successful run.
+    async fn new_code(&self, run: &Run, project: slipway_store::ProjectId) -> Result<String> {
+        let base = self
+            .engine
+            .store
+            .last_successful_commit(project, &run.branch, run.number)
+            .await?;
+        let mirror = slipway_git::Mirror::at(&self.engine.paths.mirror(project));
+        Ok(mirror.diff(base.as_deref(), &run.commit).await?)
     }
 }
 
@@ -256,6 +278,7 @@ impl Dispatch for LocalDispatch {
                     exit_code: report.exit_code,
                     reason: report.reason.as_deref(),
                     pushed: &report.pushed,
+                    gate: report.gate.as_ref(),
                 },
             )
             .await
@@ -285,7 +308,14 @@ impl Engine {
             exit_code,
             reason,
             pushed,
+            gate,
         } = end;
+        if let Some(gate) = gate {
+            let name = self.store.job(JobId(job)).await?.name;
+            self.store
+                .record_gate(slipway_store::RunId(run), &name, gate)
+                .await?;
+        }
         if !pushed.is_empty() {
             let name = self.store.job(JobId(job)).await?.name;
             let pairs: Vec<(String, String)> = pushed

@@ -159,6 +159,7 @@ impl<D: Dispatch> Worker<D> {
             secrets: a.secrets.clone(),
             docker: self.config.docker.clone(),
             registry: a.registry.clone(),
+            new_code: a.new_code.clone(),
             events,
         };
         let report = run_job(&ctx, &job, cancel).await;

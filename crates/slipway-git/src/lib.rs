@@ -186,6 +186,28 @@ impl Mirror {
         }
     }
 
+    /// `git diff -U0 -M` from `base` (or, without one, from nothing: every
+    /// line is new) to `commit`: a run's new code.
+    pub async fn diff(&self, base: Option<&str>, commit: &str) -> Result<String, GitError> {
+        // The empty tree: what a first run compares against.
+        const EMPTY_TREE: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+        let base = base.unwrap_or(EMPTY_TREE);
+        git(
+            &self.path,
+            [
+                "diff",
+                "--no-color",
+                "--no-ext-diff",
+                "-U0",
+                "-M",
+                base,
+                commit,
+                "--",
+            ],
+        )
+        .await
+    }
+
     /// Writes the tree of `commit` into `dest` (which must not exist yet).
     pub async fn export(&self, commit: &str, dest: &Path) -> Result<(), GitError> {
         std::fs::create_dir_all(dest).map_err(GitError::Spawn)?;

@@ -43,6 +43,8 @@ pub struct RunContext {
     pub docker: Option<Engine>,
     /// Where `image_build.push` pushes to; `None` outside a server.
     pub registry: Option<crate::RegistryAccess>,
+    /// The run's new code (`git diff -U0 -M` from its reference), for quality gates.
+    pub new_code: Option<String>,
     pub events: EventSender,
 }
 
@@ -170,6 +172,9 @@ impl<'a> Attempt<'a> {
             self.container_steps(workspace.path(), env.clone()).await?;
         } else {
             self.host_steps(workspace.path(), &env).await?;
+        }
+        if let Some(reports) = &self.job.reports {
+            self.judge(reports, workspace.path()).await?;
         }
         if let Some(build) = &self.job.image_build {
             self.build_image(build, workspace.path()).await?;
@@ -514,6 +519,26 @@ impl<'a> Attempt<'a> {
         image_build::build(&engine, spec, &self.ctx.events, &self.cancel).await?;
         self.report.images = tags.clone();
         self.push_images(&engine, &tags[0], &pushed).await
+    }
+
+    /// The quality gate over the job's reports; its outcome goes into the report either way.
+    async fn judge(&mut self, reports: &slipway_spec::Reports, ws: &Path) -> Result<(), String> {
+        let files = self
+            .ctx
+            .source
+            .files
+            .iter()
+            .map(|f| f.to_string_lossy().into_owned())
+            .collect();
+        let new_code = self.ctx.new_code.as_deref().unwrap_or("");
+        let outcome =
+            crate::gate::judge(self.name(), reports, ws, files, new_code, &self.ctx.events).await?;
+        self.report.gate = Some(outcome.to_json());
+        if outcome.passed {
+            Ok(())
+        } else {
+            Err(outcome.summary())
+        }
     }
 
     /// Tags the built image with each pushed name and pushes it.

@@ -11,6 +11,7 @@ mod container;
 mod docker;
 mod event;
 mod files;
+mod gate;
 mod host;
 mod image_build;
 mod job;

@@ -116,6 +116,11 @@ impl LocalRun {
             secrets: self.secrets,
             docker,
             registry: None,
+            new_code: if self.pipeline.jobs.iter().any(|j| j.reports.is_some()) {
+                local_new_code(&dir).await
+            } else {
+                None
+            },
             events,
         });
         let reports = Scheduler::new(ctx.clone(), selected, self.parallel.max(1), cancel)
@@ -191,6 +196,12 @@ async fn revision(dir: &Path) -> slipway_git::Revision {
         Ok(Some(tree)) => tree.revision().await.unwrap_or_default(),
         _ => slipway_git::Revision::default(),
     }
+}
+
+/// A local run's new code: the last commit and what is not committed yet.
+async fn local_new_code(dir: &Path) -> Option<String> {
+    let tree = slipway_git::WorkTree::discover(dir).await.ok()??;
+    tree.diff_since("HEAD~1").await.ok()
 }
 
 /// The next run number: one more than the highest kept, claimed by creating its directory.

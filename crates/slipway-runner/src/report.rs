@@ -31,6 +31,8 @@ pub struct JobReport {
     pub images: Vec<String>,
     /// Images pushed to Slipway's registry, with their digests.
     pub pushed: Vec<crate::PushedImage>,
+    /// The quality gate's outcome (JSON), for a job with reports.
+    pub gate: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -68,6 +70,7 @@ impl JobReport {
             cache_misses: Vec::new(),
             images: Vec::new(),
             pushed: Vec::new(),
+            gate: None,
         }
     }
 

@@ -93,6 +93,19 @@ pub struct Job {
     /// Labels a server's worker or agent must have to run the job.
     pub labels: Vec<String>,
     pub image_build: Option<ImageBuild>,
+    /// Test, coverage and issue reports the job writes; a job with reports
+    /// passes only if the quality gate does.
+    pub reports: Option<Reports>,
+}
+
+/// Globs of the reports a job writes, relative to its workspace.
+#[derive(Debug, Clone, Default)]
+pub struct Reports {
+    pub junit: Vec<String>,
+    pub coverage: Vec<String>,
+    pub issues: Vec<String>,
+    /// The gate's conditions, as written (`gate:` at the top of the file, or the default gate).
+    pub gate: Vec<String>,
 }
 
 /// One shell command of a job.

@@ -5,12 +5,13 @@ use globset::{GlobBuilder, GlobMatcher};
 
 use crate::dag;
 use crate::diagnostic::Pos;
-use crate::model::{BranchFilter, Cache, Env, ImageBuild, Job, JobName, Pipeline, Step};
+use crate::model::{BranchFilter, Cache, Env, ImageBuild, Job, JobName, Pipeline, Reports, Step};
 use crate::reader::{Fields, Reader, is_identifier};
 use crate::template::Template;
 use crate::yaml::{Node, Value};
 
-const PIPELINE_KEYS: &[&str] = &["env", "jobs"];
+const PIPELINE_KEYS: &[&str] = &["env", "jobs", "gate"];
+const REPORT_KEYS: &[&str] = &["junit", "coverage", "issues"];
 const JOB_KEYS: &[&str] = &[
     "steps",
     "needs",
@@ -25,6 +26,7 @@ const JOB_KEYS: &[&str] = &[
     "allow_failure",
     "secrets",
     "image_build",
+    "reports",
     "labels",
 ];
 const STEP_KEYS: &[&str] = &["name", "run", "env"];
@@ -54,7 +56,17 @@ pub fn pipeline(r: &mut Reader, root: &Node) -> Option<Pipeline> {
         );
         return None;
     };
-    let jobs = jobs(r, jobs_node);
+    let gate = match top.get("gate") {
+        Some(node) => gate(r, node),
+        None => slipway_quality::DEFAULT_GATE
+            .iter()
+            .map(|c| c.to_string())
+            .collect(),
+    };
+    let mut jobs = jobs(r, jobs_node);
+    for reports in jobs.iter_mut().filter_map(|j| j.reports.as_mut()) {
+        reports.gate = gate.clone();
+    }
     if r.diagnostics.is_empty() {
         Some(Pipeline { env, jobs })
     } else {
@@ -168,9 +180,39 @@ fn job(r: &mut Reader, name: JobName, pos: Pos, node: &Node) -> Option<(Job, Vec
             .map(|n| secrets(r, n, &what))
             .unwrap_or_default(),
         image_build,
+        reports: f.get("reports").and_then(|n| reports(r, n, &what)),
         name,
     };
     Some((job, needs_pos))
+}
+
+/// `reports: { junit: GLOB, coverage: [GLOB, …], issues: GLOB }`
+fn reports(r: &mut Reader, node: &Node, job: &str) -> Option<Reports> {
+    let what = format!("{job}.reports");
+    let f = r.fields(node, &what, REPORT_KEYS)?;
+    let mut list = |key: &str| {
+        f.get(key)
+            .map(|n| glob_list(r, n, &format!("{what}.{key}")))
+            .unwrap_or_default()
+    };
+    Some(Reports {
+        junit: list("junit"),
+        coverage: list("coverage"),
+        issues: list("issues"),
+        gate: Vec::new(),
+    })
+}
+
+/// `gate: ["new_coverage >= 80", …]`: each condition checked here, with its position.
+fn gate(r: &mut Reader, node: &Node) -> Vec<String> {
+    let mut conditions = Vec::new();
+    for (text, pos) in r.strings(node, "gate") {
+        match slipway_quality::parse_condition(&text) {
+            Ok(_) => conditions.push(text),
+            Err(e) => r.error(pos, e),
+        }
+    }
+    conditions
 }
 
 fn steps(r: &mut Reader, node: &Node, job: &str) -> Vec<Step> {

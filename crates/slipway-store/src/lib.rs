@@ -7,6 +7,7 @@
 //! backend has its own migrations. This crate knows the domain's records and
 //! state machines; it knows nothing of HTTP, git or how jobs run.
 
+mod gates;
 mod jobs;
 mod logs;
 mod model;
@@ -21,6 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use gates::GateRecord;
 pub use jobs::{Claim, MAX_ATTEMPTS};
 pub use logs::LogPage;
 pub use model::{Job, JobId, Project, ProjectId, Run, RunId, State, Transition};

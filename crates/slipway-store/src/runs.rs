@@ -160,6 +160,26 @@ impl Store {
     }
 
     /// The pipeline file a run was created from.
+    /// The commit of the last run on `branch` before run `number` that
+    /// succeeded: new code is what changed since.
+    pub async fn last_successful_commit(
+        &self,
+        project: ProjectId,
+        branch: &str,
+        number: i64,
+    ) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT commit_sha FROM runs WHERE project_id = $1 AND branch = $2 AND number < $3 AND state = 'succeeded' ORDER BY number DESC LIMIT 1")
+            .bind(project.0)
+            .bind(branch)
+            .bind(number)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => Some(row.try_get("commit_sha")?),
+            None => None,
+        })
+    }
+
     pub async fn pipeline_of(&self, id: RunId) -> Result<String> {
         let row = sqlx::query("SELECT pipeline FROM runs WHERE id = $1")
             .bind(id.0)

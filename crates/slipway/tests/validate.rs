@@ -53,6 +53,8 @@ many_errors.yml:12:3: error: job `package` has no steps
 many_errors.yml:13:12: error: `jobs.package.retry` must be a whole number, found a string
 bad_push_target.yml:4:13: error: `jobs.image.image_build.push` is `Web`, which is not REPOSITORY/IMAGE
 bad_push_target.yml:7:7: error: `jobs.other.image_build` needs `tags`
+bad_gate.yml:2:5: error: `new_coverge` in `new_coverge >= 80` is not a measure; known: tests_total, tests_passed, tests_failed, tests_errored, tests_skipped, tests_flaky, coverage, lines_to_cover, uncovered_lines, conditions_to_cover, uncovered_conditions, new_coverage, new_lines_to_cover, new_uncovered_lines, new_conditions_to_cover, new_uncovered_conditions, new_lines, issues, new_issues, debt_minutes, debt_ratio, rating, lines_of_code
+bad_gate.yml:8:14: error: `/etc/passwd` leaves the workspace
 ";
 
 /// Fixtures whose whole report is checked: header, source line, caret and help.
@@ -72,7 +74,7 @@ const FULL_REPORTS: &[(&str, &str)] = &[
   |
 1 | stages: [build]
   | ^
-  = help: known keys: env, jobs
+  = help: known keys: env, jobs, gate
 ",
     ),
     (

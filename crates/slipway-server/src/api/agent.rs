@@ -99,6 +99,9 @@ pub struct Finish {
     /// Images the job pushed to the registry.
     #[serde(default)]
     pushed: Vec<slipway_runner::PushedImage>,
+    /// The quality gate's outcome.
+    #[serde(default)]
+    gate: Option<serde_json::Value>,
 }
 
 pub async fn finish(
@@ -120,6 +123,7 @@ pub async fn finish(
                 exit_code: f.exit_code,
                 reason: f.reason.as_deref(),
                 pushed: &f.pushed,
+                gate: f.gate.as_ref(),
             },
         )
         .await?;

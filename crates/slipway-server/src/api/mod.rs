@@ -26,6 +26,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/projects/{project}/trigger", post(runs::trigger))
         .route("/projects/{project}/runs", get(runs::list))
+        .route("/projects/{project}/quality", get(runs::quality))
         .route("/projects/{project}/runs/{number}", get(runs::show))
         .route(
             "/projects/{project}/runs/{number}/cancel",

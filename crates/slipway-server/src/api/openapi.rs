@@ -185,6 +185,12 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "admin",
         "Apply retention and collect unreferenced blobs",
     ),
+    (
+        "get",
+        "/projects/{project}/quality",
+        "viewer",
+        "Quality gate outcomes over time (?branch=&limit=)",
+    ),
 ];
 
 pub async fn document() -> Json<Value> {

@@ -68,8 +68,35 @@ pub async fn show(
     let jobs = store.jobs_of(run.id).await?;
     let transitions = store.transitions("run", run.id.0).await?;
     let images = store.run_images(run.id).await?;
+    let gates = store.gates_of(run.id).await?;
+    Ok(Json(json!({
+        "run": run, "jobs": jobs, "transitions": transitions, "images": images, "gates": gates,
+    })))
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct QualityQuery {
+    branch: Option<String>,
+    limit: Option<i64>,
+}
+
+/// Gate outcomes over time (coverage, tests, issues, debt), newest first.
+pub async fn quality(
+    State(state): State<AppState>,
+    _: AsViewer,
+    Path(name): Path<String>,
+    crate::extract::Query(q): crate::extract::Query<QualityQuery>,
+) -> ApiResult<Json<Vec<slipway_store::GateRecord>>> {
+    let store = &state.engine.store;
+    let project = store
+        .project(&name)
+        .await?
+        .ok_or_else(|| crate::error::ApiError::not_found(format!("no project named `{name}`")))?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     Ok(Json(
-        json!({ "run": run, "jobs": jobs, "transitions": transitions, "images": images }),
+        store
+            .gate_history(project.id, q.branch.as_deref(), limit)
+            .await?,
     ))
 }
 

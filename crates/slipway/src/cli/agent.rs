@@ -235,7 +235,7 @@ impl Dispatch for RemoteDispatch {
         }
         let body = json!({
             "worker": worker, "status": status, "exit_code": report.exit_code,
-            "reason": reason, "pushed": report.pushed,
+            "reason": reason, "pushed": report.pushed, "gate": report.gate,
         });
         self.client
             .post(&format!("/agent/jobs/{}/finish", a.job_id), &body)

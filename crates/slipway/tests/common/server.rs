@@ -78,6 +78,21 @@ impl ServerProcess {
         serde_json::from_slice(&out.stdout).expect("JSON")
     }
 
+    /// `GET PATH` of the API with the admin token, parsed.
+    pub fn json_api(&self, path: &str) -> serde_json::Value {
+        let out = Command::new("curl")
+            .args([
+                "-sf",
+                "-H",
+                &format!("Authorization: Bearer {}", self.token),
+            ])
+            .arg(format!("{}{path}", self.url))
+            .output()
+            .expect("curl");
+        assert!(out.status.success(), "GET {path} failed");
+        serde_json::from_slice(&out.stdout).expect("JSON")
+    }
+
     /// Waits (bounded) until `check` holds, looking again every 50 ms.
     pub fn wait_until(&self, what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
         let start = Instant::now();

@@ -1,0 +1,41 @@
+//! The quality gate of a job with `reports:`: read after its steps, judged
+//! against the run's new code, printed into the job's log; a failed gate fails
+//! the job with the failed conditions as its reason.
+
+use std::path::Path;
+
+use slipway_quality::evaluate::{Globs, Outcome, Reports, conditions_from_text};
+
+use crate::EventSender;
+use crate::output::note;
+
+/// Evaluates the gate over the workspace `ws` (blocking work on the blocking pool).
+pub async fn judge(
+    job: &str,
+    reports: &slipway_spec::Reports,
+    ws: &Path,
+    files: Vec<String>,
+    new_code: &str,
+    events: &EventSender,
+) -> Result<Outcome, String> {
+    let conditions =
+        conditions_from_text(&reports.gate.join("\n"), "gate").map_err(|e| e.to_string())?;
+    let globs = Globs {
+        junit: reports.junit.clone(),
+        coverage: reports.coverage.clone(),
+        issues: reports.issues.clone(),
+        reference_issues: Vec::new(),
+    };
+    let (ws, new_code) = (ws.to_path_buf(), new_code.to_string());
+    let outcome = tokio::task::spawn_blocking(move || {
+        Reports::read(&ws, &globs)
+            .and_then(|r| r.evaluate(&ws, files, &new_code, &conditions))
+            .map_err(|e| format!("quality gate: {e}"))
+    })
+    .await
+    .map_err(|e| format!("quality gate: {e}"))??;
+    for line in outcome.render().lines() {
+        note(events, job, line.to_string()).await;
+    }
+    Ok(outcome)
+}

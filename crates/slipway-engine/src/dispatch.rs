@@ -159,7 +159,7 @@ impl LocalDispatch {
             .and_then(|j| j.image_build.as_ref())
             .and_then(|b| b.push.clone());
         let new_code = match spec.as_ref().and_then(|j| j.reports.as_ref()) {
-            Some(_) => Some(self.new_code(&run, project.id).await?),
+            Some(reports) => Some(self.new_code(&run, project.id, &reports.new_code).await?),
             None => None,
         };
         let registry = match (push, &self.engine.registry.0) {
@@ -193,14 +193,25 @@ impl LocalDispatch {
         })
     }
 
-    /// The run's new code: the diff from the branch's last successful run.
-    async fn new_code(&self, run: &Run, project: slipway_store::ProjectId) -> Result<String> {
-        let base = self
-            .engine
-            .store
-            .last_successful_commit(project, &run.branch, run.number)
-            .await?;
+    /// The run's new code: the diff from its reference (without one, every line is new).
+    async fn new_code(
+        &self,
+        run: &Run,
+        project: slipway_store::ProjectId,
+        reference: &slipway_spec::NewCodeReference,
+    ) -> Result<String> {
+        use slipway_spec::NewCodeReference as R;
         let mirror = slipway_git::Mirror::at(&self.engine.paths.mirror(project));
+        let base = match reference {
+            R::PreviousSuccess => {
+                self.engine
+                    .store
+                    .last_successful_commit(project, &run.branch, run.number)
+                    .await?
+            }
+            R::Branch(branch) => mirror.merge_base(branch, &run.commit).await,
+            R::Days(days) => mirror.commit_before(&run.commit, *days).await,
+        };
         Ok(mirror.diff(base.as_deref(), &run.commit).await?)
     }
 }

@@ -186,6 +186,24 @@ impl Mirror {
         }
     }
 
+    /// The merge-base of `branch` (as the remote has it) and `commit`, if both exist.
+    pub async fn merge_base(&self, branch: &str, commit: &str) -> Option<String> {
+        let branch = format!("refs/heads/{branch}");
+        let out = git(&self.path, ["merge-base", branch.as_str(), commit])
+            .await
+            .ok()?;
+        Some(out.trim().to_string()).filter(|c| !c.is_empty())
+    }
+
+    /// The last commit in `commit`'s history from more than `days` days ago.
+    pub async fn commit_before(&self, commit: &str, days: u32) -> Option<String> {
+        let before = format!("--before={days} days ago");
+        let out = git(&self.path, ["rev-list", "-1", before.as_str(), commit])
+            .await
+            .ok()?;
+        Some(out.trim().to_string()).filter(|c| !c.is_empty())
+    }
+
     /// `git diff -U0 -M` from `base` (or, without one, from nothing: every
     /// line is new) to `commit`: a run's new code.
     pub async fn diff(&self, base: Option<&str>, commit: &str) -> Result<String, GitError> {
@@ -425,6 +443,47 @@ mod tests {
         mirror.export(&second, &out).await.expect("export");
         assert!(out.join("src/b").is_file() && out.join(".slipway.yml").is_file());
         assert!(mirror.resolve("no-such-branch").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn new_code_references_in_a_mirror() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let origin = tmp.path().join("origin");
+        std::fs::create_dir_all(&origin).expect("mkdir");
+        let commit = "git -c user.name=t -c user.email=t@t commit -qm";
+        sh(
+            &origin,
+            &format!(
+                "git init -q -b main . && printf 'a\\n' > f && git add . && {commit} base \
+                 && git checkout -qb feature && printf 'a\\nb\\n' > f && git add f && {commit} feature \
+                 && git checkout -q main && printf 'z\\n' > g && git add g && {commit} main-only"
+            ),
+        );
+        let mirror = Mirror::at(&tmp.path().join("mirror.git"));
+        mirror
+            .update(&origin.to_string_lossy(), None)
+            .await
+            .expect("clone");
+        let feature = mirror.resolve("feature").await.expect("feature");
+        let main = mirror.resolve("main").await.expect("main");
+        let base = mirror
+            .merge_base("main", &feature)
+            .await
+            .expect("merge-base");
+        assert_ne!(base, main, "the fork point, not main's head");
+        let diff = mirror.diff(Some(&base), &feature).await.expect("diff");
+        assert!(diff.contains("+b") && !diff.contains("+z"), "{diff}");
+        assert_eq!(mirror.merge_base("no-such-branch", &feature).await, None);
+        // Every commit is from today: none is older than a day.
+        assert_eq!(mirror.commit_before(&feature, 1).await, None);
+        let everything = mirror
+            .diff(None, &feature)
+            .await
+            .expect("diff from nothing");
+        assert!(
+            everything.contains("+a") && everything.contains("+b"),
+            "{everything}"
+        );
     }
 
     #[tokio::test]

@@ -73,6 +73,7 @@ impl Reports {
         files: Vec<String>,
         diff: &str,
         conditions: &[Condition],
+        lenient_below: Option<u64>,
     ) -> Result<Outcome> {
         // Reading every source file is only worth it when debt is looked at.
         let debt_wanted = !self.issues.is_empty()
@@ -106,7 +107,7 @@ impl Reports {
             reference: reference.as_ref(),
             lines_of_code,
         });
-        let verdicts = evaluate(conditions, &measures);
+        let verdicts = evaluate(conditions, &measures, lenient_below);
         let new_issues = issues
             .into_iter()
             .filter(|i| is_new_issue(i, &new_code, reference.as_ref()))

@@ -26,10 +26,14 @@ pub async fn judge(
         issues: reports.issues.clone(),
         reference_issues: Vec::new(),
     };
-    let (ws, new_code) = (ws.to_path_buf(), new_code.to_string());
+    let (ws, new_code, lenient) = (
+        ws.to_path_buf(),
+        new_code.to_string(),
+        reports.lenient_below,
+    );
     let outcome = tokio::task::spawn_blocking(move || {
         Reports::read(&ws, &globs)
-            .and_then(|r| r.evaluate(&ws, files, &new_code, &conditions))
+            .and_then(|r| r.evaluate(&ws, files, &new_code, &conditions, lenient))
             .map_err(|e| format!("quality gate: {e}"))
     })
     .await

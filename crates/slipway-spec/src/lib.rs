@@ -15,7 +15,9 @@ mod template;
 mod yaml;
 
 pub use diagnostic::{Diagnostic, Pos};
-pub use model::{BranchFilter, Cache, Env, ImageBuild, Job, JobName, Pipeline, Reports, Step};
+pub use model::{
+    BranchFilter, Cache, Env, ImageBuild, Job, JobName, NewCodeReference, Pipeline, Reports, Step,
+};
 pub use template::{Part, Template, TemplateVars, Var};
 pub use yaml::Limits;
 

@@ -106,6 +106,23 @@ pub struct Reports {
     pub issues: Vec<String>,
     /// The gate's conditions, as written (`gate:` at the top of the file, or the default gate).
     pub gate: Vec<String>,
+    /// What new code is measured from (`new_code:` at the top of the file).
+    pub new_code: NewCodeReference,
+    /// Coverage conditions on new code are skipped when it has fewer lines to
+    /// cover than this (SonarQube's leniency for small changes; off by default).
+    pub lenient_below: Option<u64>,
+}
+
+/// What new code is measured from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum NewCodeReference {
+    /// The commit of the branch's last successful run.
+    #[default]
+    PreviousSuccess,
+    /// The merge-base with this branch.
+    Branch(String),
+    /// The branch as it was this many days ago.
+    Days(u32),
 }
 
 /// One shell command of a job.

@@ -5,12 +5,15 @@ use globset::{GlobBuilder, GlobMatcher};
 
 use crate::dag;
 use crate::diagnostic::Pos;
-use crate::model::{BranchFilter, Cache, Env, ImageBuild, Job, JobName, Pipeline, Reports, Step};
+use crate::model::{
+    BranchFilter, Cache, Env, ImageBuild, Job, JobName, NewCodeReference, Pipeline, Reports, Step,
+};
 use crate::reader::{Fields, Reader, is_identifier};
 use crate::template::Template;
 use crate::yaml::{Node, Value};
 
-const PIPELINE_KEYS: &[&str] = &["env", "jobs", "gate"];
+const PIPELINE_KEYS: &[&str] = &["env", "jobs", "gate", "new_code"];
+const NEW_CODE_KEYS: &[&str] = &["reference", "branch", "days", "lenient_below"];
 const REPORT_KEYS: &[&str] = &["junit", "coverage", "issues"];
 const JOB_KEYS: &[&str] = &[
     "steps",
@@ -63,9 +66,15 @@ pub fn pipeline(r: &mut Reader, root: &Node) -> Option<Pipeline> {
             .map(|c| c.to_string())
             .collect(),
     };
+    let (reference, lenient_below) = top
+        .get("new_code")
+        .map(|n| new_code(r, n))
+        .unwrap_or_default();
     let mut jobs = jobs(r, jobs_node);
     for reports in jobs.iter_mut().filter_map(|j| j.reports.as_mut()) {
         reports.gate = gate.clone();
+        reports.new_code = reference.clone();
+        reports.lenient_below = lenient_below;
     }
     if r.diagnostics.is_empty() {
         Some(Pipeline { env, jobs })
@@ -199,8 +208,58 @@ fn reports(r: &mut Reader, node: &Node, job: &str) -> Option<Reports> {
         junit: list("junit"),
         coverage: list("coverage"),
         issues: list("issues"),
-        gate: Vec::new(),
+        ..Reports::default()
     })
+}
+
+/// `new_code: { reference: previous_success }`, `{ branch: main }` or `{ days: 30 }`,
+/// with `lenient_below: 20` to skip coverage conditions on small changes.
+fn new_code(r: &mut Reader, node: &Node) -> (NewCodeReference, Option<u64>) {
+    let Some(f) = r.fields(node, "new_code", NEW_CODE_KEYS) else {
+        return Default::default();
+    };
+    let lenient_below = f
+        .get("lenient_below")
+        .and_then(|n| r.count(n, "new_code.lenient_below", 100_000))
+        .map(u64::from);
+    let choices = ["reference", "branch", "days"]
+        .iter()
+        .filter(|k| f.get(k).is_some())
+        .count();
+    if choices > 1 {
+        r.error(
+            f.pos,
+            "`new_code` takes one of `reference`, `branch` or `days`",
+        );
+    }
+    let reference = if let Some(n) = f.get("branch") {
+        r.text(n, "new_code.branch")
+            .map(NewCodeReference::Branch)
+            .unwrap_or_default()
+    } else if let Some(n) = f.get("days") {
+        match r.count(n, "new_code.days", 3650) {
+            Some(0) | None => {
+                r.error(n.pos, "`new_code.days` must be between 1 and 3650");
+                NewCodeReference::default()
+            }
+            Some(d) => NewCodeReference::Days(d),
+        }
+    } else if let Some(n) = f.get("reference") {
+        match r.text(n, "new_code.reference").as_deref() {
+            Some("previous_success") | None => NewCodeReference::PreviousSuccess,
+            Some(other) => {
+                r.error_with_help(
+                    n.pos,
+                    format!("`new_code.reference` is `{other}`"),
+                    "use previous_success, or give `branch: NAME` or `days: N` instead",
+                );
+                NewCodeReference::default()
+            }
+        }
+    } else {
+        NewCodeReference::default()
+    };
+    (reference, lenient_below)
 }
 
 /// `gate: ["new_coverage >= 80", …]`: each condition checked here, with its position.

@@ -250,3 +250,36 @@ fn new_issues_are_those_on_new_lines_the_reference_does_not_have() {
     assert_eq!(ours["conditions"][1]["passed"], false, "B is not A");
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn leniency_for_small_changes_only_when_asked() {
+    let dir = repository();
+    let mut lcov = String::from("SF:app.py\n");
+    for line in 1..=12 {
+        lcov.push_str(&format!(
+            "DA:{line},{}\n",
+            u8::from(![9, 12].contains(&line))
+        ));
+    }
+    lcov.push_str("end_of_record\n");
+    std::fs::write(dir.path().join("coverage.lcov"), lcov).expect("lcov");
+    std::fs::write(dir.path().join("junit.xml"), JUNIT_ONE_PASS).expect("junit");
+    let args = ["--coverage", "coverage.lcov", "--junit", "junit.xml"];
+    let (_, strict) = gate(dir.path(), &args);
+    assert_eq!(strict["status"], "failed", "no leniency by default");
+    let (out, lenient) = gate(
+        dir.path(),
+        &[&args[..], &["--lenient-below", "20"]].concat(),
+    );
+    assert_eq!(lenient["status"], "passed");
+    assert_eq!(out.status.code(), Some(0));
+    let note = lenient["conditions"][3]["note"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        note.starts_with("small change: 6 new lines to cover"),
+        "{note}"
+    );
+    let (_, bigger) = gate(dir.path(), &[&args[..], &["--lenient-below", "6"]].concat());
+    assert_eq!(bigger["status"], "failed", "6 lines are not fewer than 6");
+}

@@ -55,6 +55,9 @@ bad_push_target.yml:4:13: error: `jobs.image.image_build.push` is `Web`, which i
 bad_push_target.yml:7:7: error: `jobs.other.image_build` needs `tags`
 bad_gate.yml:2:5: error: `new_coverge` in `new_coverge >= 80` is not a measure; known: tests_total, tests_passed, tests_failed, tests_errored, tests_skipped, tests_flaky, coverage, lines_to_cover, uncovered_lines, conditions_to_cover, uncovered_conditions, new_coverage, new_lines_to_cover, new_uncovered_lines, new_conditions_to_cover, new_uncovered_conditions, new_lines, issues, new_issues, debt_minutes, debt_ratio, rating, lines_of_code
 bad_gate.yml:8:14: error: `/etc/passwd` leaves the workspace
+bad_new_code.yml:2:3: error: `new_code` takes one of `reference`, `branch` or `days`
+bad_new_code.yml:3:9: error: `new_code.days` must be between 1 and 3650
+bad_new_code_reference.yml:2:14: error: `new_code.reference` is `last_tuesday`
 ";
 
 /// Fixtures whose whole report is checked: header, source line, caret and help.
@@ -74,7 +77,7 @@ const FULL_REPORTS: &[(&str, &str)] = &[
   |
 1 | stages: [build]
   | ^
-  = help: known keys: env, jobs, gate
+  = help: known keys: env, jobs, gate, new_code
 ",
     ),
     (

@@ -28,6 +28,9 @@ pub struct Args {
     /// Conditions, one per line (`new_coverage >= 80`), relative to the directory; default: the default gate.
     #[arg(long, value_name = "FILE")]
     gate: Option<PathBuf>,
+    /// Skip coverage conditions on new code when it has fewer lines to cover than this.
+    #[arg(long, value_name = "LINES")]
+    lenient_below: Option<u64>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -59,7 +62,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         (git.join(), reports)
     });
     let (files, diff) = git.map_err(|_| anyhow::anyhow!("the git thread panicked"))??;
-    let outcome = reports?.evaluate(&args.dir, files, &diff, &conditions)?;
+    let outcome = reports?.evaluate(&args.dir, files, &diff, &conditions, args.lenient_below)?;
     if args.json {
         println!("{:#}", outcome.to_json());
     } else {

@@ -31,7 +31,7 @@ fn counts(path: &str) -> (u64, u64, u64, u64, u64, u64) {
 }
 
 #[test]
-fn junit_from_pytest_jest_and_nextest() {
+fn junit_from_pytest_jest_nextest_and_surefire() {
     // pytest counts xfail as skipped, as we do.
     assert_eq!(counts("pytest/junit-xunit2.xml"), (10, 6, 1, 1, 2, 0));
     assert_eq!(counts("pytest/junit-xunit1.xml"), (10, 6, 1, 1, 2, 0));
@@ -40,6 +40,9 @@ fn junit_from_pytest_jest_and_nextest() {
     assert_eq!(counts("jest/junit.xml"), (10, 8, 1, 0, 1, 0));
     // nextest leaves ignored tests out of JUnit.
     assert_eq!(counts("nextest/junit.xml"), (3, 1, 2, 0, 0, 0));
+    // Surefire with reruns: passed on a rerun is passed and flaky; its suite
+    // attributes count every rerun (tests="15") and are not what we read.
+    assert_eq!(counts("surefire/TEST-qf.RerunTest.xml"), (7, 4, 1, 1, 1, 3));
 }
 
 /// (lines to cover, covered lines, conditions, covered conditions) over every file.

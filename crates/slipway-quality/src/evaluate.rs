@@ -42,6 +42,47 @@ pub struct Globs {
     pub reference_issues: Vec<String>,
 }
 
+/// How a gate judges: its conditions, leniency for small changes, and what
+/// an issue costs.
+#[derive(Debug, Clone)]
+pub struct GateConfig {
+    pub conditions: Vec<Condition>,
+    /// Coverage conditions on new code pass when it has fewer lines to cover.
+    pub lenient_below: Option<u64>,
+    /// Remediation minutes per issue, by severity from info to blocker.
+    pub debt_minutes: [u64; 5],
+}
+
+impl Default for GateConfig {
+    fn default() -> GateConfig {
+        GateConfig {
+            conditions: default_conditions(),
+            lenient_below: None,
+            debt_minutes: crate::issues::DEFAULT_DEBT_MINUTES,
+        }
+    }
+}
+
+/// `minor=3,major=15`: remediation minutes by severity over the defaults.
+pub fn debt_minutes_from(text: &str) -> Result<[u64; 5]> {
+    let mut minutes = crate::issues::DEFAULT_DEBT_MINUTES;
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, value) = pair
+            .split_once('=')
+            .ok_or_else(|| GateError(format!("`{pair}` is not SEVERITY=MINUTES")))?;
+        let severity = crate::issues::Severity::parse(name.trim()).ok_or_else(|| {
+            GateError(format!(
+                "`{name}` is not a severity; use info, minor, major, critical or blocker"
+            ))
+        })?;
+        minutes[severity as usize] = value
+            .trim()
+            .parse()
+            .map_err(|_| GateError(format!("`{value}` in `{pair}` is not a number of minutes")))?;
+    }
+    Ok(minutes)
+}
+
 /// Reports read, paths still as the tools wrote them.
 #[derive(Debug)]
 pub struct Reports {
@@ -72,9 +113,9 @@ impl Reports {
         dir: &Path,
         files: Vec<String>,
         diff: &str,
-        conditions: &[Condition],
-        lenient_below: Option<u64>,
+        gate: &GateConfig,
     ) -> Result<Outcome> {
+        let conditions = &gate.conditions[..];
         // Reading every source file is only worth it when debt is looked at.
         let debt_wanted = !self.issues.is_empty()
             || conditions
@@ -106,8 +147,9 @@ impl Reports {
             issues: &issues,
             reference: reference.as_ref(),
             lines_of_code,
+            debt_minutes: gate.debt_minutes,
         });
-        let verdicts = evaluate(conditions, &measures, lenient_below);
+        let verdicts = evaluate(conditions, &measures, gate.lenient_below);
         let new_issues = issues
             .into_iter()
             .filter(|i| is_new_issue(i, &new_code, reference.as_ref()))

@@ -14,6 +14,10 @@ use serde_json::Value;
 
 use crate::ParseError;
 
+/// Remediation minutes per issue, by severity from info to blocker
+/// (SonarQube-like defaults; a pipeline may set its own).
+pub const DEFAULT_DEBT_MINUTES: [u64; 5] = [0, 2, 10, 20, 30];
+
 /// SonarQube's severities, lowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -48,17 +52,6 @@ impl Severity {
         Severity::ALL
             .into_iter()
             .find(|s| s.as_str() == text.to_ascii_lowercase())
-    }
-
-    /// Remediation minutes per issue when the tool gives none (SonarQube-like defaults).
-    pub fn default_minutes(self) -> u64 {
-        match self {
-            Severity::Info => 0,
-            Severity::Minor => 2,
-            Severity::Major => 10,
-            Severity::Critical => 20,
-            Severity::Blocker => 30,
-        }
     }
 
     /// SARIF levels and compiler levels.

@@ -94,6 +94,8 @@ pub struct Inputs<'a> {
     /// Fingerprints of the reference's issues; without them every issue on new code is new.
     pub reference: Option<&'a HashSet<String>>,
     pub lines_of_code: u64,
+    /// Remediation minutes per issue by severity, info to blocker.
+    pub debt_minutes: [u64; 5],
 }
 
 impl Measures {
@@ -132,11 +134,12 @@ impl Measures {
             issues,
             reference,
             lines_of_code,
+            debt_minutes: minutes,
         } = inputs;
         let all = coverage.totals();
         let fresh = coverage.new_code_totals(new);
         let is_new = |i: &&Issue| is_new_issue(i, new, reference);
-        let debt_minutes: u64 = issues.iter().map(|i| i.severity.default_minutes()).sum();
+        let debt_minutes: u64 = issues.iter().map(|i| minutes[i.severity as usize]).sum();
         let debt_ratio = (lines_of_code > 0)
             .then(|| debt_minutes as f64 * 100.0 / (30.0 * lines_of_code as f64));
         Measures {

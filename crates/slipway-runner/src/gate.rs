@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use slipway_quality::evaluate::{Globs, Outcome, Reports, conditions_from_text};
+use slipway_quality::evaluate::{GateConfig, Globs, Outcome, Reports, conditions_from_text};
 
 use crate::EventSender;
 use crate::output::note;
@@ -18,22 +18,24 @@ pub async fn judge(
     new_code: &str,
     events: &EventSender,
 ) -> Result<Outcome, String> {
-    let conditions =
-        conditions_from_text(&reports.gate.join("\n"), "gate").map_err(|e| e.to_string())?;
+    let config = GateConfig {
+        conditions: conditions_from_text(&reports.gate.join("\n"), "gate")
+            .map_err(|e| e.to_string())?,
+        lenient_below: reports.lenient_below,
+        debt_minutes: reports
+            .debt_minutes
+            .unwrap_or(slipway_quality::issues::DEFAULT_DEBT_MINUTES),
+    };
     let globs = Globs {
         junit: reports.junit.clone(),
         coverage: reports.coverage.clone(),
         issues: reports.issues.clone(),
         reference_issues: Vec::new(),
     };
-    let (ws, new_code, lenient) = (
-        ws.to_path_buf(),
-        new_code.to_string(),
-        reports.lenient_below,
-    );
+    let (ws, new_code) = (ws.to_path_buf(), new_code.to_string());
     let outcome = tokio::task::spawn_blocking(move || {
         Reports::read(&ws, &globs)
-            .and_then(|r| r.evaluate(&ws, files, &new_code, &conditions, lenient))
+            .and_then(|r| r.evaluate(&ws, files, &new_code, &config))
             .map_err(|e| format!("quality gate: {e}"))
     })
     .await

@@ -111,6 +111,8 @@ pub struct Reports {
     /// Coverage conditions on new code are skipped when it has fewer lines to
     /// cover than this (SonarQube's leniency for small changes; off by default).
     pub lenient_below: Option<u64>,
+    /// Remediation minutes per issue by severity, info to blocker (`debt_minutes:`).
+    pub debt_minutes: Option<[u64; 5]>,
 }
 
 /// What new code is measured from.

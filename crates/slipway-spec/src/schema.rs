@@ -12,7 +12,8 @@ use crate::reader::{Fields, Reader, is_identifier};
 use crate::template::Template;
 use crate::yaml::{Node, Value};
 
-const PIPELINE_KEYS: &[&str] = &["env", "jobs", "gate", "new_code"];
+const PIPELINE_KEYS: &[&str] = &["env", "jobs", "gate", "new_code", "debt_minutes"];
+const SEVERITIES: &[&str] = &["info", "minor", "major", "critical", "blocker"];
 const NEW_CODE_KEYS: &[&str] = &["reference", "branch", "days", "lenient_below"];
 const REPORT_KEYS: &[&str] = &["junit", "coverage", "issues"];
 const JOB_KEYS: &[&str] = &[
@@ -70,8 +71,10 @@ pub fn pipeline(r: &mut Reader, root: &Node) -> Option<Pipeline> {
         .get("new_code")
         .map(|n| new_code(r, n))
         .unwrap_or_default();
+    let debt_minutes = top.get("debt_minutes").and_then(|n| debt_minutes(r, n));
     let mut jobs = jobs(r, jobs_node);
     for reports in jobs.iter_mut().filter_map(|j| j.reports.as_mut()) {
+        reports.debt_minutes = debt_minutes;
         reports.gate = gate.clone();
         reports.new_code = reference.clone();
         reports.lenient_below = lenient_below;
@@ -210,6 +213,18 @@ fn reports(r: &mut Reader, node: &Node, job: &str) -> Option<Reports> {
         issues: list("issues"),
         ..Reports::default()
     })
+}
+
+/// `debt_minutes: { major: 15, minor: 3 }` over the defaults.
+fn debt_minutes(r: &mut Reader, node: &Node) -> Option<[u64; 5]> {
+    let f = r.fields(node, "debt_minutes", SEVERITIES)?;
+    let mut minutes = slipway_quality::issues::DEFAULT_DEBT_MINUTES;
+    for (i, severity) in SEVERITIES.iter().enumerate() {
+        if let Some(n) = f.get(severity) {
+            minutes[i] = u64::from(r.count(n, &format!("debt_minutes.{severity}"), 100_000)?);
+        }
+    }
+    Some(minutes)
 }
 
 /// `new_code: { reference: previous_success }`, `{ branch: main }` or `{ days: 30 }`,

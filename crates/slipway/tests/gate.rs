@@ -230,6 +230,21 @@ fn new_issues_are_those_on_new_lines_the_reference_does_not_have() {
     // debt: 10 + 20 + 2 minutes over 30 min × 15 lines of code = 7.1 % → B.
     assert_eq!(ours["measures"]["debt_minutes"], 32);
     assert_eq!(ours["measures"]["rating"], 2);
+    // What an issue costs is the pipeline's (or the flag's) to say.
+    let (_, costly) = gate(
+        dir.path(),
+        &[
+            "--issues",
+            "issues.json",
+            "--junit",
+            "junit.xml",
+            "--gate",
+            "gate.txt",
+            "--debt-minutes",
+            "major=30,minor=0",
+        ],
+    );
+    assert_eq!(costly["measures"]["debt_minutes"], 50);
 
     // The reference already had the major one (it moved): only the minor one is new.
     let (out, ours) = gate(

@@ -77,7 +77,7 @@ const FULL_REPORTS: &[(&str, &str)] = &[
   |
 1 | stages: [build]
   | ^
-  = help: known keys: env, jobs, gate, new_code
+  = help: known keys: env, jobs, gate, new_code, debt_minutes
 ",
     ),
     (

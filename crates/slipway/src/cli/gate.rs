@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use slipway_quality::evaluate::{Globs, Reports, conditions_from_text, default_conditions};
+use slipway_quality::evaluate::{
+    GateConfig, Globs, Reports, conditions_from_text, debt_minutes_from, default_conditions,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -31,6 +33,9 @@ pub struct Args {
     /// Skip coverage conditions on new code when it has fewer lines to cover than this.
     #[arg(long, value_name = "LINES")]
     lenient_below: Option<u64>,
+    /// Remediation minutes per issue over the defaults (info=0,minor=2,major=10,critical=20,blocker=30).
+    #[arg(long, value_name = "SEVERITY=MINUTES,…")]
+    debt_minutes: Option<String>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -62,7 +67,15 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         (git.join(), reports)
     });
     let (files, diff) = git.map_err(|_| anyhow::anyhow!("the git thread panicked"))??;
-    let outcome = reports?.evaluate(&args.dir, files, &diff, &conditions, args.lenient_below)?;
+    let config = GateConfig {
+        conditions,
+        lenient_below: args.lenient_below,
+        debt_minutes: match &args.debt_minutes {
+            Some(text) => debt_minutes_from(text)?,
+            None => slipway_quality::issues::DEFAULT_DEBT_MINUTES,
+        },
+    };
+    let outcome = reports?.evaluate(&args.dir, files, &diff, &config)?;
     if args.json {
         println!("{:#}", outcome.to_json());
     } else {

@@ -81,7 +81,7 @@ fn line(e: &BytesStart<'_>) -> Result<(u32, LineCoverage), ParseError> {
                 .or_else(|| h.parse::<f64>().ok().map(|f| f.max(0.0) as u64))
         })
         .unwrap_or(0);
-    let mut branches = Vec::new();
+    let mut branches = Box::default();
     if attr(e, b"branch").as_deref() == Some("true") {
         // "50% (1/2)": one of two conditions covered.
         if let Some((covered, total)) = attr(e, b"condition-coverage").as_deref().and_then(fraction)
@@ -130,6 +130,6 @@ mod tests {
             Some(3),
             "classes of one file merge"
         );
-        assert_eq!(lines.get(2).map(|l| l.branches.clone()), Some(vec![1, 0]));
+        assert_eq!(lines.get(2).map(|l| l.branches.to_vec()), Some(vec![1, 0]));
     }
 }

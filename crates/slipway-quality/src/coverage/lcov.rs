@@ -16,6 +16,8 @@ pub fn parse(mut input: impl BufRead) -> Result<Coverage, ParseError> {
     let mut branches: Vec<(u32, u64)> = Vec::new();
     let mut buf = Vec::with_capacity(256);
     let mut number = 0usize;
+    // Files of one project tend to be alike: size each file's lines like the last.
+    let mut last_len = 0usize;
     loop {
         buf.clear();
         let read = input
@@ -32,14 +34,8 @@ pub fn parse(mut input: impl BufRead) -> Result<Coverage, ParseError> {
                 format!("line {number}: {what}: `{}`", String::from_utf8_lossy(line)),
             )
         };
-        if let Some(path) = line.strip_prefix(b"SF:") {
-            // A record without end_of_record ends at the next SF.
-            close(&mut coverage, current.take(), &mut branches);
-            current = Some((
-                String::from_utf8_lossy(path).into_owned(),
-                FileLines::default(),
-            ));
-        } else if let Some(value) = line.strip_prefix(b"DA:") {
+        // DA lines are nearly all of a tracefile: look for them first.
+        if let Some(value) = line.strip_prefix(b"DA:") {
             let (_, lines) = current
                 .as_mut()
                 .ok_or_else(|| bad("DA outside a file record"))?;
@@ -57,9 +53,16 @@ pub fn parse(mut input: impl BufRead) -> Result<Coverage, ParseError> {
                 line_no,
                 LineCoverage {
                     hits,
-                    branches: Vec::new(),
+                    branches: Box::default(),
                 },
             );
+        } else if let Some(path) = line.strip_prefix(b"SF:") {
+            // A record without end_of_record ends at the next SF.
+            last_len = close(&mut coverage, current.take(), &mut branches).unwrap_or(last_len);
+            current = Some((
+                String::from_utf8_lossy(path).into_owned(),
+                FileLines::with_capacity(last_len),
+            ));
         } else if let Some(value) = line.strip_prefix(b"BRDA:") {
             if current.is_none() {
                 return Err(bad("BRDA outside a file record"));
@@ -80,7 +83,7 @@ pub fn parse(mut input: impl BufRead) -> Result<Coverage, ParseError> {
             let line_no = u32::try_from(at).map_err(|_| bad("line number out of range"))?;
             branches.push((line_no, taken));
         } else if line == b"end_of_record" {
-            close(&mut coverage, current.take(), &mut branches);
+            last_len = close(&mut coverage, current.take(), &mut branches).unwrap_or(last_len);
         }
     }
     close(&mut coverage, current.take(), &mut branches);
@@ -88,19 +91,20 @@ pub fn parse(mut input: impl BufRead) -> Result<Coverage, ParseError> {
 }
 
 /// Ends a file record: its branches join their lines (a branch line without
-/// DA is executable all the same, with no hits), and the file joins the result.
+/// DA is executable all the same, with no hits), and the file joins the
+/// result. Returns how many lines it had.
 fn close(
     coverage: &mut Coverage,
     current: Option<(String, FileLines)>,
     branches: &mut Vec<(u32, u64)>,
-) {
+) -> Option<usize> {
     let Some((file, mut lines)) = current else {
         branches.clear();
-        return;
+        return None;
     };
     branches.sort_by_key(|(line, _)| *line);
     for group in branches.chunk_by(|a, b| a.0 == b.0) {
-        let taken = group.iter().map(|(_, t)| *t).collect();
+        let taken: Box<[u64]> = group.iter().map(|(_, t)| *t).collect();
         lines.push(
             group[0].0,
             LineCoverage {
@@ -110,15 +114,25 @@ fn close(
         );
     }
     branches.clear();
+    let len = lines.len();
     coverage.add_file(file, lines);
+    Some(len)
 }
 
 fn number_of(bytes: &[u8]) -> Option<u64> {
     let bytes = bytes.trim_ascii();
-    if bytes.is_empty() || bytes.len() > 19 || !bytes.iter().all(u8::is_ascii_digit) {
+    if bytes.is_empty() || bytes.len() > 19 {
         return None;
     }
-    Some(bytes.iter().fold(0u64, |n, b| n * 10 + u64::from(b - b'0')))
+    let mut n = 0u64;
+    for b in bytes {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        n = n * 10 + u64::from(digit);
+    }
+    Some(n)
 }
 
 /// Hit counts are whole numbers; some tools write them as floats.
@@ -149,10 +163,10 @@ mod tests {
             Some(1),
             "records of one file merge"
         );
-        assert_eq!(a.get(2).map(|l| l.branches.clone()), Some(vec![0, 4]));
+        assert_eq!(a.get(2).map(|l| l.branches.to_vec()), Some(vec![0, 4]));
         let b = &c.files["src/b.rs"];
         assert_eq!(
-            b.get(5).map(|l| l.branches.clone()),
+            b.get(5).map(|l| l.branches.to_vec()),
             Some(vec![1]),
             "a record closed by the next SF keeps its branches"
         );

@@ -8,24 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::server::git;
-
-fn commit(dir: &Path, file: &str, content: &str, message: &str) {
-    std::fs::write(dir.join(file), content).expect("write");
-    git(dir, &["add", "."]);
-    git(
-        dir,
-        &[
-            "-c",
-            "user.name=Dev",
-            "-c",
-            "user.email=dev@example.com",
-            "commit",
-            "-qm",
-            message,
-        ],
-    );
-}
+use common::server::{commit_file as commit, git};
 
 /// A repository whose last commit changes line 3 and adds lines 8 to 12 of app.py.
 fn repository() -> tempfile::TempDir {

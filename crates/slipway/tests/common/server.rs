@@ -236,20 +236,7 @@ impl Remote {
 
     /// Commits a file; returns the commit id.
     pub fn commit(&self, path: &str, content: &str, message: &str) -> String {
-        std::fs::write(self.work.join(path), content).expect("write");
-        git(&self.work, &["add", "."]);
-        git(
-            &self.work,
-            &[
-                "-c",
-                "user.name=Dev",
-                "-c",
-                "user.email=dev@example.com",
-                "commit",
-                "-qm",
-                message,
-            ],
-        );
+        commit_file(&self.work, path, content, message);
         let out = Command::new("git")
             .args(["rev-parse", "HEAD"])
             .current_dir(&self.work)
@@ -261,6 +248,24 @@ impl Remote {
     pub fn push(&self) {
         git(&self.work, &["push", "-q", "origin", "main"]);
     }
+}
+
+/// Writes a file in a work tree and commits everything there.
+pub fn commit_file(dir: &Path, path: &str, content: &str, message: &str) {
+    std::fs::write(dir.join(path), content).expect("write");
+    git(dir, &["add", "."]);
+    git(
+        dir,
+        &[
+            "-c",
+            "user.name=Dev",
+            "-c",
+            "user.email=dev@example.com",
+            "commit",
+            "-qm",
+            message,
+        ],
+    );
 }
 
 pub fn git(dir: &Path, args: &[&str]) {

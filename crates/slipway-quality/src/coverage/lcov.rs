@@ -6,28 +6,60 @@ use std::io::BufRead;
 use super::{Coverage, FileLines, LineCoverage};
 use crate::ParseError;
 
-/// Reads a tracefile line by line into a reused buffer; each file's lines
-/// gather in a local vector that joins the result at `end_of_record`.
+/// Reads a tracefile in place from the reader's buffer, line by line (a line
+/// cut by the buffer's end is carried over); each file's lines gather in a
+/// local vector that joins the result at `end_of_record`.
 pub fn parse(mut input: impl BufRead) -> Result<Coverage, ParseError> {
-    let mut coverage = Coverage::default();
-    let mut current: Option<(String, FileLines)> = None;
-    // A record's BRDA entries, (line, taken), in report order: grouped by line
-    // when the record ends, so each line gets all its branches at once.
-    let mut branches: Vec<(u32, u64)> = Vec::new();
-    let mut buf = Vec::with_capacity(256);
-    let mut number = 0usize;
-    // Files of one project tend to be alike: size each file's lines like the last.
-    let mut last_len = 0usize;
+    let mut state = Tracefile::default();
+    let mut carry: Vec<u8> = Vec::new();
     loop {
-        buf.clear();
-        let read = input
-            .read_until(b'\n', &mut buf)
+        let chunk = input
+            .fill_buf()
             .map_err(|e| ParseError::new("LCOV", e.to_string()))?;
-        if read == 0 {
+        if chunk.is_empty() {
             break;
         }
-        number += 1;
-        let line = buf.trim_ascii();
+        let mut start = 0;
+        while let Some(at) = chunk[start..].iter().position(|b| *b == b'\n') {
+            let line = &chunk[start..start + at];
+            if carry.is_empty() {
+                state.line(line)?;
+            } else {
+                carry.extend_from_slice(line);
+                state.line(&carry)?;
+                carry.clear();
+            }
+            start += at + 1;
+        }
+        carry.extend_from_slice(&chunk[start..]);
+        let used = chunk.len();
+        input.consume(used);
+    }
+    if !carry.is_empty() {
+        state.line(&carry)?;
+    }
+    Ok(state.finish())
+}
+
+/// What a tracefile has said so far.
+#[derive(Default)]
+struct Tracefile {
+    coverage: Coverage,
+    current: Option<(String, FileLines)>,
+    /// The record's BRDA entries, (line, taken), in report order: grouped by
+    /// line when the record ends, so each line gets all its branches at once.
+    branches: Vec<(u32, u64)>,
+    /// Lines read, for messages.
+    number: usize,
+    /// Files of one project tend to be alike: each file's lines are sized like the last.
+    last_len: usize,
+}
+
+impl Tracefile {
+    fn line(&mut self, raw: &[u8]) -> Result<(), ParseError> {
+        self.number += 1;
+        let number = self.number;
+        let line = raw.trim_ascii();
         let bad = |what: &str| {
             ParseError::new(
                 "LCOV",
@@ -36,7 +68,8 @@ pub fn parse(mut input: impl BufRead) -> Result<Coverage, ParseError> {
         };
         // DA lines are nearly all of a tracefile: look for them first.
         if let Some(value) = line.strip_prefix(b"DA:") {
-            let (_, lines) = current
+            let (_, lines) = self
+                .current
                 .as_mut()
                 .ok_or_else(|| bad("DA outside a file record"))?;
             let mut parts = value.split(|b| *b == b',');
@@ -58,13 +91,13 @@ pub fn parse(mut input: impl BufRead) -> Result<Coverage, ParseError> {
             );
         } else if let Some(path) = line.strip_prefix(b"SF:") {
             // A record without end_of_record ends at the next SF.
-            last_len = close(&mut coverage, current.take(), &mut branches).unwrap_or(last_len);
-            current = Some((
+            self.close();
+            self.current = Some((
                 String::from_utf8_lossy(path).into_owned(),
-                FileLines::with_capacity(last_len),
+                FileLines::with_capacity(self.last_len),
             ));
         } else if let Some(value) = line.strip_prefix(b"BRDA:") {
-            if current.is_none() {
+            if self.current.is_none() {
                 return Err(bad("BRDA outside a file record"));
             }
             // LINE,BLOCK,BRANCH,TAKEN; the branch id may itself hold commas
@@ -81,42 +114,41 @@ pub fn parse(mut input: impl BufRead) -> Result<Coverage, ParseError> {
                 hits_of(taken).ok_or_else(|| bad("bad taken count"))?
             };
             let line_no = u32::try_from(at).map_err(|_| bad("line number out of range"))?;
-            branches.push((line_no, taken));
+            self.branches.push((line_no, taken));
         } else if line == b"end_of_record" {
-            last_len = close(&mut coverage, current.take(), &mut branches).unwrap_or(last_len);
+            self.close();
         }
+        Ok(())
     }
-    close(&mut coverage, current.take(), &mut branches);
-    Ok(coverage)
-}
 
-/// Ends a file record: its branches join their lines (a branch line without
-/// DA is executable all the same, with no hits), and the file joins the
-/// result. Returns how many lines it had.
-fn close(
-    coverage: &mut Coverage,
-    current: Option<(String, FileLines)>,
-    branches: &mut Vec<(u32, u64)>,
-) -> Option<usize> {
-    let Some((file, mut lines)) = current else {
-        branches.clear();
-        return None;
-    };
-    branches.sort_by_key(|(line, _)| *line);
-    for group in branches.chunk_by(|a, b| a.0 == b.0) {
-        let taken: Box<[u64]> = group.iter().map(|(_, t)| *t).collect();
-        lines.push(
-            group[0].0,
-            LineCoverage {
-                hits: 0,
-                branches: taken,
-            },
-        );
+    fn finish(mut self) -> Coverage {
+        self.close();
+        self.coverage
     }
-    branches.clear();
-    let len = lines.len();
-    coverage.add_file(file, lines);
-    Some(len)
+
+    /// Ends a file record: its branches join their lines (a branch line
+    /// without DA is executable all the same, with no hits), and the file
+    /// joins the result.
+    fn close(&mut self) {
+        let Some((file, mut lines)) = self.current.take() else {
+            self.branches.clear();
+            return;
+        };
+        self.branches.sort_by_key(|(line, _)| *line);
+        for group in self.branches.chunk_by(|a, b| a.0 == b.0) {
+            let taken: Box<[u64]> = group.iter().map(|(_, t)| *t).collect();
+            lines.push(
+                group[0].0,
+                LineCoverage {
+                    hits: 0,
+                    branches: taken,
+                },
+            );
+        }
+        self.branches.clear();
+        self.last_len = lines.len();
+        self.coverage.add_file(file, lines);
+    }
 }
 
 fn number_of(bytes: &[u8]) -> Option<u64> {
@@ -179,6 +211,21 @@ mod tests {
                 t.uncovered_conditions
             ),
             (3, 0, 3, 1)
+        );
+    }
+
+    #[test]
+    fn lines_cut_by_the_buffer_read_the_same() {
+        let lcov = "SF:src/a.rs\nDA:1,1\nDA:2,0\nBRDA:2,0,0,3\nend_of_record\nSF:src/b.rs\nDA:10,7";
+        let whole = parse(lcov.as_bytes()).expect("parses");
+        for capacity in [1, 2, 3, 7, 13] {
+            let small = std::io::BufReader::with_capacity(capacity, lcov.as_bytes());
+            assert_eq!(parse(small).expect("parses"), whole, "buffer of {capacity}");
+        }
+        assert_eq!(
+            whole.files["src/b.rs"].get(10).map(|l| l.hits),
+            Some(7),
+            "no final newline"
         );
     }
 

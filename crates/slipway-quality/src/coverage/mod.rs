@@ -11,51 +11,44 @@ use serde::Serialize;
 
 use crate::ParseError;
 
-/// One executable line: how often it ran, and its branches (conditions),
-/// each with how often it was taken.
+/// One executable line as a report gives it: how often it ran, and its
+/// branches (conditions), each with how often it was taken.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LineCoverage {
     pub hits: u64,
     /// Taken counts per branch, in the order the report lists them.
-    /// A boxed slice, not a vector: most lines have none, and a million
-    /// lines are 8 MB smaller for it.
     pub branches: Box<[u64]>,
 }
 
-impl LineCoverage {
-    fn merge(&mut self, other: &LineCoverage) {
-        self.hits += other.hits;
-        if self.branches.len() < other.branches.len() {
-            let mut longer = self.branches.to_vec();
-            longer.resize(other.branches.len(), 0);
-            self.branches = longer.into_boxed_slice();
-        }
-        for (mine, theirs) in self.branches.iter_mut().zip(other.branches.iter()) {
-            *mine += theirs;
-        }
-    }
+/// A stored line, read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Line<'a> {
+    pub hits: u64,
+    pub branches: &'a [u64],
+}
 
+impl Line<'_> {
     pub fn uncovered_branches(&self) -> u64 {
         self.branches.iter().filter(|t| **t == 0).count() as u64
     }
 }
 
-/// One file's lines, sorted by line number with one entry per line. Readers
-/// append in whatever order the report has and call [`FileLines::finish`]:
-/// a sorted vector is several times faster to fill and scan than a tree.
+/// One file's lines. Hits are kept as (line, hits) pairs of 8 bytes (counts
+/// saturate at 4 billion: only zero or not matters), branches apart, for the
+/// few lines that have them: a million-line report then takes 8 MB, not 40,
+/// and filling it is mostly appending. Readers append in any order and call
+/// [`FileLines::finish`], which sorts and merges repeated lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileLines {
-    lines: Vec<(u32, LineCoverage)>,
-    /// Whether `lines` is in order with one entry per line (pushing in order keeps it so).
+    lines: Vec<(u32, u32)>,
+    branches: Vec<(u32, Box<[u64]>)>,
+    /// Whether both are in order with one entry per line (pushing in order keeps it so).
     sorted: bool,
 }
 
 impl Default for FileLines {
     fn default() -> FileLines {
-        FileLines {
-            lines: Vec::new(),
-            sorted: true,
-        }
+        FileLines::with_capacity(0)
     }
 }
 
@@ -63,6 +56,7 @@ impl FileLines {
     pub fn with_capacity(lines: usize) -> FileLines {
         FileLines {
             lines: Vec::with_capacity(lines),
+            branches: Vec::new(),
             sorted: true,
         }
     }
@@ -71,36 +65,84 @@ impl FileLines {
         if self.lines.last().is_some_and(|(last, _)| *last >= line) {
             self.sorted = false;
         }
-        self.lines.push((line, data));
+        self.lines
+            .push((line, u32::try_from(data.hits).unwrap_or(u32::MAX)));
+        if !data.branches.is_empty() {
+            if self.branches.last().is_some_and(|(last, _)| *last >= line) {
+                self.sorted = false;
+            }
+            self.branches.push((line, data.branches));
+        }
     }
 
-    /// Sorts and merges lines listed more than once.
+    /// Sorts and merges lines listed more than once (hits add up, branches by position).
     pub fn finish(&mut self) {
         if self.sorted {
             return;
         }
         self.lines.sort_by_key(|(line, _)| *line);
-        let mut merged: Vec<(u32, LineCoverage)> = Vec::with_capacity(self.lines.len());
-        for (line, data) in self.lines.drain(..) {
+        self.lines.dedup_by(|next, kept| {
+            let same = next.0 == kept.0;
+            if same {
+                kept.1 = kept.1.saturating_add(next.1);
+            }
+            same
+        });
+        self.branches.sort_by_key(|(line, _)| *line);
+        let mut merged: Vec<(u32, Box<[u64]>)> = Vec::with_capacity(self.branches.len());
+        for (line, taken) in self.branches.drain(..) {
             match merged.last_mut() {
-                Some((last, existing)) if *last == line => existing.merge(&data),
-                _ => merged.push((line, data)),
+                Some((last, existing)) if *last == line => {
+                    let mut sum = existing.to_vec();
+                    if sum.len() < taken.len() {
+                        sum.resize(taken.len(), 0);
+                    }
+                    for (mine, theirs) in sum.iter_mut().zip(taken.iter()) {
+                        *mine += theirs;
+                    }
+                    *existing = sum.into_boxed_slice();
+                }
+                _ => merged.push((line, taken)),
             }
         }
-        self.lines = merged;
+        self.branches = merged;
         self.sorted = true;
     }
 
-    pub fn get(&self, line: u32) -> Option<&LineCoverage> {
-        debug_assert!(self.sorted, "FileLines::finish was not called");
-        self.lines
-            .binary_search_by_key(&line, |(l, _)| *l)
-            .ok()
-            .map(|i| &self.lines[i].1)
+    fn branches_of(&self, line: u32) -> &[u64] {
+        match self.branches.binary_search_by_key(&line, |(l, _)| *l) {
+            Ok(i) => &self.branches[i].1,
+            Err(_) => &[],
+        }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (u32, &LineCoverage)> {
-        self.lines.iter().map(|(line, data)| (*line, data))
+    pub fn get(&self, line: u32) -> Option<Line<'_>> {
+        debug_assert!(self.sorted, "FileLines::finish was not called");
+        let i = self.lines.binary_search_by_key(&line, |(l, _)| *l).ok()?;
+        Some(Line {
+            hits: u64::from(self.lines[i].1),
+            branches: self.branches_of(line),
+        })
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (u32, Line<'_>)> {
+        let mut branches = self.branches.iter().peekable();
+        self.lines.iter().map(move |(line, hits)| {
+            while branches.peek().is_some_and(|(l, _)| l < line) {
+                branches.next();
+            }
+            let own = match branches.peek() {
+                Some((l, taken)) if l == line => &taken[..],
+                _ => &[],
+            };
+            (
+                *line,
+                Line {
+                    hits: u64::from(*hits),
+                    branches: own,
+                },
+            )
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -112,9 +154,18 @@ impl FileLines {
     }
 
     fn append(&mut self, other: FileLines) {
-        for (line, data) in other.lines {
-            self.push(line, data);
+        let last = self.lines.last().map(|(l, _)| *l);
+        let last_branch = self.branches.last().map(|(l, _)| *l);
+        if other.lines.first().is_some_and(|(l, _)| Some(*l) <= last)
+            || other
+                .branches
+                .first()
+                .is_some_and(|(l, _)| Some(*l) <= last_branch)
+        {
+            self.sorted = false;
         }
+        self.lines.extend(other.lines);
+        self.branches.extend(other.branches);
         self.finish();
     }
 }
@@ -179,7 +230,7 @@ pub struct Totals {
 }
 
 impl Totals {
-    fn count(&mut self, data: &LineCoverage) {
+    fn count(&mut self, data: Line<'_>) {
         self.lines_to_cover += 1;
         self.uncovered_lines += u64::from(data.hits == 0);
         self.conditions_to_cover += data.branches.len() as u64;

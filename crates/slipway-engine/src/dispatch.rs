@@ -39,6 +39,10 @@ pub struct Assignment {
     /// successful run (or from nothing) to this commit.
     #[serde(default)]
     pub new_code: Option<String>,
+    /// For a job with reports: the issue fingerprints its gate recorded at
+    /// the reference commit (issues with these are not new).
+    #[serde(default)]
+    pub reference_issues: Option<Vec<String>>,
 }
 
 /// The work queue as a worker sees it.
@@ -158,9 +162,21 @@ impl LocalDispatch {
             .as_ref()
             .and_then(|j| j.image_build.as_ref())
             .and_then(|b| b.push.clone());
-        let new_code = match spec.as_ref().and_then(|j| j.reports.as_ref()) {
-            Some(reports) => Some(self.new_code(&run, project.id, &reports.new_code).await?),
-            None => None,
+        let (new_code, reference_issues) = match spec.as_ref().and_then(|j| j.reports.as_ref()) {
+            Some(reports) => {
+                let (base, diff) = self.new_code(&run, project.id, &reports.new_code).await?;
+                let known = match &base {
+                    Some(base) => {
+                        self.engine
+                            .store
+                            .gate_fingerprints(project.id, base, &job.name)
+                            .await?
+                    }
+                    None => None,
+                };
+                (Some(diff), known)
+            }
+            None => (None, None),
         };
         let registry = match (push, &self.engine.registry.0) {
             (Some(target), Some(issue)) => Some(issue(
@@ -190,16 +206,18 @@ impl LocalDispatch {
             lease_ms: u64::try_from(millis(self.engine.lease)).unwrap_or(30_000),
             registry,
             new_code,
+            reference_issues,
         })
     }
 
-    /// The run's new code: the diff from its reference (without one, every line is new).
+    /// The run's reference commit and new code: the diff from it (without
+    /// one, every line is new).
     async fn new_code(
         &self,
         run: &Run,
         project: slipway_store::ProjectId,
         reference: &slipway_spec::NewCodeReference,
-    ) -> Result<String> {
+    ) -> Result<(Option<String>, String)> {
         use slipway_spec::NewCodeReference as R;
         let mirror = slipway_git::Mirror::at(&self.engine.paths.mirror(project));
         let base = match reference {
@@ -212,7 +230,8 @@ impl LocalDispatch {
             R::Branch(branch) => mirror.merge_base(branch, &run.commit).await,
             R::Days(days) => mirror.commit_before(&run.commit, *days).await,
         };
-        Ok(mirror.diff(base.as_deref(), &run.commit).await?)
+        let diff = mirror.diff(base.as_deref(), &run.commit).await?;
+        Ok((base, diff))
     }
 }
 

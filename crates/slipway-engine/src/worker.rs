@@ -160,6 +160,7 @@ impl<D: Dispatch> Worker<D> {
             docker: self.config.docker.clone(),
             registry: a.registry.clone(),
             new_code: a.new_code.clone(),
+            reference_issues: a.reference_issues.clone(),
             events,
         };
         let report = run_job(&ctx, &job, cancel).await;

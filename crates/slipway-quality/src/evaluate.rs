@@ -51,6 +51,9 @@ pub struct GateConfig {
     pub lenient_below: Option<u64>,
     /// Remediation minutes per issue, by severity from info to blocker.
     pub debt_minutes: [u64; 5],
+    /// Fingerprints of the reference's issues (a run gets them from its
+    /// reference run's gate); issues with one of these are not new.
+    pub reference_fingerprints: Option<HashSet<String>>,
 }
 
 impl Default for GateConfig {
@@ -59,6 +62,7 @@ impl Default for GateConfig {
             conditions: default_conditions(),
             lenient_below: None,
             debt_minutes: crate::issues::DEFAULT_DEBT_MINUTES,
+            reference_fingerprints: None,
         }
     }
 }
@@ -131,13 +135,21 @@ impl Reports {
         let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
         let (coverage, mut unmatched) = resolve_coverage(&root, self.coverage, &repo);
         let issues = resolve_issues(&root, self.issues, &repo, &mut unmatched);
-        let reference: Option<HashSet<String>> = self.reference_issues.map(|known| {
-            let mut ignored = Vec::new();
-            resolve_issues(&root, known, &repo, &mut ignored)
-                .into_iter()
-                .map(|i| i.fingerprint)
-                .collect()
-        });
+        let reference: Option<HashSet<String>> = match self.reference_issues {
+            Some(known) => {
+                let mut ignored = Vec::new();
+                Some(
+                    resolve_issues(&root, known, &repo, &mut ignored)
+                        .into_iter()
+                        .map(|i| i.fingerprint)
+                        .collect(),
+                )
+            }
+            None => gate.reference_fingerprints.clone(),
+        };
+        let mut fingerprints: Vec<String> = issues.iter().map(|i| i.fingerprint.clone()).collect();
+        fingerprints.sort_unstable();
+        fingerprints.dedup();
         unmatched.sort();
         unmatched.dedup();
         let measures = Measures::compute(Inputs {
@@ -162,6 +174,7 @@ impl Reports {
             tests: self.tests,
             unmatched_files: unmatched,
             new_issues,
+            issue_fingerprints: fingerprints,
         };
         // A million lines of coverage take a while to free, and nobody needs them freed first.
         std::thread::spawn(move || drop(coverage));
@@ -179,6 +192,8 @@ pub struct Outcome {
     pub uncovered_new_lines: BTreeMap<String, Vec<String>>,
     pub unmatched_files: Vec<String>,
     pub new_issues: Vec<Issue>,
+    /// Every issue's fingerprint: what the next run's new issues are judged against.
+    pub issue_fingerprints: Vec<String>,
 }
 
 impl Outcome {
@@ -192,6 +207,7 @@ impl Outcome {
             "unmatched_files": self.unmatched_files,
             "failed_tests": self.tests.failures,
             "new_issues": self.new_issues,
+            "issue_fingerprints": self.issue_fingerprints,
         })
     }
 
@@ -450,5 +466,40 @@ fn format_number(x: f64) -> String {
         format!("{x:.0}")
     } else {
         format!("{x:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issues_the_reference_had_are_not_new() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("a.py"), "x = 1\ny = 2\n").expect("source");
+        std::fs::write(
+            dir.path().join("issues.json"),
+            r#"[{"check_name":"E1","description":"d","severity":"major","fingerprint":"f1","location":{"path":"a.py","lines":{"begin":2}}}]"#,
+        )
+        .expect("issues");
+        let diff = "+++ b/a.py\n@@ -0,0 +1,2 @@\n+x = 1\n+y = 2\n";
+        let globs = Globs {
+            issues: vec!["issues.json".into()],
+            ..Globs::default()
+        };
+        let judge = |known: Option<&[&str]>| {
+            let config = GateConfig {
+                reference_fingerprints: known.map(|k| k.iter().map(|f| f.to_string()).collect()),
+                ..GateConfig::default()
+            };
+            Reports::read(dir.path(), &globs)
+                .and_then(|r| r.evaluate(dir.path(), vec!["a.py".into()], diff, &config))
+                .expect("evaluates")
+        };
+        let fresh = judge(None);
+        assert_eq!(fresh.measures.new_issues, 1);
+        assert_eq!(fresh.issue_fingerprints, ["f1"]);
+        assert_eq!(judge(Some(&["f1"])).measures.new_issues, 0);
+        assert_eq!(judge(Some(&["other"])).measures.new_issues, 1);
     }
 }

@@ -16,6 +16,7 @@ pub async fn judge(
     ws: &Path,
     files: Vec<String>,
     new_code: &str,
+    reference_issues: Option<&[String]>,
     events: &EventSender,
 ) -> Result<Outcome, String> {
     let config = GateConfig {
@@ -25,6 +26,7 @@ pub async fn judge(
         debt_minutes: reports
             .debt_minutes
             .unwrap_or(slipway_quality::issues::DEFAULT_DEBT_MINUTES),
+        reference_fingerprints: reference_issues.map(|f| f.iter().cloned().collect()),
     };
     let globs = Globs {
         junit: reports.junit.clone(),

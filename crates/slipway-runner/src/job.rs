@@ -45,6 +45,8 @@ pub struct RunContext {
     pub registry: Option<crate::RegistryAccess>,
     /// The run's new code (`git diff -U0 -M` from its reference), for quality gates.
     pub new_code: Option<String>,
+    /// Issue fingerprints of the reference's gate: issues with these are not new.
+    pub reference_issues: Option<Vec<String>>,
     pub events: EventSender,
 }
 
@@ -531,8 +533,16 @@ impl<'a> Attempt<'a> {
             .map(|f| f.to_string_lossy().into_owned())
             .collect();
         let new_code = self.ctx.new_code.as_deref().unwrap_or("");
-        let outcome =
-            crate::gate::judge(self.name(), reports, ws, files, new_code, &self.ctx.events).await?;
+        let outcome = crate::gate::judge(
+            self.name(),
+            reports,
+            ws,
+            files,
+            new_code,
+            self.ctx.reference_issues.as_deref(),
+            &self.ctx.events,
+        )
+        .await?;
         self.report.gate = Some(outcome.to_json());
         if outcome.passed {
             Ok(())

@@ -121,6 +121,7 @@ impl LocalRun {
             } else {
                 None
             },
+            reference_issues: None,
             events,
         });
         let reports = Scheduler::new(ctx.clone(), selected, self.parallel.max(1), cancel)

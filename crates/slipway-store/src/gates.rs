@@ -38,6 +38,34 @@ impl Store {
         Ok(())
     }
 
+    /// The issue fingerprints a job's gate recorded at `commit` (its latest
+    /// run there): new issues of later runs are judged against them.
+    pub async fn gate_fingerprints(
+        &self,
+        project: ProjectId,
+        commit: &str,
+        job: &str,
+    ) -> Result<Option<Vec<String>>> {
+        let row = sqlx::query("SELECT g.report FROM run_gates g JOIN runs r ON r.id = g.run_id WHERE r.project_id = $1 AND r.commit_sha = $2 AND g.job = $3 ORDER BY r.number DESC LIMIT 1")
+            .bind(project.0)
+            .bind(commit)
+            .bind(job)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let report: String = row.try_get("report")?;
+        let report: serde_json::Value = serde_json::from_str(&report)
+            .map_err(|e| StoreError::Corrupt(format!("gate report: {e}")))?;
+        Ok(Some(
+            report["issue_fingerprints"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect(),
+        ))
+    }
+
     /// The gates of one run.
     pub async fn gates_of(&self, run: RunId) -> Result<Vec<GateRecord>> {
         self.gates("r.id = $1", run.0, None, 1000).await

@@ -84,6 +84,8 @@ fn a_run_fails_on_its_gate_until_tests_cover_the_new_code() {
     let measures = &status["gates"][0]["report"]["measures"];
     assert_eq!(measures["new_coverage"], 100.0);
     assert_eq!(measures["tests_total"], 2);
+    // What the next run's new issues are judged against.
+    assert!(status["gates"][0]["report"]["issue_fingerprints"].is_array());
 
     // The history, newest first.
     let history = server.json_api("/api/v1/projects/demo/quality?branch=main");

@@ -74,6 +74,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             Some(text) => debt_minutes_from(text)?,
             None => slipway_quality::issues::DEFAULT_DEBT_MINUTES,
         },
+        reference_fingerprints: None,
     };
     let outcome = reports?.evaluate(&args.dir, files, &diff, &config)?;
     if args.json {

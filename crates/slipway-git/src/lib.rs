@@ -73,6 +73,8 @@ impl WorkTree {
         Ok(files)
     }
 
+    /// Fixed prefixes and unquoted paths, whatever the user's git config says,
+    /// so the reader sees `+++ b/PATH`.
     /// `git diff -U0 -M BASE` of the work tree (commits since BASE and
     /// uncommitted changes), paths relative to this directory: what new-code
     /// measures read.
@@ -80,9 +82,14 @@ impl WorkTree {
         git(
             &self.dir,
             [
+                "-c",
+                "core.quotePath=false",
                 "diff",
                 "--no-color",
                 "--no-ext-diff",
+                "--no-textconv",
+                "--src-prefix=a/",
+                "--dst-prefix=b/",
                 "--relative",
                 "-U0",
                 "-M",
@@ -213,9 +220,14 @@ impl Mirror {
         git(
             &self.path,
             [
+                "-c",
+                "core.quotePath=false",
                 "diff",
                 "--no-color",
                 "--no-ext-diff",
+                "--no-textconv",
+                "--src-prefix=a/",
+                "--dst-prefix=b/",
                 "-U0",
                 "-M",
                 base,

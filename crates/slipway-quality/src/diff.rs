@@ -35,31 +35,39 @@ pub fn parse(diff: &str) -> Result<NewCode, ParseError> {
     let mut hunk: Option<(u32, u64, u64)> = None;
     for (n, line) in diff.lines().enumerate() {
         if let Some((next, old_left, new_left)) = hunk.as_mut() {
-            match line.as_bytes().first() {
+            let consumed = match line.as_bytes().first() {
                 Some(b'+') if *new_left > 0 => {
                     if let Some(f) = &file {
                         new.files.entry(f.clone()).or_default().insert(*next);
                     }
                     *next = next.saturating_add(1);
                     *new_left -= 1;
+                    true
                 }
-                Some(b'-') if *old_left > 0 => *old_left -= 1,
+                Some(b'-') if *old_left > 0 => {
+                    *old_left -= 1;
+                    true
+                }
                 Some(b' ') if *new_left > 0 && *old_left > 0 => {
                     *next = next.saturating_add(1);
                     *new_left -= 1;
                     *old_left -= 1;
+                    true
                 }
-                Some(b'\\') => {}
-                _ => hunk = None,
-            }
-            if hunk.is_some_and(|(_, o, n)| o == 0 && n == 0) {
+                Some(b'\\') => true,
+                _ => false,
+            };
+            if !consumed || hunk.is_some_and(|(_, o, n)| o == 0 && n == 0) {
                 hunk = None;
             }
-            if hunk.is_some() {
+            // A line the hunk took is content, whatever it looks like.
+            if consumed {
                 continue;
             }
         }
         if let Some(path) = line.strip_prefix("+++ ") {
+            // Git ends a path holding a space with a tab.
+            let path = path.strip_suffix('\t').unwrap_or(path);
             file = match path {
                 "/dev/null" => None,
                 p => Some(unquote(p.strip_prefix("b/").unwrap_or(p))),
@@ -172,6 +180,14 @@ deleted file mode 100644
             parse("+++ b/y.rs\n@@ -1 +4294967295,3 @@\n+a\n+b\n").is_ok(),
             "no overflow"
         );
+    }
+
+    #[test]
+    fn the_last_line_of_a_hunk_is_content_and_spaced_paths_lose_their_tab() {
+        let diff = "+++ b/my file.py\t\n@@ -0,0 +1 @@\n++ x\n@@ -5,0 +6 @@\n+y\n";
+        let new = parse(diff).expect("parses");
+        assert_eq!(new.files["my file.py"], BTreeSet::from([1, 6]));
+        assert_eq!(new.files.len(), 1);
     }
 
     #[test]

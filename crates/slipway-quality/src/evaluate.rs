@@ -240,7 +240,7 @@ impl Outcome {
 
 /// Conditions from text, one per line with `#` comments; `name` says where, in errors.
 pub fn conditions_from_text(text: &str, name: &str) -> Result<Vec<Condition>> {
-    let mut conditions = Vec::new();
+    let mut conditions: Vec<Condition> = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
@@ -248,6 +248,11 @@ pub fn conditions_from_text(text: &str, name: &str) -> Result<Vec<Condition>> {
         }
         conditions
             .push(parse_condition(line).map_err(|e| GateError(format!("{name}:{}: {e}", n + 1)))?);
+    }
+    if conditions.is_empty() {
+        return Err(GateError(format!(
+            "{name} has no condition: a gate that checks nothing always passes"
+        )));
     }
     Ok(conditions)
 }
@@ -260,10 +265,13 @@ pub fn default_conditions() -> Vec<Condition> {
         .collect()
 }
 
-/// Files under `dir` matching any of `globs`, walking only below each glob's literal prefix.
+/// Files under `dir` matching any of `globs`, walking only below each glob's
+/// literal prefix and never through a symbolic link out of it. A glob that
+/// matches nothing is an error: a report that was not written is not a pass.
 fn matching(dir: &Path, globs: &[String]) -> Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     for pattern in globs {
+        let pattern = pattern.trim_start_matches("./");
         let matcher = globset::GlobBuilder::new(pattern)
             .literal_separator(true)
             .build()
@@ -274,14 +282,18 @@ fn matching(dir: &Path, globs: &[String]) -> Result<Vec<PathBuf>> {
             .take_while(|part| !part.contains(['*', '?', '[', '{']))
             .collect();
         let start = dir.join(literal.join("/"));
-        for entry in walkdir::WalkDir::new(&start)
-            .into_iter()
-            .filter_map(Result::ok)
-        {
+        let before = found.len();
+        let walk = walkdir::WalkDir::new(&start).follow_root_links(false);
+        for entry in walk.into_iter().filter_map(std::result::Result::ok) {
             let rel = entry.path().strip_prefix(dir).unwrap_or(entry.path());
             if entry.file_type().is_file() && matcher.is_match(rel) {
                 found.push(entry.path().to_path_buf());
             }
+        }
+        if found.len() == before {
+            return Err(GateError(format!(
+                "no report matches `{pattern}`: did the step that writes it run?"
+            )));
         }
     }
     found.sort();
@@ -351,7 +363,7 @@ fn resolve_issues(
     for mut issue in issues {
         match repo.resolve(&issue.file, root, &[]) {
             Some(rel) => {
-                issue.file = rel;
+                issue.relocate(rel);
                 kept.push(issue);
             }
             None => unmatched.push(issue.file),

@@ -47,10 +47,10 @@ pub struct Condition {
     pub threshold: f64,
 }
 
-/// The gate used when a pipeline names none: tests ran and none failed,
+/// The gate used when a pipeline names none: tests ran (skipped ones did not) and none failed,
 /// coverage on new code at least 80 %.
 pub const DEFAULT_GATE: &[&str] = &[
-    "tests_total >= 1",
+    "tests_run >= 1",
     "tests_failed == 0",
     "tests_errored == 0",
     "new_coverage >= 80",
@@ -191,7 +191,12 @@ pub fn evaluate(
                     )),
                 ),
                 Some(v) => (c.op.holds(v, c.threshold), None),
-                None if c.metric.starts_with("new_") && measures.new_lines_to_cover == 0 => {
+                // Nothing new to cover passes, but only when coverage was read:
+                // a missing report is not a covered change.
+                None if c.metric.starts_with("new_")
+                    && measures.new_lines_to_cover == 0
+                    && (measures.coverage_files > 0 || measures.new_lines == 0) =>
+                {
                     (true, Some("no new lines to cover".to_string()))
                 }
                 None => (

@@ -74,6 +74,20 @@ pub struct Issue {
     pub line: Option<u32>,
     pub message: String,
     pub fingerprint: String,
+    /// Whether the fingerprint is ours (the tool gave none): it is then
+    /// recomputed from the repository path, which does not change between runs.
+    #[serde(skip)]
+    pub own_fingerprint: bool,
+}
+
+impl Issue {
+    /// Moves the issue to its repository path.
+    pub fn relocate(&mut self, path: String) {
+        self.file = path;
+        if self.own_fingerprint {
+            self.fingerprint = fingerprint(&[&self.rule, &self.file, &self.message]);
+        }
+    }
 }
 
 /// Reads SARIF, clippy JSON lines or Code Climate JSON.
@@ -113,7 +127,12 @@ fn sarif(doc: &Value) -> Result<Vec<Issue>, ParseError> {
             .as_array()
             .cloned()
             .unwrap_or_default();
-        for result in run["results"].as_array().into_iter().flatten() {
+        for result in run["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| reported(r))
+        {
             let rule = result["ruleId"]
                 .as_str()
                 .map(str::to_string)
@@ -137,12 +156,13 @@ fn sarif(doc: &Value) -> Result<Vec<Issue>, ParseError> {
                 .and_then(|id| run["originalUriBaseIds"][id]["uri"].as_str());
             let file = sarif_path(base, uri);
             let message = result["message"]["text"].as_str().unwrap_or("").to_string();
-            let fingerprint = result["partialFingerprints"]
+            let given = result["partialFingerprints"]
                 .as_object()
                 .and_then(|f| f.values().next())
                 .and_then(Value::as_str)
-                .map(str::to_string)
-                .unwrap_or_else(|| fingerprint(&[&rule, &file, &message]));
+                .map(str::to_string);
+            let own_fingerprint = given.is_none();
+            let fingerprint = given.unwrap_or_else(|| fingerprint(&[&rule, &file, &message]));
             issues.push(Issue {
                 severity: Severity::of_level(level),
                 line: location["region"]["startLine"].as_u64().map(|l| l as u32),
@@ -150,10 +170,20 @@ fn sarif(doc: &Value) -> Result<Vec<Issue>, ParseError> {
                 file,
                 message,
                 fingerprint,
+                own_fingerprint,
             });
         }
     }
     Ok(issues)
+}
+
+/// Whether a SARIF result is a finding: not a pass, not inapplicable, not suppressed.
+fn reported(result: &Value) -> bool {
+    let kind = result["kind"].as_str().unwrap_or("fail");
+    let suppressed = result["suppressions"]
+        .as_array()
+        .is_some_and(|s| !s.is_empty());
+    !matches!(kind, "pass" | "notApplicable" | "informational") && !suppressed
 }
 
 /// A SARIF URI as a path: `file://` stripped, percent-escapes decoded, the base joined.
@@ -224,6 +254,7 @@ fn cargo_messages(text: &str) -> Result<Vec<Issue>, ParseError> {
         issues.push(Issue {
             severity: Severity::of_level(message["level"].as_str().unwrap_or("")),
             fingerprint: fingerprint(&[rule, &file, &text]),
+            own_fingerprint: true,
             rule: rule.to_string(),
             file,
             line: line_no,
@@ -252,6 +283,7 @@ fn code_climate(doc: &Value) -> Result<Vec<Issue>, ParseError> {
                 .as_str()
                 .and_then(Severity::parse)
                 .unwrap_or(Severity::Major),
+            own_fingerprint: item["fingerprint"].as_str().is_none(),
             fingerprint: item["fingerprint"]
                 .as_str()
                 .map(str::to_string)

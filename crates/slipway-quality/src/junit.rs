@@ -34,7 +34,7 @@ impl TestCounts {
         self.errored += other.errored;
         self.skipped += other.skipped;
         self.flaky += other.flaky;
-        self.duration_ms += other.duration_ms;
+        self.duration_ms = self.duration_ms.saturating_add(other.duration_ms);
     }
 }
 
@@ -164,7 +164,7 @@ fn mark(case: &mut Case, e: &BytesStart<'_>) {
 fn finish(report: &mut TestReport, case: Case) {
     let counts = &mut report.counts;
     counts.total += 1;
-    counts.duration_ms += case.duration_ms;
+    counts.duration_ms = counts.duration_ms.saturating_add(case.duration_ms);
     let outcome = if let Some(message) = case.error {
         counts.errored += 1;
         Some(("errored", message))

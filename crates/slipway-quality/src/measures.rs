@@ -15,6 +15,8 @@ use crate::junit::TestCounts;
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Measures {
     pub tests_total: u64,
+    /// Tests that ran: total less skipped.
+    pub tests_run: u64,
     pub tests_passed: u64,
     pub tests_failed: u64,
     pub tests_errored: u64,
@@ -33,6 +35,8 @@ pub struct Measures {
     pub new_uncovered_conditions: u64,
     /// Lines the diff adds or changes, executable or not.
     pub new_lines: u64,
+    /// Files coverage was read for (0: no coverage report, or none of its files is in the repository).
+    pub coverage_files: u64,
     pub issues: u64,
     /// Issues on new lines whose fingerprint the reference does not have.
     pub new_issues: u64,
@@ -102,6 +106,7 @@ impl Measures {
     /// The names conditions may use.
     pub const NAMES: &'static [&'static str] = &[
         "tests_total",
+        "tests_run",
         "tests_passed",
         "tests_failed",
         "tests_errored",
@@ -118,6 +123,7 @@ impl Measures {
         "new_conditions_to_cover",
         "new_uncovered_conditions",
         "new_lines",
+        "coverage_files",
         "issues",
         "new_issues",
         "debt_minutes",
@@ -139,11 +145,14 @@ impl Measures {
         let all = coverage.totals();
         let fresh = coverage.new_code_totals(new);
         let is_new = |i: &&Issue| is_new_issue(i, new, reference);
-        let debt_minutes: u64 = issues.iter().map(|i| minutes[i.severity as usize]).sum();
+        let debt_minutes: u64 = issues.iter().fold(0u64, |sum, i| {
+            sum.saturating_add(minutes[i.severity as usize])
+        });
         let debt_ratio = (lines_of_code > 0)
             .then(|| debt_minutes as f64 * 100.0 / (30.0 * lines_of_code as f64));
         Measures {
             tests_total: tests.total,
+            tests_run: tests.total.saturating_sub(tests.skipped),
             tests_passed: tests.passed,
             tests_failed: tests.failed,
             tests_errored: tests.errored,
@@ -160,6 +169,7 @@ impl Measures {
             new_conditions_to_cover: fresh.conditions_to_cover,
             new_uncovered_conditions: fresh.uncovered_conditions,
             new_lines: new.line_count() as u64,
+            coverage_files: coverage.files.len() as u64,
             issues: issues.len() as u64,
             new_issues: issues.iter().filter(is_new).count() as u64,
             issues_by_severity: BySeverity::of(issues.iter()),
@@ -176,6 +186,7 @@ impl Measures {
         let count = |n: u64| Some(n as f64);
         match name {
             "tests_total" => count(self.tests_total),
+            "tests_run" => count(self.tests_run),
             "tests_passed" => count(self.tests_passed),
             "tests_failed" => count(self.tests_failed),
             "tests_errored" => count(self.tests_errored),
@@ -192,6 +203,7 @@ impl Measures {
             "new_conditions_to_cover" => count(self.new_conditions_to_cover),
             "new_uncovered_conditions" => count(self.new_uncovered_conditions),
             "new_lines" => count(self.new_lines),
+            "coverage_files" => count(self.coverage_files),
             "issues" => count(self.issues),
             "new_issues" => count(self.new_issues),
             "debt_minutes" => count(self.debt_minutes),
@@ -250,7 +262,7 @@ fn ranges(lines: &[u32]) -> Vec<String> {
     let mut iter = lines.iter().copied().peekable();
     while let Some(start) = iter.next() {
         let mut end = start;
-        while iter.peek() == Some(&(end + 1)) {
+        while end < u32::MAX && iter.peek() == Some(&(end + 1)) {
             end = iter.next().unwrap_or(end);
         }
         out.push(if start == end {

@@ -25,19 +25,15 @@ impl RepoFiles {
         RepoFiles { files, by_name }
     }
 
-    pub fn contains(&self, path: &str) -> bool {
-        self.files.contains(path)
-    }
-
-    /// The repository path a report's path names, if any.
+    /// The repository path a report's path names, if any: relative to a
+    /// Cobertura source first, then as written, then by suffix.
     pub fn resolve(&self, path: &str, root: &Path, sources: &[String]) -> Option<String> {
         let root = root.to_string_lossy();
-        let mut candidates = vec![path.to_string()];
-        candidates.extend(
-            sources
-                .iter()
-                .map(|s| format!("{}/{path}", s.trim_end_matches('/'))),
-        );
+        let mut candidates: Vec<String> = sources
+            .iter()
+            .map(|s| format!("{}/{path}", s.trim_end_matches('/')))
+            .collect();
+        candidates.push(path.to_string());
         for candidate in &candidates {
             let cleaned = clean(candidate);
             let relative = cleaned
@@ -51,25 +47,35 @@ impl RepoFiles {
         self.by_suffix(&clean(path))
     }
 
+    /// A path from elsewhere (`/workspace/src/a.rs`) names the repository file
+    /// it ends with, the longest if several do; a bare relative path
+    /// (`a.rs`) names the one file ending with it, if only one does. A
+    /// repository file is never matched by a mere tail of its name's
+    /// directory: `/usr/lib/x/utils.py` is not `src/utils.py`.
     fn by_suffix(&self, path: &str) -> Option<String> {
         let name = path.rsplit('/').next()?;
         let same_name = self.by_name.get(name)?;
-        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
-        // The longest tail shared with exactly one file wins.
-        for take in (1..=parts.len()).rev() {
-            let tail = parts[parts.len() - take..].join("/");
-            let matches: Vec<&String> = same_name
-                .iter()
-                .filter(|f| f.as_str() == tail || f.ends_with(&format!("/{tail}")))
-                .collect();
-            if let [only] = matches.as_slice() {
-                return Some((*only).clone());
-            }
-            if matches.len() > 1 {
-                return None;
-            }
+        let from_elsewhere = path.starts_with('/');
+        let matches: Vec<&String> = same_name
+            .iter()
+            .filter(|f| {
+                if from_elsewhere {
+                    path.ends_with(&format!("/{f}"))
+                } else {
+                    f.as_str() == path || f.ends_with(&format!("/{path}"))
+                }
+            })
+            .collect();
+        if from_elsewhere {
+            // The most specific repository path that the report path ends with.
+            let longest = matches.iter().map(|f| f.len()).max()?;
+            let best: Vec<&&String> = matches.iter().filter(|f| f.len() == longest).collect();
+            return (best.len() == 1).then(|| (**best[0]).clone());
         }
-        None
+        match matches.as_slice() {
+            [only] => Some((*only).clone()),
+            _ => None,
+        }
     }
 }
 
@@ -135,5 +141,14 @@ mod tests {
         );
         assert_eq!(r.resolve("mod.rs", root, &[]), None, "ambiguous");
         assert_eq!(r.resolve("/elsewhere/other.rs", root, &[]), None);
+        // A file outside the repository with a repository file's name is not that file.
+        assert_eq!(r.resolve("/usr/lib/python3/main.py", root, &[]), None);
+        // A source root wins over a same-named file at the top.
+        let both = RepoFiles::new(["lib.py", "pkg/lib.py"].map(String::from));
+        assert_eq!(
+            both.resolve("lib.py", root, &["/home/ci/checkout/pkg".into()])
+                .as_deref(),
+            Some("pkg/lib.py")
+        );
     }
 }

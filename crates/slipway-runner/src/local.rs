@@ -199,10 +199,15 @@ async fn revision(dir: &Path) -> slipway_git::Revision {
     }
 }
 
-/// A local run's new code: the last commit and what is not committed yet.
+/// A local run's new code: the last commit and what is not committed yet
+/// (with a single commit, everything: compared with the empty tree).
 async fn local_new_code(dir: &Path) -> Option<String> {
+    const EMPTY_TREE: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
     let tree = slipway_git::WorkTree::discover(dir).await.ok()??;
-    tree.diff_since("HEAD~1").await.ok()
+    match tree.diff_since("HEAD~1").await {
+        Ok(diff) => Some(diff),
+        Err(_) => tree.diff_since(EMPTY_TREE).await.ok(),
+    }
 }
 
 /// The next run number: one more than the highest kept, claimed by creating its directory.

@@ -280,6 +280,13 @@ fn new_code(r: &mut Reader, node: &Node) -> (NewCodeReference, Option<u64>) {
 /// `gate: ["new_coverage >= 80", …]`: each condition checked here, with its position.
 fn gate(r: &mut Reader, node: &Node) -> Vec<String> {
     let mut conditions = Vec::new();
+    if matches!(&node.value, Value::Seq(items) if items.is_empty()) {
+        r.error_with_help(
+            node.pos,
+            "`gate` is empty, and a gate that checks nothing always passes",
+            "list conditions such as `new_coverage >= 80`, or remove `gate:` for the default gate",
+        );
+    }
     for (text, pos) in r.strings(node, "gate") {
         match slipway_quality::parse_condition(&text) {
             Ok(_) => conditions.push(text),

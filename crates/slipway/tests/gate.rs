@@ -144,7 +144,29 @@ fn zero_tests_fail_the_default_gate_and_a_bad_condition_says_where() {
     let first = &ours["conditions"][0];
     assert_eq!(
         (first["condition"].as_str(), first["passed"].as_bool()),
-        (Some("tests_total >= 1"), Some(false))
+        (Some("tests_run >= 1"), Some(false))
+    );
+
+    // No coverage report read: coverage on new code is not "nothing to cover".
+    let coverage = &ours["conditions"][3];
+    assert_eq!(
+        (coverage["condition"].as_str(), coverage["passed"].as_bool()),
+        (Some("new_coverage >= 80"), Some(false))
+    );
+    // A report that was never written, or a gate that checks nothing, is an error.
+    let refused = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
+            .args(["gate", "-C", dir.path().to_str().expect("utf8")])
+            .args(args)
+            .output()
+            .expect("slipway gate");
+        assert!(!out.status.success());
+        common::text(&out)
+    };
+    assert!(refused(&["--junit", "missing/*.xml"]).contains("no report matches `missing/*.xml`"));
+    std::fs::write(dir.path().join("empty-gate.txt"), "# nothing\n").expect("gate");
+    assert!(
+        refused(&["--junit", "empty.xml", "--gate", "empty-gate.txt"]).contains("has no condition")
     );
 
     std::fs::write(dir.path().join("gate.txt"), "\nnew_coverge >= 80\n").expect("gate");

@@ -53,7 +53,7 @@ many_errors.yml:12:3: error: job `package` has no steps
 many_errors.yml:13:12: error: `jobs.package.retry` must be a whole number, found a string
 bad_push_target.yml:4:13: error: `jobs.image.image_build.push` is `Web`, which is not REPOSITORY/IMAGE
 bad_push_target.yml:7:7: error: `jobs.other.image_build` needs `tags`
-bad_gate.yml:2:5: error: `new_coverge` in `new_coverge >= 80` is not a measure; known: tests_total, tests_passed, tests_failed, tests_errored, tests_skipped, tests_flaky, coverage, lines_to_cover, uncovered_lines, conditions_to_cover, uncovered_conditions, new_coverage, new_lines_to_cover, new_uncovered_lines, new_conditions_to_cover, new_uncovered_conditions, new_lines, issues, new_issues, debt_minutes, debt_ratio, rating, lines_of_code
+bad_gate.yml:2:5: error: `new_coverge` in `new_coverge >= 80` is not a measure; known: tests_total, tests_run, tests_passed, tests_failed, tests_errored, tests_skipped, tests_flaky, coverage, lines_to_cover, uncovered_lines, conditions_to_cover, uncovered_conditions, new_coverage, new_lines_to_cover, new_uncovered_lines, new_conditions_to_cover, new_uncovered_conditions, new_lines, coverage_files, issues, new_issues, debt_minutes, debt_ratio, rating, lines_of_code
 bad_gate.yml:8:14: error: `/etc/passwd` leaves the workspace
 bad_new_code.yml:2:3: error: `new_code` takes one of `reference`, `branch` or `days`
 bad_new_code.yml:3:9: error: `new_code.days` must be between 1 and 3650

@@ -9,6 +9,9 @@ use quick_xml::events::{BytesStart, Event};
 use super::{Coverage, FileLines, LineCoverage};
 use crate::ParseError;
 
+/// More conditions on one line than any real code has: refused, not allocated.
+const MAX_CONDITIONS: u64 = 4096;
+
 pub fn parse(input: impl BufRead) -> Result<(Coverage, Vec<String>), ParseError> {
     let mut reader = quick_xml::Reader::from_reader(input);
     let mut buf = Vec::new();
@@ -22,13 +25,22 @@ pub fn parse(input: impl BufRead) -> Result<(Coverage, Vec<String>), ParseError>
         let event = reader
             .read_event_into(&mut buf)
             .map_err(|e| ParseError::at("Cobertura XML", reader.buffer_position(), e))?;
+        let opens = matches!(event, Event::Start(_));
         match event {
             Event::Start(e) | Event::Empty(e) => match e.local_name().as_ref() {
                 b"coverage" => saw_root = true,
-                b"source" => in_source = true,
+                // Clover's root is <coverage> too; its files sit under <project>.
+                b"project" => {
+                    return Err(ParseError::new(
+                        "Cobertura XML",
+                        "this is a Clover report; ask the tool for Cobertura or LCOV",
+                    ));
+                }
+                // `<source/>` and `<method/>` have no end: only a start opens them.
+                b"source" if opens => in_source = true,
                 b"class" => file = attr(&e, b"filename").map(|f| (f, FileLines::default())),
                 // Method lines repeat the class's: counting both would double them.
-                b"method" => in_method = true,
+                b"method" if opens => in_method = true,
                 b"line" if !in_method => {
                     if let Some((_, lines)) = file.as_mut() {
                         let (number, data) = line(&e)?;
@@ -86,6 +98,9 @@ fn line(e: &BytesStart<'_>) -> Result<(u32, LineCoverage), ParseError> {
         // "50% (1/2)": one of two conditions covered.
         if let Some((covered, total)) = attr(e, b"condition-coverage").as_deref().and_then(fraction)
         {
+            if total > MAX_CONDITIONS {
+                return Err(bad("more than 4096 conditions on one line"));
+            }
             branches = (0..total).map(|i| u64::from(i < covered)).collect();
         }
     }
@@ -109,6 +124,36 @@ fn attr(e: &BytesStart<'_>, key: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn empty_elements_open_nothing_and_hostile_counts_are_refused() {
+        let xml = r#"<coverage><sources><source/></sources><packages><package><classes>
+          <class filename="a.py"><methods><method name="m"/></methods><lines><line number="3" hits="1"/></lines></class>
+        </classes></package></packages></coverage>"#;
+        let (c, sources) = parse(xml.as_bytes()).expect("parses");
+        assert!(sources.is_empty());
+        assert_eq!(
+            c.files["a.py"].len(),
+            1,
+            "lines after an empty <method/> still count"
+        );
+        let hostile = r#"<coverage><packages><package><classes><class filename="a.py"><lines>
+          <line number="1" hits="0" branch="true" condition-coverage="0% (0/99999999999999)"/></lines></class></classes></package></packages></coverage>"#;
+        assert!(
+            parse(hostile.as_bytes())
+                .expect_err("refused")
+                .to_string()
+                .contains("4096")
+        );
+        let clover =
+            r#"<coverage generated="1"><project timestamp="1"><metrics/></project></coverage>"#;
+        assert!(
+            parse(clover.as_bytes())
+                .expect_err("refused")
+                .to_string()
+                .contains("Clover")
+        );
+    }
 
     #[test]
     fn reads_sources_classes_and_conditions() {

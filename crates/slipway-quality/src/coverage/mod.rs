@@ -98,7 +98,7 @@ impl FileLines {
                         sum.resize(taken.len(), 0);
                     }
                     for (mine, theirs) in sum.iter_mut().zip(taken.iter()) {
-                        *mine += theirs;
+                        *mine = mine.saturating_add(*theirs);
                     }
                     *existing = sum.into_boxed_slice();
                 }
@@ -185,12 +185,6 @@ impl Coverage {
             None => {
                 self.files.insert(file, lines);
             }
-        }
-    }
-
-    pub fn merge(&mut self, other: Coverage) {
-        for (file, lines) in other.files {
-            self.add_file(file, lines);
         }
     }
 

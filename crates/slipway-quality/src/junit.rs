@@ -74,7 +74,7 @@ pub fn parse(input: impl BufRead) -> Result<TestReport, ParseError> {
     let mut reader = quick_xml::Reader::from_reader(input);
     let mut buf = Vec::new();
     let mut report = TestReport::default();
-    let mut suites: Vec<String> = Vec::new();
+    let mut suites: Vec<Suite> = Vec::new();
     let mut case: Option<Case> = None;
     let mut saw_root = false;
     loop {
@@ -84,11 +84,13 @@ pub fn parse(input: impl BufRead) -> Result<TestReport, ParseError> {
         match event {
             Event::Start(e) if e.local_name().as_ref() == b"testsuite" => {
                 saw_root = true;
-                suites.push(attr(&e, b"name").unwrap_or_default());
+                suites.push(Suite::open(&e, report.counts.total));
             }
-            Event::Empty(e) | Event::Start(e)
-                if matches!(e.local_name().as_ref(), b"testsuite" | b"testsuites") =>
-            {
+            Event::Empty(e) if e.local_name().as_ref() == b"testsuite" => {
+                saw_root = true;
+                Suite::open(&e, report.counts.total).close(&mut report);
+            }
+            Event::Empty(e) | Event::Start(e) if e.local_name().as_ref() == b"testsuites" => {
                 saw_root = true;
             }
             Event::Start(e) if e.local_name().as_ref() == b"testcase" => {
@@ -108,7 +110,9 @@ pub fn parse(input: impl BufRead) -> Result<TestReport, ParseError> {
                 }
             }
             Event::End(e) if e.local_name().as_ref() == b"testsuite" => {
-                suites.pop();
+                if let Some(suite) = suites.pop() {
+                    suite.close(&mut report);
+                }
             }
             Event::Eof => break,
             _ => {}
@@ -124,11 +128,54 @@ pub fn parse(input: impl BufRead) -> Result<TestReport, ParseError> {
     Ok(report)
 }
 
-fn new_case(e: &BytesStart<'_>, suites: &[String]) -> Case {
+/// A suite being read: its name, how many cases came before it, and how
+/// many errors and failures it says it had.
+struct Suite {
+    name: String,
+    cases_before: u64,
+    declared_problems: u64,
+}
+
+impl Suite {
+    fn open(e: &BytesStart<'_>, cases_before: u64) -> Suite {
+        let count = |key: &[u8]| {
+            attr(e, key)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Suite {
+            name: attr(e, b"name").unwrap_or_default(),
+            cases_before,
+            declared_problems: count(b"errors").saturating_add(count(b"failures")),
+        }
+    }
+
+    /// A suite that reports problems but holds no test case (a test file
+    /// that failed to load, as jest-junit writes it) counts as one error:
+    /// it must not read as zero failures.
+    fn close(self, report: &mut TestReport) {
+        if self.declared_problems > 0 && report.counts.total == self.cases_before {
+            let message = format!(
+                "the suite reports {} errors or failures but no test case ran",
+                self.declared_problems
+            );
+            finish(
+                report,
+                Case {
+                    name: self.name,
+                    error: Some(message),
+                    ..Case::default()
+                },
+            );
+        }
+    }
+}
+
+fn new_case(e: &BytesStart<'_>, suites: &[Suite]) -> Case {
     let name = attr(e, b"name").unwrap_or_default();
     let class = attr(e, b"classname")
         .filter(|c| !c.is_empty())
-        .or_else(|| suites.last().cloned())
+        .or_else(|| suites.last().map(|s| s.name.clone()))
         .unwrap_or_default();
     Case {
         name: if class.is_empty() {
@@ -252,6 +299,25 @@ mod tests {
         assert_eq!(report.failures[0].name, "m::bad");
         assert_eq!(report.failures[0].message, "boom");
         assert_eq!(report.failures[1].outcome, "errored");
+    }
+
+    #[test]
+    fn a_suite_that_failed_to_load_is_an_error() {
+        let xml = r#"<testsuites><testsuite name="broken.test.js" tests="0" errors="1"/><testsuite name="ok" tests="1"><testcase name="a"/></testsuite></testsuites>"#;
+        let report = parse(xml.as_bytes()).expect("parses");
+        assert_eq!(
+            (
+                report.counts.total,
+                report.counts.errored,
+                report.counts.passed
+            ),
+            (2, 1, 1)
+        );
+        assert_eq!(report.failures[0].name, "broken.test.js");
+        // Problems its cases account for are not counted twice.
+        let counted =
+            r#"<testsuite name="s" errors="1"><testcase name="x"><error/></testcase></testsuite>"#;
+        assert_eq!(counts(counted).errored, 1);
     }
 
     #[test]

@@ -340,21 +340,20 @@ impl Engine {
             pushed,
             gate,
         } = end;
-        if let Some(gate) = gate {
+        // What the job produced is recorded under its name, looked up once.
+        if gate.is_some() || !pushed.is_empty() {
             let name = self.store.job(JobId(job)).await?.name;
-            self.store
-                .record_gate(slipway_store::RunId(run), &name, gate)
-                .await?;
-        }
-        if !pushed.is_empty() {
-            let name = self.store.job(JobId(job)).await?.name;
-            let pairs: Vec<(String, String)> = pushed
-                .iter()
-                .map(|p| (p.reference.clone(), p.digest.clone()))
-                .collect();
-            self.store
-                .record_run_images(slipway_store::RunId(run), &name, &pairs)
-                .await?;
+            let run = slipway_store::RunId(run);
+            if let Some(gate) = gate {
+                self.store.record_gate(run, &name, gate).await?;
+            }
+            if !pushed.is_empty() {
+                let pairs: Vec<(String, String)> = pushed
+                    .iter()
+                    .map(|p| (p.reference.clone(), p.digest.clone()))
+                    .collect();
+                self.store.record_run_images(run, &name, &pairs).await?;
+            }
         }
         let state = match status {
             JobStatus::Succeeded => State::Succeeded,

@@ -176,8 +176,6 @@ impl Reports {
             new_issues,
             issue_fingerprints: fingerprints,
         };
-        // A million lines of coverage take a while to free, and nobody needs them freed first.
-        std::thread::spawn(move || drop(coverage));
         Ok(outcome)
     }
 }

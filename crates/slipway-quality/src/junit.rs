@@ -10,7 +10,7 @@ use std::io::BufRead;
 use quick_xml::events::{BytesStart, Event};
 use serde::Serialize;
 
-use crate::ParseError;
+use crate::{ParseError, xml_attr as attr};
 
 /// Counts over every test case read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -233,13 +233,6 @@ fn finish(report: &mut TestReport, case: Case) {
             message: message.lines().next().unwrap_or("").to_string(),
         });
     }
-}
-
-fn attr(e: &BytesStart<'_>, key: &[u8]) -> Option<String> {
-    e.try_get_attribute(key)
-        .ok()
-        .flatten()
-        .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
 }
 
 /// Seconds as tools write them: `1.5`, `1,234.5`, `0,5`, `12s`, ``, `NaN`.

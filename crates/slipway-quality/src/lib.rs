@@ -19,6 +19,14 @@ pub use junit::{TestCounts, TestReport};
 pub use measures::{Measures, uncovered_new_lines};
 pub use paths::RepoFiles;
 
+/// An XML attribute's unescaped value (JUnit and Cobertura readers).
+fn xml_attr(e: &quick_xml::events::BytesStart<'_>, key: &[u8]) -> Option<String> {
+    e.try_get_attribute(key)
+        .ok()
+        .flatten()
+        .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
+}
+
 /// A report that could not be read: which format, and what and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{format}: {message}")]

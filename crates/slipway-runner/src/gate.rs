@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use slipway_quality::evaluate::{GateConfig, Globs, Outcome, Reports, conditions_from_text};
+use slipway_quality::evaluate::{GateConfig, Globs, Outcome, Reports};
 
 use crate::EventSender;
 use crate::output::note;
@@ -20,8 +20,12 @@ pub async fn judge(
     events: &EventSender,
 ) -> Result<Outcome, String> {
     let config = GateConfig {
-        conditions: conditions_from_text(&reports.gate.join("\n"), "gate")
-            .map_err(|e| e.to_string())?,
+        // Checked when the pipeline was validated; parsed here into conditions.
+        conditions: reports
+            .gate
+            .iter()
+            .map(|c| slipway_quality::parse_condition(c))
+            .collect::<Result<_, _>>()?,
         lenient_below: reports.lenient_below,
         debt_minutes: reports
             .debt_minutes

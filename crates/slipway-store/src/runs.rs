@@ -159,7 +159,6 @@ impl Store {
         run(&row)
     }
 
-    /// The pipeline file a run was created from.
     /// The commit of the last run on `branch` before run `number` that
     /// succeeded: new code is what changed since.
     pub async fn last_successful_commit(
@@ -180,6 +179,7 @@ impl Store {
         })
     }
 
+    /// The pipeline file a run was created from.
     pub async fn pipeline_of(&self, id: RunId) -> Result<String> {
         let row = sqlx::query("SELECT pipeline FROM runs WHERE id = $1")
             .bind(id.0)

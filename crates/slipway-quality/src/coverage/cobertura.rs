@@ -7,7 +7,7 @@ use std::io::BufRead;
 use quick_xml::events::{BytesStart, Event};
 
 use super::{Coverage, FileLines, LineCoverage};
-use crate::ParseError;
+use crate::{ParseError, xml_attr as attr};
 
 /// More conditions on one line than any real code has: refused, not allocated.
 const MAX_CONDITIONS: u64 = 4096;
@@ -112,13 +112,6 @@ fn fraction(text: &str) -> Option<(u64, u64)> {
     let (covered, total) = inner.split_once('/')?;
     let (covered, total) = (covered.trim().parse().ok()?, total.trim().parse().ok()?);
     (covered <= total).then_some((covered, total))
-}
-
-fn attr(e: &BytesStart<'_>, key: &[u8]) -> Option<String> {
-    e.try_get_attribute(key)
-        .ok()
-        .flatten()
-        .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
 }
 
 #[cfg(test)]

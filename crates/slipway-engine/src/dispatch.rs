@@ -365,7 +365,10 @@ impl Engine {
         self.store
             .finish_job(JobId(job), worker, state, code, reason)
             .await?;
-        self.store.settle_run(slipway_store::RunId(run)).await?;
+        let settled = self.store.settle_run(slipway_store::RunId(run)).await?;
+        if settled.state.is_final() {
+            self.runs_finished.notify_one();
+        }
         // Live log followers learn that the job (and maybe the run) ended.
         let _ = self.logs.send(job);
         self.wake_workers();

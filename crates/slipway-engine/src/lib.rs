@@ -48,6 +48,8 @@ pub struct Engine {
     /// Rung whenever jobs may have become claimable, so waiting workers and
     /// long-polling agents look again instead of polling on a timer.
     pub work: Arc<Notify>,
+    /// Rung when a run finishes: green runs may make releases to deploy.
+    pub runs_finished: Arc<Notify>,
     /// The id of every job whose log just grew, for live log streams.
     pub logs: tokio::sync::broadcast::Sender<i64>,
     /// How long a claim holds without a heartbeat before the job is re-queued.
@@ -70,6 +72,7 @@ impl Engine {
             store,
             paths,
             work: Arc::new(Notify::new()),
+            runs_finished: Arc::new(Notify::new()),
             logs: tokio::sync::broadcast::channel(1024).0,
             lease: dispatch::DEFAULT_LEASE,
             max_running: None,

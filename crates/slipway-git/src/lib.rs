@@ -193,6 +193,44 @@ impl Mirror {
         }
     }
 
+    /// The commits `commit` has that `since` has not (all of its history when
+    /// `since` is `None`), newest first, at most `limit`.
+    pub async fn log(
+        &self,
+        since: Option<&str>,
+        commit: &str,
+        limit: usize,
+    ) -> Result<Vec<CommitInfo>, GitError> {
+        let range = match since {
+            Some(since) => format!("{since}..{commit}"),
+            None => commit.to_string(),
+        };
+        let max = format!("--max-count={limit}");
+        let text = git(
+            &self.path,
+            [
+                "log",
+                max.as_str(),
+                "--format=%H%x1f%an%x1f%ae%x1f%s%x1e",
+                "--end-of-options",
+                range.as_str(),
+            ],
+        )
+        .await?;
+        Ok(text
+            .split('\x1e')
+            .filter_map(|record| {
+                let mut f = record.trim_start_matches('\n').split('\x1f');
+                Some(CommitInfo {
+                    sha: f.next().filter(|s| !s.is_empty())?.to_string(),
+                    author: f.next()?.to_string(),
+                    email: f.next()?.to_string(),
+                    subject: f.next()?.to_string(),
+                })
+            })
+            .collect())
+    }
+
     /// The merge-base of `branch` (as the remote has it) and `commit`, if both exist.
     pub async fn merge_base(&self, branch: &str, commit: &str) -> Option<String> {
         let branch = format!("refs/heads/{branch}");
@@ -292,6 +330,82 @@ fn tar_extract(tar: &[u8], dest: &Path) -> std::io::Result<()> {
         )));
     }
     Ok(())
+}
+
+/// One commit as a log shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitInfo {
+    pub sha: String,
+    pub author: String,
+    pub email: String,
+    pub subject: String,
+}
+
+/// Brings `commit` into branch `into` on the remote at `url` and pushes it:
+/// a fast-forward, or else (unless `fast_forward_only`) a merge commit by
+/// Slipway. Returns the branch's new head. Works in a scratch clone, so the
+/// mirror and the remote only ever see a finished result.
+pub async fn merge_into(
+    url: &str,
+    creds: Option<&Credentials>,
+    commit: &str,
+    from_branch: &str,
+    into: &str,
+    fast_forward_only: bool,
+) -> Result<String, GitError> {
+    let scratch = tempfile::tempdir().map_err(GitError::Spawn)?;
+    let dir = scratch.path();
+    let target = dir.join("tree");
+    let target = target.to_string_lossy().to_string();
+    remote_git(
+        dir,
+        [
+            "clone",
+            "--quiet",
+            "--no-tags",
+            "--branch",
+            into,
+            url,
+            &target,
+        ],
+        creds,
+    )
+    .await?;
+    let tree = Path::new(&target);
+    let from_ref = format!("+refs/heads/{from_branch}:refs/remotes/origin/{from_branch}");
+    remote_git(
+        tree,
+        ["fetch", "--quiet", "origin", from_ref.as_str()],
+        creds,
+    )
+    .await?;
+    let message = format!(
+        "Merge {from_branch} ({}) into {into}, promoted by Slipway",
+        short(commit)
+    );
+    let mut args = vec![
+        "-c",
+        "user.name=Slipway",
+        "-c",
+        "user.email=slipway@localhost",
+        "merge",
+        "--quiet",
+    ];
+    if fast_forward_only {
+        args.push("--ff-only");
+    } else {
+        args.extend(["--no-edit", "-m", message.as_str()]);
+    }
+    args.extend(["--end-of-options", commit]);
+    git(tree, args).await?;
+    let head = git(tree, ["rev-parse", "HEAD"]).await?.trim().to_string();
+    let refspec = format!("HEAD:refs/heads/{into}");
+    remote_git(tree, ["push", "--quiet", "origin", refspec.as_str()], creds).await?;
+    Ok(head)
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
 }
 
 /// A username and password (or token) for a private remote, given to git by a

@@ -25,6 +25,7 @@ mod workspace;
 
 pub use docker::Engine;
 pub use event::{Event, EventSender, JobStatus, Stream};
+pub use files::copy_tree;
 pub use job::{DEFAULT_TIMEOUT, RunContext, run_job};
 pub use local::{LocalRun, RunSummary};
 pub use mask::Masker;

@@ -13,6 +13,9 @@ use crate::error::ApiError;
 pub struct Caller {
     pub name: String,
     pub role: Role,
+    /// Who the token stands for at decision points (four-eyes, groups).
+    pub email: Option<String>,
+    pub groups: Vec<String>,
 }
 
 impl Caller {
@@ -65,6 +68,24 @@ impl Caller {
             .await?
             .ok_or_else(|| ApiError::unauthorized("unknown token"))?;
         let role = Role::parse(&role).map_err(ApiError::internal)?;
-        Ok(Caller { name, role })
+        let (email, groups) = state.engine.store.token_identity(hash.as_str()).await?;
+        Ok(Caller {
+            name,
+            role,
+            email,
+            groups,
+        })
+    }
+}
+
+impl Caller {
+    /// The caller as a decision point sees them.
+    pub fn approver(&self) -> slipway_deploy::Approver {
+        slipway_deploy::Approver {
+            name: self.name.clone(),
+            role: self.role.as_str().to_string(),
+            email: self.email.clone(),
+            groups: self.groups.clone(),
+        }
     }
 }

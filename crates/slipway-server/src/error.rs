@@ -82,3 +82,18 @@ impl From<EngineError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<slipway_deploy::DeployError> for ApiError {
+    fn from(e: slipway_deploy::DeployError) -> ApiError {
+        use slipway_deploy::DeployError;
+        match e {
+            DeployError::Store(s) => s.into(),
+            DeployError::Engine(e) => e.into(),
+            DeployError::Invalid(m) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m)
+            }
+            DeployError::Forbidden(m) => ApiError::forbidden(m),
+            other => ApiError::internal(other),
+        }
+    }
+}

@@ -26,6 +26,8 @@ pub struct AppState {
     pub engine: Engine,
     /// The artifact repository behind `/v2/` and `/raw/`.
     pub registry: slipway_registry::Registry,
+    /// Releases, environments and their rollouts.
+    pub deployer: slipway_deploy::Deployer,
     pub key: Arc<SecretKey>,
     /// Cancelled on shutdown: long polls and live streams end early.
     pub shutdown: tokio_util::sync::CancellationToken,

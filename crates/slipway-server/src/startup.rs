@@ -88,6 +88,7 @@ impl Server {
             .or_else(|| listener.local_addr().ok().map(loopback_if_unspecified))
             .unwrap_or_default();
         let issuer_key = key.clone();
+        let deploy_registry = registry_host.clone();
         engine.registry =
             slipway_engine::RegistryIssuer(Some(Arc::new(move |project, target, subject| {
                 let (password, refused) = match crate::registry::push_allowed(project, target) {
@@ -126,11 +127,18 @@ impl Server {
                 .await
                 .map_err(|e| format!("repository `{}` in the config file: {e}", spec.name))?;
         }
+        let shutdown = CancellationToken::new();
+        let deployer = slipway_deploy::Deployer::new(
+            engine.clone(),
+            deploy_config(&listener, &deploy_registry, key.clone())?,
+            shutdown.clone(),
+        );
         let state = AppState {
             engine,
             registry,
             key,
-            shutdown: CancellationToken::new(),
+            deployer,
+            shutdown,
         };
         Ok(Server {
             listener,
@@ -177,6 +185,7 @@ impl Server {
             config.gc_every,
             state.shutdown.clone(),
         ));
+        let deployments = tokio::spawn(state.deployer.clone().run());
         let app = crate::api::router(state.clone());
         let shutdown = state.shutdown.clone();
         // Stop claiming and end live streams at once: graceful shutdown waits
@@ -197,9 +206,40 @@ impl Server {
         for w in workers {
             let _ = w.await;
         }
+        // `local` environments stop with the server (containers and services stay).
+        let _ = deployments.await;
         state.engine.store.close().await;
         served.map_err(|e| StartError(format!("server error: {e}")))
     }
+}
+
+/// Environment proxies listen on the server's address; pulls of release
+/// images use short pull-only registry tokens.
+fn deploy_config(
+    listener: &TcpListener,
+    registry_host: &str,
+    key: Arc<slipway_secrets::SecretKey>,
+) -> Result<slipway_deploy::DeployConfig> {
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    let public = loopback_if_unspecified(addr);
+    let public_host = public
+        .rsplit_once(':')
+        .map_or(public.as_str(), |(host, _)| host)
+        .to_string();
+    let host = registry_host.to_string();
+    Ok(slipway_deploy::DeployConfig {
+        bind: addr.ip(),
+        public_host,
+        pulls: slipway_deploy::PullIssuer(Arc::new(move |path| {
+            (
+                host.clone(),
+                "slipway-deploy".into(),
+                crate::registry::pull_token(&key, "deploy", path),
+            )
+        })),
+    })
 }
 
 /// `0.0.0.0:PORT` is where the server listens, not an address to connect to.

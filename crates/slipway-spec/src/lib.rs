@@ -7,6 +7,7 @@
 //! thing everywhere.
 
 mod dag;
+mod deploy;
 mod diagnostic;
 mod model;
 mod reader;
@@ -14,6 +15,9 @@ mod schema;
 mod template;
 mod yaml;
 
+pub use deploy::{
+    Approval, Environment, Health, HealthCheck, Merge, Promote, ReleaseSpec, Source, TargetSpec,
+};
 pub use diagnostic::{Diagnostic, Pos};
 pub use model::{
     BranchFilter, Cache, Env, ImageBuild, Job, JobName, NewCodeReference, Pipeline, Reports, Step,

@@ -17,11 +17,30 @@ pub struct Pipeline {
     pub env: Env,
     /// Jobs in the order the file lists them.
     pub jobs: Vec<Job>,
+    /// How green runs become releases.
+    pub release: crate::deploy::ReleaseSpec,
+    /// Where releases go, in the file's order (the order of promotion).
+    pub environments: Vec<crate::deploy::Environment>,
 }
 
 impl Pipeline {
     pub fn job(&self, name: &str) -> Option<&Job> {
         self.jobs.iter().find(|j| j.name.as_str() == name)
+    }
+
+    pub fn environment(&self, name: &str) -> Option<&crate::deploy::Environment> {
+        self.environments.iter().find(|e| e.name == name)
+    }
+
+    /// Whether a green run on `branch` makes a release: the branches `release:`
+    /// names, or else those environments take releases of.
+    pub fn releases_branch(&self, branch: &str) -> bool {
+        if !self.release.branches.is_empty() {
+            return self.release.branches.iter().any(|b| b == branch);
+        }
+        self.environments
+            .iter()
+            .any(|e| e.source == crate::deploy::Source::Branch(branch.to_string()))
     }
 }
 

@@ -12,7 +12,15 @@ use crate::reader::{Fields, Reader, is_identifier};
 use crate::template::Template;
 use crate::yaml::{Node, Value};
 
-const PIPELINE_KEYS: &[&str] = &["env", "jobs", "gate", "new_code", "debt_minutes"];
+const PIPELINE_KEYS: &[&str] = &[
+    "env",
+    "jobs",
+    "gate",
+    "new_code",
+    "debt_minutes",
+    "release",
+    "environments",
+];
 const SEVERITIES: &[&str] = &["info", "minor", "major", "critical", "blocker"];
 const NEW_CODE_KEYS: &[&str] = &["reference", "branch", "days", "lenient_below"];
 const REPORT_KEYS: &[&str] = &["junit", "coverage", "issues"];
@@ -79,8 +87,15 @@ pub fn pipeline(r: &mut Reader, root: &Node) -> Option<Pipeline> {
         reports.new_code = reference.clone();
         reports.lenient_below = lenient_below;
     }
+    let release = crate::deploy::release(r, top.get("release"));
+    let environments = crate::deploy::environments(r, top.get("environments"));
     if r.diagnostics.is_empty() {
-        Some(Pipeline { env, jobs })
+        Some(Pipeline {
+            env,
+            jobs,
+            release,
+            environments,
+        })
     } else {
         None
     }
@@ -469,7 +484,7 @@ fn bad_key_char(source: &str) -> Option<(usize, char)> {
     }
 }
 
-fn template(r: &mut Reader, node: &Node, what: &str) -> Option<Template> {
+pub(crate) fn template(r: &mut Reader, node: &Node, what: &str) -> Option<Template> {
     let text = r.text(node, what)?;
     match Template::parse(&text) {
         Ok(t) => Some(t),

@@ -7,6 +7,7 @@
 //! backend has its own migrations. This crate knows the domain's records and
 //! state machines; it knows nothing of HTTP, git or how jobs run.
 
+mod deploy;
 mod gates;
 mod jobs;
 mod logs;
@@ -22,6 +23,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use deploy::{
+    AuditEntry, Decision, DeployState, Deployment, EnvironmentRecord, NewDeployment, NewRelease,
+    Release, ReleaseCommit, ReleaseImage,
+};
 pub use gates::GateRecord;
 pub use jobs::{Claim, MAX_ATTEMPTS};
 pub use logs::LogPage;

@@ -69,6 +69,36 @@ impl Store {
         Ok(())
     }
 
+    /// Who a token stands for, for approvals: an email (compared with commit
+    /// authors) and groups.
+    pub async fn set_token_identity(
+        &self,
+        hash: &str,
+        email: Option<&str>,
+        groups: &[String],
+    ) -> Result<()> {
+        sqlx::query("UPDATE tokens SET email = $1, groups_json = $2 WHERE hash = $3")
+            .bind(email)
+            .bind(serde_json::to_string(groups).unwrap_or_else(|_| "[]".into()))
+            .bind(hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The email and groups of the token with this hash.
+    pub async fn token_identity(&self, hash: &str) -> Result<(Option<String>, Vec<String>)> {
+        let row = sqlx::query("SELECT email, groups_json FROM tokens WHERE hash = $1")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else {
+            return Ok((None, Vec::new()));
+        };
+        let groups: String = row.try_get("groups_json")?;
+        Ok((row.try_get("email")?, crate::strings_of(&groups)?))
+    }
+
     /// The name and role of the token with this hash.
     pub async fn token(&self, hash: &str) -> Result<Option<(String, String)>> {
         let row = sqlx::query("SELECT name, role FROM tokens WHERE hash = $1")

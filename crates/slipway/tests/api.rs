@@ -63,6 +63,10 @@ fn every_route_refuses_a_missing_token_and_too_weak_a_role() {
                 .replace("{job}", "1")
                 .replace("{run}", "1")
                 .replace("{name}", "X")
+                .replace("{env}", "dev")
+                .replace("{version}", "1")
+                .replace("{id}", "1")
+                .replace("{digest}", "sha256:00")
         );
         let method = method.to_uppercase();
         let (status, body) = curl(&server, &method, &path, None);

@@ -52,7 +52,10 @@ impl Config {
         let default = Self::default();
         Self {
             greeting: var("GREETING").unwrap_or(default.greeting),
-            version: var("APP_VERSION").unwrap_or(default.version),
+            // Slipway tells a deployed release its version in SLIPWAY_RELEASE.
+            version: var("APP_VERSION")
+                .or_else(|| var("SLIPWAY_RELEASE"))
+                .unwrap_or(default.version),
         }
     }
 }

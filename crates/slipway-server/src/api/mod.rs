@@ -1,6 +1,7 @@
 //! The routes. Each handler names the role it needs first thing.
 
 mod agent;
+mod deploy;
 mod health;
 mod hooks;
 mod logs;
@@ -72,6 +73,33 @@ pub fn router(state: AppState) -> Router {
             get(registry::promotions).post(registry::promote),
         )
         .route("/registry/gc", post(registry::gc))
+        .route("/projects/{project}/status", get(deploy::status))
+        .route("/projects/{project}/releases", get(deploy::releases))
+        .route(
+            "/projects/{project}/releases/{version}",
+            get(deploy::release),
+        )
+        .route("/projects/{project}/audit", get(deploy::audit))
+        .route(
+            "/projects/{project}/environments/{env}/deployments",
+            get(deploy::deployments),
+        )
+        .route(
+            "/projects/{project}/environments/{env}/deploy",
+            post(deploy::deploy),
+        )
+        .route(
+            "/projects/{project}/environments/{env}/promote",
+            post(deploy::promote),
+        )
+        .route(
+            "/projects/{project}/environments/{env}/rollback",
+            post(deploy::rollback),
+        )
+        .route("/deployments/{id}", get(deploy::deployment))
+        .route("/deployments/{id}/approve", post(deploy::approve))
+        .route("/deployments/{id}/reject", post(deploy::reject))
+        .route("/trace/{digest}", get(deploy::trace))
         .route("/openapi.json", get(openapi::document));
     Router::new()
         .route("/healthz", get(health::live))

@@ -191,6 +191,78 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "viewer",
         "Quality gate outcomes over time (?branch=&limit=)",
     ),
+    (
+        "get",
+        "/projects/{project}/status",
+        "viewer",
+        "Every environment: release, images, run, commit, author, deployed when and by whom, health, what waits",
+    ),
+    (
+        "get",
+        "/projects/{project}/releases",
+        "viewer",
+        "List releases, newest first",
+    ),
+    (
+        "get",
+        "/projects/{project}/releases/{version}",
+        "viewer",
+        "A release: commit, run, image digests, commits since the previous release",
+    ),
+    (
+        "get",
+        "/projects/{project}/audit",
+        "viewer",
+        "The audit log: who decided, deployed, promoted or rolled back what, when and why",
+    ),
+    (
+        "get",
+        "/projects/{project}/environments/{env}/deployments",
+        "viewer",
+        "An environment's deployments, newest first, with who may approve those waiting",
+    ),
+    (
+        "post",
+        "/projects/{project}/environments/{env}/deploy",
+        "developer",
+        "Deploy a release version (through the environment's decision point)",
+    ),
+    (
+        "post",
+        "/projects/{project}/environments/{env}/promote",
+        "developer",
+        "Deploy what another environment runs, healthy, to this one: the same release",
+    ),
+    (
+        "post",
+        "/projects/{project}/environments/{env}/rollback",
+        "developer",
+        "Go back to the previous release, or `to` a version, through the same rollout",
+    ),
+    (
+        "get",
+        "/deployments/{id}",
+        "viewer",
+        "A deployment with its decisions",
+    ),
+    (
+        "post",
+        "/deployments/{id}/approve",
+        "viewer",
+        "Approve a waiting deployment (the environment's rule says who may)",
+    ),
+    (
+        "post",
+        "/deployments/{id}/reject",
+        "viewer",
+        "Reject a waiting deployment with a comment",
+    ),
+    (
+        "get",
+        "/trace/{digest}",
+        "viewer",
+        "From an image digest to its releases, runs, commits and environments",
+    ),
 ];
 
 pub async fn document() -> Json<Value> {

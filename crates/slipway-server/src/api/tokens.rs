@@ -14,6 +14,11 @@ use crate::extract::{AsAdmin, Json};
 pub struct NewToken {
     name: String,
     role: String,
+    /// Who the token stands for at decision points: compared with commit authors (four-eyes).
+    email: Option<String>,
+    /// Groups an approval rule can name.
+    #[serde(default)]
+    groups: Vec<String>,
 }
 
 pub async fn create(
@@ -33,8 +38,16 @@ pub async fn create(
         .store
         .add_token(hash.as_str(), &new.name, role.as_str())
         .await?;
+    state
+        .engine
+        .store
+        .set_token_identity(hash.as_str(), new.email.as_deref(), &new.groups)
+        .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "name": new.name, "role": role.as_str(), "token": plain })),
+        Json(json!({
+            "name": new.name, "role": role.as_str(), "email": new.email,
+            "groups": new.groups, "token": plain,
+        })),
     ))
 }

@@ -312,6 +312,23 @@ pub fn job_token(key: &slipway_secrets::SecretKey, subject: &str, target: &str) 
     seal_token(&claims, key)
 }
 
+/// How long a deployment's pull credentials last: one pull.
+const PULL_TOKEN_LIFETIME: Duration = Duration::from_secs(600);
+
+/// A bearer token for pulling `target` (`REPOSITORY/IMAGE`) only.
+pub fn pull_token(key: &slipway_secrets::SecretKey, subject: &str, target: &str) -> String {
+    let claims = Claims {
+        sub: format!("deploy:{subject}"),
+        role: Role::Developer.as_str().to_string(),
+        exp: now_ms() + PULL_TOKEN_LIFETIME.as_millis() as i64,
+        grants: vec![Grant {
+            name: target.to_string(),
+            actions: vec!["pull".into()],
+        }],
+    };
+    seal_token(&claims, key)
+}
+
 fn seal_token(claims: &Claims, key: &slipway_secrets::SecretKey) -> String {
     let plain = serde_json::to_vec(claims).unwrap_or_default();
     format!(

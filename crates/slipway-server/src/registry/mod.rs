@@ -20,7 +20,7 @@ use axum::routing::any;
 use slipway_registry::valid_image;
 use slipway_store::Repository;
 
-pub use auth::{Action, RegistryCaller, job_token, push_allowed};
+pub use auth::{Action, RegistryCaller, job_token, pull_token, push_allowed};
 pub use error::OciError;
 
 use crate::AppState;

@@ -2,6 +2,7 @@
 
 mod agent;
 mod client;
+mod deploy;
 mod gate;
 mod progress;
 mod registry;
@@ -124,6 +125,8 @@ enum Command {
         #[command(flatten)]
         args: registry::GcArgs,
     },
+    #[command(flatten)]
+    Deploy(deploy::DeployCommand),
     /// Cancel a run (RUN is PROJECT/NUMBER).
     Cancel {
         #[command(flatten)]
@@ -173,6 +176,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Repo { conn, cmd } => registry::repo(&conn, cmd),
         Command::Promote { conn, args } => registry::promote(&conn, args),
         Command::Gc { conn, args } => registry::gc(&conn, args),
+        Command::Deploy(cmd) => deploy::run(cmd),
         Command::Rerun {
             conn,
             run,

@@ -62,6 +62,12 @@ pub enum TokenCommand {
         name: String,
         #[arg(long, default_value = "developer")]
         role: String,
+        /// Who the token stands for at decision points (four-eyes compares it with commit authors).
+        #[arg(long)]
+        email: Option<String>,
+        /// A group an approval rule can name (repeat for several).
+        #[arg(long = "group")]
+        groups: Vec<String>,
     },
 }
 
@@ -185,9 +191,17 @@ pub fn secret(conn: &Connection, cmd: SecretCommand) -> anyhow::Result<ExitCode>
 pub fn token(conn: &Connection, cmd: TokenCommand) -> anyhow::Result<ExitCode> {
     let client = Client::new(conn)?;
     block_on(async move {
-        let TokenCommand::Create { name, role } = cmd;
+        let TokenCommand::Create {
+            name,
+            role,
+            email,
+            groups,
+        } = cmd;
         let out = client
-            .post("/tokens", &json!({ "name": name, "role": role }))
+            .post(
+                "/tokens",
+                &json!({ "name": name, "role": role, "email": email, "groups": groups }),
+            )
             .await?;
         println!("{}", out["token"].as_str().unwrap_or_default());
         Ok(ExitCode::SUCCESS)

@@ -1,0 +1,442 @@
+//! Asking for deployments and deciding on them: deploy a version, promote
+//! what one environment runs to the next, roll back; approvals and rejections
+//! at decision points, with four-eyes; every decision in the audit log.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use slipway_spec::{Environment, Pipeline, Source};
+use slipway_store::{DeployState, Deployment, NewDeployment, Project, Release, now_ms};
+
+use crate::{DeployError, Deployer, Result};
+
+/// Who is asking or deciding, as their token says.
+#[derive(Debug, Clone)]
+pub struct Approver {
+    pub name: String,
+    /// `viewer`, `developer` or `admin`.
+    pub role: String,
+    pub email: Option<String>,
+    pub groups: Vec<String>,
+}
+
+/// What someone asks of an environment.
+#[derive(Debug, Clone)]
+pub enum Request {
+    /// Deploy this version (a manual environment, or a redeploy).
+    Deploy { version: String },
+    /// Deploy what `from` runs now (healthy) to this environment.
+    Promote { from: String },
+    /// Go back to the release before the current one, or to `to`.
+    Rollback { to: Option<String> },
+}
+
+/// Who may still approve a pending deployment, for people and the UI.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pending {
+    pub required: u32,
+    pub approvals: usize,
+    pub role: Option<String>,
+    pub group: Option<String>,
+    /// Authors of the release's commits: they may not approve it (four-eyes).
+    pub excluded: Vec<String>,
+    pub expires_at: Option<i64>,
+}
+
+fn rank(role: &str) -> u8 {
+    match role {
+        "admin" => 3,
+        "developer" => 2,
+        "viewer" => 1,
+        _ => 0,
+    }
+}
+
+impl Deployer {
+    /// The pipeline that defines an environment for a release: the release's
+    /// own, or for a release older than the environment, the current one's.
+    pub(crate) async fn environment_spec(
+        &self,
+        release: &Release,
+        environment: &str,
+    ) -> Result<(Arc<Pipeline>, Environment)> {
+        let mut candidates = vec![release.run_id];
+        if let Ok(latest) = self.store().releases(release.project_id, 1).await {
+            candidates.extend(latest.first().map(|r| r.run_id));
+        }
+        for run in candidates {
+            if let Some(p) = self.inner.engine.pipeline(run).await? {
+                if let Some(env) = p.environment(environment).cloned() {
+                    return Ok((p, env));
+                }
+            }
+        }
+        Err(DeployError::Invalid(format!(
+            "release {} does not know environment `{environment}`: add it under `environments:` in the pipeline file",
+            release.version
+        )))
+    }
+
+    /// Records a deployment: queued at once, or waiting at the environment's decision point.
+    pub(crate) async fn request_deployment(
+        &self,
+        release: &Release,
+        env: &Environment,
+        action: &str,
+        by: &str,
+    ) -> Result<Deployment> {
+        // A rollback restores service: it does not wait for approvals.
+        let awaiting_until = env
+            .approval
+            .as_ref()
+            .filter(|_| action != "rollback")
+            .map(|a| now_ms() + i64::try_from(a.expires.as_millis()).unwrap_or(i64::MAX / 2));
+        let deployment = self
+            .store()
+            .create_deployment(&NewDeployment {
+                project: release.project_id,
+                environment: &env.name,
+                release: release.id,
+                action,
+                requested_by: by,
+                awaiting_until,
+            })
+            .await?;
+        let what = if awaiting_until.is_some() {
+            "awaits approval"
+        } else {
+            "queued"
+        };
+        self.store()
+            .audit(
+                release.project_id,
+                by,
+                action,
+                &format!("deployment {} to {}", deployment.id, env.name),
+                &format!("release {} {what}", release.version),
+            )
+            .await?;
+        self.wake();
+        Ok(deployment)
+    }
+
+    /// Handles a person's request for an environment; returns the deployment made.
+    pub async fn request(
+        &self,
+        project: &Project,
+        environment: &str,
+        request: Request,
+        by: &Approver,
+    ) -> Result<Deployment> {
+        if rank(&by.role) < rank("developer") {
+            return Err(DeployError::Forbidden(format!(
+                "deploying needs the developer role; `{}` has {}",
+                by.name, by.role
+            )));
+        }
+        let (release, action) = match request {
+            Request::Deploy { version } => (
+                self.store()
+                    .release_by_version(project.id, &version)
+                    .await?,
+                "deploy",
+            ),
+            Request::Promote { from } => (
+                self.promotable(project, &from, environment).await?,
+                "promote",
+            ),
+            Request::Rollback { to } => (
+                self.rollback_target(project, environment, to.as_deref())
+                    .await?,
+                "rollback",
+            ),
+        };
+        let (_, env) = self.environment_spec(&release, environment).await?;
+        self.store()
+            .ensure_environment(
+                project.id,
+                environment,
+                self.position(&release, environment).await,
+            )
+            .await?;
+        self.request_deployment(&release, &env, action, &by.name)
+            .await
+    }
+
+    async fn position(&self, release: &Release, environment: &str) -> i64 {
+        match self.inner.engine.pipeline(release.run_id).await {
+            Ok(Some(p)) => p
+                .environments
+                .iter()
+                .position(|e| e.name == environment)
+                .and_then(|i| i64::try_from(i).ok())
+                .unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// The release `from` runs, if it may go on to `to`.
+    async fn promotable(&self, project: &Project, from: &str, to: &str) -> Result<Release> {
+        let record = self.store().environment(project.id, from).await?;
+        let current = record.current.ok_or_else(|| {
+            DeployError::Invalid(format!(
+                "{from} runs nothing yet, so there is nothing to promote"
+            ))
+        })?;
+        if record.health != "healthy" {
+            return Err(DeployError::Invalid(format!(
+                "{from} is {} ({}); promote only a release that is live and healthy",
+                record.health,
+                record.health_note.as_deref().unwrap_or("no detail")
+            )));
+        }
+        let release = self
+            .store()
+            .release(self.store().deployment(current).await?.release_id)
+            .await?;
+        let (_, target) = self.environment_spec(&release, to).await?;
+        if target.source != Source::Environment(from.to_string()) {
+            let takes = match &target.source {
+                Source::Environment(e) => format!("promotions out of {e}"),
+                Source::Branch(b) => format!("new releases of branch {b}"),
+            };
+            return Err(DeployError::Invalid(format!(
+                "{to} takes {takes}, not promotions out of {from}"
+            )));
+        }
+        Ok(release)
+    }
+
+    /// The release a rollback goes to: `to`, or the newest one that
+    /// succeeded in the environment before the current one.
+    async fn rollback_target(
+        &self,
+        project: &Project,
+        environment: &str,
+        to: Option<&str>,
+    ) -> Result<Release> {
+        if let Some(version) = to {
+            return Ok(self.store().release_by_version(project.id, version).await?);
+        }
+        let record = self.store().environment(project.id, environment).await?;
+        let current = match record.current {
+            Some(id) => Some(self.store().deployment(id).await?.release_id),
+            None => None,
+        };
+        let history = self
+            .store()
+            .deployments(project.id, environment, 200)
+            .await?;
+        let before = history
+            .iter()
+            .filter(|d| d.state == DeployState::Succeeded)
+            .map(|d| d.release_id)
+            .find(|r| Some(*r) != current)
+            .ok_or_else(|| {
+                DeployError::Invalid(format!(
+                    "{environment} has run no other release to go back to; name one with --to VERSION"
+                ))
+            })?;
+        Ok(self.store().release(before).await?)
+    }
+
+    /// Who may still approve a deployment waiting at its decision point.
+    pub async fn pending(&self, deployment: &Deployment) -> Result<Option<Pending>> {
+        if deployment.state != DeployState::AwaitingApproval {
+            return Ok(None);
+        }
+        let release = self.store().release(deployment.release_id).await?;
+        let (_, env) = self
+            .environment_spec(&release, &deployment.environment)
+            .await?;
+        let Some(rule) = env.approval else {
+            return Ok(None);
+        };
+        let approvals = self
+            .store()
+            .decisions(deployment.id)
+            .await?
+            .iter()
+            .filter(|d| d.decision == "approve")
+            .count();
+        Ok(Some(Pending {
+            required: rule.required,
+            approvals,
+            role: rule.role,
+            group: rule.group,
+            excluded: if rule.four_eyes {
+                authors(&release)
+            } else {
+                Vec::new()
+            },
+            expires_at: deployment.expires_at,
+        }))
+    }
+
+    /// Approves (`approve`) or rejects a waiting deployment.
+    pub async fn decide(
+        &self,
+        deployment: i64,
+        by: &Approver,
+        approve: bool,
+        comment: &str,
+    ) -> Result<Deployment> {
+        let dep = self.store().deployment(deployment).await?;
+        if dep.state != DeployState::AwaitingApproval {
+            return Err(DeployError::Invalid(format!(
+                "deployment {deployment} is {}, not waiting for approval",
+                dep.state
+            )));
+        }
+        if dep.expires_at.is_some_and(|at| at < now_ms()) {
+            self.expire(&dep).await?;
+            return Err(DeployError::Invalid(format!(
+                "deployment {deployment} expired before this decision; ask for a new one"
+            )));
+        }
+        let release = self.store().release(dep.release_id).await?;
+        let (_, env) = self.environment_spec(&release, &dep.environment).await?;
+        let rule = env.approval.clone().ok_or_else(|| {
+            DeployError::Invalid(format!("{} needs no approval", dep.environment))
+        })?;
+        let may = rule
+            .role
+            .as_deref()
+            .is_some_and(|r| rank(&by.role) >= rank(r))
+            || rule.group.as_ref().is_some_and(|g| by.groups.contains(g));
+        if !may {
+            let who = [
+                rule.role.as_ref().map(|r| format!("the {r} role")),
+                rule.group.as_ref().map(|g| format!("group {g}")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" or ");
+            return Err(DeployError::Forbidden(format!(
+                "deciding on {} needs {who}; `{}` has the {} role and groups [{}]",
+                dep.environment,
+                by.name,
+                by.role,
+                by.groups.join(", ")
+            )));
+        }
+        if rule.four_eyes {
+            if let Some(commit) = authored(&release, by) {
+                return Err(DeployError::Forbidden(format!(
+                    "`{}` wrote commit {} ({}) in release {}: four-eyes needs someone else to decide",
+                    by.name,
+                    crate::release::short(&commit.sha),
+                    commit.message,
+                    release.version
+                )));
+            }
+        }
+        if !approve && comment.trim().is_empty() {
+            return Err(DeployError::Invalid(
+                "a rejection needs a comment saying why (-m TEXT)".into(),
+            ));
+        }
+        let decision = if approve { "approve" } else { "reject" };
+        self.store()
+            .record_decision(deployment, &by.name, decision, comment)
+            .await?;
+        self.store()
+            .audit(
+                dep.project_id,
+                &by.name,
+                decision,
+                &format!("deployment {deployment} to {}", dep.environment),
+                &format!("release {}: {comment}", release.version),
+            )
+            .await?;
+        let approvals = self
+            .store()
+            .decisions(deployment)
+            .await?
+            .iter()
+            .filter(|d| d.decision == "approve")
+            .count();
+        let next = if !approve {
+            Some((
+                DeployState::Rejected,
+                format!("rejected by {}: {comment}", by.name),
+            ))
+        } else if approvals >= rule.required as usize {
+            Some((
+                DeployState::Queued,
+                format!("approved by {approvals} of {} needed", rule.required),
+            ))
+        } else {
+            None
+        };
+        if let Some((to, reason)) = next {
+            self.store()
+                .set_deploy_state(deployment, DeployState::AwaitingApproval, to, Some(&reason))
+                .await?;
+            self.wake();
+        }
+        Ok(self.store().deployment(deployment).await?)
+    }
+
+    /// Deployments whose decision point passed its expiry end as expired.
+    pub(crate) async fn expire_decisions(&self) -> Result<()> {
+        let now = now_ms();
+        for dep in self
+            .store()
+            .deployments_in(DeployState::AwaitingApproval)
+            .await?
+        {
+            if dep.expires_at.is_some_and(|at| at < now) {
+                self.expire(&dep).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn expire(&self, dep: &Deployment) -> Result<()> {
+        if self
+            .store()
+            .set_deploy_state(
+                dep.id,
+                DeployState::AwaitingApproval,
+                DeployState::Expired,
+                Some("no decision before the expiry"),
+            )
+            .await?
+        {
+            self.store()
+                .audit(
+                    dep.project_id,
+                    "slipway",
+                    "expire",
+                    &format!("deployment {} to {}", dep.id, dep.environment),
+                    "no decision before the expiry",
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Everyone who wrote a commit of the release (name and email).
+fn authors(release: &Release) -> Vec<String> {
+    let mut out: Vec<String> = release
+        .commits
+        .iter()
+        .map(|c| format!("{} <{}>", c.author, c.email))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// A commit of the release the approver wrote, matched on email or name.
+fn authored<'r>(release: &'r Release, by: &Approver) -> Option<&'r slipway_store::ReleaseCommit> {
+    release.commits.iter().find(|c| {
+        by.email
+            .as_deref()
+            .is_some_and(|e| e.eq_ignore_ascii_case(&c.email))
+            || c.author == by.name
+    })
+}

@@ -1,0 +1,191 @@
+//! Green runs become releases: version, commit, run, the images it pushed,
+//! its artifacts kept apart, and the commits since the release before it.
+//! Environments that take the branch then get their deployment.
+
+use slipway_git::Mirror;
+use slipway_spec::{Pipeline, Source, TemplateVars};
+use slipway_store::{NewRelease, Release, ReleaseCommit, ReleaseImage, Run, RunId, StoreError};
+
+use crate::{DeployError, Deployer, Result};
+
+/// At most this many commits are listed in a release.
+const MAX_COMMITS: usize = 500;
+
+impl Deployer {
+    /// Looks at every succeeded run not yet looked at.
+    pub(crate) async fn deliver_runs(&self) -> Result<()> {
+        for id in self.store().undelivered_runs().await? {
+            if let Err(e) = self.deliver(id).await {
+                tracing::warn!("run {id} could not make a release: {e}");
+            }
+            // A run whose release failed is not retried forever: the reason is in the log.
+            self.store().mark_delivered(id).await?;
+        }
+        Ok(())
+    }
+
+    async fn deliver(&self, id: RunId) -> Result<()> {
+        let run = self.store().run(id).await?;
+        let Some(pipeline) = self.inner.engine.pipeline(id).await? else {
+            return Ok(());
+        };
+        if !pipeline.releases_branch(&run.branch) {
+            return Ok(());
+        }
+        let release = match self.make_release(&run, &pipeline).await {
+            Ok(r) => r,
+            Err(DeployError::Store(StoreError::Conflict(why))) => {
+                let project = self.store().project_by_id(run.project_id).await?;
+                self.store()
+                    .audit(
+                        project.id,
+                        "slipway",
+                        "release-refused",
+                        &format!("run {}", run.number),
+                        &why,
+                    )
+                    .await?;
+                return Err(DeployError::Invalid(why));
+            }
+            Err(e) => return Err(e),
+        };
+        for (position, env) in pipeline.environments.iter().enumerate() {
+            self.store()
+                .ensure_environment(
+                    run.project_id,
+                    &env.name,
+                    i64::try_from(position).unwrap_or(0),
+                )
+                .await?;
+        }
+        let takes = |e: &&slipway_spec::Environment| {
+            e.source == Source::Branch(run.branch.clone()) && e.auto
+        };
+        for env in pipeline.environments.iter().filter(takes) {
+            self.request_deployment(&release, env, "deploy", &format!("run {}", run.number))
+                .await?;
+        }
+        self.wake();
+        Ok(())
+    }
+
+    async fn make_release(&self, run: &Run, pipeline: &Pipeline) -> Result<Release> {
+        let vars = TemplateVars {
+            run_number: u64::try_from(run.number).unwrap_or_default(),
+            commit: run.commit.clone(),
+            branch: run.branch.clone(),
+            job: String::new(),
+        };
+        let version = pipeline
+            .release
+            .version
+            .render(&vars, |_| Err::<String, _>(()))
+            .map_err(|()| DeployError::Invalid("`release.version` cannot use `hash`".into()))?;
+        let images: Vec<ReleaseImage> = self
+            .store()
+            .run_images(run.id)
+            .await?
+            .into_iter()
+            .map(|i| ReleaseImage {
+                reference: i.reference,
+                digest: i.digest,
+            })
+            .collect();
+        let mirror = Mirror::at(&self.inner.engine.paths.mirror(run.project_id));
+        let before = self
+            .store()
+            .release_before(run.project_id, &run.branch, i64::MAX)
+            .await?;
+        let commits: Vec<ReleaseCommit> = mirror
+            .log(
+                before.as_ref().map(|r| r.commit.as_str()),
+                &run.commit,
+                MAX_COMMITS,
+            )
+            .await
+            .map_err(|e| DeployError::Invalid(format!("cannot list the release's commits: {e}")))?
+            .into_iter()
+            .map(|c| ReleaseCommit {
+                sha: c.sha,
+                author: c.author,
+                email: c.email,
+                message: c.subject,
+            })
+            .collect();
+        let head = mirror
+            .log(None, &run.commit, 1)
+            .await
+            .map_err(|e| DeployError::Invalid(format!("cannot read commit {}: {e}", run.commit)))?;
+        let (author, message) = head
+            .first()
+            .map(|c| (format!("{} <{}>", c.author, c.email), c.subject.clone()))
+            .unwrap_or_default();
+        self.keep_artifacts(run.id)?;
+        let release = self
+            .store()
+            .create_release(&NewRelease {
+                project: run.project_id,
+                version: &version,
+                run: run.id,
+                commit: &run.commit,
+                branch: &run.branch,
+                author: &author,
+                message: &message,
+                images: &images,
+                commits: &commits,
+            })
+            .await?;
+        self.store()
+            .audit(
+                run.project_id,
+                "slipway",
+                "release",
+                &format!("release {version}"),
+                &format!(
+                    "run {} of {} at {}: {} commits, {} images",
+                    run.number,
+                    run.branch,
+                    short(&run.commit),
+                    commits.len(),
+                    images.len()
+                ),
+            )
+            .await?;
+        Ok(release)
+    }
+
+    /// Copies the run's artifacts (every job's) into the release's own tree,
+    /// assembled aside and renamed, so a release tree is always whole.
+    fn keep_artifacts(&self, run: RunId) -> Result<()> {
+        let target = self
+            .inner
+            .engine
+            .paths
+            .data_dir
+            .join("releases")
+            .join(run.to_string());
+        if target.is_dir() {
+            return Ok(());
+        }
+        let parent = target.parent().unwrap_or(&target).to_path_buf();
+        std::fs::create_dir_all(&parent)?;
+        let staging = parent.join(format!(".{run}.partial"));
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir_all(&staging)?;
+        let artifacts = self.inner.engine.paths.artifacts(run);
+        if artifacts.is_dir() {
+            for job in std::fs::read_dir(&artifacts)? {
+                let job = job?;
+                if job.file_type()?.is_dir() {
+                    slipway_runner::copy_tree(&job.path(), &staging)?;
+                }
+            }
+        }
+        std::fs::rename(&staging, &target)?;
+        Ok(())
+    }
+}
+
+pub(crate) fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}

@@ -1,0 +1,764 @@
+//! A rollout: the new version starts beside the old one, passes its health
+//! check, takes the traffic, passes the smoke tests; then the old one drains
+//! and stops. A failure before the end leaves (or puts) the old one serving.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use slipway_spec::{Environment, Pipeline, TargetSpec};
+use slipway_store::{DeployState, Deployment, NewPromotion, Project, Release, RepoKind, TagPolicy};
+
+use crate::docker::{self, ContainerSpec, Pull};
+use crate::local::{LocalInstance, LocalSpec};
+use crate::{Backend, DeployError, Deployer, Live, Result, Runtime, verify};
+
+/// How long requests already on their way get to finish on the old version.
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
+/// How a rollout ended.
+struct Ending {
+    state: DeployState,
+    reason: String,
+}
+
+impl Deployer {
+    /// Starts the oldest queued deployment of every environment not busy.
+    pub(crate) async fn start_queued(&self) -> Result<()> {
+        for dep in self.store().deployments_in(DeployState::Queued).await? {
+            let project = self.store().project_by_id(dep.project_id).await?;
+            let release = self.store().release(dep.release_id).await?;
+            let (pipeline, env) = match self.environment_spec(&release, &dep.environment).await {
+                Ok(found) => found,
+                Err(e) => {
+                    self.finish(&dep, DeployState::Failed, &e.to_string())
+                        .await?;
+                    continue;
+                }
+            };
+            let rt = match self.runtime(&project, &env.name, env.port).await {
+                Ok(rt) => rt,
+                Err(e) => {
+                    self.finish(&dep, DeployState::Failed, &e.to_string())
+                        .await?;
+                    continue;
+                }
+            };
+            let Ok(busy) = rt.rollout.clone().try_lock_owned() else {
+                continue;
+            };
+            if !self
+                .store()
+                .set_deploy_state(dep.id, DeployState::Queued, DeployState::Deploying, None)
+                .await?
+            {
+                continue;
+            }
+            let me = self.clone();
+            tokio::spawn(async move {
+                let _busy = busy;
+                let dep = match me.store().deployment(dep.id).await {
+                    Ok(d) => d,
+                    Err(e) => return tracing::error!("deployment {} vanished: {e}", dep.id),
+                };
+                me.store()
+                    .set_health(
+                        project.id,
+                        &env.name,
+                        "deploying",
+                        Some(&format!("release {}", release.version)),
+                    )
+                    .await
+                    .ok();
+                let ending = match me
+                    .roll_out(&project, &rt, &dep, &release, &pipeline, &env)
+                    .await
+                {
+                    Ok(()) => Ending {
+                        state: DeployState::Succeeded,
+                        reason: format!("release {} is live and healthy", release.version),
+                    },
+                    Err(ending) => ending,
+                };
+                let health = match (&ending.state, rt.live()) {
+                    (_, Live::Nothing) => ("none", None),
+                    (DeployState::Succeeded, _) => ("healthy", None),
+                    _ => ("healthy", Some("the previous release kept serving")),
+                };
+                me.store()
+                    .set_health(project.id, &env.name, health.0, health.1)
+                    .await
+                    .ok();
+                if let Err(e) = me.finish(&dep, ending.state, &ending.reason).await {
+                    tracing::error!("deployment {} could not be recorded: {e}", dep.id);
+                }
+                if ending.state == DeployState::Succeeded {
+                    me.after_success(&project, &release, &env).await;
+                }
+                me.wake();
+            });
+        }
+        Ok(())
+    }
+
+    async fn finish(&self, dep: &Deployment, state: DeployState, reason: &str) -> Result<()> {
+        let from = self.store().deployment(dep.id).await?.state;
+        self.store()
+            .set_deploy_state(dep.id, from, state, Some(reason))
+            .await?;
+        self.store()
+            .audit(
+                dep.project_id,
+                "slipway",
+                state.as_str(),
+                &format!("deployment {} to {}", dep.id, dep.environment),
+                reason,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The variables the application gets: release defaults, then the
+    /// environment's own, then its secrets, then what Slipway says.
+    async fn config(
+        &self,
+        project: &Project,
+        release: &Release,
+        pipeline: &Pipeline,
+        env: &Environment,
+    ) -> Result<Vec<(String, String)>, Ending> {
+        let mut vars: HashMap<String, String> = HashMap::new();
+        vars.extend(pipeline.release.config.iter().cloned());
+        vars.extend(env.config.iter().cloned());
+        for name in &env.secrets {
+            let value = self
+                .inner
+                .engine
+                .secret(project, name)
+                .await
+                .map_err(|e| fail(format!("cannot read secret {name}: {e}")))?
+                .ok_or_else(|| {
+                    fail(format!(
+                        "secret {name} is not set; `slipway secret set {} {name}` sets it",
+                        project.name
+                    ))
+                })?;
+            vars.insert(name.clone(), value);
+        }
+        vars.insert("SLIPWAY_PROJECT".into(), project.name.clone());
+        vars.insert("SLIPWAY_ENVIRONMENT".into(), env.name.clone());
+        vars.insert("SLIPWAY_RELEASE".into(), release.version.clone());
+        vars.insert("SLIPWAY_COMMIT".into(), release.commit.clone());
+        let mut out: Vec<_> = vars.into_iter().collect();
+        out.sort();
+        Ok(out)
+    }
+
+    async fn roll_out(
+        &self,
+        project: &Project,
+        rt: &Runtime,
+        dep: &Deployment,
+        release: &Release,
+        pipeline: &Pipeline,
+        env: &Environment,
+    ) -> Result<(), Ending> {
+        let had = !matches!(rt.live(), Live::Nothing);
+        let failed = |why: String| Ending {
+            state: if had {
+                DeployState::RolledBack
+            } else {
+                DeployState::Failed
+            },
+            reason: if had {
+                format!("{why}; the previous release kept serving")
+            } else {
+                why
+            },
+        };
+        let vars = self
+            .config(project, release, pipeline, env)
+            .await
+            .map_err(|e| failed(e.reason))?;
+        let repo = if env.production {
+            Some(
+                self.promote_images(project, release, &dep.requested_by)
+                    .await
+                    .map_err(|e| failed(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        if let TargetSpec::Swarm {
+            image,
+            port,
+            replicas,
+        } = &env.target
+        {
+            return self
+                .roll_out_swarm(
+                    project,
+                    rt,
+                    dep,
+                    release,
+                    env,
+                    (image.as_deref(), *port, *replicas),
+                    repo.as_deref(),
+                    &vars,
+                )
+                .await
+                .map_err(failed);
+        }
+        let new = self
+            .start_version(project, dep, release, env, repo.as_deref(), &vars)
+            .await
+            .map_err(&failed)?;
+        let addr = match &new {
+            Live::Local(i) => i.addr,
+            Live::Container(c) => c.addr,
+            _ => return Err(failed("unexpected target".into())),
+        };
+        let checked = verify::until_healthy(&[addr], &env.health, || self.down(&new)).await;
+        if let Err(why) = checked {
+            self.stop_version(new).await;
+            return Err(failed(why));
+        }
+        let old_backends = rt.proxy.route.switch(vec![Backend::new(addr)]);
+        let env_url = rt.url(&self.inner.config.public_host);
+        if let Err(why) =
+            verify::smoke(&env.smoke, &env_url, &self.release_dir(release), &vars).await
+        {
+            // Back to the old version before anything else: it never stopped.
+            let new_backends = rt.proxy.route.switch(old_backends);
+            for b in &new_backends {
+                b.drain(DRAIN_LIMIT).await;
+            }
+            self.stop_version(new).await;
+            return Err(failed(why));
+        }
+        let old = rt.set_live(new);
+        for b in &old_backends {
+            b.drain(DRAIN_LIMIT).await;
+        }
+        self.stop_version(old).await;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn roll_out_swarm(
+        &self,
+        project: &Project,
+        rt: &Runtime,
+        dep: &Deployment,
+        release: &Release,
+        env: &Environment,
+        (image, port, replicas): (Option<&str>, u16, u32),
+        repo: Option<&str>,
+        vars: &[(String, String)],
+    ) -> Result<(), String> {
+        let d = self.docker().await.map_err(|e| e.to_string())?;
+        let pull = self.pull_for(release, image, repo)?;
+        docker::pull(&d, &pull).await?;
+        let spec = ContainerSpec {
+            name: service_name(project, &env.name),
+            image: pull.reference.clone(),
+            port,
+            env: vars.to_vec(),
+            labels: labels(project, &env.name, release, dep),
+            health_cmd: Some(swarm_health(&env.health.check, port)),
+        };
+        let timeout = env.health.timeout + Duration::from_secs(60);
+        match docker::swarm_deploy(&d, &spec, replicas, &pull, timeout).await? {
+            docker::SwarmOutcome::RolledBack(why) => {
+                return Err(format!("the engine rolled the service back: {why}"));
+            }
+            docker::SwarmOutcome::Updated(addrs) => {
+                rt.proxy
+                    .route
+                    .switch(addrs.into_iter().map(Backend::new).collect());
+            }
+        }
+        let env_url = rt.url(&self.inner.config.public_host);
+        if let Err(why) =
+            verify::smoke(&env.smoke, &env_url, &self.release_dir(release), vars).await
+        {
+            if matches!(rt.live(), Live::Swarm(_)) {
+                docker::swarm_rollback(&d, &spec.name, timeout).await?;
+                let addrs = docker::healthy_tasks(&d, &spec.name).await?;
+                rt.proxy
+                    .route
+                    .switch(addrs.into_iter().map(Backend::new).collect());
+            }
+            return Err(why);
+        }
+        rt.set_live(Live::Swarm(spec.name));
+        Ok(())
+    }
+
+    /// Starts a version of the release on a local or docker target.
+    async fn start_version(
+        &self,
+        project: &Project,
+        dep: &Deployment,
+        release: &Release,
+        env: &Environment,
+        repo: Option<&str>,
+        vars: &[(String, String)],
+    ) -> Result<Live, String> {
+        match &env.target {
+            TargetSpec::Local { command } => {
+                let dir = self.dir(project.id, &env.name);
+                let instance = LocalInstance::start(LocalSpec {
+                    command: command.clone(),
+                    dir: self.release_dir(release),
+                    env: vars.to_vec(),
+                    log: dir.join(format!("{}.log", dep.id)),
+                    pid_file: dir.join(format!("{}.pid", dep.id)),
+                })
+                .map_err(|e| e.to_string())?;
+                Ok(Live::Local(instance))
+            }
+            TargetSpec::Docker { image, port } => {
+                let d = self.docker().await.map_err(|e| e.to_string())?;
+                let pull = self.pull_for(release, image.as_deref(), repo)?;
+                docker::pull(&d, &pull).await?;
+                let spec = ContainerSpec {
+                    name: format!("{}-{}", service_name(project, &env.name), dep.id),
+                    image: pull.reference,
+                    port: *port,
+                    env: vars.to_vec(),
+                    labels: labels(project, &env.name, release, dep),
+                    health_cmd: None,
+                };
+                Ok(Live::Container(docker::start_container(&d, &spec).await?))
+            }
+            TargetSpec::Swarm { .. } => Err("a swarm target has no single version to start".into()),
+        }
+    }
+
+    /// Why a version is not running, if it is not.
+    async fn down(&self, live: &Live) -> Option<String> {
+        match live {
+            Live::Local(i) => i.down(),
+            Live::Container(c) => match self.docker().await {
+                Ok(d) => docker::down(&d, &c.id).await,
+                Err(e) => Some(e.to_string()),
+            },
+            _ => None,
+        }
+    }
+
+    pub(crate) async fn stop_version(&self, live: Live) {
+        match live {
+            Live::Local(i) => i.stop().await,
+            Live::Container(c) => {
+                if let Ok(d) = self.docker().await {
+                    docker::remove_container(&d, &c.id).await;
+                }
+            }
+            Live::Swarm(_) | Live::Nothing => {}
+        }
+    }
+
+    /// The image of the release a container target runs, with pull credentials:
+    /// the one named `image`, or the release's only one.
+    fn pull_for(
+        &self,
+        release: &Release,
+        image: Option<&str>,
+        repo: Option<&str>,
+    ) -> Result<Pull, String> {
+        let named = |r: &slipway_store::ReleaseImage| {
+            let name = image_name(&r.reference);
+            image.is_none_or(|want| {
+                name.rsplit('/').next() == Some(want) || name.ends_with(&format!("/{want}"))
+            })
+        };
+        let found: Vec<_> = release.images.iter().filter(|i| named(i)).collect();
+        let chosen = match found.as_slice() {
+            [] => {
+                return Err(format!(
+                    "release {} has no image{}: its run pushed none (add `push:` to an `image_build` job)",
+                    release.version,
+                    image.map(|i| format!(" named {i}")).unwrap_or_default()
+                ));
+            }
+            [one, rest @ ..] if rest.iter().all(|r| r.digest == one.digest) => *one,
+            _ => {
+                return Err(format!(
+                    "release {} has several images; name one with `image:` in the target",
+                    release.version
+                ));
+            }
+        };
+        let (_, path) = split_host(image_name(&chosen.reference));
+        let path = match repo {
+            Some(repo) => format!(
+                "{repo}/{}",
+                path.split_once('/').map_or(path, |(_, rest)| rest)
+            ),
+            None => path.to_string(),
+        };
+        let (host, username, password) = (self.inner.config.pulls.0)(&path);
+        Ok(Pull {
+            reference: format!("{host}/{path}@{}", chosen.digest),
+            username,
+            password,
+        })
+    }
+
+    /// Production deploys from the release repository: the release's images
+    /// are promoted there by digest (rows, not bytes), tagged with the version.
+    async fn promote_images(
+        &self,
+        project: &Project,
+        release: &Release,
+        by: &str,
+    ) -> Result<String> {
+        let repos = self.store().repositories().await?;
+        let target = repos
+            .iter()
+            .find(|r| r.kind == RepoKind::Oci && r.policy == TagPolicy::Release)
+            .ok_or_else(|| {
+                DeployError::Invalid(
+                    "a production environment needs a release repository: `slipway repo add release --policy release`".into(),
+                )
+            })?;
+        for image in &release.images {
+            let (_, path) = split_host(image_name(&image.reference));
+            let Some((from_repo, name)) = path.split_once('/') else {
+                continue;
+            };
+            self.store()
+                .promote(&NewPromotion {
+                    image: name,
+                    digest: &image.digest,
+                    from_repo,
+                    to_repo: &target.name,
+                    tag: Some(&release.version),
+                    reason: Some(&format!("release {} to production", release.version)),
+                    by,
+                    immutable_tags: true,
+                })
+                .await?;
+        }
+        self.store()
+            .audit(
+                project.id,
+                by,
+                "promote-images",
+                &format!("release {}", release.version),
+                &format!("{} images to {}", release.images.len(), target.name),
+            )
+            .await?;
+        Ok(target.name.clone())
+    }
+
+    /// What a healthy deployment sets going: merging its branch onward on the
+    /// remote (which starts that branch's pipeline), promoting it onward.
+    async fn after_success(&self, project: &Project, release: &Release, env: &Environment) {
+        if let Some(merge) = &env.promote.merge {
+            let outcome = self
+                .merge(project, release, &merge.into, merge.fast_forward_only)
+                .await;
+            let (action, detail) = match &outcome {
+                Ok(head) => (
+                    "merge",
+                    format!(
+                        "{} ({}) into {}: now {}",
+                        release.branch,
+                        crate::release::short(&release.commit),
+                        merge.into,
+                        crate::release::short(head)
+                    ),
+                ),
+                Err(e) => (
+                    "merge-failed",
+                    format!("{} into {}: {e}", release.branch, merge.into),
+                ),
+            };
+            let _ = self
+                .store()
+                .audit(
+                    project.id,
+                    "slipway",
+                    action,
+                    &format!("release {}", release.version),
+                    &detail,
+                )
+                .await;
+        }
+        if let Some(to) = &env.promote.to {
+            let made = match self.environment_spec(release, to).await {
+                Ok((_, next)) => self
+                    .request_deployment(
+                        release,
+                        &next,
+                        "promote",
+                        &format!("promotion from {}", env.name),
+                    )
+                    .await
+                    .map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = made {
+                let _ = self
+                    .store()
+                    .audit(
+                        project.id,
+                        "slipway",
+                        "promote-failed",
+                        &format!("release {}", release.version),
+                        &e.to_string(),
+                    )
+                    .await;
+            }
+        }
+    }
+
+    async fn merge(
+        &self,
+        project: &Project,
+        release: &Release,
+        into: &str,
+        ff_only: bool,
+    ) -> Result<String> {
+        let creds = self.inner.engine.git_credentials(project).await?;
+        let head = slipway_git::merge_into(
+            &project.git_url,
+            creds.as_ref(),
+            &release.commit,
+            &release.branch,
+            into,
+            ff_only,
+        )
+        .await
+        .map_err(|e| DeployError::Invalid(e.to_string()))?;
+        self.inner
+            .engine
+            .trigger(
+                project,
+                slipway_engine::Target::Commit {
+                    branch: into.to_string(),
+                    commit: head.clone(),
+                },
+                "promotion",
+            )
+            .await?;
+        self.inner.engine.work.notify_waiters();
+        Ok(head)
+    }
+
+    /// After a restart: deployments caught mid-way fail with the reason, and
+    /// every environment that ran something runs it again behind its URL.
+    pub(crate) async fn recover(&self) -> Result<()> {
+        for dep in self.store().deployments_in(DeployState::Deploying).await? {
+            let record = self
+                .store()
+                .environment(dep.project_id, &dep.environment)
+                .await?;
+            let state = if record.current.is_some() {
+                DeployState::RolledBack
+            } else {
+                DeployState::Failed
+            };
+            self.finish(&dep, state, "Slipway stopped during this deployment; the environment went back to what it ran before").await?;
+        }
+        for record in self.store().live_environments().await? {
+            let Some(current) = record.current else {
+                continue;
+            };
+            if let Err(e) = self
+                .bring_back(record.project_id, &record.name, current)
+                .await
+            {
+                tracing::warn!("environment {} could not be brought back: {e}", record.name);
+                let _ = self
+                    .store()
+                    .set_health(
+                        record.project_id,
+                        &record.name,
+                        "unhealthy",
+                        Some(&e.to_string()),
+                    )
+                    .await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn bring_back(
+        &self,
+        project: slipway_store::ProjectId,
+        environment: &str,
+        current: i64,
+    ) -> Result<()> {
+        let project = self.store().project_by_id(project).await?;
+        let dep = self.store().deployment(current).await?;
+        let release = self.store().release(dep.release_id).await?;
+        let (pipeline, env) = self.environment_spec(&release, environment).await?;
+        let rt = self.runtime(&project, environment, env.port).await?;
+        let _busy = rt.rollout.lock().await;
+        let live = match &env.target {
+            TargetSpec::Local { .. } => {
+                for pid in std::fs::read_dir(self.dir(project.id, environment))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
+                    if pid.path().extension().is_some_and(|e| e == "pid") {
+                        crate::local::reap(&pid.path());
+                    }
+                }
+                let vars = self
+                    .config(&project, &release, &pipeline, &env)
+                    .await
+                    .map_err(|e| DeployError::Invalid(e.reason))?;
+                self.start_version(&project, &dep, &release, &env, None, &vars)
+                    .await
+                    .map_err(DeployError::Invalid)?
+            }
+            TargetSpec::Docker { port, .. } => {
+                let d = self.docker().await?;
+                let found = docker::find_container(&d, dep.id, *port).await;
+                docker::remove_others(
+                    &d,
+                    &project.name,
+                    environment,
+                    found.as_ref().map(|c| c.id.as_str()),
+                )
+                .await;
+                match found {
+                    Some(c) => Live::Container(c),
+                    None => {
+                        let vars = self
+                            .config(&project, &release, &pipeline, &env)
+                            .await
+                            .map_err(|e| DeployError::Invalid(e.reason))?;
+                        let repo = if env.production {
+                            self.release_repo().await
+                        } else {
+                            None
+                        };
+                        self.start_version(&project, &dep, &release, &env, repo.as_deref(), &vars)
+                            .await
+                            .map_err(DeployError::Invalid)?
+                    }
+                }
+            }
+            TargetSpec::Swarm { .. } => Live::Swarm(service_name(&project, environment)),
+        };
+        let addrs = match &live {
+            Live::Local(i) => vec![i.addr],
+            Live::Container(c) => vec![c.addr],
+            Live::Swarm(name) => docker::healthy_tasks(&self.docker().await?, name)
+                .await
+                .map_err(DeployError::Invalid)?,
+            Live::Nothing => Vec::new(),
+        };
+        verify::until_healthy(&addrs, &env.health, || self.down(&live))
+            .await
+            .map_err(DeployError::Invalid)?;
+        rt.proxy
+            .route
+            .switch(addrs.into_iter().map(Backend::new).collect());
+        rt.set_live(live);
+        self.store()
+            .set_health(project.id, environment, "healthy", None)
+            .await?;
+        Ok(())
+    }
+
+    async fn release_repo(&self) -> Option<String> {
+        let repos = self.store().repositories().await.ok()?;
+        repos
+            .into_iter()
+            .find(|r| r.kind == RepoKind::Oci && r.policy == TagPolicy::Release)
+            .map(|r| r.name)
+    }
+}
+
+fn fail(reason: String) -> Ending {
+    Ending {
+        state: DeployState::Failed,
+        reason,
+    }
+}
+
+/// `HOST/PATH:TAG` or `HOST/PATH@DIGEST` without its tag or digest.
+fn image_name(reference: &str) -> &str {
+    let without_digest = reference.split('@').next().unwrap_or(reference);
+    match without_digest.rfind(':') {
+        Some(i) if !without_digest[i..].contains('/') => &without_digest[..i],
+        _ => without_digest,
+    }
+}
+
+fn split_host(name: &str) -> (&str, &str) {
+    name.split_once('/').unwrap_or(("", name))
+}
+
+fn service_name(project: &Project, environment: &str) -> String {
+    let clean: String = project
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("slipway-{clean}-{environment}")
+}
+
+fn labels(
+    project: &Project,
+    environment: &str,
+    release: &Release,
+    dep: &Deployment,
+) -> HashMap<String, String> {
+    HashMap::from([
+        (docker::LABEL_PROJECT.to_string(), project.name.clone()),
+        (
+            docker::LABEL_ENVIRONMENT.to_string(),
+            environment.to_string(),
+        ),
+        (docker::LABEL_RELEASE.to_string(), release.version.clone()),
+        (docker::LABEL_COMMIT.to_string(), release.commit.clone()),
+        (docker::LABEL_RUN.to_string(), release.run_id.to_string()),
+        (docker::LABEL_DEPLOYMENT.to_string(), dep.id.to_string()),
+    ])
+}
+
+/// The in-container health check swarm waits on during an update.
+fn swarm_health(check: &slipway_spec::HealthCheck, port: u16) -> String {
+    match check {
+        slipway_spec::HealthCheck::Http(path) => {
+            format!("wget -q -O /dev/null http://127.0.0.1:{port}{path}")
+        }
+        slipway_spec::HealthCheck::Command(cmd) => cmd.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_names_lose_tag_and_digest_but_keep_the_port() {
+        assert_eq!(
+            image_name("127.0.0.1:5000/ci/app:12"),
+            "127.0.0.1:5000/ci/app"
+        );
+        assert_eq!(
+            image_name("127.0.0.1:5000/ci/app@sha256:ab"),
+            "127.0.0.1:5000/ci/app"
+        );
+        assert_eq!(image_name("127.0.0.1:5000/ci/app"), "127.0.0.1:5000/ci/app");
+        assert_eq!(
+            split_host("127.0.0.1:5000/ci/app"),
+            ("127.0.0.1:5000", "ci/app")
+        );
+    }
+}

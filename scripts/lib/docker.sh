@@ -130,3 +130,16 @@ ensure_busybox_image() (
         exit 1
     fi
 )
+
+# The swarm deploy target needs the engine in swarm mode. One node is enough;
+# advertise on loopback so it works on a machine without a routable address.
+ensure_swarm() {
+    local state
+    state=$(docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null) || return 1
+    [[ $state == active ]] && return 0
+    _slipway_info "initialising a one-node Docker swarm (advertised on 127.0.0.1)"
+    docker swarm init --advertise-addr 127.0.0.1 >/dev/null || {
+        _slipway_error "docker swarm init failed"
+        return 1
+    }
+}

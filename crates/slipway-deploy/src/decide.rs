@@ -65,10 +65,10 @@ impl Deployer {
             candidates.extend(latest.first().map(|r| r.run_id));
         }
         for run in candidates {
-            if let Some(p) = self.inner.engine.pipeline(run).await? {
-                if let Some(env) = p.environment(environment).cloned() {
-                    return Ok((p, env));
-                }
+            if let Some(p) = self.inner.engine.pipeline(run).await?
+                && let Some(env) = p.environment(environment).cloned()
+            {
+                return Ok((p, env));
             }
         }
         Err(DeployError::Invalid(format!(
@@ -321,16 +321,16 @@ impl Deployer {
                 by.groups.join(", ")
             )));
         }
-        if rule.four_eyes {
-            if let Some(commit) = authored(&release, by) {
-                return Err(DeployError::Forbidden(format!(
-                    "`{}` wrote commit {} ({}) in release {}: four-eyes needs someone else to decide",
-                    by.name,
-                    crate::release::short(&commit.sha),
-                    commit.message,
-                    release.version
-                )));
-            }
+        if rule.four_eyes
+            && let Some(commit) = authored(&release, by)
+        {
+            return Err(DeployError::Forbidden(format!(
+                "`{}` wrote commit {} ({}) in release {}: four-eyes needs someone else to decide",
+                by.name,
+                crate::release::short(&commit.sha),
+                commit.message,
+                release.version
+            )));
         }
         if !approve && comment.trim().is_empty() {
             return Err(DeployError::Invalid(

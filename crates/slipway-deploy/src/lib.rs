@@ -52,10 +52,13 @@ pub enum DeployError {
 
 pub type Result<T, E = DeployError> = std::result::Result<T, E>;
 
+/// `(registry host, username, password)` for pulling one image path.
+pub type PullCredentials = (String, String, String);
+
 /// Credentials to pull an image path (`REPOSITORY/IMAGE`) from Slipway's
-/// registry: `(host, username, password)`. The server makes them.
+/// registry. The server makes them.
 #[derive(Clone)]
-pub struct PullIssuer(pub Arc<dyn Fn(&str) -> (String, String, String) + Send + Sync>);
+pub struct PullIssuer(pub Arc<dyn Fn(&str) -> PullCredentials + Send + Sync>);
 
 impl std::fmt::Debug for PullIssuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -188,10 +188,10 @@ pub fn reap(pid_file: &Path) {
     let Ok(text) = std::fs::read_to_string(pid_file) else {
         return;
     };
-    if let Ok(raw) = text.trim().parse::<i32>() {
-        if raw > 1 {
-            let _ = killpg(Pid::from_raw(raw), Signal::SIGKILL);
-        }
+    if let Ok(raw) = text.trim().parse::<i32>()
+        && raw > 1
+    {
+        let _ = killpg(Pid::from_raw(raw), Signal::SIGKILL);
     }
     let _ = std::fs::remove_file(pid_file);
 }

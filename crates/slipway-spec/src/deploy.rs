@@ -201,9 +201,11 @@ pub fn environments(r: &mut Reader, node: Option<&Node>) -> Vec<Environment> {
             continue;
         }
         if let Some(env) = environment(r, name, value) {
+            let from_at = child(value, &["from"]).unwrap_or(value.pos);
+            let to_at = child(value, &["promote", "to"]).unwrap_or(value.pos);
             refs.push((
                 env.name.clone(),
-                value.pos,
+                (from_at, to_at),
                 env.source.clone(),
                 env.promote.to.clone(),
             ));
@@ -211,15 +213,15 @@ pub fn environments(r: &mut Reader, node: Option<&Node>) -> Vec<Environment> {
         }
     }
     let known: Vec<&str> = out.iter().map(|e| e.name.as_str()).collect();
-    for (name, pos, source, to) in refs {
+    for (name, (from_at, to_at), source, to) in refs {
         let targets = [
             match source {
-                Source::Environment(from) => Some(("from", from)),
+                Source::Environment(from) => Some(("from", from, from_at)),
                 Source::Branch(_) => None,
             },
-            to.map(|to| ("promote.to", to)),
+            to.map(|to| ("promote.to", to, to_at)),
         ];
-        for (key, other) in targets.into_iter().flatten() {
+        for (key, other, pos) in targets.into_iter().flatten() {
             if other == name {
                 r.error(
                     pos,
@@ -237,6 +239,21 @@ pub fn environments(r: &mut Reader, node: Option<&Node>) -> Vec<Environment> {
     out
 }
 
+/// Where the value under a path of keys starts, if the mapping has it.
+fn child(node: &Node, path: &[&str]) -> Option<crate::Pos> {
+    let mut at = node;
+    for key in path {
+        let crate::yaml::Value::Map(pairs) = &at.value else {
+            return None;
+        };
+        at = pairs
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)?;
+    }
+    Some(at.pos)
+}
+
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     name.len() <= 40
@@ -247,79 +264,88 @@ fn valid_name(name: &str) -> bool {
 fn environment(r: &mut Reader, name: &str, node: &Node) -> Option<Environment> {
     let what = format!("environments.{name}");
     let f = r.fields(node, &what, ENVIRONMENT_KEYS)?;
-    let source = source(r, &f, &what, node)?;
-    let auto = match f.get("deploy") {
-        None => true,
-        Some(n) => match r.string(n, &format!("{what}.deploy"))?.as_str() {
-            "auto" => true,
-            "manual" => false,
-            other => {
-                r.error_with_help(
-                    n.pos,
-                    format!("`{what}.deploy` is `{other}`"),
-                    "write `auto` (deploy each release at once) or `manual` (deploy when asked)",
-                );
-                return None;
-            }
-        },
+    // Every part is read even after one fails, so all mistakes show at once.
+    let source = source(r, &f, &what, node);
+    let auto = optional(f.get("deploy"), |n| deploy_mode(r, n, &what)).map(|a| a.unwrap_or(true));
+    let target = match f.get("target") {
+        Some(n) => target(r, n, &what),
+        None => {
+            r.error_with_help(
+                node.pos,
+                format!("`{what}` has no `target`"),
+                "add `target: { local: { command: ./app } }`, `{ docker: { image: NAME, port: 8080 } }` or `{ swarm: … }`",
+            );
+            None
+        }
     };
-    let Some(target_node) = f.get("target") else {
-        r.error_with_help(
-            node.pos,
-            format!("`{what}` has no `target`"),
-            "add `target: { local: { command: ./app } }`, `{ docker: { image: NAME, port: 8080 } }` or `{ swarm: … }`",
-        );
-        return None;
-    };
-    let target = target(r, target_node, &what)?;
-    let health = match f.get("health") {
-        Some(n) => health(r, n, &what)?,
-        None => Health {
+    let health = optional(f.get("health"), |n| health(r, n, &what)).map(|h| {
+        h.unwrap_or(Health {
             check: HealthCheck::Http("/".into()),
             timeout: DEFAULT_HEALTH_TIMEOUT,
-        },
-    };
-    let port = match f.get("port") {
-        Some(n) => Some(port(r, n, &format!("{what}.port"))?),
-        None => None,
-    };
+        })
+    });
+    let port = optional(f.get("port"), |n| port(r, n, &format!("{what}.port")));
+    let approval = optional(f.get("approval"), |n| approval(r, n, &what));
+    let promote =
+        optional(f.get("promote"), |n| promote(r, n, &what)).map(Option::unwrap_or_default);
+    let production = optional(f.get("production"), |n| {
+        r.bool(n, &format!("{what}.production"))
+    })
+    .map(|p| p.unwrap_or(false));
+    let config = f
+        .get("config")
+        .map(|n| r.env(n, &format!("{what}.config")))
+        .unwrap_or_default();
+    let secrets = f
+        .get("secrets")
+        .map(|n| secret_names(r, n, &format!("{what}.secrets")))
+        .unwrap_or_default();
+    let smoke = f
+        .get("smoke")
+        .map(|n| {
+            r.strings(n, &format!("{what}.smoke"))
+                .into_iter()
+                .map(|(s, _)| s)
+                .collect()
+        })
+        .unwrap_or_default();
     Some(Environment {
         name: name.to_string(),
-        source,
-        auto,
-        target,
-        config: f
-            .get("config")
-            .map(|n| r.env(n, &format!("{what}.config")))
-            .unwrap_or_default(),
-        secrets: f
-            .get("secrets")
-            .map(|n| secret_names(r, n, &format!("{what}.secrets")))
-            .unwrap_or_default(),
-        health,
-        smoke: f
-            .get("smoke")
-            .map(|n| {
-                r.strings(n, &format!("{what}.smoke"))
-                    .into_iter()
-                    .map(|(s, _)| s)
-                    .collect()
-            })
-            .unwrap_or_default(),
-        approval: match f.get("approval") {
-            Some(n) => Some(approval(r, n, &what)?),
-            None => None,
-        },
-        promote: match f.get("promote") {
-            Some(n) => promote(r, n, &what)?,
-            None => Promote::default(),
-        },
-        production: match f.get("production") {
-            Some(n) => r.bool(n, &format!("{what}.production"))?,
-            None => false,
-        },
-        port,
+        source: source?,
+        auto: auto?,
+        target: target?,
+        config,
+        secrets,
+        health: health?,
+        smoke,
+        approval: approval?,
+        promote: promote?,
+        production: production?,
+        port: port?,
     })
+}
+
+/// An optional key: absent is `Some(None)`, present and wrong is `None`.
+fn optional<T>(node: Option<&Node>, read: impl FnOnce(&Node) -> Option<T>) -> Option<Option<T>> {
+    match node {
+        None => Some(None),
+        Some(n) => read(n).map(Some),
+    }
+}
+
+fn deploy_mode(r: &mut Reader, node: &Node, what: &str) -> Option<bool> {
+    match r.string(node, &format!("{what}.deploy"))?.as_str() {
+        "auto" => Some(true),
+        "manual" => Some(false),
+        other => {
+            r.error_with_help(
+                node.pos,
+                format!("`{what}.deploy` is `{other}`"),
+                "write `auto` (deploy each release at once) or `manual` (deploy when asked)",
+            );
+            None
+        }
+    }
 }
 
 fn source(r: &mut Reader, f: &Fields, what: &str, node: &Node) -> Option<Source> {
@@ -455,91 +481,93 @@ fn health(r: &mut Reader, node: &Node, what: &str) -> Option<Health> {
 fn approval(r: &mut Reader, node: &Node, what: &str) -> Option<Approval> {
     let what = format!("{what}.approval");
     let f = r.fields(node, &what, APPROVAL_KEYS)?;
-    let required = match f.get("required") {
-        Some(n) => r.count(n, &format!("{what}.required"), 20)?,
-        None => 1,
-    };
-    if required == 0 {
-        r.error(
-            node.pos,
-            format!("`{what}.required` must be at least 1 (leave `approval` out for none)"),
-        );
-        return None;
-    }
-    let role = match f.get("role") {
-        Some(n) => {
-            let role = r.text(n, &format!("{what}.role"))?;
-            if !ROLES.contains(&role.as_str()) {
-                r.error_with_help(
-                    n.pos,
-                    format!("`{what}.role` is `{role}`"),
-                    format!("roles are: {}", ROLES.join(", ")),
-                );
-                return None;
-            }
-            Some(role)
+    let required = optional(f.get("required"), |n| {
+        let required = r.count(n, &format!("{what}.required"), 20)?;
+        if required == 0 {
+            r.error(
+                n.pos,
+                format!("`{what}.required` must be at least 1 (leave `approval` out for none)"),
+            );
+            return None;
         }
-        None => None,
-    };
-    let group = match f.get("group") {
-        Some(n) => Some(r.text(n, &format!("{what}.group"))?),
-        None => None,
-    };
+        Some(required)
+    })
+    .map(|n| n.unwrap_or(1));
+    let role = optional(f.get("role"), |n| {
+        let role = r.text(n, &format!("{what}.role"))?;
+        if ROLES.contains(&role.as_str()) {
+            return Some(role);
+        }
+        r.error_with_help(
+            n.pos,
+            format!("`{what}.role` is `{role}`"),
+            format!("roles are: {}", ROLES.join(", ")),
+        );
+        None
+    });
+    let group = optional(f.get("group"), |n| r.text(n, &format!("{what}.group")));
+    let four_eyes = optional(f.get("four_eyes"), |n| {
+        r.bool(n, &format!("{what}.four_eyes"))
+    })
+    .map(|b| b.unwrap_or(true));
+    let expires = optional(f.get("expires"), |n| {
+        r.duration(n, &format!("{what}.expires"))
+    })
+    .map(|d| d.unwrap_or(DEFAULT_APPROVAL_EXPIRY));
+    let (role, group) = (role?, group?);
     Some(Approval {
-        required,
+        required: required?,
         // With neither named, approvers are those who may deploy: developers and admins.
         role: role.or_else(|| group.is_none().then(|| "developer".to_string())),
         group,
-        four_eyes: match f.get("four_eyes") {
-            Some(n) => r.bool(n, &format!("{what}.four_eyes"))?,
-            None => true,
-        },
-        expires: match f.get("expires") {
-            Some(n) => r.duration(n, &format!("{what}.expires"))?,
-            None => DEFAULT_APPROVAL_EXPIRY,
-        },
+        four_eyes: four_eyes?,
+        expires: expires?,
     })
 }
 
 fn promote(r: &mut Reader, node: &Node, what: &str) -> Option<Promote> {
     let what = format!("{what}.promote");
     let f = r.fields(node, &what, PROMOTE_KEYS)?;
-    let merge = match f.get("merge") {
-        Some(n) => {
-            let mw = format!("{what}.merge");
-            let m = r.fields(n, &mw, MERGE_KEYS)?;
-            let Some(into) = m.get("into") else {
-                r.error_with_help(
-                    n.pos,
-                    format!("`{mw}` has no `into`"),
-                    "name the branch to merge into, e.g. `into: main`",
-                );
-                return None;
-            };
-            let into = r.text(into, &format!("{mw}.into"))?;
-            let fast_forward_only = match m.get("mode") {
-                None => false,
-                Some(mode) => match r.string(mode, &format!("{mw}.mode"))?.as_str() {
-                    "ff" | "fast-forward" => true,
-                    "merge" => false,
-                    other => {
-                        r.error_with_help(mode.pos, format!("`{mw}.mode` is `{other}`"), "write `ff` (fast-forward only) or `merge` (a merge commit when needed)");
-                        return None;
-                    }
-                },
-            };
-            Some(Merge {
-                into,
-                fast_forward_only,
-            })
+    let merge = optional(f.get("merge"), |n| merge(r, n, &format!("{what}.merge")));
+    let to = optional(f.get("to"), |n| r.text(n, &format!("{what}.to")));
+    Some(Promote {
+        merge: merge?,
+        to: to?,
+    })
+}
+
+fn merge(r: &mut Reader, node: &Node, what: &str) -> Option<Merge> {
+    let m = r.fields(node, what, MERGE_KEYS)?;
+    let into = match m.get("into") {
+        Some(n) => r.text(n, &format!("{what}.into")),
+        None => {
+            r.error_with_help(
+                node.pos,
+                format!("`{what}` has no `into`"),
+                "name the branch to merge into, e.g. `into: main`",
+            );
+            None
         }
-        None => None,
     };
-    let to = match f.get("to") {
-        Some(n) => Some(r.text(n, &format!("{what}.to"))?),
-        None => None,
-    };
-    Some(Promote { merge, to })
+    let fast_forward_only = optional(m.get("mode"), |mode| {
+        match r.string(mode, &format!("{what}.mode"))?.as_str() {
+            "ff" | "fast-forward" => Some(true),
+            "merge" => Some(false),
+            other => {
+                r.error_with_help(
+                    mode.pos,
+                    format!("`{what}.mode` is `{other}`"),
+                    "write `ff` (fast-forward only) or `merge` (a merge commit when needed)",
+                );
+                None
+            }
+        }
+    })
+    .map(|ff| ff.unwrap_or(false));
+    Some(Merge {
+        into: into?,
+        fast_forward_only: fast_forward_only?,
+    })
 }
 
 fn secret_names(r: &mut Reader, node: &Node, what: &str) -> Vec<String> {

@@ -20,6 +20,20 @@ const FAST: Duration = Duration::from_secs(1);
 /// Every header `slipway validate FILE` must print for each invalid fixture, in
 /// order: `FILE:LINE:COL: error: MESSAGE`. A new fixture needs only its lines here.
 const EXPECTED: &str = "\
+bad_environments.yml:5:12: error: `release.version` cannot use `hash`: a version comes from the run, not the files
+bad_environments.yml:9:22: error: `environments.dev.target.local` has no `command`
+bad_environments.yml:10:3: error: `Staging` is not a valid environment name
+bad_environments.yml:14:5: error: `environments.qa` says neither `branch` nor `from`
+bad_environments.yml:14:43: error: `environments.qa.target.docker.port` is 70000; at most 65535 is allowed
+bad_environments.yml:15:13: error: `environments.qa.deploy` is `sometimes`
+bad_environments.yml:17:11: error: `environments.prod` has both `branch` and `from`
+bad_environments.yml:19:13: error: `environments.prod.target` must name exactly one kind, found 2
+bad_environments.yml:20:21: error: `environments.prod.health.http` must be a path
+bad_environments.yml:21:27: error: `environments.prod.approval.required` must be at least 1 (leave `approval` out for none)
+bad_environments.yml:21:36: error: `environments.prod.approval.role` is `boss`
+bad_environments.yml:22:43: error: `environments.prod.promote.merge.mode` is `squash`
+bad_environment_refs.yml:8:20: error: environments.staging.promote.to names the environment itself
+bad_environment_refs.yml:10:11: error: environments.prod.from: there is no environment `stagin`
 yaml_syntax.yml:4:18: error: invalid YAML: mapping values are not allowed in this context
 yaml_unclosed_quote.yml:4:14: error: invalid YAML: while scanning a quoted scalar, found unexpected end of stream
 unknown_key.yml:6:5: error: unknown key `neds` in `jobs.test`
@@ -77,7 +91,7 @@ const FULL_REPORTS: &[(&str, &str)] = &[
   |
 1 | stages: [build]
   | ^
-  = help: known keys: env, jobs, gate, new_code, debt_minutes
+  = help: known keys: env, jobs, gate, new_code, debt_minutes, release, environments
 ",
     ),
     (

@@ -272,8 +272,16 @@ impl Deployer {
         let client = verify::client();
         let mut last: Option<(String, Option<String>)> = None;
         loop {
+            // A local process that exits or restarts is looked at at once.
+            let changed = async {
+                match rt.live() {
+                    Live::Local(i) => i.changed.notified().await,
+                    _ => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = changed => {}
                 _ = self.inner.stop.cancelled() => return,
             }
             // A rollout says for itself how the environment is.
@@ -283,12 +291,41 @@ impl Deployer {
             };
             let now = self.health_now(&rt, project, &client).await;
             if last.as_ref() != Some(&now) {
-                let _ = self
-                    .store()
-                    .set_health(project, &rt.name, &now.0, now.1.as_deref())
+                self.health_changed(project, &rt.name, &now, last.as_ref())
                     .await;
                 last = Some(now);
             }
+        }
+    }
+
+    /// Records a change of health, and in the audit log when it turns (so a
+    /// crash that was over in a moment is still on record).
+    async fn health_changed(
+        &self,
+        project: ProjectId,
+        environment: &str,
+        now: &(String, Option<String>),
+        before: Option<&(String, Option<String>)>,
+    ) {
+        let _ = self
+            .store()
+            .set_health(project, environment, &now.0, now.1.as_deref())
+            .await;
+        if before.is_some_and(|b| b.0 != now.0) {
+            let detail = now
+                .1
+                .clone()
+                .unwrap_or_else(|| format!("{environment} is {}", now.0));
+            let _ = self
+                .store()
+                .audit(
+                    project,
+                    "slipway",
+                    &now.0,
+                    &format!("environment {environment}"),
+                    &detail,
+                )
+                .await;
         }
     }
 

@@ -23,6 +23,8 @@ pub struct LocalInstance {
     pub exited: Arc<Mutex<Option<String>>>,
     /// How often it has been started; more than one means it crashed.
     pub starts: Arc<std::sync::atomic::AtomicU32>,
+    /// Rung when the process exits or is started again, so health is noticed at once.
+    pub changed: Arc<tokio::sync::Notify>,
     done: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -61,6 +63,7 @@ impl LocalInstance {
             stopped: Arc::default(),
             exited: Arc::default(),
             starts: Arc::default(),
+            changed: Arc::default(),
             done: Arc::default(),
         };
         if let Some(parent) = spec.log.parent() {
@@ -91,6 +94,7 @@ impl LocalInstance {
                     };
                     tracing::warn!("{} ({}) exited ({how}); restarting in {backoff:?}", spec.command, self.addr);
                     *self.exited.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("the process exited ({how})"));
+                    self.changed.notify_one();
                     if started.elapsed() > STABLE_AFTER {
                         backoff = BACKOFF_FIRST;
                     }
@@ -104,6 +108,7 @@ impl LocalInstance {
                             child = c;
                             self.starts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             *self.exited.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                            self.changed.notify_one();
                         }
                         Err(e) => {
                             *self.exited.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("cannot start `{}`: {e}", spec.command));

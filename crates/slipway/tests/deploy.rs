@@ -397,7 +397,7 @@ environments:
             "service",
             "ls",
             "--filter",
-            &"label=slipway.environment=prod".to_string(),
+            "label=slipway.environment=prod",
             "--filter",
             &format!("label=slipway.project={PROJECT}"),
             "--format",
@@ -605,4 +605,224 @@ fn a_release_failing_its_health_check_rolls_back_while_the_old_one_serves() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn decision_points_take_the_right_people_expire_and_crashed_versions_restart() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let local = format!("{{ local: {{ command: ./{TARGET} }} }}");
+    let pipeline = build_job(&format!(
+        r#"environments:
+  dev:
+    branch: main
+    target: {local}
+    health: {{ http: /healthz }}
+  prod:
+    from: dev
+    target: {local}
+    health: {{ http: /healthz }}
+    approval: {{ group: release-managers }}
+  qa:
+    from: dev
+    target: {local}
+    approval: {{ expires: 1s }}
+"#
+    ));
+    let repo = ServiceRepo::new(tmp.path(), &pipeline);
+    let data = tmp.path().join("data");
+    let mut server = ServerProcess::start(&data, &[]);
+    let out = server.cli(&[
+        "project",
+        "add",
+        "gates",
+        "--git",
+        repo.bare.to_str().expect("utf8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bob = token(&server, "bob", "developer", "bob@example.com");
+    let out = server.cli(&[
+        "token",
+        "create",
+        "dave",
+        "--role",
+        "viewer",
+        "--email",
+        "dave@example.com",
+        "--group",
+        "release-managers",
+    ]);
+    let dave = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let out = server.cli(&["trigger", "gates", "--branch", "main", "--wait"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    server.wait_until("dev is healthy", Duration::from_secs(60), || {
+        environment(&status(&server, "gates"), "dev")["health"] == "healthy"
+    });
+
+    // prod: only the group decides; a rejection needs a reason.
+    let promote = |server: &ServerProcess| {
+        let out = server.cli(&[
+            "promote-release",
+            "-p",
+            "gates",
+            "--from",
+            "dev",
+            "--to",
+            "prod",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            text.contains("awaiting_approval") && text.contains("group release-managers"),
+            "{text}"
+        );
+        environment(&status(server, "gates"), "prod")["latest"]["id"].to_string()
+    };
+    let id = promote(&server);
+    let out = cli_as(&server, &bob, &["approve", &id]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("needs group release-managers"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli_as(&server, &dave, &["reject", &id, "-m", ""]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("needs a comment"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli_as(
+        &server,
+        &dave,
+        &["reject", &id, "-m", "not during the audit"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let prod = environment(&status(&server, "gates"), "prod").clone();
+    assert_eq!(prod["latest"]["state"], "rejected");
+    assert!(prod["live"].is_null());
+    let id = promote(&server);
+    let out = cli_as(&server, &dave, &["approve", &id, "-m", "audit done"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.wait_until("prod is live", Duration::from_secs(30), || {
+        !environment(&status(&server, "gates"), "prod")["live"].is_null()
+    });
+
+    // qa: a decision point expires.
+    let out = server.cli(&[
+        "promote-release",
+        "-p",
+        "gates",
+        "--from",
+        "dev",
+        "--to",
+        "qa",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let qa_id = environment(&status(&server, "gates"), "qa")["latest"]["id"].to_string();
+    server.wait_until("qa's decision expires", Duration::from_secs(10), || {
+        environment(&status(&server, "gates"), "qa")["latest"]["state"] == "expired"
+    });
+    let out = cli_as(&server, &bob, &["approve", &qa_id]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not waiting for approval"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let audit = server.json(&["audit", "-p", "gates"]).to_string();
+    for needle in [
+        "\"action\":\"reject\"",
+        "not during the audit",
+        "\"action\":\"approve\"",
+        "\"action\":\"expire\"",
+    ] {
+        assert!(audit.contains(needle), "{needle} in {audit}");
+    }
+
+    // A crashed version is restarted; the environment shows unhealthy meanwhile.
+    let url = environment(&status(&server, "gates"), "dev")["url"]
+        .as_str()
+        .expect("url")
+        .to_string();
+    let pid = std::fs::read_dir(data.join("deploy"))
+        .expect("deploy dir")
+        .flatten()
+        .flat_map(|p| {
+            std::fs::read_dir(p.path().join("dev"))
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .find(|f| f.path().extension().is_some_and(|e| e == "pid"))
+        .map(|f| std::fs::read_to_string(f.path()).expect("pid"))
+        .expect("a pid file for dev");
+    let pid: i32 = pid.trim().parse().expect("pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    // The restart comes within 100 ms, quicker than a status poll: the audit
+    // log keeps the turn to unhealthy and back.
+    server.wait_until(
+        "dev is restarted and healthy",
+        Duration::from_secs(20),
+        || {
+            let audit = server.json(&["audit", "-p", "gates"]);
+            let turns: Vec<_> = audit
+                .as_array()
+                .expect("entries")
+                .iter()
+                .rev()
+                .filter(|e| e["subject"] == "environment dev")
+                .map(|e| format!("{} {}", e["action"], e["detail"]))
+                .collect();
+            turns.len() >= 2
+                && turns[0].contains("unhealthy")
+                && turns[0].contains("exited")
+                && turns[1].starts_with("\"healthy\"")
+        },
+    );
+    assert_eq!(
+        environment(&status(&server, "gates"), "dev")["health"],
+        "healthy"
+    );
+    assert_eq!(get(&url).as_deref(), Some("Hello from hello-service 1\n"));
+
+    // A server killed outright brings every environment back on its URL.
+    server.kill9();
+    let server = ServerProcess::start(&data, &[]);
+    server.wait_until("dev answers again", Duration::from_secs(30), || {
+        get(&url).is_some()
+    });
+    assert_eq!(get(&url).as_deref(), Some("Hello from hello-service 1\n"));
+    let prod_url = environment(&status(&server, "gates"), "prod")["url"]
+        .as_str()
+        .expect("url")
+        .to_string();
+    server.wait_until("prod answers again", Duration::from_secs(30), || {
+        get(&prod_url).is_some()
+    });
 }

@@ -2,6 +2,7 @@
 
 mod agent;
 mod client;
+mod demo;
 mod deploy;
 mod gate;
 mod progress;
@@ -34,6 +35,9 @@ pub struct Cli {
 enum Command {
     /// Check a pipeline file and report every problem with its line and column.
     Validate(validate::Args),
+    /// Try Slipway: a server on embedded defaults with the example service
+    /// built, released and deployed to a healthy `dev` (no Docker needed).
+    Demo(demo::Args),
     /// Evaluate a quality gate here: test and coverage reports against the code changed since a revision.
     Gate(gate::Args),
     /// Run a pipeline on this machine: jobs on the host or in Docker containers.
@@ -157,6 +161,7 @@ impl PipelineFile {
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
+        Command::Demo(args) => demo::run(args),
         Command::Gate(args) => gate::run(&args),
         Command::Run(args) => run::run(args),
         Command::Server(args) => server::run(args),

@@ -70,8 +70,13 @@ fn summary(p: &Pipeline) -> String {
     let steps: usize = p.jobs.iter().map(|j| j.steps.len()).sum();
     let containers = p.jobs.iter().filter(|j| j.image.is_some()).count();
     let images = p.jobs.iter().filter(|j| j.image_build.is_some()).count();
-    format!(
+    let mut out = format!(
         "valid: {} jobs, {steps} steps, {containers} in containers, {images} image builds",
         p.jobs.len()
-    )
+    );
+    if !p.environments.is_empty() {
+        let names: Vec<&str> = p.environments.iter().map(|e| e.name.as_str()).collect();
+        out.push_str(&format!(", environments {}", names.join(" → ")));
+    }
+    out
 }

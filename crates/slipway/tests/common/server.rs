@@ -160,7 +160,31 @@ impl ServerProcess {
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill9();
+        // A server killed outright leaves its `local` environments running
+        // (the next start stops them by their pid files): stop them here.
+        for pid_file in pid_files(&self.data_dir.join("deploy")) {
+            let pid = std::fs::read_to_string(&pid_file).unwrap_or_default();
+            if let Ok(pid) = pid.trim().parse::<i32>() {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
     }
+}
+
+fn pid_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(pid_files(&path));
+        } else if path.extension().is_some_and(|e| e == "pid") {
+            out.push(path);
+        }
+    }
+    out
 }
 
 /// An agent process, killed when dropped.

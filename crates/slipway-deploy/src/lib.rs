@@ -13,7 +13,9 @@
 mod decide;
 pub mod docker;
 pub mod local;
+mod promote;
 mod proxy;
+mod recover;
 mod release;
 mod rollout;
 mod status;

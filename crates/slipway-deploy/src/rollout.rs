@@ -6,19 +6,19 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use slipway_spec::{Environment, Pipeline, TargetSpec};
-use slipway_store::{DeployState, Deployment, NewPromotion, Project, Release, RepoKind, TagPolicy};
+use slipway_store::{DeployState, Deployment, Project, Release};
 
 use crate::docker::{self, ContainerSpec, Pull};
 use crate::local::{LocalInstance, LocalSpec};
-use crate::{Backend, DeployError, Deployer, Live, Result, Runtime, verify};
+use crate::{Backend, Deployer, Live, Result, Runtime, verify};
 
 /// How long requests already on their way get to finish on the old version.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 
 /// How a rollout ended.
-struct Ending {
-    state: DeployState,
-    reason: String,
+pub(crate) struct Ending {
+    pub(crate) state: DeployState,
+    pub(crate) reason: String,
 }
 
 impl Deployer {
@@ -100,7 +100,12 @@ impl Deployer {
         Ok(())
     }
 
-    async fn finish(&self, dep: &Deployment, state: DeployState, reason: &str) -> Result<()> {
+    pub(crate) async fn finish(
+        &self,
+        dep: &Deployment,
+        state: DeployState,
+        reason: &str,
+    ) -> Result<()> {
         let from = self.store().deployment(dep.id).await?.state;
         self.store()
             .set_deploy_state(dep.id, from, state, Some(reason))
@@ -119,7 +124,7 @@ impl Deployer {
 
     /// The variables the application gets: release defaults, then the
     /// environment's own, then its secrets, then what Slipway says.
-    async fn config(
+    pub(crate) async fn config(
         &self,
         project: &Project,
         release: &Release,
@@ -295,7 +300,7 @@ impl Deployer {
     }
 
     /// Starts a version of the release on a local or docker target.
-    async fn start_version(
+    pub(crate) async fn start_version(
         &self,
         project: &Project,
         dep: &Deployment,
@@ -336,7 +341,7 @@ impl Deployer {
     }
 
     /// Why a version is not running, if it is not.
-    async fn down(&self, live: &Live) -> Option<String> {
+    pub(crate) async fn down(&self, live: &Live) -> Option<String> {
         match live {
             Live::Local(i) => i.down(),
             Live::Container(c) => match self.docker().await {
@@ -405,276 +410,6 @@ impl Deployer {
             password,
         })
     }
-
-    /// Production deploys from the release repository: the release's images
-    /// are promoted there by digest (rows, not bytes), tagged with the version.
-    async fn promote_images(
-        &self,
-        project: &Project,
-        release: &Release,
-        by: &str,
-    ) -> Result<String> {
-        let repos = self.store().repositories().await?;
-        let target = repos
-            .iter()
-            .find(|r| r.kind == RepoKind::Oci && r.policy == TagPolicy::Release)
-            .ok_or_else(|| {
-                DeployError::Invalid(
-                    "a production environment needs a release repository: `slipway repo add release --policy release`".into(),
-                )
-            })?;
-        for image in &release.images {
-            let (_, path) = split_host(image_name(&image.reference));
-            let Some((from_repo, name)) = path.split_once('/') else {
-                continue;
-            };
-            self.store()
-                .promote(&NewPromotion {
-                    image: name,
-                    digest: &image.digest,
-                    from_repo,
-                    to_repo: &target.name,
-                    tag: Some(&release.version),
-                    reason: Some(&format!("release {} to production", release.version)),
-                    by,
-                    immutable_tags: true,
-                })
-                .await?;
-        }
-        self.store()
-            .audit(
-                project.id,
-                by,
-                "promote-images",
-                &format!("release {}", release.version),
-                &format!("{} images to {}", release.images.len(), target.name),
-            )
-            .await?;
-        Ok(target.name.clone())
-    }
-
-    /// What a healthy deployment sets going: merging its branch onward on the
-    /// remote (which starts that branch's pipeline), promoting it onward.
-    async fn after_success(&self, project: &Project, release: &Release, env: &Environment) {
-        if let Some(merge) = &env.promote.merge {
-            let outcome = self
-                .merge(project, release, &merge.into, merge.fast_forward_only)
-                .await;
-            let (action, detail) = match &outcome {
-                Ok(head) => (
-                    "merge",
-                    format!(
-                        "{} ({}) into {}: now {}",
-                        release.branch,
-                        crate::release::short(&release.commit),
-                        merge.into,
-                        crate::release::short(head)
-                    ),
-                ),
-                Err(e) => (
-                    "merge-failed",
-                    format!("{} into {}: {e}", release.branch, merge.into),
-                ),
-            };
-            let _ = self
-                .store()
-                .audit(
-                    project.id,
-                    "slipway",
-                    action,
-                    &format!("release {}", release.version),
-                    &detail,
-                )
-                .await;
-        }
-        if let Some(to) = &env.promote.to {
-            let made = match self.environment_spec(release, to).await {
-                Ok((_, next)) => self
-                    .request_deployment(
-                        release,
-                        &next,
-                        "promote",
-                        &format!("promotion from {}", env.name),
-                    )
-                    .await
-                    .map(|_| ()),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = made {
-                let _ = self
-                    .store()
-                    .audit(
-                        project.id,
-                        "slipway",
-                        "promote-failed",
-                        &format!("release {}", release.version),
-                        &e.to_string(),
-                    )
-                    .await;
-            }
-        }
-    }
-
-    async fn merge(
-        &self,
-        project: &Project,
-        release: &Release,
-        into: &str,
-        ff_only: bool,
-    ) -> Result<String> {
-        let creds = self.inner.engine.git_credentials(project).await?;
-        let head = slipway_git::merge_into(
-            &project.git_url,
-            creds.as_ref(),
-            &release.commit,
-            &release.branch,
-            into,
-            ff_only,
-        )
-        .await
-        .map_err(|e| DeployError::Invalid(e.to_string()))?;
-        self.inner
-            .engine
-            .trigger(
-                project,
-                slipway_engine::Target::Commit {
-                    branch: into.to_string(),
-                    commit: head.clone(),
-                },
-                "promotion",
-            )
-            .await?;
-        self.inner.engine.work.notify_waiters();
-        Ok(head)
-    }
-
-    /// After a restart: deployments caught mid-way fail with the reason, and
-    /// every environment that ran something runs it again behind its URL.
-    pub(crate) async fn recover(&self) -> Result<()> {
-        for dep in self.store().deployments_in(DeployState::Deploying).await? {
-            let record = self
-                .store()
-                .environment(dep.project_id, &dep.environment)
-                .await?;
-            let state = if record.current.is_some() {
-                DeployState::RolledBack
-            } else {
-                DeployState::Failed
-            };
-            self.finish(&dep, state, "Slipway stopped during this deployment; the environment went back to what it ran before").await?;
-        }
-        for record in self.store().live_environments().await? {
-            let Some(current) = record.current else {
-                continue;
-            };
-            if let Err(e) = self
-                .bring_back(record.project_id, &record.name, current)
-                .await
-            {
-                tracing::warn!("environment {} could not be brought back: {e}", record.name);
-                let _ = self
-                    .store()
-                    .set_health(
-                        record.project_id,
-                        &record.name,
-                        "unhealthy",
-                        Some(&e.to_string()),
-                    )
-                    .await;
-            }
-        }
-        Ok(())
-    }
-
-    async fn bring_back(
-        &self,
-        project: slipway_store::ProjectId,
-        environment: &str,
-        current: i64,
-    ) -> Result<()> {
-        let project = self.store().project_by_id(project).await?;
-        let dep = self.store().deployment(current).await?;
-        let release = self.store().release(dep.release_id).await?;
-        let (pipeline, env) = self.environment_spec(&release, environment).await?;
-        let rt = self.runtime(&project, environment, env.port).await?;
-        let _busy = rt.rollout.lock().await;
-        let live = match &env.target {
-            TargetSpec::Local { .. } => {
-                for pid in std::fs::read_dir(self.dir(project.id, environment))
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                {
-                    if pid.path().extension().is_some_and(|e| e == "pid") {
-                        crate::local::reap(&pid.path());
-                    }
-                }
-                let vars = self
-                    .config(&project, &release, &pipeline, &env)
-                    .await
-                    .map_err(|e| DeployError::Invalid(e.reason))?;
-                self.start_version(&project, &dep, &release, &env, None, &vars)
-                    .await
-                    .map_err(DeployError::Invalid)?
-            }
-            TargetSpec::Docker { port, .. } => {
-                let d = self.docker().await?;
-                let found = docker::find_container(&d, dep.id, *port).await;
-                docker::remove_others(
-                    &d,
-                    &project.name,
-                    environment,
-                    found.as_ref().map(|c| c.id.as_str()),
-                )
-                .await;
-                match found {
-                    Some(c) => Live::Container(c),
-                    None => {
-                        let vars = self
-                            .config(&project, &release, &pipeline, &env)
-                            .await
-                            .map_err(|e| DeployError::Invalid(e.reason))?;
-                        let repo = if env.production {
-                            self.release_repo().await
-                        } else {
-                            None
-                        };
-                        self.start_version(&project, &dep, &release, &env, repo.as_deref(), &vars)
-                            .await
-                            .map_err(DeployError::Invalid)?
-                    }
-                }
-            }
-            TargetSpec::Swarm { .. } => Live::Swarm(service_name(&project, environment)),
-        };
-        let addrs = match &live {
-            Live::Local(i) => vec![i.addr],
-            Live::Container(c) => vec![c.addr],
-            Live::Swarm(name) => docker::healthy_tasks(&self.docker().await?, name)
-                .await
-                .map_err(DeployError::Invalid)?,
-            Live::Nothing => Vec::new(),
-        };
-        verify::until_healthy(&addrs, &env.health, || self.down(&live))
-            .await
-            .map_err(DeployError::Invalid)?;
-        rt.proxy
-            .route
-            .switch(addrs.into_iter().map(Backend::new).collect());
-        rt.set_live(live);
-        self.store()
-            .set_health(project.id, environment, "healthy", None)
-            .await?;
-        Ok(())
-    }
-
-    async fn release_repo(&self) -> Option<String> {
-        let repos = self.store().repositories().await.ok()?;
-        repos
-            .into_iter()
-            .find(|r| r.kind == RepoKind::Oci && r.policy == TagPolicy::Release)
-            .map(|r| r.name)
-    }
 }
 
 fn fail(reason: String) -> Ending {
@@ -685,7 +420,7 @@ fn fail(reason: String) -> Ending {
 }
 
 /// `HOST/PATH:TAG` or `HOST/PATH@DIGEST` without its tag or digest.
-fn image_name(reference: &str) -> &str {
+pub(crate) fn image_name(reference: &str) -> &str {
     let without_digest = reference.split('@').next().unwrap_or(reference);
     match without_digest.rfind(':') {
         Some(i) if !without_digest[i..].contains('/') => &without_digest[..i],
@@ -693,11 +428,11 @@ fn image_name(reference: &str) -> &str {
     }
 }
 
-fn split_host(name: &str) -> (&str, &str) {
+pub(crate) fn split_host(name: &str) -> (&str, &str) {
     name.split_once('/').unwrap_or(("", name))
 }
 
-fn service_name(project: &Project, environment: &str) -> String {
+pub(crate) fn service_name(project: &Project, environment: &str) -> String {
     let clean: String = project
         .name
         .chars()

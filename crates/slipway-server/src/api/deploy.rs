@@ -171,11 +171,7 @@ pub async fn approve(
     Path(id): Path<i64>,
     Json(body): Json<DecisionBody>,
 ) -> ApiResult<Json<Value>> {
-    let d = state
-        .deployer
-        .decide(id, &who.0.approver(), true, &body.comment)
-        .await?;
-    Ok(Json(json!(state.deployer.view(d).await?)))
+    decide(&state, &who.0, id, true, &body.comment).await
 }
 
 pub async fn reject(
@@ -184,9 +180,20 @@ pub async fn reject(
     Path(id): Path<i64>,
     Json(body): Json<DecisionBody>,
 ) -> ApiResult<Json<Value>> {
+    decide(&state, &who.0, id, false, &body.comment).await
+}
+
+/// The decision point itself says who may decide (roles, groups, four-eyes).
+async fn decide(
+    state: &AppState,
+    caller: &crate::auth::Caller,
+    id: i64,
+    approve: bool,
+    comment: &str,
+) -> ApiResult<Json<Value>> {
     let d = state
         .deployer
-        .decide(id, &who.0.approver(), false, &body.comment)
+        .decide(id, &caller.approver(), approve, comment)
         .await?;
     Ok(Json(json!(state.deployer.view(d).await?)))
 }

@@ -164,41 +164,26 @@ pub fn run(cmd: DeployCommand) -> anyhow::Result<ExitCode> {
                 version,
                 ..
             } => {
-                let project = resolve(&client, project.project).await?;
-                let out = client
-                    .post(
-                        &format!("/projects/{project}/environments/{environment}/deploy"),
-                        &json!({ "version": version }),
-                    )
-                    .await?;
-                print_deployment(&out);
+                let body = json!({ "version": version });
+                ask(&client, project, &environment, "deploy", body).await?;
             }
             DeployCommand::PromoteRelease {
                 project, from, to, ..
-            } => {
-                let project = resolve(&client, project.project).await?;
-                let out = client
-                    .post(
-                        &format!("/projects/{project}/environments/{to}/promote"),
-                        &json!({ "from": from }),
-                    )
-                    .await?;
-                print_deployment(&out);
-            }
+            } => ask(&client, project, &to, "promote", json!({ "from": from })).await?,
             DeployCommand::Rollback {
                 project,
                 environment,
                 to,
                 ..
             } => {
-                let project = resolve(&client, project.project).await?;
-                let out = client
-                    .post(
-                        &format!("/projects/{project}/environments/{environment}/rollback"),
-                        &json!({ "to": to }),
-                    )
-                    .await?;
-                print_deployment(&out);
+                ask(
+                    &client,
+                    project,
+                    &environment,
+                    "rollback",
+                    json!({ "to": to }),
+                )
+                .await?
             }
             DeployCommand::Deployments {
                 project,
@@ -222,28 +207,12 @@ pub fn run(cmd: DeployCommand) -> anyhow::Result<ExitCode> {
                 deployment,
                 comment,
                 ..
-            } => {
-                let out = client
-                    .post(
-                        &format!("/deployments/{deployment}/approve"),
-                        &json!({ "comment": comment }),
-                    )
-                    .await?;
-                print_deployment(&out);
-            }
+            } => decide(&client, deployment, "approve", &comment).await?,
             DeployCommand::Reject {
                 deployment,
                 comment,
                 ..
-            } => {
-                let out = client
-                    .post(
-                        &format!("/deployments/{deployment}/reject"),
-                        &json!({ "comment": comment }),
-                    )
-                    .await?;
-                print_deployment(&out);
-            }
+            } => decide(&client, deployment, "reject", &comment).await?,
             DeployCommand::Audit { project, json, .. } => {
                 let project = resolve(&client, project.project).await?;
                 let out = client.get(&format!("/projects/{project}/audit")).await?;
@@ -283,6 +252,32 @@ pub fn run(cmd: DeployCommand) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Asks an environment for a deployment (`deploy`, `promote`, `rollback`) and shows it.
+async fn ask(
+    client: &Client,
+    project: ProjectArg,
+    environment: &str,
+    action: &str,
+    body: Value,
+) -> anyhow::Result<()> {
+    let project = resolve(client, project.project).await?;
+    let path = format!("/projects/{project}/environments/{environment}/{action}");
+    print_deployment(&client.post(&path, &body).await?);
+    Ok(())
+}
+
+/// Approves or rejects a waiting deployment and shows where it now stands.
+async fn decide(
+    client: &Client,
+    deployment: i64,
+    decision: &str,
+    comment: &str,
+) -> anyhow::Result<()> {
+    let path = format!("/deployments/{deployment}/{decision}");
+    print_deployment(&client.post(&path, &json!({ "comment": comment })).await?);
+    Ok(())
 }
 
 /// The named project, or the only one the server has.

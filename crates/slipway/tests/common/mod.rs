@@ -5,6 +5,7 @@
 
 pub mod registry;
 pub mod server;
+pub mod service;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

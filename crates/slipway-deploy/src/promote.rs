@@ -1,0 +1,167 @@
+//! What follows a healthy deployment, and what production needs first:
+//! merging the branch onward on the remote (its pipeline starts), asking the
+//! next environment to take the same release, and promoting the release's
+//! images into the release repository by digest.
+
+use slipway_spec::Environment;
+use slipway_store::{NewPromotion, Project, Release, RepoKind, TagPolicy};
+
+use crate::rollout::{image_name, split_host};
+use crate::{DeployError, Deployer, Result};
+
+impl Deployer {
+    /// Production deploys from the release repository: the release's images
+    /// are promoted there by digest (rows, not bytes), tagged with the version.
+    pub(crate) async fn promote_images(
+        &self,
+        project: &Project,
+        release: &Release,
+        by: &str,
+    ) -> Result<String> {
+        let repos = self.store().repositories().await?;
+        let target = repos
+            .iter()
+            .find(|r| r.kind == RepoKind::Oci && r.policy == TagPolicy::Release)
+            .ok_or_else(|| {
+                DeployError::Invalid(
+                    "a production environment needs a release repository: `slipway repo add release --policy release`".into(),
+                )
+            })?;
+        for image in &release.images {
+            let (_, path) = split_host(image_name(&image.reference));
+            let Some((from_repo, name)) = path.split_once('/') else {
+                continue;
+            };
+            self.store()
+                .promote(&NewPromotion {
+                    image: name,
+                    digest: &image.digest,
+                    from_repo,
+                    to_repo: &target.name,
+                    tag: Some(&release.version),
+                    reason: Some(&format!("release {} to production", release.version)),
+                    by,
+                    immutable_tags: true,
+                })
+                .await?;
+        }
+        self.store()
+            .audit(
+                project.id,
+                by,
+                "promote-images",
+                &format!("release {}", release.version),
+                &format!("{} images to {}", release.images.len(), target.name),
+            )
+            .await?;
+        Ok(target.name.clone())
+    }
+
+    /// What a healthy deployment sets going: merging its branch onward on the
+    /// remote (which starts that branch's pipeline), promoting it onward.
+    pub(crate) async fn after_success(
+        &self,
+        project: &Project,
+        release: &Release,
+        env: &Environment,
+    ) {
+        if let Some(merge) = &env.promote.merge {
+            let outcome = self
+                .merge(project, release, &merge.into, merge.fast_forward_only)
+                .await;
+            let (action, detail) = match &outcome {
+                Ok(head) => (
+                    "merge",
+                    format!(
+                        "{} ({}) into {}: now {}",
+                        release.branch,
+                        crate::release::short(&release.commit),
+                        merge.into,
+                        crate::release::short(head)
+                    ),
+                ),
+                Err(e) => (
+                    "merge-failed",
+                    format!("{} into {}: {e}", release.branch, merge.into),
+                ),
+            };
+            let _ = self
+                .store()
+                .audit(
+                    project.id,
+                    "slipway",
+                    action,
+                    &format!("release {}", release.version),
+                    &detail,
+                )
+                .await;
+        }
+        if let Some(to) = &env.promote.to {
+            let made = match self.environment_spec(release, to).await {
+                Ok((_, next)) => self
+                    .request_deployment(
+                        release,
+                        &next,
+                        "promote",
+                        &format!("promotion from {}", env.name),
+                    )
+                    .await
+                    .map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = made {
+                let _ = self
+                    .store()
+                    .audit(
+                        project.id,
+                        "slipway",
+                        "promote-failed",
+                        &format!("release {}", release.version),
+                        &e.to_string(),
+                    )
+                    .await;
+            }
+        }
+    }
+
+    async fn merge(
+        &self,
+        project: &Project,
+        release: &Release,
+        into: &str,
+        ff_only: bool,
+    ) -> Result<String> {
+        let creds = self.inner.engine.git_credentials(project).await?;
+        let head = slipway_git::merge_into(
+            &project.git_url,
+            creds.as_ref(),
+            &release.commit,
+            &release.branch,
+            into,
+            ff_only,
+        )
+        .await
+        .map_err(|e| DeployError::Invalid(e.to_string()))?;
+        self.inner
+            .engine
+            .trigger(
+                project,
+                slipway_engine::Target::Commit {
+                    branch: into.to_string(),
+                    commit: head.clone(),
+                },
+                "promotion",
+            )
+            .await?;
+        self.inner.engine.work.notify_waiters();
+        Ok(head)
+    }
+
+    pub(crate) async fn release_repo(&self) -> Option<String> {
+        let repos = self.store().repositories().await.ok()?;
+        repos
+            .into_iter()
+            .find(|r| r.kind == RepoKind::Oci && r.policy == TagPolicy::Release)
+            .map(|r| r.name)
+    }
+}

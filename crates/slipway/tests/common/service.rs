@@ -1,0 +1,164 @@
+//! The example service as a project on a real server: its repository, a
+//! pipeline that builds it, and reading environments back from `slipway status`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::server::{Remote, ServerProcess, git};
+
+pub const TARGET: &str = "target/x86_64-unknown-linux-gnu/release/hello-service";
+
+/// The example service's sources with `pipeline` as its `.slipway.yml`, on
+/// `main` in a bare remote, with `work` a clone to commit from.
+pub struct ServiceRepo {
+    pub bare: PathBuf,
+    pub work: PathBuf,
+}
+
+impl ServiceRepo {
+    /// The pipeline first (as `Remote` makes it), then the example's sources.
+    pub fn new(root: &Path, pipeline: &str) -> ServiceRepo {
+        let Remote { bare, work } = Remote::new(root, pipeline);
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello-service");
+        std::fs::create_dir_all(work.join("src")).expect("mkdir");
+        for file in [
+            "Cargo.toml",
+            "Cargo.lock",
+            "Dockerfile",
+            "src/main.rs",
+            "src/lib.rs",
+        ] {
+            std::fs::copy(example.join(file), work.join(file)).expect("copy the example");
+        }
+        let repo = ServiceRepo { bare, work };
+        repo.commit("Maintainer", "maintainer@example.com", "the service");
+        git(&repo.work, &["push", "-q", "origin", "main"]);
+        repo
+    }
+
+    pub fn commit(&self, author: &str, email: &str, message: &str) {
+        git(&self.work, &["add", "-A"]);
+        let name = format!("user.name={author}");
+        let mail = format!("user.email={email}");
+        git(
+            &self.work,
+            &["-c", &name, "-c", &mail, "commit", "-qm", message],
+        );
+    }
+
+    pub fn write(&self, path: &str, content: &str) {
+        std::fs::write(self.work.join(path), content).expect("write");
+    }
+}
+
+/// Builds the static binary once per machine: every test's pipeline shares
+/// one cargo target directory, so later builds are incremental no-ops.
+pub fn build_job(extra_jobs: &str) -> String {
+    let shared = std::env::temp_dir().join("slipway-test-hello-target");
+    format!(
+        r#"jobs:
+  build:
+    env:
+      CARGO_TARGET_DIR: {shared}
+      RUSTFLAGS: -C target-feature=+crt-static
+    steps:
+      - cargo build --release --locked --target x86_64-unknown-linux-gnu
+      - mkdir -p $(dirname {TARGET}) && cp $CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/hello-service {TARGET}
+    artifacts: [{TARGET}]
+{extra_jobs}"#,
+        shared = shared.display()
+    )
+}
+
+pub fn token(server: &ServerProcess, name: &str, role: &str, email: &str) -> String {
+    let out = server.cli(&["token", "create", name, "--role", role, "--email", email]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `slipway ARGS` as another token.
+pub fn cli_as(server: &ServerProcess, token: &str, args: &[&str]) -> std::process::Output {
+    server
+        .cli_cmd(args)
+        .env("SLIPWAY_TOKEN", token)
+        .output()
+        .expect("slipway runs")
+}
+
+pub fn status(server: &ServerProcess, project: &str) -> serde_json::Value {
+    server.json(&["status", project])
+}
+
+pub fn environment<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    status["environments"]
+        .as_array()
+        .expect("environments")
+        .iter()
+        .find(|e| e["environment"] == name)
+        .unwrap_or_else(|| panic!("no environment {name} in {status}"))
+}
+
+pub fn get(url: &str) -> Option<String> {
+    let out = Command::new("curl")
+        .args(["-sf", "--max-time", "5", url])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+/// Removes what a test deployed to the Docker engine, even when it fails.
+pub struct DockerCleanup(pub &'static str);
+
+impl Drop for DockerCleanup {
+    fn drop(&mut self) {
+        let filter = format!("label=slipway.project={}", self.0);
+        let _ = Command::new("sh")
+            .args([
+                "-c",
+                &format!(
+                    "docker service ls -q --filter {filter} | xargs -r docker service rm >/dev/null; \
+                     docker ps -aq --filter {filter} | xargs -r docker rm -f >/dev/null"
+                ),
+            ])
+            .status();
+    }
+}
+
+pub fn require_swarm() {
+    super::require_docker();
+    let out = Command::new("docker")
+        .args(["info", "--format", "{{.Swarm.LocalNodeState}}"])
+        .output()
+        .expect("docker info");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "active",
+        "the swarm target needs a swarm: scripts/test runs `docker swarm init --advertise-addr 127.0.0.1`"
+    );
+}
+
+/// The command succeeded; its stdout.
+pub fn succeeded(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// The command failed and said `why`.
+pub fn refused(out: &std::process::Output, why: &str) {
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains(why),
+        "expected a refusal saying `{why}`: {said}"
+    );
+}

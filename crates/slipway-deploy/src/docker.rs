@@ -239,6 +239,7 @@ pub async fn swarm_deploy(
     spec: &ContainerSpec,
     replicas: u32,
     pull: &Pull,
+    route: &crate::Route,
     timeout: Duration,
 ) -> Result<SwarmOutcome, String> {
     let health = spec.health_cmd.as_ref().map(|cmd| HealthConfig {
@@ -300,7 +301,7 @@ pub async fn swarm_deploy(
         ..Default::default()
     };
     let existing = docker.inspect_service(&spec.name, None).await.ok();
-    let previous_index = match &existing {
+    match &existing {
         Some(s) => {
             let version = s.version.as_ref().and_then(|v| v.index).unwrap_or_default();
             let options = UpdateServiceOptions {
@@ -311,26 +312,25 @@ pub async fn swarm_deploy(
                 .update_service(&spec.name, service, options, Some(creds))
                 .await
                 .map_err(|e| format!("cannot update service {}: {e}", spec.name))?;
-            Some(version)
         }
         None => {
             docker
                 .create_service(service, Some(creds))
                 .await
                 .map_err(|e| format!("cannot create service {}: {e}", spec.name))?;
-            None
         }
-    };
-    wait_settled(docker, &spec.name, previous_index, replicas, timeout).await
+    }
+    wait_settled(docker, spec, replicas, route, timeout).await
 }
 
 async fn wait_settled(
     docker: &Docker,
-    name: &str,
-    updated_from: Option<u64>,
+    spec: &ContainerSpec,
     replicas: u32,
+    route: &crate::Route,
     timeout: Duration,
 ) -> Result<SwarmOutcome, String> {
+    let name = spec.name.as_str();
     let start = Instant::now();
     loop {
         let service = docker
@@ -340,8 +340,21 @@ async fn wait_settled(
         let status = service.update_status.as_ref();
         let state = status.and_then(|s| s.state);
         let message = status.and_then(|s| s.message.clone()).unwrap_or_default();
+        // Tasks of the new image, healthy: the update is done. (An update
+        // status alone may still be the previous update's.)
+        let new = healthy_tasks(docker, name, Some(&spec.image)).await?;
+        if new.len() >= replicas as usize && state != Some(ServiceUpdateStatusStateEnum::UPDATING) {
+            return Ok(SwarmOutcome::Updated(new));
+        }
+        let current_image = service
+            .spec
+            .and_then(|s| s.task_template)
+            .and_then(|t| t.container_spec)
+            .and_then(|c| c.image);
         match state {
-            Some(ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED) if updated_from.is_some() => {
+            Some(ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED)
+                if current_image.as_deref() != Some(spec.image.as_str()) =>
+            {
                 return Ok(SwarmOutcome::RolledBack(message));
             }
             Some(
@@ -352,18 +365,11 @@ async fn wait_settled(
             }
             _ => {}
         }
-        let updating = matches!(
-            state,
-            Some(
-                ServiceUpdateStatusStateEnum::UPDATING
-                    | ServiceUpdateStatusStateEnum::ROLLBACK_STARTED
-            )
-        );
-        if !updating {
-            let addrs = healthy_tasks(docker, name).await?;
-            if addrs.len() >= replicas as usize {
-                return Ok(SwarmOutcome::Updated(addrs));
-            }
+        // Meanwhile the proxy follows whichever tasks are up, old or new, so
+        // it does not send requests to tasks the update has stopped.
+        let up = healthy_tasks(docker, name, None).await?;
+        if !up.is_empty() && up != route.addrs() {
+            route.switch(up.into_iter().map(crate::Backend::new).collect());
         }
         if start.elapsed() > timeout {
             return Err(format!(
@@ -375,12 +381,17 @@ async fn wait_settled(
                 }
             ));
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 /// The host addresses of the service's running, healthy tasks of its current spec.
-pub async fn healthy_tasks(docker: &Docker, name: &str) -> Result<Vec<SocketAddr>, String> {
+/// With `image`, only tasks of that image count.
+pub async fn healthy_tasks(
+    docker: &Docker,
+    name: &str,
+    image: Option<&str>,
+) -> Result<Vec<SocketAddr>, String> {
     let filters = HashMap::from([("service", vec![name]), ("desired-state", vec!["running"])]);
     let options = ListTasksOptionsBuilder::default().filters(&filters).build();
     let tasks = docker
@@ -389,6 +400,14 @@ pub async fn healthy_tasks(docker: &Docker, name: &str) -> Result<Vec<SocketAddr
         .map_err(|e| format!("cannot list the tasks of {name}: {e}"))?;
     let mut out = Vec::new();
     for task in tasks {
+        let task_image = task
+            .spec
+            .as_ref()
+            .and_then(|s| s.container_spec.as_ref())
+            .and_then(|c| c.image.as_deref());
+        if image.is_some_and(|want| task_image != Some(want)) {
+            continue;
+        }
         let Some(status) = task.status else { continue };
         if status.state != Some(TaskState::RUNNING) {
             continue;

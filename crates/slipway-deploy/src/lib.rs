@@ -345,7 +345,7 @@ impl Deployer {
                 Err(e) => Some(e.to_string()),
             },
             Live::Swarm(name) => match self.docker().await {
-                Ok(d) => match docker::healthy_tasks(&d, &name).await {
+                Ok(d) => match docker::healthy_tasks(&d, &name, None).await {
                     Ok(addrs) if addrs.is_empty() => {
                         Some("no task of the service is running and healthy".into())
                     }

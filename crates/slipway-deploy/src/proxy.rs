@@ -62,6 +62,10 @@ impl Route {
         std::mem::replace(&mut *now, backends)
     }
 
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.backends().iter().map(|b| b.addr).collect()
+    }
+
     pub fn backends(&self) -> Vec<Backend> {
         self.backends
             .read()

@@ -113,7 +113,7 @@ impl Deployer {
         let addrs = match &live {
             Live::Local(i) => vec![i.addr],
             Live::Container(c) => vec![c.addr],
-            Live::Swarm(name) => docker::healthy_tasks(&self.docker().await?, name)
+            Live::Swarm(name) => docker::healthy_tasks(&self.docker().await?, name, None)
                 .await
                 .map_err(DeployError::Invalid)?,
             Live::Nothing => Vec::new(),

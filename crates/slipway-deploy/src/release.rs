@@ -29,7 +29,10 @@ impl Deployer {
         let Some(pipeline) = self.inner.engine.pipeline(id).await? else {
             return Ok(());
         };
-        if !pipeline.releases_branch(&run.branch) {
+        // Another server (or this one before a restart) got there first.
+        if !pipeline.releases_branch(&run.branch)
+            || self.store().release_of_run(id).await?.is_some()
+        {
             return Ok(());
         }
         let release = match self.make_release(&run, &pipeline).await {

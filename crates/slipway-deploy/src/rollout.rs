@@ -69,15 +69,35 @@ impl Deployer {
                     )
                     .await
                     .ok();
-                let ending = match me
-                    .roll_out(&project, &rt, &dep, &release, &pipeline, &env)
-                    .await
-                {
-                    Ok(()) => Ending {
+                // A rollout that panics must not leave the deployment deploying forever.
+                let rollout = tokio::spawn({
+                    let (me, project, rt, dep, release, pipeline, env) = (
+                        me.clone(),
+                        project.clone(),
+                        rt.clone(),
+                        dep.clone(),
+                        release.clone(),
+                        pipeline.clone(),
+                        env.clone(),
+                    );
+                    async move {
+                        me.roll_out(&project, &rt, &dep, &release, &pipeline, &env)
+                            .await
+                    }
+                });
+                let ending = match rollout.await {
+                    Ok(Ok(())) => Ending {
                         state: DeployState::Succeeded,
                         reason: format!("release {} is live and healthy", release.version),
                     },
-                    Err(ending) => ending,
+                    Ok(Err(ending)) => ending,
+                    Err(e) => Ending {
+                        state: match rt.live() {
+                            Live::Nothing => DeployState::Failed,
+                            _ => DeployState::RolledBack,
+                        },
+                        reason: format!("the rollout stopped unexpectedly: {e}"),
+                    },
                 };
                 let health = match (&ending.state, rt.live()) {
                     (_, Live::Nothing) => ("none", None),
@@ -272,7 +292,7 @@ impl Deployer {
             health_cmd: Some(swarm_health(&env.health.check, port)),
         };
         let timeout = env.health.timeout + Duration::from_secs(60);
-        match docker::swarm_deploy(&d, &spec, replicas, &pull, timeout).await? {
+        match docker::swarm_deploy(&d, &spec, replicas, &pull, &rt.proxy.route, timeout).await? {
             docker::SwarmOutcome::RolledBack(why) => {
                 return Err(format!("the engine rolled the service back: {why}"));
             }
@@ -288,7 +308,7 @@ impl Deployer {
         {
             if matches!(rt.live(), Live::Swarm(_)) {
                 docker::swarm_rollback(&d, &spec.name, timeout).await?;
-                let addrs = docker::healthy_tasks(&d, &spec.name).await?;
+                let addrs = docker::healthy_tasks(&d, &spec.name, None).await?;
                 rt.proxy
                     .route
                     .switch(addrs.into_iter().map(Backend::new).collect());

@@ -40,6 +40,8 @@ pub struct ServerConfig {
     pub gc_every: Duration,
     /// `HOST:PORT` under which job engines reach the registry [default: the listen address].
     pub registry_host: Option<String>,
+    /// Whether this server hosts environments (makes releases, runs rollouts).
+    pub deployments: bool,
 }
 
 /// A bound, ready server.
@@ -185,7 +187,9 @@ impl Server {
             config.gc_every,
             state.shutdown.clone(),
         ));
-        let deployments = tokio::spawn(state.deployer.clone().run());
+        let deployments = config
+            .deployments
+            .then(|| tokio::spawn(state.deployer.clone().run()));
         let app = crate::api::router(state.clone());
         let shutdown = state.shutdown.clone();
         // Stop claiming and end live streams at once: graceful shutdown waits
@@ -207,7 +211,9 @@ impl Server {
             let _ = w.await;
         }
         // `local` environments stop with the server (containers and services stay).
-        let _ = deployments.await;
+        if let Some(deployments) = deployments {
+            let _ = deployments.await;
+        }
         state.engine.store.close().await;
         served.map_err(|e| StartError(format!("server error: {e}")))
     }

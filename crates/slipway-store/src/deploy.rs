@@ -307,6 +307,17 @@ impl Store {
         release(&row)
     }
 
+    /// The release a run made, if it made one.
+    pub async fn release_of_run(&self, run: RunId) -> Result<Option<Release>> {
+        let row = sqlx::query(sql(format!(
+            "SELECT {RELEASE_COLUMNS} FROM releases WHERE run_id = $1"
+        )))
+        .bind(run.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(release).transpose()
+    }
+
     pub async fn release_by_version(&self, project: ProjectId, version: &str) -> Result<Release> {
         let row = sqlx::query(sql(format!(
             "SELECT {RELEASE_COLUMNS} FROM releases WHERE project_id = $1 AND version = $2"

@@ -16,7 +16,9 @@ fn decision_points_take_the_right_people_expire_and_crashed_versions_restart() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let local = format!("{{ local: {{ command: ./{TARGET} }} }}");
     let pipeline = build_job(&format!(
-        r#"environments:
+        r#"release:
+  config: {{ GREETING: Hey }}
+environments:
   dev:
     branch: main
     target: {local}
@@ -24,6 +26,8 @@ fn decision_points_take_the_right_people_expire_and_crashed_versions_restart() {
   prod:
     from: dev
     target: {local}
+    config: {{ GREETING: Hallo }}
+    secrets: [GREETING]
     health: {{ http: /healthz }}
     approval: {{ group: release-managers }}
   qa:
@@ -43,6 +47,7 @@ fn decision_points_take_the_right_people_expire_and_crashed_versions_restart() {
         repo.bare.to_str().expect("utf8"),
     ]));
     let bob = token(&server, "bob", "developer", "bob@example.com");
+    server.set_secret("gates", "GREETING", "Howdy");
     let out = server.cli(&[
         "token",
         "create",
@@ -103,6 +108,15 @@ fn decision_points_take_the_right_people_expire_and_crashed_versions_restart() {
     server.wait_until("prod is live", Duration::from_secs(30), || {
         !environment(&status(&server, "gates"), "prod")["live"].is_null()
     });
+    // Configuration layers: release defaults, then the environment, then its secrets.
+    let prod_url = environment(&status(&server, "gates"), "prod")["url"]
+        .as_str()
+        .expect("url")
+        .to_string();
+    assert_eq!(
+        get(&prod_url).as_deref(),
+        Some("Howdy from hello-service 1\n")
+    );
 
     // qa: a decision point expires.
     succeeded(&server.cli(&[
@@ -180,7 +194,7 @@ fn decision_points_take_the_right_people_expire_and_crashed_versions_restart() {
         environment(&status(&server, "gates"), "dev")["health"],
         "healthy"
     );
-    assert_eq!(get(&url).as_deref(), Some("Hello from hello-service 1\n"));
+    assert_eq!(get(&url).as_deref(), Some("Hey from hello-service 1\n"));
 
     // A server killed outright brings every environment back on its URL.
     server.kill9();
@@ -188,11 +202,7 @@ fn decision_points_take_the_right_people_expire_and_crashed_versions_restart() {
     server.wait_until("dev answers again", Duration::from_secs(30), || {
         get(&url).is_some()
     });
-    assert_eq!(get(&url).as_deref(), Some("Hello from hello-service 1\n"));
-    let prod_url = environment(&status(&server, "gates"), "prod")["url"]
-        .as_str()
-        .expect("url")
-        .to_string();
+    assert_eq!(get(&url).as_deref(), Some("Hey from hello-service 1\n"));
     server.wait_until("prod answers again", Duration::from_secs(30), || {
         get(&prod_url).is_some()
     });

@@ -8,13 +8,11 @@
 mod common;
 
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::server::{ServerProcess, git};
 use common::service::{
-    DockerCleanup, ServiceRepo, TARGET, build_job, cli_as, environment, get, refused,
+    DockerCleanup, Load, ServiceRepo, TARGET, build_job, cli_as, environment, get, refused,
     require_swarm, status, succeeded, token,
 };
 
@@ -353,24 +351,7 @@ fn a_release_failing_its_health_check_rolls_back_while_the_old_one_serves() {
     assert_eq!(get(&url).as_deref(), Some("Hello from hello-service 1\n"));
 
     // Load on the URL for the whole second deployment: every answer must be release 1.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (served, wrong) = (
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(Mutex::new(Vec::new())),
-    );
-    let load = {
-        let (stop, served, wrong, url) = (stop.clone(), served.clone(), wrong.clone(), url.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                match get(&url) {
-                    Some(body) if body == "Hello from hello-service 1\n" => {
-                        served.fetch_add(1, Ordering::Relaxed);
-                    }
-                    other => wrong.lock().expect("lock").push(format!("{other:?}")),
-                }
-            }
-        })
-    };
+    let load = Load::start(&url, "Hello from hello-service 1\n");
     repo.write(".slipway.yml", &pipeline("/not-there"));
     repo.commit(
         "Bob",
@@ -382,14 +363,7 @@ fn a_release_failing_its_health_check_rolls_back_while_the_old_one_serves() {
     server.wait_until("release 2 is rolled back", Duration::from_secs(60), || {
         environment(&status(&server, "rollback"), "dev")["latest"]["state"] == "rolled_back"
     });
-    stop.store(true, Ordering::Relaxed);
-    load.join().expect("load thread");
-    let wrong = wrong.lock().expect("lock");
-    assert!(
-        wrong.is_empty(),
-        "requests that did not get release 1: {wrong:?}"
-    );
-    assert!(served.load(Ordering::Relaxed) > 10, "the load ran");
+    load.finish();
     let now = status(&server, "rollback");
     let dev = environment(&now, "dev");
     assert_eq!(dev["live"]["release"], "1");
@@ -408,4 +382,82 @@ fn a_release_failing_its_health_check_rolls_back_while_the_old_one_serves() {
         &server.cli(&["rollback", "-p", "rollback", "dev"]),
         "no other release",
     );
+}
+
+#[test]
+fn a_swarm_update_failing_its_health_check_is_rolled_back_by_the_engine() {
+    require_swarm();
+    const PROJECT: &str = "swarm-back";
+    let _cleanup = DockerCleanup(PROJECT);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pipeline = |health: &str| {
+        build_job(&format!(
+            r#"  image:
+    needs: [build]
+    image_build:
+      context: .
+      dockerfile: Dockerfile
+      tags: ["{PROJECT}:{{{{ run.number }}}}"]
+      push: ci/{PROJECT}
+environments:
+  live:
+    branch: main
+    target: {{ swarm: {{ port: 8080 }} }}
+    health: {{ http: {health}, timeout: 20s }}
+"#
+        ))
+    };
+    let repo = ServiceRepo::new(tmp.path(), &pipeline("/healthz"));
+    let server = ServerProcess::start(&tmp.path().join("data"), &[]);
+    succeeded(&server.cli(&["repo", "add", "ci"]));
+    succeeded(&server.cli(&[
+        "project",
+        "add",
+        PROJECT,
+        "--git",
+        repo.bare.to_str().expect("utf8"),
+    ]));
+    succeeded(&server.cli(&["trigger", PROJECT, "--branch", "main", "--wait"]));
+    server.wait_until("live serves release 1", Duration::from_secs(120), || {
+        environment(&status(&server, PROJECT), "live")["live"]["release"] == "1"
+    });
+    let url = environment(&status(&server, PROJECT), "live")["url"]
+        .as_str()
+        .expect("url")
+        .to_string();
+    let load = Load::start(&url, "Hello from hello-service 1\n");
+    repo.write(".slipway.yml", &pipeline("/not-there"));
+    repo.commit(
+        "Bob",
+        "bob@example.com",
+        "an image whose health check fails",
+    );
+    git(&repo.work, &["push", "-q", "origin", "main"]);
+    succeeded(&server.cli(&["trigger", PROJECT, "--branch", "main", "--wait"]));
+    server.wait_until("release 2 is rolled back", Duration::from_secs(180), || {
+        let now = status(&server, PROJECT);
+        let latest = &environment(&now, "live")["latest"];
+        assert_ne!(latest["state"], "failed", "{latest}");
+        latest["state"] == "rolled_back"
+    });
+    load.finish();
+    let now = status(&server, PROJECT);
+    let live = environment(&now, "live");
+    assert_eq!(live["live"]["release"], "1");
+    let reason = live["latest"]["reason"].as_str().expect("reason");
+    assert!(
+        reason.contains("the engine rolled the service back"),
+        "{reason}"
+    );
+    let image = Command::new("docker")
+        .args([
+            "service",
+            "inspect",
+            &format!("slipway-{PROJECT}-live"),
+            "--format",
+            "{{index .Spec.Labels \"slipway.release\"}}",
+        ])
+        .output()
+        .expect("docker service inspect");
+    assert_eq!(String::from_utf8_lossy(&image.stdout).trim(), "1");
 }

@@ -280,5 +280,6 @@ fn config(dir: &Path, listen: SocketAddr) -> ServerConfig {
         repositories: Vec::new(),
         gc_every: Duration::from_secs(3600),
         registry_host: None,
+        deployments: true,
     }
 }

@@ -56,7 +56,7 @@ pub enum DeployCommand {
         /// The environment whose release goes on.
         #[arg(long)]
         from: String,
-        /// The environment it goes to [default: the one `from`'s `promote.to` names].
+        /// The environment it goes to (it must take releases `from:` the first).
         #[arg(long)]
         to: String,
     },

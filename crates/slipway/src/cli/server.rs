@@ -37,6 +37,10 @@ pub struct Args {
     /// HOST:PORT under which the Docker engines of jobs reach this server's registry [default: the listen address].
     #[arg(long, env = "SLIPWAY_REGISTRY_HOST")]
     registry_host: Option<String>,
+    /// Do not run environments here: with several servers on one database,
+    /// one of them hosts the environments (their proxies and processes).
+    #[arg(long, env = "SLIPWAY_NO_DEPLOYMENTS")]
+    no_deployments: bool,
     /// A TOML file with any of the options above (keys as the flags, with `_`).
     #[arg(long, env = "SLIPWAY_CONFIG")]
     config: Option<PathBuf>,
@@ -94,6 +98,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         gc_every: Duration::from_secs(60 * file.gc_every_minutes.unwrap_or(60).max(1)),
         repositories: file.repository,
         registry_host: args.registry_host.or(file.registry_host),
+        deployments: !args.no_deployments,
     };
     super::init_tracing();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

@@ -93,13 +93,16 @@ pub fn status(server: &ServerProcess, project: &str) -> serde_json::Value {
     server.json(&["status", project])
 }
 
+/// An environment in `slipway status`; null until the first release names it
+/// (so a wait can start before the deployer has seen the run).
 pub fn environment<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    static NOT_YET: serde_json::Value = serde_json::Value::Null;
     status["environments"]
         .as_array()
         .expect("environments")
         .iter()
         .find(|e| e["environment"] == name)
-        .unwrap_or_else(|| panic!("no environment {name} in {status}"))
+        .unwrap_or(&NOT_YET)
 }
 
 pub fn get(url: &str) -> Option<String> {
@@ -161,4 +164,39 @@ pub fn refused(out: &std::process::Output, why: &str) {
         !out.status.success() && said.contains(why),
         "expected a refusal saying `{why}`: {said}"
     );
+}
+
+/// Requests in a loop on a URL, each expected to get `expected`.
+pub struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<(usize, Vec<String>)>,
+}
+
+impl Load {
+    pub fn start(url: &str, expected: &str) -> Load {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, url, expected) = (stop.clone(), url.to_string(), expected.to_string());
+        let thread = std::thread::spawn(move || {
+            let (mut served, mut wrong) = (0, Vec::new());
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                match get(&url) {
+                    Some(body) if body == expected => served += 1,
+                    other => wrong.push(format!("{other:?}")),
+                }
+            }
+            (served, wrong)
+        });
+        Load { stop, thread }
+    }
+
+    /// Stops; every request got the expected answer, and there were some.
+    pub fn finish(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (served, wrong) = self.thread.join().expect("load thread");
+        assert!(
+            wrong.is_empty(),
+            "requests that did not get the expected answer: {wrong:?}"
+        );
+        assert!(served > 10, "the load ran ({served} requests)");
+    }
 }

@@ -5,8 +5,11 @@
 use std::sync::Arc;
 
 use serde::Serialize;
+use slipway_git::Mirror;
 use slipway_spec::{Environment, Pipeline, Source};
-use slipway_store::{DeployState, Deployment, NewDeployment, Project, Release, now_ms};
+use slipway_store::{
+    DeployState, Deployment, NewDeployment, Project, Release, ReleaseCommit, now_ms,
+};
 
 use crate::{DeployError, Deployer, Result};
 
@@ -53,9 +56,24 @@ fn rank(role: &str) -> u8 {
 }
 
 impl Deployer {
-    /// The pipeline that defines an environment for a release: the release's
-    /// own, or for a release older than the environment, the current one's.
+    /// How an environment treats a release: as the release's own pipeline
+    /// (or, for a release older than the environment, the newest one's)
+    /// defines it, tightened by what the environment runs now. A release can
+    /// make the rules stricter, never looser: otherwise a push on any branch
+    /// could declare `prod` its own and skip its approvals.
     pub(crate) async fn environment_spec(
+        &self,
+        release: &Release,
+        environment: &str,
+    ) -> Result<(Arc<Pipeline>, Environment)> {
+        let (pipeline, mut env) = self.declared_spec(release, environment).await?;
+        if let Some(live) = self.live_spec(release, environment).await? {
+            tighten(&mut env, &live);
+        }
+        Ok((pipeline, env))
+    }
+
+    async fn declared_spec(
         &self,
         release: &Release,
         environment: &str,
@@ -75,6 +93,38 @@ impl Deployer {
             "release {} does not know environment `{environment}`: add it under `environments:` in the pipeline file",
             release.version
         )))
+    }
+
+    /// The environment as the release it runs now defined it.
+    async fn live_spec(&self, release: &Release, environment: &str) -> Result<Option<Environment>> {
+        let Some(live) = self.live_release(release.project_id, environment).await? else {
+            return Ok(None);
+        };
+        if live.id == release.id {
+            return Ok(None);
+        }
+        Ok(self
+            .inner
+            .engine
+            .pipeline(live.run_id)
+            .await?
+            .and_then(|p| p.environment(environment).cloned()))
+    }
+
+    /// The release an environment runs now, if any.
+    pub(crate) async fn live_release(
+        &self,
+        project: slipway_store::ProjectId,
+        environment: &str,
+    ) -> Result<Option<Release>> {
+        let Ok(record) = self.store().environment(project, environment).await else {
+            return Ok(None);
+        };
+        let Some(current) = record.current else {
+            return Ok(None);
+        };
+        let deployment = self.store().deployment(current).await?;
+        Ok(Some(self.store().release(deployment.release_id).await?))
     }
 
     /// Records a deployment: queued at once, or waiting at the environment's decision point.
@@ -216,7 +266,21 @@ impl Deployer {
         to: Option<&str>,
     ) -> Result<Release> {
         if let Some(version) = to {
-            return Ok(self.store().release_by_version(project.id, version).await?);
+            // Only back to what ran there: a new release goes through `deploy`
+            // and the environment's decision point.
+            let release = self.store().release_by_version(project.id, version).await?;
+            let ran = self
+                .store()
+                .deployments_of_release(release.id)
+                .await?
+                .iter()
+                .any(|d| d.environment == environment && d.state == DeployState::Succeeded);
+            if !ran {
+                return Err(DeployError::Invalid(format!(
+                    "release {version} never ran in {environment}, so it is no rollback; `slipway deploy {environment} {version}` asks for it through the environment's decision point"
+                )));
+            }
+            return Ok(release);
         }
         let record = self.store().environment(project.id, environment).await?;
         let current = match record.current {
@@ -238,6 +302,31 @@ impl Deployer {
                 ))
             })?;
         Ok(self.store().release(before).await?)
+    }
+
+    /// The commits a release would bring to an environment: everything since
+    /// what runs there now (not only since the branch's previous release,
+    /// which may never have reached it). Falls back to the release's own list.
+    async fn new_commits(&self, release: &Release, environment: &str) -> Vec<ReleaseCommit> {
+        let live = self
+            .live_release(release.project_id, environment)
+            .await
+            .ok()
+            .flatten();
+        let mirror = Mirror::at(&self.inner.engine.paths.mirror(release.project_id));
+        let since = live.as_ref().map(|r| r.commit.as_str());
+        match mirror.log(since, &release.commit, 100_000).await {
+            Ok(found) if !found.is_empty() => found
+                .into_iter()
+                .map(|c| ReleaseCommit {
+                    sha: c.sha,
+                    author: c.author,
+                    email: c.email,
+                    message: c.subject,
+                })
+                .collect(),
+            _ => release.commits.clone(),
+        }
     }
 
     /// Who may still approve a deployment waiting at its decision point.
@@ -265,7 +354,7 @@ impl Deployer {
             role: rule.role,
             group: rule.group,
             excluded: if rule.four_eyes {
-                authors(&release)
+                authors(&self.new_commits(&release, &deployment.environment).await)
             } else {
                 Vec::new()
             },
@@ -321,16 +410,24 @@ impl Deployer {
                 by.groups.join(", ")
             )));
         }
-        if rule.four_eyes
-            && let Some(commit) = authored(&release, by)
-        {
-            return Err(DeployError::Forbidden(format!(
-                "`{}` wrote commit {} ({}) in release {}: four-eyes needs someone else to decide",
-                by.name,
-                crate::release::short(&commit.sha),
-                commit.message,
-                release.version
-            )));
+        if rule.four_eyes {
+            if by.email.is_none() {
+                return Err(DeployError::Forbidden(format!(
+                    "four-eyes needs to know who `{}` is: an admin gives the token an email (`slipway token create NAME --email ADDRESS`)",
+                    by.name
+                )));
+            }
+            let commits = self.new_commits(&release, &dep.environment).await;
+            if let Some(commit) = authored(&commits, by) {
+                return Err(DeployError::Forbidden(format!(
+                    "`{}` wrote commit {} ({}) that release {} brings to {}: four-eyes needs someone else to decide",
+                    by.name,
+                    crate::release::short(&commit.sha),
+                    commit.message,
+                    release.version,
+                    dep.environment
+                )));
+            }
         }
         if !approve && comment.trim().is_empty() {
             return Err(DeployError::Invalid(
@@ -419,10 +516,26 @@ impl Deployer {
     }
 }
 
-/// Everyone who wrote a commit of the release (name and email).
-fn authors(release: &Release) -> Vec<String> {
-    let mut out: Vec<String> = release
-        .commits
+/// Where an environment takes releases from and its decision point belong to
+/// the environment: the incoming definition keeps only what is stricter.
+fn tighten(env: &mut Environment, live: &Environment) {
+    env.source = live.source.clone();
+    env.auto &= live.auto;
+    env.production |= live.production;
+    env.approval = match (env.approval.take(), live.approval.clone()) {
+        (None, rule) | (rule, None) => rule,
+        (Some(new), Some(old)) => Some(slipway_spec::Approval {
+            required: new.required.max(old.required),
+            four_eyes: new.four_eyes || old.four_eyes,
+            expires: new.expires.min(old.expires),
+            ..old
+        }),
+    };
+}
+
+/// Everyone who wrote one of the commits (name and email).
+fn authors(commits: &[ReleaseCommit]) -> Vec<String> {
+    let mut out: Vec<String> = commits
         .iter()
         .map(|c| format!("{} <{}>", c.author, c.email))
         .collect();
@@ -431,9 +544,9 @@ fn authors(release: &Release) -> Vec<String> {
     out
 }
 
-/// A commit of the release the approver wrote, matched on email or name.
-fn authored<'r>(release: &'r Release, by: &Approver) -> Option<&'r slipway_store::ReleaseCommit> {
-    release.commits.iter().find(|c| {
+/// A commit the approver wrote, matched on email or name.
+fn authored<'c>(commits: &'c [ReleaseCommit], by: &Approver) -> Option<&'c ReleaseCommit> {
+    commits.iter().find(|c| {
         by.email
             .as_deref()
             .is_some_and(|e| e.eq_ignore_ascii_case(&c.email))

@@ -201,6 +201,37 @@ pub async fn find_container(
     Some(ContainerInstance { id, addr })
 }
 
+/// Removes every container and service a project's environments run.
+pub async fn remove_project(docker: &Docker, project: &str) {
+    let label = format!("{LABEL_PROJECT}={project}");
+    let filters = HashMap::from([("label", vec![label.as_str()])]);
+    if let Ok(services) = docker
+        .list_services(Some(
+            bollard::query_parameters::ListServicesOptionsBuilder::default()
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+    {
+        for id in services.into_iter().filter_map(|s| s.id) {
+            let _ = docker.delete_service(&id).await;
+        }
+    }
+    let options = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    for id in docker
+        .list_containers(Some(options))
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|c| c.id)
+    {
+        remove_container(docker, &id).await;
+    }
+}
+
 /// Removes an environment's containers except `keep` (leftovers of a server that died mid-deploy).
 pub async fn remove_others(docker: &Docker, project: &str, environment: &str, keep: Option<&str>) {
     let labels = [
@@ -340,20 +371,23 @@ async fn wait_settled(
         let status = service.update_status.as_ref();
         let state = status.and_then(|s| s.state);
         let message = status.and_then(|s| s.message.clone()).unwrap_or_default();
-        // Tasks of the new image, healthy: the update is done. (An update
-        // status alone may still be the previous update's.)
-        let new = healthy_tasks(docker, name, Some(&spec.image)).await?;
+        // Tasks of this deployment, healthy: the update is done. (An update
+        // status alone may still be the previous update's, and the image may
+        // be the same as before.)
+        let ours = spec.labels.get(LABEL_DEPLOYMENT).map(String::as_str);
+        let new = healthy_tasks(docker, name, ours).await?;
         if new.len() >= replicas as usize && state != Some(ServiceUpdateStatusStateEnum::UPDATING) {
             return Ok(SwarmOutcome::Updated(new));
         }
-        let current_image = service
+        let current = service
             .spec
             .and_then(|s| s.task_template)
             .and_then(|t| t.container_spec)
-            .and_then(|c| c.image);
+            .and_then(|c| c.labels)
+            .and_then(|l| l.get(LABEL_DEPLOYMENT).cloned());
         match state {
             Some(ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED)
-                if current_image.as_deref() != Some(spec.image.as_str()) =>
+                if current.as_deref() != ours =>
             {
                 return Ok(SwarmOutcome::RolledBack(message));
             }
@@ -386,11 +420,11 @@ async fn wait_settled(
 }
 
 /// The host addresses of the service's running, healthy tasks of its current spec.
-/// With `image`, only tasks of that image count.
+/// With `deployment`, only tasks of that deployment count.
 pub async fn healthy_tasks(
     docker: &Docker,
     name: &str,
-    image: Option<&str>,
+    deployment: Option<&str>,
 ) -> Result<Vec<SocketAddr>, String> {
     let filters = HashMap::from([("service", vec![name]), ("desired-state", vec!["running"])]);
     let options = ListTasksOptionsBuilder::default().filters(&filters).build();
@@ -400,12 +434,14 @@ pub async fn healthy_tasks(
         .map_err(|e| format!("cannot list the tasks of {name}: {e}"))?;
     let mut out = Vec::new();
     for task in tasks {
-        let task_image = task
+        let task_deployment = task
             .spec
             .as_ref()
             .and_then(|s| s.container_spec.as_ref())
-            .and_then(|c| c.image.as_deref());
-        if image.is_some_and(|want| task_image != Some(want)) {
+            .and_then(|c| c.labels.as_ref())
+            .and_then(|l| l.get(LABEL_DEPLOYMENT))
+            .map(String::as_str);
+        if deployment.is_some_and(|want| task_deployment != Some(want)) {
             continue;
         }
         let Some(status) = task.status else { continue };

@@ -96,6 +96,8 @@ struct Runtime {
     live: Mutex<Live>,
     /// Held for a whole rollout: one deployment at a time per environment.
     rollout: Arc<tokio::sync::Mutex<()>>,
+    /// Stops its proxy and health monitor (the project went, or the server stops).
+    stop: CancellationToken,
 }
 
 impl Runtime {
@@ -193,19 +195,24 @@ impl Deployer {
             return Ok(rt.clone());
         }
         let record = self.store().environment(project.id, environment).await?;
-        let wanted = record
-            .port
-            .and_then(|p| u16::try_from(p).ok())
-            .or(fixed)
+        // A port the pipeline names wins over one chosen before.
+        let wanted = fixed
+            .or(record.port.and_then(|p| u16::try_from(p).ok()))
             .unwrap_or(0);
-        let proxy = Proxy::start(SocketAddr::new(self.inner.config.bind, wanted), self.inner.stop.child_token())
+        let stop = self.inner.stop.child_token();
+        let proxy = Proxy::start(SocketAddr::new(self.inner.config.bind, wanted), stop.clone())
             .await
             .map_err(|e| DeployError::Invalid(format!(
                 "cannot give environment {environment} its URL on port {wanted}: {e}; choose another with `port:` in the environment"
             )))?;
         let port = self
             .store()
-            .claim_environment_port(project.id, environment, i64::from(proxy.addr.port()))
+            .claim_environment_port(
+                project.id,
+                environment,
+                i64::from(proxy.addr.port()),
+                fixed.is_some(),
+            )
             .await?;
         if port != i64::from(proxy.addr.port()) {
             return Err(DeployError::Invalid(format!(
@@ -216,12 +223,39 @@ impl Deployer {
         let rt = Arc::new(Runtime {
             name: environment.to_string(),
             proxy,
+            stop,
             live: Mutex::default(),
             rollout: Arc::default(),
         });
         all.insert((project.id.0, environment.to_string()), rt.clone());
         tokio::spawn(self.clone().monitor(rt.clone(), project.id));
         Ok(rt)
+    }
+
+    /// Stops everything a project runs (before it is removed): its proxies,
+    /// processes, containers and services.
+    pub async fn forget_project(&self, project: &slipway_store::Project) {
+        let gone: Vec<Arc<Runtime>> = {
+            let mut all = self.inner.runtimes.lock().await;
+            let keys: Vec<_> = all
+                .keys()
+                .filter(|(p, _)| *p == project.id.0)
+                .cloned()
+                .collect();
+            keys.iter().filter_map(|k| all.remove(k)).collect()
+        };
+        for rt in gone {
+            let _busy = rt.rollout.lock().await;
+            rt.stop.cancel();
+            let live = rt.set_live(Live::Nothing);
+            if let (Live::Swarm(name), Ok(d)) = (&live, self.docker().await) {
+                let _ = d.delete_service(name).await;
+            }
+            self.stop_version(live).await;
+        }
+        if let Ok(d) = self.docker().await {
+            docker::remove_project(&d, &project.name).await;
+        }
     }
 
     /// The stable URL of an environment, if it has one yet.
@@ -284,7 +318,7 @@ impl Deployer {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 _ = changed => {}
-                _ = self.inner.stop.cancelled() => return,
+                _ = rt.stop.cancelled() => return,
             }
             // A rollout says for itself how the environment is.
             let Ok(_quiet) = rt.rollout.try_lock() else {

@@ -155,6 +155,7 @@ fn spawn(spec: &LocalSpec, port: u16) -> std::io::Result<tokio::process::Child> 
         .append(true)
         .open(&spec.log)?;
     let mut cmd = Command::new("sh");
+    slipway_runner::without_slipway_settings(&mut cmd);
     cmd.args(["-c", &format!("exec {}", spec.command)])
         .current_dir(&spec.dir)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))

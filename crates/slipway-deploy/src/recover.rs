@@ -118,15 +118,19 @@ impl Deployer {
                 .map_err(DeployError::Invalid)?,
             Live::Nothing => Vec::new(),
         };
-        verify::until_healthy(&addrs, &env.health, || self.down(&live))
-            .await
-            .map_err(DeployError::Invalid)?;
+        let checked = verify::until_healthy(&addrs, &env.health, || self.down(&live)).await;
+        // Slow to come up or not, it is what the environment runs: serve it
+        // and let the health monitor say when it is healthy.
         rt.proxy
             .route
             .switch(addrs.into_iter().map(Backend::new).collect());
         rt.set_live(live);
+        let (health, note) = match &checked {
+            Ok(()) => ("healthy", None),
+            Err(why) => ("unhealthy", Some(why.as_str())),
+        };
         self.store()
-            .set_health(project.id, environment, "healthy", None)
+            .set_health(project.id, environment, health, note)
             .await?;
         Ok(())
     }

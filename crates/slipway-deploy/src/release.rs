@@ -15,42 +15,37 @@ impl Deployer {
     /// Looks at every succeeded run not yet looked at.
     pub(crate) async fn deliver_runs(&self) -> Result<()> {
         for id in self.store().undelivered_runs().await? {
-            if let Err(e) = self.deliver(id).await {
-                tracing::warn!("run {id} could not make a release: {e}");
+            match self.deliver(id).await {
+                Ok(()) => {}
+                // A run that cannot make a release is not retried forever: the reason is in the log.
+                Err(e @ DeployError::Invalid(_)) => {
+                    tracing::warn!("run {id} could not make a release: {e}")
+                }
+                // Anything else (the database away) is tried again at the next tick.
+                Err(e) => {
+                    tracing::warn!("run {id}: {e}; trying again");
+                    continue;
+                }
             }
-            // A run whose release failed is not retried forever: the reason is in the log.
             self.store().mark_delivered(id).await?;
         }
         Ok(())
     }
 
+    /// Makes the run's release (once) and asks the environments that take
+    /// its branch for their deployments (those not asked yet, so a restart
+    /// half-way through finishes the job).
     async fn deliver(&self, id: RunId) -> Result<()> {
         let run = self.store().run(id).await?;
         let Some(pipeline) = self.inner.engine.pipeline(id).await? else {
             return Ok(());
         };
-        // Another server (or this one before a restart) got there first.
-        if !pipeline.releases_branch(&run.branch)
-            || self.store().release_of_run(id).await?.is_some()
-        {
+        if !pipeline.releases_branch(&run.branch) {
             return Ok(());
         }
-        let release = match self.make_release(&run, &pipeline).await {
-            Ok(r) => r,
-            Err(DeployError::Store(StoreError::Conflict(why))) => {
-                let project = self.store().project_by_id(run.project_id).await?;
-                self.store()
-                    .audit(
-                        project.id,
-                        "slipway",
-                        "release-refused",
-                        &format!("run {}", run.number),
-                        &why,
-                    )
-                    .await?;
-                return Err(DeployError::Invalid(why));
-            }
-            Err(e) => return Err(e),
+        let release = match self.store().release_of_run(id).await? {
+            Some(made) => made,
+            None => self.make_release(&run, &pipeline).await?,
         };
         for (position, env) in pipeline.environments.iter().enumerate() {
             self.store()
@@ -61,12 +56,14 @@ impl Deployer {
                 )
                 .await?;
         }
-        let takes = |e: &&slipway_spec::Environment| {
-            e.source == Source::Branch(run.branch.clone()) && e.auto
-        };
-        for env in pipeline.environments.iter().filter(takes) {
-            self.request_deployment(&release, env, "deploy", &format!("run {}", run.number))
-                .await?;
+        let asked = self.store().deployments_of_release(release.id).await?;
+        for declared in &pipeline.environments {
+            let (_, env) = self.environment_spec(&release, &declared.name).await?;
+            let takes = env.auto && env.source == Source::Branch(run.branch.clone());
+            if takes && !asked.iter().any(|d| d.environment == env.name) {
+                self.request_deployment(&release, &env, "deploy", &format!("run {}", run.number))
+                    .await?;
+            }
         }
         self.wake();
         Ok(())
@@ -124,7 +121,7 @@ impl Deployer {
             .map(|c| (format!("{} <{}>", c.author, c.email), c.subject.clone()))
             .unwrap_or_default();
         self.keep_artifacts(run.id)?;
-        let release = self
+        let made = self
             .store()
             .create_release(&NewRelease {
                 project: run.project_id,
@@ -137,7 +134,29 @@ impl Deployer {
                 images: &images,
                 commits: &commits,
             })
-            .await?;
+            .await;
+        let release = match made {
+            Ok(release) => release,
+            // Another server made it first.
+            Err(StoreError::Conflict(_))
+                if let Some(r) = self.store().release_of_run(run.id).await? =>
+            {
+                return Ok(r);
+            }
+            Err(StoreError::Conflict(why)) => {
+                self.store()
+                    .audit(
+                        run.project_id,
+                        "slipway",
+                        "release-refused",
+                        &format!("run {}", run.number),
+                        &why,
+                    )
+                    .await?;
+                return Err(DeployError::Invalid(why));
+            }
+            Err(e) => return Err(e.into()),
+        };
         self.store()
             .audit(
                 run.project_id,

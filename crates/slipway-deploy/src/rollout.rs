@@ -112,6 +112,13 @@ impl Deployer {
                     tracing::error!("deployment {} could not be recorded: {e}", dep.id);
                 }
                 if ending.state == DeployState::Succeeded {
+                    // A decision still pending on an older release would take the environment back.
+                    let superseded =
+                        format!("superseded: release {} went live first", release.version);
+                    let _ = me
+                        .store()
+                        .supersede_pending(project.id, &env.name, release.id, &superseded)
+                        .await;
                     me.after_success(&project, &release, &env).await;
                 }
                 me.wake();
@@ -127,9 +134,15 @@ impl Deployer {
         reason: &str,
     ) -> Result<()> {
         let from = self.store().deployment(dep.id).await?.state;
-        self.store()
-            .set_deploy_state(dep.id, from, state, Some(reason))
-            .await?;
+        // Never over an end someone else recorded.
+        if from.is_final()
+            || !self
+                .store()
+                .set_deploy_state(dep.id, from, state, Some(reason))
+                .await?
+        {
+            return Ok(());
+        }
         self.store()
             .audit(
                 dep.project_id,
@@ -292,31 +305,63 @@ impl Deployer {
             health_cmd: Some(swarm_health(&env.health.check, port)),
         };
         let timeout = env.health.timeout + Duration::from_secs(60);
-        match docker::swarm_deploy(&d, &spec, replicas, &pull, &rt.proxy.route, timeout).await? {
-            docker::SwarmOutcome::RolledBack(why) => {
-                return Err(format!("the engine rolled the service back: {why}"));
-            }
-            docker::SwarmOutcome::Updated(addrs) => {
+        let had = matches!(rt.live(), Live::Swarm(_));
+        let outcome =
+            docker::swarm_deploy(&d, &spec, replicas, &pull, &rt.proxy.route, timeout).await;
+        let why = match outcome {
+            Ok(docker::SwarmOutcome::Updated(addrs)) => {
                 rt.proxy
                     .route
                     .switch(addrs.into_iter().map(Backend::new).collect());
+                let env_url = rt.url(&self.inner.config.public_host);
+                match verify::smoke(&env.smoke, &env_url, &self.release_dir(release), vars).await {
+                    Ok(()) => {
+                        rt.set_live(Live::Swarm(spec.name));
+                        return Ok(());
+                    }
+                    Err(why) => why,
+                }
             }
+            Ok(docker::SwarmOutcome::RolledBack(why)) => format!(
+                "the engine rolled the service back: {why} (the update waits on the check inside the container: {})",
+                spec.health_cmd.as_deref().unwrap_or("none")
+            ),
+            Err(why) => why,
+        };
+        self.undo_swarm(&d, rt, &spec.name, had, timeout).await;
+        Err(why)
+    }
+
+    /// After a failed swarm deployment: the previous spec back (or, when there
+    /// was none, no service), and the proxy on whatever serves.
+    async fn undo_swarm(
+        &self,
+        d: &bollard::Docker,
+        rt: &Runtime,
+        name: &str,
+        had: bool,
+        timeout: Duration,
+    ) {
+        if !had {
+            let _ = d.delete_service(name).await;
+            rt.proxy.route.switch(Vec::new());
+            return;
         }
-        let env_url = rt.url(&self.inner.config.public_host);
-        if let Err(why) =
-            verify::smoke(&env.smoke, &env_url, &self.release_dir(release), vars).await
-        {
-            if matches!(rt.live(), Live::Swarm(_)) {
-                docker::swarm_rollback(&d, &spec.name, timeout).await?;
-                let addrs = docker::healthy_tasks(&d, &spec.name, None).await?;
+        if let Err(e) = docker::swarm_rollback(d, name, timeout).await {
+            tracing::warn!("service {name}: {e}");
+        }
+        let start = std::time::Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(addrs) = docker::healthy_tasks(d, name, None).await
+                && !addrs.is_empty()
+            {
                 rt.proxy
                     .route
                     .switch(addrs.into_iter().map(Backend::new).collect());
+                return;
             }
-            return Err(why);
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        rt.set_live(Live::Swarm(spec.name));
-        Ok(())
     }
 
     /// Starts a version of the release on a local or docker target.
@@ -452,19 +497,10 @@ pub(crate) fn split_host(name: &str) -> (&str, &str) {
     name.split_once('/').unwrap_or(("", name))
 }
 
+/// By project id, not name: names could collide once cleaned for Docker
+/// (`shop` + `eu-prod` and `shop-eu` + `prod`), and ids keep it short.
 pub(crate) fn service_name(project: &Project, environment: &str) -> String {
-    let clean: String = project
-        .name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    format!("slipway-{clean}-{environment}")
+    format!("slipway-{}-{environment}", project.id)
 }
 
 fn labels(
@@ -492,7 +528,9 @@ fn swarm_health(check: &slipway_spec::HealthCheck, port: u16) -> String {
         slipway_spec::HealthCheck::Http(path) => {
             format!("wget -q -O /dev/null http://127.0.0.1:{port}{path}")
         }
-        slipway_spec::HealthCheck::Command(cmd) => cmd.clone(),
+        slipway_spec::HealthCheck::Command(cmd) => {
+            format!("export SLIPWAY_INSTANCE_URL=http://127.0.0.1:{port}; {cmd}")
+        }
     }
 }
 

@@ -43,7 +43,7 @@ pub async fn probe(
             let url = format!("http://{addr}");
             let out = tokio::time::timeout(
                 PROBE_TIMEOUT,
-                tokio::process::Command::new("sh")
+                slipway_runner::without_slipway_settings(&mut tokio::process::Command::new("sh"))
                     .args(["-c", cmd])
                     .env("SLIPWAY_INSTANCE_URL", &url)
                     .kill_on_drop(true)
@@ -109,7 +109,7 @@ pub async fn smoke(
     env: &[(String, String)],
 ) -> Result<(), String> {
     for cmd in commands {
-        let run = tokio::process::Command::new("sh")
+        let run = slipway_runner::without_slipway_settings(&mut tokio::process::Command::new("sh"))
             .args(["-c", cmd])
             .current_dir(dir)
             .envs(env.iter().map(|(k, v)| (k, v)))

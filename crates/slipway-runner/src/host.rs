@@ -65,13 +65,7 @@ impl HostJob {
         cancel: &CancellationToken,
     ) -> std::io::Result<Option<i32>> {
         let mut command = Command::new(self.shell[0]);
-        // Slipway's own settings (the sealing key, the database URL, an agent's
-        // token) must never reach a step: drop every inherited SLIPWAY_* variable.
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("SLIPWAY_") {
-                command.env_remove(&name);
-            }
-        }
+        without_slipway_settings(&mut command);
         let mut child = command
             .args(&self.shell[1..])
             .arg(script)
@@ -172,4 +166,17 @@ fn shell() -> &'static [&'static str] {
     let has_bash = std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("bash").is_file()));
     if has_bash { BASH } else { SH }
+}
+
+/// Slipway's own settings (the sealing key, the database URL, an agent's
+/// token) must never reach what it runs for users (steps, deployed
+/// applications, health checks, smoke tests): drops every inherited
+/// `SLIPWAY_*` variable. Variables Slipway sets on purpose are added after.
+pub fn without_slipway_settings(command: &mut Command) -> &mut Command {
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("SLIPWAY_") {
+            command.env_remove(&name);
+        }
+    }
+    command
 }

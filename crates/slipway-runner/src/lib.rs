@@ -26,6 +26,7 @@ mod workspace;
 pub use docker::Engine;
 pub use event::{Event, EventSender, JobStatus, Stream};
 pub use files::copy_tree;
+pub use host::without_slipway_settings;
 pub use job::{DEFAULT_TIMEOUT, RunContext, run_job};
 pub use local::{LocalRun, RunSummary};
 pub use mask::Masker;

@@ -421,17 +421,20 @@ impl Store {
         rows.iter().map(environment).collect()
     }
 
-    /// Keeps the port of an environment's stable URL; the first port stored wins.
+    /// Keeps the port of an environment's stable URL: the first port stored
+    /// wins, unless `configured` (the pipeline names it).
     pub async fn claim_environment_port(
         &self,
         project: ProjectId,
         name: &str,
         port: i64,
+        configured: bool,
     ) -> Result<i64> {
-        sqlx::query("UPDATE environments SET port = $1 WHERE project_id = $2 AND name = $3 AND port IS NULL")
+        sqlx::query("UPDATE environments SET port = $1 WHERE project_id = $2 AND name = $3 AND (port IS NULL OR $4)")
             .bind(port)
             .bind(project.0)
             .bind(name)
+            .bind(configured)
             .execute(&self.pool)
             .await?;
         let env = self.environment(project, name).await?;
@@ -511,6 +514,17 @@ impl Store {
         rows.iter().map(deployment).collect()
     }
 
+    /// Every deployment of a release, in every environment.
+    pub async fn deployments_of_release(&self, release: i64) -> Result<Vec<Deployment>> {
+        let rows = sqlx::query(sql(format!(
+            "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE release_id = $1 ORDER BY id"
+        )))
+        .bind(release)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(deployment).collect()
+    }
+
     /// Deployments in one state over every project, oldest first.
     pub async fn deployments_in(&self, state: DeployState) -> Result<Vec<Deployment>> {
         let rows = sqlx::query(sql(format!(
@@ -564,6 +578,26 @@ impl Store {
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Cancels deployments of releases older than `release` still waiting for
+    /// a decision in an environment; returns how many.
+    pub async fn supersede_pending(
+        &self,
+        project: ProjectId,
+        environment: &str,
+        release: i64,
+        reason: &str,
+    ) -> Result<u64> {
+        let done = sqlx::query("UPDATE deployments SET state = 'canceled', reason = $1, finished_at = $2 WHERE project_id = $3 AND environment = $4 AND state = 'awaiting_approval' AND release_id < $5")
+            .bind(reason)
+            .bind(now_ms())
+            .bind(project.0)
+            .bind(environment)
+            .bind(release)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     /// Records an approval or a rejection; one per person per deployment.

@@ -214,18 +214,21 @@ async fn deployments_move_by_compare_and_set_and_success_makes_them_current(stor
     // The first port stored for the stable URL stays.
     assert_eq!(
         store
-            .claim_environment_port(p.id, "dev", 4100)
+            .claim_environment_port(p.id, "dev", 4100, false)
             .await
             .expect("port"),
         4100
     );
     assert_eq!(
         store
-            .claim_environment_port(p.id, "dev", 4200)
+            .claim_environment_port(p.id, "dev", 4200, false)
             .await
             .expect("port"),
         4100
     );
+    // A port the pipeline names replaces one chosen before.
+    let named = store.claim_environment_port(p.id, "dev", 4300, true).await;
+    assert_eq!(named.expect("port"), 4300);
 }
 
 async fn decisions_are_one_per_person_and_audited(store: Store) {

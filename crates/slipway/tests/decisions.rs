@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::server::ServerProcess;
+use common::server::{ServerProcess, git};
 use common::service::{
     ServiceRepo, TARGET, build_job, cli_as, environment, get, refused, status, succeeded, token,
 };
@@ -117,6 +117,62 @@ environments:
         get(&prod_url).as_deref(),
         Some("Howdy from hello-service 1\n")
     );
+
+    // A push on another branch cannot declare prod its own and skip the
+    // decision point: where prod takes releases from and its approvals come
+    // from what prod runs, and a release can only tighten them.
+    let sneaky = pipeline
+        .replace(
+            "    from: dev\n    target",
+            "    branch: sneaky\n    target",
+        )
+        .replace("    approval: { group: release-managers }\n", "");
+    assert_ne!(sneaky, pipeline);
+    git(&repo.work, &["checkout", "-q", "-b", "sneaky"]);
+    repo.write(".slipway.yml", &sneaky);
+    repo.commit("Mallory", "mallory@example.com", "prod takes my branch");
+    git(&repo.work, &["push", "-q", "origin", "sneaky"]);
+    succeeded(&server.cli(&["trigger", "gates", "--branch", "sneaky", "--wait"]));
+    server.wait_until("release 2 exists", Duration::from_secs(30), || {
+        server
+            .json(&["releases", "-p", "gates"])
+            .to_string()
+            .contains("\"version\":\"2\"")
+    });
+    let prod = environment(&status(&server, "gates"), "prod").clone();
+    assert_eq!(prod["live"]["release"], "1", "{prod}");
+    assert_eq!(
+        prod["latest"],
+        serde_json::Value::Null,
+        "no deployment was asked for: {prod}"
+    );
+    // Nor is a release that never ran there a rollback.
+    refused(
+        &server.cli(&["rollback", "-p", "gates", "prod", "--to", "2"]),
+        "never ran in prod",
+    );
+    // Asking for it properly meets the decision point, where four-eyes wants to know who decides.
+    succeeded(&server.cli(&["deploy", "-p", "gates", "prod", "2"]));
+    let id = environment(&status(&server, "gates"), "prod")["latest"]["id"].to_string();
+    let out = server.cli(&[
+        "token",
+        "create",
+        "erin",
+        "--role",
+        "viewer",
+        "--group",
+        "release-managers",
+    ]);
+    let erin = succeeded(&out).trim().to_string();
+    refused(
+        &cli_as(&server, &erin, &["approve", &id]),
+        "four-eyes needs to know who",
+    );
+    succeeded(&cli_as(
+        &server,
+        &dave,
+        &["reject", &id, "-m", "not from a side branch"],
+    ));
 
     // qa: a decision point expires.
     succeeded(&server.cli(&[

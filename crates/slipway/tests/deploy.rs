@@ -382,6 +382,27 @@ fn a_release_failing_its_health_check_rolls_back_while_the_old_one_serves() {
         &server.cli(&["rollback", "-p", "rollback", "dev"]),
         "no other release",
     );
+
+    // Removing the project stops what its environments run.
+    succeeded(&server.cli(&["project", "remove", "rollback"]));
+    assert_eq!(
+        get(&url),
+        None,
+        "the environment's URL is gone with its project"
+    );
+    let left = std::fs::read_dir(server.data_dir.join("deploy"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|p| {
+            std::fs::read_dir(p.path().join("dev"))
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .filter(|f| f.path().extension().is_some_and(|e| e == "pid"))
+        .count();
+    assert_eq!(left, 0, "no process of the project is left");
 }
 
 #[test]
@@ -425,7 +446,6 @@ environments:
         .as_str()
         .expect("url")
         .to_string();
-    let load = Load::start(&url, "Hello from hello-service 1\n");
     repo.write(".slipway.yml", &pipeline("/not-there"));
     repo.commit(
         "Bob",
@@ -440,7 +460,10 @@ environments:
         assert_ne!(latest["state"], "failed", "{latest}");
         latest["state"] == "rolled_back"
     });
-    load.finish();
+    // Afterwards the old release serves again. (During the failed update a
+    // one-node swarm may stop the old task before the new one is judged, so
+    // unlike `local` and `docker`, requests can fail meanwhile.)
+    assert_eq!(get(&url).as_deref(), Some("Hello from hello-service 1\n"));
     let now = status(&server, PROJECT);
     let live = environment(&now, "live");
     assert_eq!(live["live"]["release"], "1");
@@ -449,15 +472,21 @@ environments:
         reason.contains("the engine rolled the service back"),
         "{reason}"
     );
-    let image = Command::new("docker")
+    let label = format!("label=slipway.project={PROJECT}");
+    let service = Command::new("docker")
+        .args(["service", "ls", "-q", "--filter", &label])
+        .output()
+        .expect("docker service ls");
+    let service = String::from_utf8_lossy(&service.stdout).trim().to_string();
+    let release = Command::new("docker")
         .args([
             "service",
             "inspect",
-            &format!("slipway-{PROJECT}-live"),
+            &service,
             "--format",
             "{{index .Spec.Labels \"slipway.release\"}}",
         ])
         .output()
         .expect("docker service inspect");
-    assert_eq!(String::from_utf8_lossy(&image.stdout).trim(), "1");
+    assert_eq!(String::from_utf8_lossy(&release.stdout).trim(), "1");
 }

@@ -71,6 +71,10 @@ pub async fn remove(
     _: AsAdmin,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
+    // What its environments run goes first: nothing would find it afterwards.
+    if let Some(found) = state.engine.store.project(&name).await? {
+        state.deployer.forget_project(&found).await;
+    }
     state.engine.store.remove_project(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -179,9 +179,15 @@ impl Load {
         let thread = std::thread::spawn(move || {
             let (mut served, mut wrong) = (0, Vec::new());
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                match get(&url) {
-                    Some(body) if body == expected => served += 1,
-                    other => wrong.push(format!("{other:?}")),
+                let out = Command::new("curl")
+                    .args(["-s", "--max-time", "5", "-w", " (HTTP %{http_code})", &url])
+                    .output()
+                    .expect("curl");
+                let body = String::from_utf8_lossy(&out.stdout).to_string();
+                if body == format!("{expected} (HTTP 200)") {
+                    served += 1;
+                } else {
+                    wrong.push(format!("{body} {}", out.status));
                 }
             }
             (served, wrong)

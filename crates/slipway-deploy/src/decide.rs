@@ -323,6 +323,7 @@ impl Deployer {
                     author: c.author,
                     email: c.email,
                     message: c.subject,
+                    at: c.at.map(|secs| secs * 1000),
                 })
                 .collect(),
             _ => release.commits.clone(),

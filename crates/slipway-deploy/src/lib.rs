@@ -11,6 +11,7 @@
 //! stops at any moment resumes (or fails cleanly) what it was doing.
 
 mod decide;
+mod delivery;
 pub mod docker;
 pub mod local;
 mod promote;
@@ -33,6 +34,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 pub use decide::{Approver, Request};
+pub use delivery::{DEFINITIONS, Delivery};
 pub use proxy::{Backend, Proxy, Route};
 pub use status::{EnvironmentStatus, ImageTrace};
 

@@ -97,7 +97,7 @@ impl Deployer {
                             .config(&project, &release, &pipeline, &env)
                             .await
                             .map_err(|e| DeployError::Invalid(e.reason))?;
-                        let repo = if env.production {
+                        let repo = if env.production && !release.images.is_empty() {
                             self.release_repo().await
                         } else {
                             None

@@ -110,6 +110,7 @@ impl Deployer {
                 author: c.author,
                 email: c.email,
                 message: c.subject,
+                at: c.at.map(|secs| secs * 1000),
             })
             .collect();
         let head = mirror

@@ -217,7 +217,9 @@ impl Deployer {
             .config(project, release, pipeline, env)
             .await
             .map_err(|e| failed(e.reason))?;
-        let repo = if env.production {
+        // Production runs images from the release repository (a release
+        // without images, such as a `local` one, has nothing to promote).
+        let repo = if env.production && !release.images.is_empty() {
             Some(
                 self.promote_images(project, release, &dep.requested_by)
                     .await

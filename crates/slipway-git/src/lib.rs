@@ -211,7 +211,7 @@ impl Mirror {
             [
                 "log",
                 max.as_str(),
-                "--format=%H%x1f%an%x1f%ae%x1f%s%x1e",
+                "--format=%H%x1f%an%x1f%ae%x1f%s%x1f%ct%x1e",
                 "--end-of-options",
                 range.as_str(),
             ],
@@ -226,6 +226,7 @@ impl Mirror {
                     author: f.next()?.to_string(),
                     email: f.next()?.to_string(),
                     subject: f.next()?.to_string(),
+                    at: f.next().and_then(|t| t.trim().parse().ok()),
                 })
             })
             .collect())
@@ -339,6 +340,8 @@ pub struct CommitInfo {
     pub author: String,
     pub email: String,
     pub subject: String,
+    /// The committer time, seconds since the epoch.
+    pub at: Option<i64>,
 }
 
 /// Brings `commit` into branch `into` on the remote at `url` and pushes it:

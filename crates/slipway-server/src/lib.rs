@@ -11,6 +11,7 @@ mod error;
 mod extract;
 mod registry;
 mod startup;
+mod telemetry;
 
 pub use api::ROUTES;
 pub use startup::{Server, ServerConfig, StartError};

@@ -129,6 +129,8 @@ impl Server {
                 .await
                 .map_err(|e| format!("repository `{}` in the config file: {e}", spec.name))?;
         }
+        // Metrics recorded from the first request on.
+        crate::telemetry::handle();
         let shutdown = CancellationToken::new();
         let deployer = slipway_deploy::Deployer::new(
             engine.clone(),

@@ -25,6 +25,9 @@ pub struct ReleaseCommit {
     pub author: String,
     pub email: String,
     pub message: String,
+    /// When it was committed (ms since the epoch), for lead times.
+    #[serde(default)]
+    pub at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -11,6 +11,7 @@ mod deploy;
 mod gates;
 mod jobs;
 mod logs;
+mod metrics;
 mod model;
 mod projects;
 mod registry;
@@ -30,6 +31,7 @@ pub use deploy::{
 pub use gates::GateRecord;
 pub use jobs::{Claim, MAX_ATTEMPTS};
 pub use logs::LogPage;
+pub use metrics::{Counts, DeploymentFact, JobFact};
 pub use model::{Job, JobId, Project, ProjectId, Run, RunId, State, Transition};
 pub use registry::{
     ManifestRecord, NewManifest, NewPromotion, Promotion, RawFile, RepoKind, Repository,

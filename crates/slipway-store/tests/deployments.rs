@@ -88,6 +88,7 @@ async fn a_green_run_makes_one_release_and_a_version_never_moves(store: Store) {
         author: "Alice".into(),
         email: "alice@example.com".into(),
         message: "a change".into(),
+        at: Some(1_700_000_000_000),
     }];
     let made = store
         .create_release(&release(p.id, &run, "1.1", &images, &commits))
@@ -226,6 +227,31 @@ async fn deployments_move_by_compare_and_set_and_success_makes_them_current(stor
             .expect("port"),
         4100
     );
+    // What the delivery metrics read: ended deployments and jobs, and counts.
+    let facts = store
+        .deployment_facts(p.id, 0, i64::MAX)
+        .await
+        .expect("facts");
+    let states: Vec<&str> = facts.iter().map(|f| f.state.as_str()).collect();
+    assert_eq!(states, vec!["succeeded", "rolled_back"]);
+    assert_eq!(
+        store
+            .deployment_facts(p.id, 0, 1)
+            .await
+            .expect("none")
+            .len(),
+        0
+    );
+    let jobs = store.job_facts(p.id, 0, i64::MAX).await.expect("jobs");
+    assert_eq!(jobs.len(), 2);
+    assert!(
+        jobs.iter()
+            .all(|j| j.state == "succeeded" && j.started_at.is_some())
+    );
+    let counts = store.counts().await.expect("counts");
+    assert_eq!(counts.runs, vec![("succeeded".to_string(), 2)]);
+    assert!(counts.deployments.contains(&("rolled_back".to_string(), 1)));
+    assert_eq!(counts.registry_bytes, 0);
     // A port the pipeline names replaces one chosen before.
     let named = store.claim_environment_port(p.id, "dev", 4300, true).await;
     assert_eq!(named.expect("port"), 4300);

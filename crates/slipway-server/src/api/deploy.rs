@@ -224,3 +224,25 @@ pub async fn trace(
     }
     Ok(Json(json!(state.deployer.trace(&digest).await?)))
 }
+
+#[derive(Debug, Deserialize)]
+pub struct MetricsQuery {
+    environment: Option<String>,
+    days: Option<u32>,
+}
+
+/// DORA figures and pipeline health of one environment over a window.
+pub async fn metrics(
+    State(state): State<AppState>,
+    _: AsViewer,
+    Path(name): Path<String>,
+    Query(q): Query<MetricsQuery>,
+) -> ApiResult<Json<Value>> {
+    let project = project(&state, &name).await?;
+    let days = q.days.unwrap_or(30).clamp(1, 3650);
+    let figures = state
+        .deployer
+        .delivery(&project, q.environment.as_deref(), days)
+        .await?;
+    Ok(Json(json!(figures)))
+}

@@ -100,13 +100,16 @@ pub fn router(state: AppState) -> Router {
         .route("/deployments/{id}/approve", post(deploy::approve))
         .route("/deployments/{id}/reject", post(deploy::reject))
         .route("/trace/{digest}", get(deploy::trace))
+        .route("/projects/{project}/metrics", get(deploy::metrics))
         .route("/openapi.json", get(openapi::document));
     Router::new()
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/hooks/{project}", post(hooks::receive))
+        .route("/metrics", get(crate::telemetry::scrape))
         .nest("/api/v1", api)
         .merge(crate::registry::router())
+        .route_layer(axum::middleware::from_fn(crate::telemetry::track))
         .fallback(|| async {
             crate::error::ApiError::not_found("no such route; see /api/v1/openapi.json")
         })

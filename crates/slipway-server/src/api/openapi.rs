@@ -263,6 +263,12 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "viewer",
         "From an image digest to its releases, runs, commits and environments",
     ),
+    (
+        "get",
+        "/projects/{project}/metrics",
+        "viewer",
+        "Delivery metrics of an environment (`environment`, `days`): deployment frequency, lead time, change failure rate, time to restore, job durations and success, queue time, with their definitions",
+    ),
 ];
 
 pub async fn document() -> Json<Value> {

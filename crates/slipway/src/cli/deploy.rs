@@ -105,6 +105,21 @@ pub enum DeployCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Delivery metrics of an environment: deployment frequency, lead time,
+    /// change failure rate, time to restore, job durations and success, queue time.
+    Metrics {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        project: ProjectArg,
+        /// [default: the production environment, else the last one]
+        #[arg(long)]
+        environment: Option<String>,
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[arg(long)]
+        json: bool,
+    },
     /// From an image digest to its releases, runs, commits and environments.
     Trace {
         #[command(flatten)]
@@ -128,6 +143,7 @@ impl DeployCommand {
             | Approve { conn, .. }
             | Reject { conn, .. }
             | Audit { conn, .. }
+            | Metrics { conn, .. }
             | Trace { conn, .. } => conn,
         }
     }
@@ -228,6 +244,21 @@ pub fn run(cmd: DeployCommand) -> anyhow::Result<ExitCode> {
                         );
                     }
                 });
+            }
+            DeployCommand::Metrics {
+                project,
+                environment,
+                days,
+                json,
+                ..
+            } => {
+                let project = resolve(&client, project.project).await?;
+                let mut path = format!("/projects/{project}/metrics?days={days}");
+                if let Some(e) = environment {
+                    path.push_str(&format!("&environment={e}"));
+                }
+                let out = client.get(&path).await?;
+                print_or(json, &out, || print_metrics(&out));
             }
             DeployCommand::Trace { digest, json, .. } => {
                 let out = client.get(&format!("/trace/{digest}")).await?;
@@ -357,6 +388,57 @@ fn print_status(out: &Value) {
             print!("  latest   ");
             print_deployment(&env["latest"]);
         }
+    }
+}
+
+fn print_metrics(m: &Value) {
+    let secs = |v: &Value| {
+        v.as_f64()
+            .map(|s| humantime::format_duration(Duration::from_secs(s.round() as u64)).to_string())
+            .unwrap_or_else(|| "-".into())
+    };
+    println!("environment {}", text(&m["environment"]));
+    let f = &m["deployment_frequency"];
+    println!(
+        "  deployment frequency  {} ({:.2} a day)",
+        f["deployments"],
+        f["per_day"].as_f64().unwrap_or_default()
+    );
+    println!(
+        "  lead time             median {}, mean {}",
+        secs(&m["lead_time_seconds"]["median"]),
+        secs(&m["lead_time_seconds"]["mean"])
+    );
+    let c = &m["change_failure_rate"];
+    let rate = c["rate"]
+        .as_f64()
+        .map(|r| format!("{:.0}%", r * 100.0))
+        .unwrap_or_else(|| "-".into());
+    println!(
+        "  change failure rate   {rate} ({} of {})",
+        c["failures"], c["deployments"]
+    );
+    println!(
+        "  time to restore       median {}",
+        secs(&m["time_to_restore_seconds"]["median"])
+    );
+    println!(
+        "  queue time            p50 {}, p95 {}",
+        secs(&m["queue_seconds"]["median"]),
+        secs(&m["queue_seconds"]["p95"])
+    );
+    for j in m["jobs"].as_array().into_iter().flatten() {
+        let ratio = j["success_ratio"]
+            .as_f64()
+            .map(|r| format!("{:.0}%", r * 100.0))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "  job {:<16} {ratio} of {} succeeded, p50 {}, p95 {}",
+            text(&j["name"]),
+            j["ended"],
+            secs(&j["duration_seconds"]["median"]),
+            secs(&j["duration_seconds"]["p95"])
+        );
     }
 }
 

@@ -384,6 +384,62 @@ impl Deployer {
                 "deployment {deployment} expired before this decision; ask for a new one"
             )));
         }
+        let (release, rule) = self.may_decide(&dep, by).await?;
+        if !approve && comment.trim().is_empty() {
+            return Err(DeployError::Invalid(
+                "a rejection needs a comment saying why (-m TEXT)".into(),
+            ));
+        }
+        let decision = if approve { "approve" } else { "reject" };
+        self.store()
+            .record_decision(deployment, &by.name, decision, comment)
+            .await?;
+        self.store()
+            .audit(
+                dep.project_id,
+                &by.name,
+                decision,
+                &format!("deployment {deployment} to {}", dep.environment),
+                &format!("release {}: {comment}", release.version),
+            )
+            .await?;
+        let approvals = self
+            .store()
+            .decisions(deployment)
+            .await?
+            .iter()
+            .filter(|d| d.decision == "approve")
+            .count();
+        let next = if !approve {
+            Some((
+                DeployState::Rejected,
+                format!("rejected by {}: {comment}", by.name),
+            ))
+        } else if approvals >= rule.required as usize {
+            Some((
+                DeployState::Queued,
+                format!("approved by {approvals} of {} needed", rule.required),
+            ))
+        } else {
+            None
+        };
+        if let Some((to, reason)) = next {
+            self.store()
+                .set_deploy_state(deployment, DeployState::AwaitingApproval, to, Some(&reason))
+                .await?;
+            self.wake();
+        }
+        Ok(self.store().deployment(deployment).await?)
+    }
+
+    /// Whether `by` may decide on a waiting deployment: the release and the
+    /// rule when so, else why not (for the refusal, and for the UI to show
+    /// instead of buttons).
+    pub async fn may_decide(
+        &self,
+        dep: &Deployment,
+        by: &Approver,
+    ) -> Result<(Release, slipway_spec::Approval)> {
         let release = self.store().release(dep.release_id).await?;
         let (_, env) = self.environment_spec(&release, &dep.environment).await?;
         let rule = env.approval.clone().ok_or_else(|| {
@@ -430,51 +486,7 @@ impl Deployer {
                 )));
             }
         }
-        if !approve && comment.trim().is_empty() {
-            return Err(DeployError::Invalid(
-                "a rejection needs a comment saying why (-m TEXT)".into(),
-            ));
-        }
-        let decision = if approve { "approve" } else { "reject" };
-        self.store()
-            .record_decision(deployment, &by.name, decision, comment)
-            .await?;
-        self.store()
-            .audit(
-                dep.project_id,
-                &by.name,
-                decision,
-                &format!("deployment {deployment} to {}", dep.environment),
-                &format!("release {}: {comment}", release.version),
-            )
-            .await?;
-        let approvals = self
-            .store()
-            .decisions(deployment)
-            .await?
-            .iter()
-            .filter(|d| d.decision == "approve")
-            .count();
-        let next = if !approve {
-            Some((
-                DeployState::Rejected,
-                format!("rejected by {}: {comment}", by.name),
-            ))
-        } else if approvals >= rule.required as usize {
-            Some((
-                DeployState::Queued,
-                format!("approved by {approvals} of {} needed", rule.required),
-            ))
-        } else {
-            None
-        };
-        if let Some((to, reason)) = next {
-            self.store()
-                .set_deploy_state(deployment, DeployState::AwaitingApproval, to, Some(&reason))
-                .await?;
-            self.wake();
-        }
-        Ok(self.store().deployment(deployment).await?)
+        Ok((release, rule))
     }
 
     /// Deployments whose decision point passed its expiry end as expired.

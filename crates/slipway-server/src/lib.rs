@@ -12,6 +12,7 @@ mod extract;
 mod registry;
 mod startup;
 mod telemetry;
+pub(crate) mod ui;
 
 pub use api::ROUTES;
 pub use startup::{Server, ServerConfig, StartError};

@@ -18,6 +18,7 @@ mod registry;
 mod runs;
 mod secrets;
 mod triggers;
+mod users;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -38,6 +39,7 @@ pub use registry::{
     RetiredTag, RunImage, TagPage, TagPolicy,
 };
 pub use runs::{NewJob, NewRun};
+pub use users::{Session, User};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

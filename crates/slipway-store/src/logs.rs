@@ -45,6 +45,17 @@ impl Store {
         Ok(())
     }
 
+    /// How many lines a job's log has (without reading them).
+    pub async fn log_length(&self, job: JobId) -> Result<i64> {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(MAX(first_line + lines), 0) AS BIGINT) AS n FROM log_chunks WHERE job_id = $1",
+        )
+        .bind(job.0)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+
     /// At most `limit` lines from line `from` (0-based), reading only the chunks that hold them.
     pub async fn read_log(&self, job: JobId, from: i64, limit: i64) -> Result<LogPage> {
         let rows = sqlx::query(

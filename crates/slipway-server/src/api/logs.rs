@@ -94,12 +94,31 @@ struct Follower {
     rescan: bool,
     pending: std::collections::VecDeque<Event>,
     done: bool,
+    /// For the web UI: `html` events with the line as HTML instead of `line` events.
+    html: bool,
+}
+
+/// A run's lines for the web UI, as HTML (`html` events `{job, html}`).
+pub(crate) fn follow_lines(
+    state: AppState,
+    run: RunId,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    following(state, run, None, true)
 }
 
 fn follow(
     state: AppState,
     run: RunId,
     only: Option<String>,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    following(state, run, only, false)
+}
+
+fn following(
+    state: AppState,
+    run: RunId,
+    only: Option<String>,
+    html: bool,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let changes = state.engine.logs.subscribe();
     let follower = Follower {
@@ -114,6 +133,7 @@ fn follow(
         rescan: true,
         pending: Default::default(),
         done: false,
+        html,
     };
     futures_util::stream::unfold(follower, |mut f| async move {
         loop {
@@ -208,9 +228,17 @@ impl Follower {
         let mut ended = false;
         for line in page.lines {
             ended |= line.starts_with("▸ job ");
-            let data = json!({ "job": name, "line": line }).to_string();
-            self.pending
-                .push_back(Event::default().event("line").data(data));
+            let event = if self.html {
+                let html = crate::ui::ansi::to_html(&line);
+                Event::default()
+                    .event("html")
+                    .data(json!({ "job": name, "html": html }).to_string())
+            } else {
+                Event::default()
+                    .event("line")
+                    .data(json!({ "job": name, "line": line }).to_string())
+            };
+            self.pending.push_back(event);
         }
         ended
     }

@@ -4,7 +4,7 @@ mod agent;
 mod deploy;
 mod health;
 mod hooks;
-mod logs;
+pub(crate) mod logs;
 mod openapi;
 mod projects;
 mod registry;
@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/jobs/{job}/log", get(logs::page))
         .route("/jobs/{job}/log/stream", get(logs::stream))
         .route("/tokens", post(tokens::create))
+        .route("/users", post(tokens::add_user))
         .route("/agent/claim", post(agent::claim))
         .route("/agent/jobs/{job}/heartbeat", post(agent::heartbeat))
         .route("/agent/jobs/{job}/log", post(agent::log))
@@ -109,6 +110,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(crate::telemetry::scrape))
         .nest("/api/v1", api)
         .merge(crate::registry::router())
+        .merge(crate::ui::router())
         .route_layer(axum::middleware::from_fn(crate::telemetry::track))
         .fallback(|| async {
             crate::error::ApiError::not_found("no such route; see /api/v1/openapi.json")

@@ -269,6 +269,12 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "viewer",
         "Delivery metrics of an environment (`environment`, `days`): deployment frequency, lead time, change failure rate, time to restore, job durations and success, queue time, with their definitions",
     ),
+    (
+        "post",
+        "/users",
+        "admin",
+        "Add (or with `replace` change) a web UI user: name, password, role, email, groups",
+    ),
 ];
 
 pub async fn document() -> Json<Value> {

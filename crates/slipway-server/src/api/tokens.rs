@@ -51,3 +51,58 @@ pub async fn create(
         })),
     ))
 }
+
+#[derive(Debug, Deserialize)]
+pub struct NewUser {
+    name: String,
+    password: String,
+    role: String,
+    email: Option<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    /// Change an existing user (password, role, identity).
+    #[serde(default)]
+    replace: bool,
+}
+
+/// Adds a web UI user (argon2-hashed password).
+pub async fn add_user(
+    State(state): State<AppState>,
+    _: AsAdmin,
+    Json(new): Json<NewUser>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let role = Role::parse(&new.role).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if role == Role::Agent {
+        return Err(ApiError::bad_request(
+            "a person cannot have the agent role; use viewer, developer or admin",
+        ));
+    }
+    if new.name.trim().is_empty() || new.name.contains(char::is_whitespace) {
+        return Err(ApiError::bad_request(
+            "a user needs a `name` without spaces",
+        ));
+    }
+    if new.password.chars().count() < 8 {
+        return Err(ApiError::bad_request(
+            "the password needs at least 8 characters",
+        ));
+    }
+    let hash = crate::ui::session::hash_password(&new.password).map_err(ApiError::internal)?;
+    let user = slipway_store::User {
+        name: new.name.clone(),
+        role: role.as_str().to_string(),
+        email: new.email.clone(),
+        groups: new.groups.clone(),
+    };
+    state
+        .engine
+        .store
+        .put_user(&user, &hash, new.replace)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({ "name": new.name, "role": role.as_str(), "email": new.email, "groups": new.groups }),
+        ),
+    ))
+}

@@ -131,6 +131,13 @@ enum Command {
     },
     #[command(flatten)]
     Deploy(deploy::DeployCommand),
+    /// Web UI users.
+    User {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        cmd: remote::UserCommand,
+    },
     /// Cancel a run (RUN is PROJECT/NUMBER).
     Cancel {
         #[command(flatten)]
@@ -182,6 +189,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Promote { conn, args } => registry::promote(&conn, args),
         Command::Gc { conn, args } => registry::gc(&conn, args),
         Command::Deploy(cmd) => deploy::run(cmd),
+        Command::User { conn, cmd } => remote::user(&conn, cmd),
         Command::Rerun {
             conn,
             run,

@@ -71,6 +71,56 @@ pub enum TokenCommand {
     },
 }
 
+#[derive(Debug, clap::Subcommand)]
+pub enum UserCommand {
+    /// Add a web UI user; the password is read from standard input.
+    Add {
+        name: String,
+        #[arg(long, default_value = "developer")]
+        role: String,
+        /// Who they are at decision points (four-eyes compares it with commit authors).
+        #[arg(long)]
+        email: Option<String>,
+        /// A group an approval rule can name (repeat for several).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// Change the user if it exists (password, role, email, groups).
+        #[arg(long)]
+        replace: bool,
+    },
+}
+
+pub fn user(conn: &Connection, cmd: UserCommand) -> anyhow::Result<ExitCode> {
+    use std::io::Read as _;
+    let client = Client::new(conn)?;
+    let UserCommand::Add {
+        name,
+        role,
+        email,
+        groups,
+        replace,
+    } = cmd;
+    let mut password = String::new();
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .context("cannot read the password from standard input")?;
+    let password = password.trim_end_matches(['\n', '\r']).to_string();
+    block_on(async move {
+        let out = client
+            .post(
+                "/users",
+                &json!({ "name": name, "password": password, "role": role, "email": email, "groups": groups, "replace": replace }),
+            )
+            .await?;
+        println!(
+            "user {} ({})",
+            out["name"].as_str().unwrap_or_default(),
+            out["role"].as_str().unwrap_or_default()
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
 pub fn block_on<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     tokio::runtime::Runtime::new()
         .context("cannot start the async runtime")?

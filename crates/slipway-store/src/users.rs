@@ -1,0 +1,117 @@
+//! Web UI users and their sessions.
+
+use sqlx::Row;
+
+use crate::{Result, Store, StoreError, now_ms};
+
+/// A user as the UI needs them (never the password hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub role: String,
+    pub email: Option<String>,
+    pub groups: Vec<String>,
+}
+
+/// A live session: whose, and the token its forms carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub user: User,
+    pub csrf: String,
+}
+
+impl Store {
+    /// Adds a user, or with `replace` sets a new password, role and identity.
+    pub async fn put_user(&self, user: &User, password_hash: &str, replace: bool) -> Result<()> {
+        let groups = crate::json_of(&user.groups);
+        let sql = if replace {
+            "INSERT INTO users (name, password_hash, role, email, groups_json, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, role = excluded.role, email = excluded.email, groups_json = excluded.groups_json"
+        } else {
+            "INSERT INTO users (name, password_hash, role, email, groups_json, created_at) VALUES ($1, $2, $3, $4, $5, $6)"
+        };
+        sqlx::query(sql)
+            .bind(&user.name)
+            .bind(password_hash)
+            .bind(&user.role)
+            .bind(&user.email)
+            .bind(groups)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| match e {
+                sqlx::Error::Database(d) if d.is_unique_violation() => {
+                    StoreError::Conflict(format!(
+                        "user `{}` exists already; add --replace to change it",
+                        user.name
+                    ))
+                }
+                e => e.into(),
+            })?;
+        Ok(())
+    }
+
+    /// The user and their password hash, for a login.
+    pub async fn user_for_login(&self, name: &str) -> Result<Option<(User, String)>> {
+        let row = sqlx::query(
+            "SELECT name, role, email, groups_json, password_hash FROM users WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some((user(&row)?, row.try_get("password_hash")?)))
+    }
+
+    pub async fn create_session(
+        &self,
+        token_hash: &str,
+        user: &str,
+        csrf: &str,
+        expires_at: i64,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO sessions (token_hash, user_name, csrf, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(token_hash)
+            .bind(user)
+            .bind(csrf)
+            .bind(expires_at)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The session with this cookie hash, if it has not expired.
+    pub async fn session(&self, token_hash: &str) -> Result<Option<Session>> {
+        let row = sqlx::query("SELECT u.name, u.role, u.email, u.groups_json, s.csrf FROM sessions s JOIN users u ON u.name = s.user_name WHERE s.token_hash = $1 AND s.expires_at > $2")
+            .bind(token_hash)
+            .bind(now_ms())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(Session {
+                user: user(&r)?,
+                csrf: r.try_get("csrf")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn end_session(&self, token_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1 OR expires_at <= $2")
+            .bind(token_hash)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+fn user(row: &sqlx::any::AnyRow) -> Result<User> {
+    let groups: String = row.try_get("groups_json")?;
+    Ok(User {
+        name: row.try_get("name")?,
+        role: row.try_get("role")?,
+        email: row.try_get("email")?,
+        groups: crate::strings_of(&groups)?,
+    })
+}

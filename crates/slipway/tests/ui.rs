@@ -1,0 +1,319 @@
+//! The web UI in a real browser (Debian Chromium through chromedriver): log
+//! in, start a run and watch a log line arrive live, approve a deployment,
+//! roll an environment back and see it change. Every page is photographed
+//! into `target/tmp/ui-screenshots/`.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::server::{Remote, ServerProcess, git};
+use common::service::{environment, status, succeeded};
+use fantoccini::{Client, ClientBuilder, Locator};
+
+/// A job that prints a line while the page is open, and a site for two environments.
+const PIPELINE: &str = r#"jobs:
+  site:
+    steps:
+      - echo "release page" > index.html
+      - echo "first line"; sleep 2; echo "live-line-42"; sleep 3
+    artifacts: [index.html]
+environments:
+  dev:
+    branch: main
+    target: { local: { command: python3 -m http.server $PORT --bind 127.0.0.1 } }
+    health: { http: /index.html }
+  prod:
+    from: dev
+    target: { local: { command: python3 -m http.server $PORT --bind 127.0.0.1 } }
+    health: { http: /index.html }
+    approval: { required: 1 }
+"#;
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn chromedriver() -> (Driver, String) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver (scripts/test installs chromium-driver)");
+    let url = format!("http://127.0.0.1:{port}");
+    let start = Instant::now();
+    loop {
+        let ready = Command::new("curl")
+            .args(["-sf", &format!("{url}/status")])
+            .output()
+            .is_ok_and(|o| {
+                o.status.success() && String::from_utf8_lossy(&o.stdout).contains("\"ready\":true")
+            });
+        if ready {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "chromedriver did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (Driver(child), url)
+}
+
+async fn browser(driver: &str, profile: &std::path::Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run",
+                "--window-size=1280,900", format!("--user-data-dir={}", profile.display()),
+            ]
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(driver)
+        .await
+        .expect("a browser session")
+}
+
+/// Waits (bounded) until the page has an element with this text.
+async fn wait_for_text(c: &Client, css: &str, text: &str, limit: Duration) {
+    let start = Instant::now();
+    loop {
+        if let Ok(el) = c.find(Locator::Css(css)).await
+            && el.text().await.is_ok_and(|t| t.contains(text))
+        {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "`{text}` never appeared in {css} at {:?}",
+            c.current_url().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn shot(c: &Client, name: &str) {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    let png = c.screenshot().await.expect("screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    std::fs::write(dir.join(format!("{name}.png")), png).expect("save screenshot");
+}
+
+#[test]
+fn a_person_runs_watches_approves_and_rolls_back_in_the_browser() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let remote = Remote::new(tmp.path(), PIPELINE);
+    let server = ServerProcess::start(&tmp.path().join("data"), &[]);
+    succeeded(&server.cli(&[
+        "project",
+        "add",
+        "web",
+        "--git",
+        remote.bare.to_str().expect("utf8"),
+    ]));
+    let mut add = server
+        .cli_cmd(&[
+            "user",
+            "add",
+            "ann",
+            "--role",
+            "developer",
+            "--email",
+            "ann@example.com",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("user add");
+    use std::io::Write as _;
+    add.stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"correct horse battery")
+        .expect("password");
+    assert!(add.wait().expect("wait").success());
+    let (_driver, driver_url) = chromedriver();
+    let base = server.url.clone();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let c = browser(&driver_url, &tmp.path().join("chrome")).await;
+        // Logging in: a wrong password is refused, the right one lands on the dashboard.
+        c.goto(&format!("{base}/ui")).await.expect("open");
+        assert!(
+            c.current_url()
+                .await
+                .expect("url")
+                .path()
+                .starts_with("/ui/login")
+        );
+        shot(&c, "login").await;
+        c.find(Locator::Id("name"))
+            .await
+            .expect("name")
+            .send_keys("ann")
+            .await
+            .expect("type");
+        c.find(Locator::Id("password"))
+            .await
+            .expect("pw")
+            .send_keys("wrong")
+            .await
+            .expect("type");
+        c.find(Locator::Id("login"))
+            .await
+            .expect("button")
+            .click()
+            .await
+            .expect("click");
+        wait_for_text(&c, "#problem", "wrong password", Duration::from_secs(10)).await;
+        c.find(Locator::Id("name"))
+            .await
+            .expect("name")
+            .send_keys("ann")
+            .await
+            .expect("type");
+        c.find(Locator::Id("password"))
+            .await
+            .expect("pw")
+            .send_keys("correct horse battery")
+            .await
+            .expect("type");
+        c.find(Locator::Id("login"))
+            .await
+            .expect("button")
+            .click()
+            .await
+            .expect("click");
+        wait_for_text(&c, "h1", "Dashboard", Duration::from_secs(10)).await;
+        shot(&c, "dashboard").await;
+
+        // Start a run; its second line arrives while the page is open.
+        c.goto(&format!("{base}/ui/projects/web"))
+            .await
+            .expect("project");
+        shot(&c, "project").await;
+        c.find(Locator::Id("trigger"))
+            .await
+            .expect("run button")
+            .click()
+            .await
+            .expect("click");
+        wait_for_text(&c, "pre.log", "first line", Duration::from_secs(20)).await;
+        let before = c.current_url().await.expect("url");
+        wait_for_text(&c, "pre.log", "live-line-42", Duration::from_secs(20)).await;
+        assert_eq!(
+            c.current_url().await.expect("url"),
+            before,
+            "the line came without leaving the page"
+        );
+        let state = c
+            .find(Locator::Id("run-state"))
+            .await
+            .expect("state")
+            .text()
+            .await
+            .expect("text");
+        assert_eq!(
+            state, "running",
+            "the line arrived live, before the run ended"
+        );
+        shot(&c, "run").await;
+        wait_for_text(&c, "#run-state", "succeeded", Duration::from_secs(30)).await;
+        c.goto(&format!("{base}/ui/jobs/1/log"))
+            .await
+            .expect("log page");
+        wait_for_text(&c, "pre.log", "live-line-42", Duration::from_secs(5)).await;
+        shot(&c, "log").await;
+    });
+
+    // A second release, then prod asks for a decision.
+    server.wait_until("dev runs release 1", Duration::from_secs(30), || {
+        environment(&status(&server, "web"), "dev")["live"]["release"] == "1"
+    });
+    remote.commit("CHANGES", "two\n", "a second release");
+    git(&remote.work, &["push", "-q", "origin", "main"]);
+    succeeded(&server.cli(&["trigger", "web", "--branch", "main", "--wait"]));
+    server.wait_until("dev runs release 2", Duration::from_secs(30), || {
+        environment(&status(&server, "web"), "dev")["live"]["release"] == "2"
+    });
+    succeeded(&server.cli(&[
+        "promote-release",
+        "-p",
+        "web",
+        "--from",
+        "dev",
+        "--to",
+        "prod",
+    ]));
+    let pending = environment(&status(&server, "web"), "prod")["latest"]["id"].to_string();
+
+    runtime.block_on(async {
+        let c = browser(&driver_url, &tmp.path().join("chrome")).await;
+        c.goto(&format!("{base}/ui/projects/web/environments/prod"))
+            .await
+            .expect("prod");
+        shot(&c, "environment-waiting").await;
+        c.find(Locator::Id(&format!("approve-{pending}")))
+            .await
+            .expect("approve button")
+            .click()
+            .await
+            .expect("click");
+        wait_for_text(&c, "#live-release", "2", Duration::from_secs(30)).await;
+        shot(&c, "environment-approved").await;
+
+        // One click (and a confirmation) rolls dev back to release 1.
+        c.goto(&format!("{base}/ui/projects/web/environments/dev"))
+            .await
+            .expect("dev");
+        wait_for_text(&c, "#live-release", "2", Duration::from_secs(5)).await;
+        c.find(Locator::Id("rollback"))
+            .await
+            .expect("rollback button")
+            .click()
+            .await
+            .expect("click");
+        c.accept_alert().await.expect("the confirmation");
+        wait_for_text(&c, "#live-release", "1", Duration::from_secs(30)).await;
+        shot(&c, "environment-rolled-back").await;
+
+        for (name, path) in [
+            ("release", "/ui/projects/web/releases/2"),
+            ("registry", "/ui/registry"),
+            ("metrics", "/ui/projects/web/metrics"),
+        ] {
+            c.goto(&format!("{base}{path}")).await.expect("page");
+            wait_for_text(&c, "h1", "", Duration::from_secs(5)).await;
+            shot(&c, name).await;
+        }
+        c.close().await.expect("close");
+    });
+    assert_eq!(
+        environment(&status(&server, "web"), "dev")["live"]["release"],
+        "1"
+    );
+    assert_eq!(
+        environment(&status(&server, "web"), "prod")["live"]["release"],
+        "2"
+    );
+}

@@ -233,9 +233,10 @@ fn a_person_runs_watches_approves_and_rolls_back_in_the_browser() {
             .text()
             .await
             .expect("text");
-        assert_eq!(
-            state, "running",
-            "the line arrived live, before the run ended"
+        // The badge is as the page was loaded: a live line shows the page was not reloaded.
+        assert!(
+            state == "running" || state == "queued",
+            "the line arrived live, before the run ended (state {state})"
         );
         shot(&c, "run").await;
         wait_for_text(&c, "#run-state", "succeeded", Duration::from_secs(30)).await;

@@ -3,20 +3,12 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::response::{Html, IntoResponse, Response};
+
 use serde::Deserialize;
 
 use super::session::Viewer;
-use super::{Page, fail, project_of, svg};
+use super::{Page, PageResult, fail, project_of, render, svg};
 use crate::AppState;
-
-type PageResult = Result<Response, Response>;
-
-fn render(t: impl Template) -> PageResult {
-    t.render()
-        .map(|html| Html(html).into_response())
-        .map_err(fail)
-}
 
 pub struct GateBadge {
     pub job: String,

@@ -2,6 +2,9 @@
 //! logs over Server-Sent Events, assets compiled into the binary. It reads
 //! the same store and deployer as the API and obeys the same roles.
 
+// Handlers answer with an axum `Response` on both sides; its size is axum's.
+#![allow(clippy::result_large_err)]
+
 mod actions;
 pub mod ansi;
 mod insight;
@@ -68,6 +71,15 @@ impl Page {
             csrf: viewer.0.csrf.clone(),
         }
     }
+}
+
+pub type PageResult = Result<Response, Response>;
+
+/// A page from its template.
+pub fn render(t: impl askama::Template) -> PageResult {
+    t.render()
+        .map(|html| axum::response::Html(html).into_response())
+        .map_err(fail)
 }
 
 /// An error as a page: what went wrong, with its status.

@@ -9,16 +9,8 @@ use slipway_secrets::Role;
 use slipway_store::{DeployState, JobId, RunId};
 
 use super::session::Viewer;
-use super::{Page, ansi, fail, project_of, svg};
+use super::{Page, PageResult, ansi, fail, project_of, render, svg};
 use crate::AppState;
-
-type PageResult = Result<Response, Response>;
-
-fn render(t: impl Template) -> PageResult {
-    t.render()
-        .map(|html| Html(html).into_response())
-        .map_err(fail)
-}
 
 fn short(commit: &str) -> String {
     commit.chars().take(12).collect()

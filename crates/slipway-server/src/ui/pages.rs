@@ -296,30 +296,61 @@ pub async fn run(
     })
 }
 
-/// The gate's conditions and the new lines left uncovered, as text.
+/// The gate as text: its conditions, the test results, failed tests and the
+/// new lines left uncovered.
 fn gate_summary(report: &serde_json::Value) -> String {
     let mut out = String::new();
     for c in report["conditions"].as_array().into_iter().flatten() {
+        let value = c["value"].as_f64().map_or_else(
+            || c["note"].as_str().unwrap_or("no value").to_string(),
+            |v| format!("{v:.1}"),
+        );
         out.push_str(&format!(
-            "{} {} (actual {})\n",
+            "{} {} (is {value})\n",
             if c["passed"].as_bool() == Some(true) {
                 "✔"
             } else {
                 "✘"
             },
             c["condition"].as_str().unwrap_or_default(),
-            c["actual"]
         ));
     }
-    for f in report["uncovered_new_lines"]
+    let m = &report["measures"];
+    if m["tests_total"].is_number() {
+        out.push_str(&format!(
+            "tests: {} passed, {} failed, {} errored, {} skipped of {}\n",
+            m["tests_passed"],
+            m["tests_failed"],
+            m["tests_errored"],
+            m["tests_skipped"],
+            m["tests_total"]
+        ));
+    }
+    for t in report["failed_tests"]
         .as_array()
         .into_iter()
         .flatten()
+        .take(20)
     {
         out.push_str(&format!(
-            "uncovered new lines in {}: {}\n",
-            f["file"].as_str().unwrap_or_default(),
-            f["lines"]
+            "failed: {}\n",
+            t["name"].as_str().unwrap_or(&t.to_string())
+        ));
+    }
+    for (file, ranges) in report["uncovered_new_lines"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        let ranges: Vec<String> = ranges
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.as_str().map(str::to_string))
+            .collect();
+        out.push_str(&format!(
+            "uncovered new lines in {file}: {}\n",
+            ranges.join(", ")
         ));
     }
     out
@@ -563,4 +594,27 @@ async fn live_fragment(
         ));
     }
     Ok(html)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_gate_reads_as_conditions_tests_and_uncovered_lines() {
+        let report = serde_json::json!({
+            "status": "failed",
+            "conditions": [
+                {"condition": "tests_failed == 0", "metric": "tests_failed", "op": "==", "threshold": 0.0, "value": 1.0, "passed": false},
+                {"condition": "new_coverage >= 80", "metric": "new_coverage", "op": ">=", "threshold": 80.0, "value": null, "passed": true, "note": "no new lines"}
+            ],
+            "measures": {"tests_total": 3, "tests_passed": 2, "tests_failed": 1, "tests_errored": 0, "tests_skipped": 0},
+            "failed_tests": [{"name": "test_total"}],
+            "uncovered_new_lines": {"src/app.py": ["4-6", "9"]}
+        });
+        assert_eq!(
+            super::gate_summary(&report),
+            "✘ tests_failed == 0 (is 1.0)\n✔ new_coverage >= 80 (is no new lines)\n\
+             tests: 2 passed, 1 failed, 0 errored, 0 skipped of 3\nfailed: test_total\n\
+             uncovered new lines in src/app.py: 4-6, 9\n"
+        );
+    }
 }

@@ -107,9 +107,10 @@ def timed(url, cookie, rounds):
         if code != "200":
             sys.exit(f"ui bench: {url} answered {code}")
         times.append(float(total) * 1000)
+    first = times[0]
     times.sort()
     p95 = times[max(0, int(round(0.95 * len(times))) - 1)]
-    return statistics.median(times), p95
+    return statistics.median(times), p95, first
 
 
 def main():
@@ -152,16 +153,17 @@ def main():
             ("registry", "/ui/registry"),
             ("metrics", "/ui/projects/bench/metrics"),
         ]
-        base50, base95 = timed(f"{server.url}/healthz", cookie, ROUNDS)
+        base50, base95, _ = timed(f"{server.url}/healthz", cookie, ROUNDS)
         print(f"\n== server time over {ROUNDS} requests each (curl total, loopback)")
-        print(f"{'page':<12} {'p50':>9} {'p95':>9} {'p95 / healthz':>14}")
-        print(f"{'healthz':<12} {base50:>7.2f}ms {base95:>7.2f}ms {'(baseline)':>14}")
+        print(f"{'page':<12} {'p50':>9} {'p95':>9} {'first':>9} {'p95 / healthz':>14}")
+        print(f"{'healthz':<12} {base50:>7.2f}ms {base95:>7.2f}ms {'':>9} {'(baseline)':>14}")
         worst = 0.0
         for name, path in pages:
-            p50, p95 = timed(f"{server.url}{path}", cookie, ROUNDS)
+            p50, p95, first = timed(f"{server.url}{path}", cookie, ROUNDS)
             worst = max(worst, p95)
-            print(f"{name:<12} {p50:>7.2f}ms {p95:>7.2f}ms {p95 / base95:>13.1f}x")
+            print(f"{name:<12} {p50:>7.2f}ms {p95:>7.2f}ms {first:>7.2f}ms {p95 / base95:>13.1f}x")
         print(f"target: every page p95 <= 100 ms: {'PASS' if worst <= 100 else 'MISSED'} (worst {worst:.1f} ms)")
+        print("(`first` is the first request: metrics are computed then and reused until a job or deployment ends)")
     finally:
         if server:
             server.stop()

@@ -4,8 +4,10 @@
 //! Computed from the deployment and job records, so they need no bookkeeping
 //! of their own; the definitions travel with the figures.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
-use slipway_store::{DeploymentFact, JobFact};
+use slipway_store::{DeploymentFact, JobGroup};
 
 pub const DEFINITIONS: &[(&str, &str)] = &[
     (
@@ -84,7 +86,7 @@ pub fn compute(
     from: i64,
     to: i64,
     deployments: &[DeploymentFact],
-    jobs: &[JobFact],
+    jobs: &[JobGroup],
 ) -> Delivery {
     let mut here: Vec<&DeploymentFact> = deployments
         .iter()
@@ -120,7 +122,7 @@ pub fn compute(
         jobs: job_figures(jobs),
         queue_seconds: spread(
             jobs.iter()
-                .filter_map(|j| j.started_at.map(|s| seconds(s - j.queued_at)))
+                .flat_map(|j| j.queue_ms.iter().map(|&ms| seconds(ms)))
                 .collect(),
         ),
         definitions: DEFINITIONS
@@ -168,26 +170,32 @@ fn failures_and_restores(here: &[&DeploymentFact]) -> (usize, Vec<f64>) {
     (failures, restores)
 }
 
-fn job_figures(jobs: &[JobFact]) -> Vec<JobFigures> {
+fn job_figures(jobs: &[JobGroup]) -> Vec<JobFigures> {
     let mut names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
     names.sort_unstable();
     names.dedup();
     names
         .into_iter()
         .map(|name| {
-            let mine: Vec<&JobFact> = jobs
+            let mine: Vec<&JobGroup> = jobs
                 .iter()
                 .filter(|j| j.name == name && matches!(j.state.as_str(), "succeeded" | "failed"))
                 .collect();
-            let succeeded = mine.iter().filter(|j| j.state == "succeeded").count();
+            let count = |state: Option<&str>| -> usize {
+                mine.iter()
+                    .filter(|j| state.is_none_or(|s| j.state == s))
+                    .map(|j| usize::try_from(j.count).unwrap_or_default())
+                    .sum()
+            };
+            let (ended, succeeded) = (count(None), count(Some("succeeded")));
             JobFigures {
                 name: name.to_string(),
-                ended: mine.len(),
+                ended,
                 succeeded,
-                success_ratio: (!mine.is_empty()).then(|| succeeded as f64 / mine.len() as f64),
+                success_ratio: (ended > 0).then(|| succeeded as f64 / ended as f64),
                 duration_seconds: spread(
                     mine.iter()
-                        .filter_map(|j| j.started_at.map(|s| seconds(j.finished_at - s)))
+                        .flat_map(|j| j.run_ms.iter().map(|&ms| seconds(ms)))
                         .collect(),
                 ),
             }
@@ -235,15 +243,38 @@ impl crate::Deployer {
         environment: Option<&str>,
         days: u32,
     ) -> crate::Result<Delivery> {
-        let to = slipway_store::now_ms() + 1;
-        let from = to - i64::from(days.max(1)) * 86_400_000;
         let environment = match environment {
             Some(e) => e.to_string(),
             None => self.production_environment(project).await?,
         };
+        let key = (project.id.0, environment.clone(), days);
+        let generation = self
+            .inner
+            .engine
+            .history
+            .load(std::sync::atomic::Ordering::Acquire);
+        let now = slipway_store::now_ms();
+        // Nothing ended since, and the window moved less than a minute.
+        let cached = |figures: &HashMap<_, (u64, i64, Delivery)>| {
+            figures
+                .get(&key)
+                .filter(|(g, at, _)| *g == generation && now - at < 60_000)
+                .map(|(_, _, d)| d.clone())
+        };
+        if let Some(hit) = cached(&self.inner.figures.lock().unwrap_or_else(|e| e.into_inner())) {
+            return Ok(hit);
+        }
+        let to = now + 1;
+        let from = to - i64::from(days.max(1)) * 86_400_000;
         let deployments = self.store().deployment_facts(project.id, from, to).await?;
-        let jobs = self.store().job_facts(project.id, from, to).await?;
-        Ok(compute(&environment, from, to, &deployments, &jobs))
+        let jobs = self.store().job_groups(project.id, from, to).await?;
+        let figures = compute(&environment, from, to, &deployments, &jobs);
+        self.inner
+            .figures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, (generation, now, figures.clone()));
+        Ok(figures)
     }
 
     async fn production_environment(
@@ -375,35 +406,19 @@ mod tests {
                 vec![commit(T0)],
             ),
         ];
+        let group =
+            |name: &str, state: &str, count, run_ms: Vec<i64>, queue_ms: Vec<i64>| JobGroup {
+                name: name.into(),
+                state: state.into(),
+                count,
+                run_ms,
+                queue_ms,
+            };
         let jobs = vec![
-            JobFact {
-                name: "build".into(),
-                state: "succeeded".into(),
-                queued_at: T0,
-                started_at: Some(T0 + 1_000),
-                finished_at: T0 + 61_000,
-            },
-            JobFact {
-                name: "build".into(),
-                state: "failed".into(),
-                queued_at: T0,
-                started_at: Some(T0 + 3_000),
-                finished_at: T0 + 123_000,
-            },
-            JobFact {
-                name: "test".into(),
-                state: "succeeded".into(),
-                queued_at: T0,
-                started_at: Some(T0 + 2_000),
-                finished_at: T0 + 32_000,
-            },
-            JobFact {
-                name: "test".into(),
-                state: "skipped".into(),
-                queued_at: T0,
-                started_at: None,
-                finished_at: T0,
-            },
+            group("build", "succeeded", 1, vec![60_000], vec![1_000]),
+            group("build", "failed", 1, vec![120_000], vec![3_000]),
+            group("test", "succeeded", 1, vec![30_000], vec![2_000]),
+            group("test", "skipped", 1, vec![], vec![]),
         ];
         let d = compute("prod", T0, T0 + 7 * day, &history, &jobs);
         assert_eq!(d.deployment_frequency.deployments, 3);

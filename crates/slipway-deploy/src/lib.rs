@@ -80,6 +80,9 @@ pub struct DeployConfig {
     pub pulls: PullIssuer,
 }
 
+/// Delivery figures are kept per (project id, environment, days).
+type FiguresKey = (i64, String, u32);
+
 /// What runs in an environment now.
 #[derive(Debug, Clone, Default)]
 enum Live {
@@ -134,6 +137,9 @@ struct Inner {
     runtimes: tokio::sync::Mutex<HashMap<(i64, String), Arc<Runtime>>>,
     docker: tokio::sync::OnceCell<std::result::Result<bollard::Docker, String>>,
     stop: CancellationToken,
+    /// Delivery figures by (project, environment, days), with the history
+    /// count they were computed at: reused until a job or deployment ends.
+    figures: Mutex<HashMap<FiguresKey, (u64, i64, delivery::Delivery)>>,
 }
 
 impl Deployer {
@@ -146,6 +152,7 @@ impl Deployer {
                 runtimes: tokio::sync::Mutex::default(),
                 docker: tokio::sync::OnceCell::new(),
                 stop,
+                figures: Mutex::default(),
             }),
         }
     }

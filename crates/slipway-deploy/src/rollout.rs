@@ -134,6 +134,10 @@ impl Deployer {
         reason: &str,
     ) -> Result<()> {
         let from = self.store().deployment(dep.id).await?.state;
+        self.inner
+            .engine
+            .history
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
         // Never over an end someone else recorded.
         if from.is_final()
             || !self

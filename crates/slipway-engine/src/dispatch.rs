@@ -366,6 +366,8 @@ impl Engine {
             .finish_job(JobId(job), worker, state, code, reason)
             .await?;
         let settled = self.store.settle_run(slipway_store::RunId(run)).await?;
+        self.history
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
         if settled.state.is_final() {
             self.runs_finished.notify_one();
         }

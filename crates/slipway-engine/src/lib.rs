@@ -50,6 +50,9 @@ pub struct Engine {
     pub work: Arc<Notify>,
     /// Rung when a run finishes: green runs may make releases to deploy.
     pub runs_finished: Arc<Notify>,
+    /// Counts what changes delivery figures (a job or a deployment ending), so
+    /// figures computed before stay valid exactly until it moves.
+    pub history: Arc<std::sync::atomic::AtomicU64>,
     /// The id of every job whose log just grew, for live log streams.
     pub logs: tokio::sync::broadcast::Sender<i64>,
     /// How long a claim holds without a heartbeat before the job is re-queued.
@@ -73,6 +76,7 @@ impl Engine {
             paths,
             work: Arc::new(Notify::new()),
             runs_finished: Arc::new(Notify::new()),
+            history: Arc::default(),
             logs: tokio::sync::broadcast::channel(1024).0,
             lease: dispatch::DEFAULT_LEASE,
             max_running: None,

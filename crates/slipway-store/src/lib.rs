@@ -32,7 +32,7 @@ pub use deploy::{
 pub use gates::GateRecord;
 pub use jobs::{Claim, MAX_ATTEMPTS};
 pub use logs::LogPage;
-pub use metrics::{Counts, DeploymentFact, JobFact};
+pub use metrics::{Counts, DeploymentFact, JobGroup};
 pub use model::{Job, JobId, Project, ProjectId, Run, RunId, State, Transition};
 pub use registry::{
     ManifestRecord, NewManifest, NewPromotion, Promotion, RawFile, RepoKind, Repository,

@@ -242,11 +242,20 @@ async fn deployments_move_by_compare_and_set_and_success_makes_them_current(stor
             .len(),
         0
     );
-    let jobs = store.job_facts(p.id, 0, i64::MAX).await.expect("jobs");
-    assert_eq!(jobs.len(), 2);
+    let jobs = store.job_groups(p.id, 0, i64::MAX).await.expect("jobs");
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let build = &jobs[0];
+    assert_eq!(
+        (build.name.as_str(), build.state.as_str(), build.count),
+        ("build", "succeeded", 2)
+    );
+    assert_eq!((build.run_ms.len(), build.queue_ms.len()), (2, 2));
     assert!(
-        jobs.iter()
-            .all(|j| j.state == "succeeded" && j.started_at.is_some())
+        build
+            .run_ms
+            .iter()
+            .chain(&build.queue_ms)
+            .all(|ms| *ms >= 0)
     );
     let counts = store.counts().await.expect("counts");
     assert_eq!(counts.runs, vec![("succeeded".to_string(), 2)]);

@@ -318,3 +318,135 @@ fn a_person_runs_watches_approves_and_rolls_back_in_the_browser() {
         "2"
     );
 }
+
+/// `curl` with a cookie jar: (status, body, headers).
+fn curl(jar: &std::path::Path, args: &[&str]) -> (u16, String, String) {
+    let headers = jar.with_extension("headers");
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-b",
+            jar.to_str().expect("utf8"),
+            "-c",
+            jar.to_str().expect("utf8"),
+        ])
+        .args([
+            "-D",
+            headers.to_str().expect("utf8"),
+            "-w",
+            "\n%{http_code}",
+        ])
+        .args(args)
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').expect("a status");
+    let headers = std::fs::read_to_string(headers).unwrap_or_default();
+    (code.parse().expect("status"), body.to_string(), headers)
+}
+
+fn add_user(server: &ServerProcess, name: &str, role: &str, email: &str) {
+    use std::io::Write as _;
+    let mut add = server
+        .cli_cmd(&["user", "add", name, "--role", role, "--email", email])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("user add");
+    add.stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"long enough password")
+        .expect("password");
+    assert!(add.wait().expect("wait").success());
+}
+
+fn log_in(server: &ServerProcess, jar: &std::path::Path, name: &str) -> String {
+    let (status, _, headers) = curl(
+        jar,
+        &[
+            "-d",
+            &format!("name={name}&password=long enough password&next=/ui"),
+            &format!("{}/ui/login", server.url),
+        ],
+    );
+    assert_eq!(status, 303, "{headers}");
+    let cookie = headers
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie"))
+        .expect("a session cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    // The CSRF token every form of this session carries.
+    let (_, page, _) = curl(jar, &[&format!("{}/ui", server.url)]);
+    let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    page[at..].split('"').next().expect("token").to_string()
+}
+
+#[test]
+fn forms_need_the_session_token_and_the_role_and_the_page_says_who_cannot_decide() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pipeline = PIPELINE.replace("; sleep 2; echo \"live-line-42\"; sleep 3", "");
+    let remote = Remote::new(tmp.path(), &pipeline);
+    let server = ServerProcess::start(&tmp.path().join("data"), &[]);
+    succeeded(&server.cli(&[
+        "project",
+        "add",
+        "web",
+        "--git",
+        remote.bare.to_str().expect("utf8"),
+    ]));
+    // Dev wrote the commits (the test repository's author); Vic only looks.
+    add_user(&server, "dev", "developer", "dev@example.com");
+    add_user(&server, "vic", "viewer", "vic@example.com");
+    succeeded(&server.cli(&["trigger", "web", "--branch", "main", "--wait"]));
+    server.wait_until("dev runs release 1", Duration::from_secs(30), || {
+        environment(&status(&server, "web"), "dev")["live"]["release"] == "1"
+    });
+    succeeded(&server.cli(&[
+        "promote-release",
+        "-p",
+        "web",
+        "--from",
+        "dev",
+        "--to",
+        "prod",
+    ]));
+
+    let dev_jar = tmp.path().join("dev.cookies");
+    let dev_csrf = log_in(&server, &dev_jar, "dev");
+    let (status, page, _) = curl(
+        &dev_jar,
+        &[&format!("{}/ui/projects/web/environments/prod", server.url)],
+    );
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("You cannot decide") && page.contains("four-eyes"),
+        "{page}"
+    );
+    let rollback = format!("{}/ui/projects/web/environments/dev/rollback", server.url);
+    let (status, body, _) = curl(&dev_jar, &["-d", "csrf=forged", &rollback]);
+    assert_eq!((status, body.contains("CSRF")), (403, true), "{body}");
+    assert!(!dev_csrf.is_empty());
+
+    let vic_jar = tmp.path().join("vic.cookies");
+    let vic_csrf = log_in(&server, &vic_jar, "vic");
+    let (status, body, _) = curl(&vic_jar, &["-d", &format!("csrf={vic_csrf}"), &rollback]);
+    assert_eq!(
+        (status, body.contains("needs the developer role")),
+        (403, true),
+        "{body}"
+    );
+    // Without a session, pages send people to the login page.
+    let (status, _, headers) = curl(
+        &tmp.path().join("nobody.cookies"),
+        &[&format!("{}/ui/projects/web", server.url)],
+    );
+    assert_eq!(status, 303);
+    assert!(
+        headers.contains("/ui/login?next=/ui/projects/web"),
+        "{headers}"
+    );
+}

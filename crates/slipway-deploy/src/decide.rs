@@ -37,6 +37,8 @@ pub enum Request {
 /// Who may still approve a pending deployment, for people and the UI.
 #[derive(Debug, Clone, Serialize)]
 pub struct Pending {
+    /// Who may approve, in words ("the developer role or group ops").
+    pub who: String,
     pub required: u32,
     pub approvals: usize,
     pub role: Option<String>,
@@ -350,6 +352,7 @@ impl Deployer {
             .filter(|d| d.decision == "approve")
             .count();
         Ok(Some(Pending {
+            who: approvers(&rule),
             required: rule.required,
             approvals,
             role: rule.role,
@@ -451,14 +454,7 @@ impl Deployer {
             .is_some_and(|r| rank(&by.role) >= rank(r))
             || rule.group.as_ref().is_some_and(|g| by.groups.contains(g));
         if !may {
-            let who = [
-                rule.role.as_ref().map(|r| format!("the {r} role")),
-                rule.group.as_ref().map(|g| format!("group {g}")),
-            ]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" or ");
+            let who = approvers(&rule);
             return Err(DeployError::Forbidden(format!(
                 "deciding on {} needs {who}; `{}` has the {} role and groups [{}]",
                 dep.environment,
@@ -527,6 +523,18 @@ impl Deployer {
         }
         Ok(())
     }
+}
+
+/// Who an approval rule lets decide, in words.
+fn approvers(rule: &slipway_spec::Approval) -> String {
+    [
+        rule.role.as_ref().map(|r| format!("the {r} role")),
+        rule.group.as_ref().map(|g| format!("group {g}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" or ")
 }
 
 /// Where an environment takes releases from and its decision point belong to

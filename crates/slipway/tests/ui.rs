@@ -102,13 +102,32 @@ async fn wait_for_text(c: &Client, css: &str, text: &str, limit: Duration) {
         {
             return;
         }
-        assert!(
-            start.elapsed() < limit,
-            "`{text}` never appeared in {css} at {:?}",
-            c.current_url().await
-        );
+        if start.elapsed() >= limit {
+            let source = c.source().await.unwrap_or_default();
+            panic!(
+                "`{text}` never appeared in {css} at {:?}:\n{source}",
+                c.current_url().await
+            );
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+async fn click(c: &Client, id: &str) {
+    let button = c
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("no #{id}: {e}"));
+    button.click().await.expect("click");
+}
+
+async fn log_in_as(c: &Client, name: &str, password: &str) {
+    for (id, text) in [("name", name), ("password", password)] {
+        let field = c.find(Locator::Id(id)).await.expect("a login field");
+        field.clear().await.expect("clear");
+        field.send_keys(text).await.expect("type");
+    }
+    click(c, "login").await;
 }
 
 async fn shot(c: &Client, name: &str) {
@@ -131,27 +150,7 @@ fn a_person_runs_watches_approves_and_rolls_back_in_the_browser() {
         "--git",
         remote.bare.to_str().expect("utf8"),
     ]));
-    let mut add = server
-        .cli_cmd(&[
-            "user",
-            "add",
-            "ann",
-            "--role",
-            "developer",
-            "--email",
-            "ann@example.com",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("user add");
-    use std::io::Write as _;
-    add.stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"correct horse battery")
-        .expect("password");
-    assert!(add.wait().expect("wait").success());
+    add_user(&server, "ann", "developer", "ann@example.com");
     let (_driver, driver_url) = chromedriver();
     let base = server.url.clone();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -167,43 +166,9 @@ fn a_person_runs_watches_approves_and_rolls_back_in_the_browser() {
                 .starts_with("/ui/login")
         );
         shot(&c, "login").await;
-        c.find(Locator::Id("name"))
-            .await
-            .expect("name")
-            .send_keys("ann")
-            .await
-            .expect("type");
-        c.find(Locator::Id("password"))
-            .await
-            .expect("pw")
-            .send_keys("wrong")
-            .await
-            .expect("type");
-        c.find(Locator::Id("login"))
-            .await
-            .expect("button")
-            .click()
-            .await
-            .expect("click");
+        log_in_as(&c, "ann", "wrong").await;
         wait_for_text(&c, "#problem", "wrong password", Duration::from_secs(10)).await;
-        c.find(Locator::Id("name"))
-            .await
-            .expect("name")
-            .send_keys("ann")
-            .await
-            .expect("type");
-        c.find(Locator::Id("password"))
-            .await
-            .expect("pw")
-            .send_keys("correct horse battery")
-            .await
-            .expect("type");
-        c.find(Locator::Id("login"))
-            .await
-            .expect("button")
-            .click()
-            .await
-            .expect("click");
+        log_in_as(&c, "ann", "long enough password").await;
         wait_for_text(&c, "h1", "Dashboard", Duration::from_secs(10)).await;
         shot(&c, "dashboard").await;
 
@@ -212,12 +177,7 @@ fn a_person_runs_watches_approves_and_rolls_back_in_the_browser() {
             .await
             .expect("project");
         shot(&c, "project").await;
-        c.find(Locator::Id("trigger"))
-            .await
-            .expect("run button")
-            .click()
-            .await
-            .expect("click");
+        click(&c, "trigger").await;
         wait_for_text(&c, "pre.log", "first line", Duration::from_secs(20)).await;
         let before = c.current_url().await.expect("url");
         wait_for_text(&c, "pre.log", "live-line-42", Duration::from_secs(20)).await;
@@ -288,12 +248,7 @@ fn a_person_runs_watches_approves_and_rolls_back_in_the_browser() {
             .await
             .expect("dev");
         wait_for_text(&c, "#live-release", "2", Duration::from_secs(5)).await;
-        c.find(Locator::Id("rollback"))
-            .await
-            .expect("rollback button")
-            .click()
-            .await
-            .expect("click");
+        click(&c, "rollback").await;
         c.accept_alert().await.expect("the confirmation");
         wait_for_text(&c, "#live-release", "1", Duration::from_secs(30)).await;
         shot(&c, "environment-rolled-back").await;

@@ -492,22 +492,14 @@ pub async fn environment(
                 .await
                 .err()
                 .map(|e| e.to_string());
-            let who = [
-                rule.role.as_ref().map(|r| format!("the {r} role")),
-                rule.group.as_ref().map(|g| format!("group {g}")),
-            ]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" or ");
             pending.push(PendingView {
                 id: d.id,
                 release: view.release.clone(),
                 action: d.action.clone(),
                 requested_by: d.requested_by.clone(),
                 rule: format!(
-                    "{} of {} approvals from {who}",
-                    rule.approvals, rule.required
+                    "{} of {} approvals from {}",
+                    rule.approvals, rule.required, rule.who
                 ),
                 refusal,
             });

@@ -456,14 +456,7 @@ fn print_deployment(d: &Value) {
     );
     let p = &d["pending"];
     if !p.is_null() {
-        let who = [
-            p["role"].as_str().map(|r| format!("the {r} role")),
-            p["group"].as_str().map(|g| format!("group {g}")),
-        ]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" or ");
+        let who = text(&p["who"]);
         println!(
             "  waits for {} approvals ({} so far) from {who}; `slipway approve {}` decides",
             p["required"], p["approvals"], d["id"]

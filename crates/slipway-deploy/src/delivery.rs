@@ -138,6 +138,8 @@ pub fn compute(
 fn failures_and_restores(here: &[&DeploymentFact]) -> (usize, Vec<f64>) {
     let mut failures = 0;
     let mut restores = Vec::new();
+    // A deployment undone by a rollback counts once, however many rollbacks it took.
+    let mut undone_ids = std::collections::HashSet::new();
     let next_success = |after: usize, since: i64| {
         here[after + 1..]
             .iter()
@@ -156,7 +158,8 @@ fn failures_and_restores(here: &[&DeploymentFact]) -> (usize, Vec<f64>) {
                 .iter()
                 .rev()
                 .find(|p| p.state == "succeeded")
-                .is_some_and(|p| p.action != "rollback");
+                .filter(|p| p.action != "rollback")
+                .is_some_and(|p| undone_ids.insert(p.id));
             if undone {
                 failures += 1;
                 if d.state == "succeeded" {
@@ -447,6 +450,47 @@ mod tests {
         // Queue: 1 s, 3 s, 2 s → median 2 s, p95 3 s (the skipped job never started).
         assert_eq!(d.queue_seconds.median, Some(2.0));
         assert_eq!(d.queue_seconds.p95, Some(3.0));
+    }
+
+    /// A rollback that fails and is asked for again undoes one release: one failure.
+    #[test]
+    fn a_retried_rollback_counts_its_release_once() {
+        let history = vec![
+            deployment(1, "prod", "deploy", "succeeded", T0, T0 + H, vec![]),
+            deployment(
+                2,
+                "prod",
+                "deploy",
+                "succeeded",
+                T0 + 2 * H,
+                T0 + 3 * H,
+                vec![],
+            ),
+            deployment(
+                3,
+                "prod",
+                "rollback",
+                "rolled_back",
+                T0 + 4 * H,
+                T0 + 4 * H + 60_000,
+                vec![],
+            ),
+            deployment(
+                4,
+                "prod",
+                "rollback",
+                "succeeded",
+                T0 + 5 * H,
+                T0 + 5 * H + 60_000,
+                vec![],
+            ),
+        ];
+        let d = compute("prod", T0, T0 + 24 * H, &history, &[]);
+        assert_eq!(d.change_failure_rate.failures, 1);
+        assert_eq!(d.change_failure_rate.deployments, 2);
+        assert_eq!(d.change_failure_rate.rate, Some(0.5));
+        // From the first rollback being asked for to the next success.
+        assert_eq!(d.time_to_restore_seconds.median, Some(3600.0 + 60.0));
     }
 
     #[test]

@@ -55,21 +55,23 @@ pub async fn track(req: Request, next: Next) -> Response {
 pub async fn scrape(State(state): State<AppState>) -> ApiResult<Response> {
     let handle = handle();
     let counts = state.engine.store.counts().await?;
-    for (state, n) in &counts.runs {
-        metrics::gauge!("slipway_runs", "state" => state.clone()).set(*n as f64);
-    }
-    let mut queued = 0;
-    for (state, n) in &counts.jobs {
-        metrics::gauge!("slipway_jobs", "state" => state.clone()).set(*n as f64);
-        if state == "queued" {
-            queued = *n;
-        }
-    }
+    // Every known state is set, so one that empties reads 0, not its last count.
+    let run_states = slipway_store::State::ALL.map(slipway_store::State::as_str);
+    set_by_state("slipway_runs", "state", &run_states, &counts.runs);
+    set_by_state("slipway_jobs", "state", &run_states, &counts.jobs);
+    let queued = counts
+        .jobs
+        .iter()
+        .find(|(s, _)| s == "queued")
+        .map_or(0, |(_, n)| *n);
     metrics::gauge!("slipway_queue_depth").set(queued as f64);
-    for (result, n) in &counts.deployments {
-        metrics::counter!("slipway_deployments_total", "result" => result.clone())
-            .absolute(u64::try_from(*n).unwrap_or_default());
-    }
+    let results = slipway_store::DeployState::ALL.map(slipway_store::DeployState::as_str);
+    set_by_state(
+        "slipway_deployments",
+        "result",
+        &results,
+        &counts.deployments,
+    );
     metrics::gauge!("slipway_registry_stored_bytes").set(counts.registry_bytes as f64);
     let text = handle.render();
     Ok((
@@ -80,6 +82,16 @@ pub async fn scrape(State(state): State<AppState>) -> ApiResult<Response> {
         text,
     )
         .into_response())
+}
+
+fn set_by_state(name: &'static str, label: &'static str, known: &[&str], counts: &[(String, i64)]) {
+    for state in known {
+        let n = counts
+            .iter()
+            .find(|(s, _)| s == state)
+            .map_or(0, |(_, n)| *n);
+        metrics::gauge!(name, label => state.to_string()).set(n as f64);
+    }
 }
 
 /// `/projects/{project}/runs` → `/projects/:project/runs`: braces in label

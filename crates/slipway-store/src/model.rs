@@ -60,18 +60,18 @@ impl State {
         }
     }
 
+    pub const ALL: [State; 7] = [
+        State::Waiting,
+        State::Queued,
+        State::Running,
+        State::Succeeded,
+        State::Failed,
+        State::Canceled,
+        State::Skipped,
+    ];
+
     pub fn parse(text: &str) -> Option<State> {
-        [
-            State::Waiting,
-            State::Queued,
-            State::Running,
-            State::Succeeded,
-            State::Failed,
-            State::Canceled,
-            State::Skipped,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
+        State::ALL.into_iter().find(|s| s.as_str() == text)
     }
 
     pub fn is_final(self) -> bool {

@@ -47,6 +47,13 @@ impl Store {
                 }
                 e => e.into(),
             })?;
+        if replace {
+            // A new password (or role) ends the sessions made with the old one.
+            sqlx::query("DELETE FROM sessions WHERE user_name = $1")
+                .bind(&user.name)
+                .execute(&self.pool)
+                .await?;
+        }
         Ok(())
     }
 

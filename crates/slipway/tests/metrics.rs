@@ -72,13 +72,19 @@ fn prometheus_series_and_dora_figures_come_from_what_happened() {
     );
     assert_eq!(number(value("slipway_queue_depth", None)), 0.0);
     assert_eq!(
-        number(value(
-            "slipway_deployments_total",
-            Some(("result", "succeeded"))
-        )),
+        number(value("slipway_deployments", Some(("result", "succeeded")))),
         1.0
     );
     assert_eq!(number(value("slipway_registry_stored_bytes", None)), 0.0);
+    // A state with nothing in it reads 0 rather than missing or stale.
+    assert_eq!(
+        number(value("slipway_jobs", Some(("state", "running")))),
+        0.0
+    );
+    assert_eq!(
+        number(value("slipway_deployments", Some(("result", "deploying")))),
+        0.0
+    );
     // The CLI's calls went through the API: their latency is there by route.
     match value(
         "slipway_http_request_duration_seconds",

@@ -394,6 +394,14 @@ fn forms_need_the_session_token_and_the_role_and_the_page_says_who_cannot_decide
         (403, true),
         "{body}"
     );
+    // An environment name from the URL that the project does not have is not a page.
+    let forged = format!(
+        "{}/ui/projects/web/environments/x%27)%2Calert(1)%2C(%27",
+        server.url
+    );
+    let (status, body, _) = curl(&vic_jar, &[&forged]);
+    assert_eq!(status, 404, "{body}");
+    assert!(!body.contains("alert(1)"), "{body}");
     // Without a session, pages send people to the login page.
     let (status, _, headers) = curl(
         &tmp.path().join("nobody.cookies"),

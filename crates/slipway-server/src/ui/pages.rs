@@ -193,6 +193,8 @@ pub struct JobView {
     pub duration: String,
     pub lines: Vec<String>,
     pub earlier: bool,
+    /// Lines the log had when the page was made: the live stream skips them.
+    pub total: i64,
 }
 
 pub struct GateView {
@@ -246,6 +248,7 @@ pub async fn run(
             duration: duration(j.started_at, j.finished_at),
             lines: page.lines.iter().map(|l| ansi::to_html(l)).collect(),
             earlier: from > 0,
+            total,
         });
     }
     let nodes: Vec<svg::Node> = jobs

@@ -291,8 +291,9 @@ pub async fn metrics(
         .await
         .map_err(fail)?
     {
-        if dep.state != slipway_store::DeployState::Succeeded
-            || dep.finished_at.is_none_or(|f| f < d.from)
+        // As the frequency figure counts: releases going live, not rollbacks.
+        let outside = dep.finished_at.is_none_or(|f| f < d.from || f >= d.to);
+        if dep.state != slipway_store::DeployState::Succeeded || dep.action == "rollback" || outside
         {
             continue;
         }

@@ -444,6 +444,19 @@ pub async fn stream(State(state): State<AppState>, _: Viewer, Path(run): Path<i6
         .into_response()
 }
 
+/// The project, if it has this environment (names come from the URL).
+async fn environment_of(
+    state: &AppState,
+    name: &str,
+    env: &str,
+) -> Result<slipway_store::Project, Response> {
+    let p = project_of(state, name).await?;
+    match state.engine.store.environment(p.id, env).await {
+        Ok(_) => Ok(p),
+        Err(e) => Err((axum::http::StatusCode::NOT_FOUND, e.to_string()).into_response()),
+    }
+}
+
 pub struct PendingView {
     pub id: i64,
     pub release: String,
@@ -482,7 +495,7 @@ pub async fn environment(
     viewer: Viewer,
     Path((name, env)): Path<(String, String)>,
 ) -> PageResult {
-    let p = project_of(&state, &name).await?;
+    let p = environment_of(&state, &name, &env).await?;
     let store = &state.engine.store;
     let mut pending = Vec::new();
     let mut history = Vec::new();
@@ -544,7 +557,7 @@ pub async fn live(
     _: Viewer,
     Path((name, env)): Path<(String, String)>,
 ) -> PageResult {
-    let p = project_of(&state, &name).await?;
+    let p = environment_of(&state, &name, &env).await?;
     Ok(Html(live_fragment(&state, &p, &env).await?).into_response())
 }
 

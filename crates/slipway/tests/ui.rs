@@ -401,7 +401,10 @@ fn forms_need_the_session_token_and_the_role_and_the_page_says_who_cannot_decide
     );
     let (status, body, _) = curl(&vic_jar, &[&forged]);
     assert_eq!(status, 404, "{body}");
-    assert!(!body.contains("<html"), "a plain-text refusal, no page: {body}");
+    assert!(
+        !body.contains("<html"),
+        "a plain-text refusal, no page: {body}"
+    );
     // Without a session, pages send people to the login page.
     let (status, _, headers) = curl(
         &tmp.path().join("nobody.cookies"),

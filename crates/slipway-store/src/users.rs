@@ -69,6 +69,7 @@ impl Store {
         Ok(Some((user(&row)?, row.try_get("password_hash")?)))
     }
 
+    /// Stores a new session (and drops those that have expired).
     pub async fn create_session(
         &self,
         token_hash: &str,
@@ -76,6 +77,10 @@ impl Store {
         csrf: &str,
         expires_at: i64,
     ) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
         sqlx::query("INSERT INTO sessions (token_hash, user_name, csrf, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(token_hash)
             .bind(user)

@@ -405,6 +405,17 @@ fn forms_need_the_session_token_and_the_role_and_the_page_says_who_cannot_decide
         !body.contains("<html"),
         "a plain-text refusal, no page: {body}"
     );
+    // An unknown name is refused like a wrong password.
+    let (status, body, _) = curl(
+        &tmp.path().join("nobody.cookies"),
+        &[
+            "-d",
+            "name=nobody&password=whatever&next=/ui",
+            &format!("{}/ui/login", server.url),
+        ],
+    );
+    assert_eq!(status, 401);
+    assert!(body.contains("unknown user or wrong password"), "{body}");
     // Without a session, pages send people to the login page.
     let (status, _, headers) = curl(
         &tmp.path().join("nobody.cookies"),

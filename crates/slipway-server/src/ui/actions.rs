@@ -63,13 +63,20 @@ pub async fn login(State(state): State<AppState>, Form(form): Form<Login>) -> Re
         Ok(found) => found,
         Err(e) => return fail(e),
     };
-    let Some((user, hash)) =
-        known.filter(|(_, hash)| session::password_matches(&form.password, hash))
-    else {
+    // An unknown name costs the same argon2 check as a known one, so answer
+    // times do not tell which names exist.
+    let matches = match &known {
+        Some((_, hash)) => session::password_matches(&form.password, hash),
+        None => {
+            // The check runs for its cost; no password matches the dummy hash.
+            let _ = session::password_matches(&form.password, session::dummy_hash());
+            false
+        }
+    };
+    let Some((user, _)) = known.filter(|_| matches) else {
         let problem = Some("unknown user or wrong password".to_string());
         return page(LoginPage { next, problem }, StatusCode::UNAUTHORIZED);
     };
-    let _ = hash;
     let (cookie, cookie_hash) = Token::generate();
     let (csrf, _) = Token::generate();
     let expires = slipway_store::now_ms() + LIFETIME_MS;

@@ -267,14 +267,6 @@ impl Deployer {
         }
     }
 
-    /// The stable URL of an environment, if it has one yet.
-    pub async fn url(&self, project: ProjectId, environment: &str) -> Option<String> {
-        let record = self.store().environment(project, environment).await.ok()?;
-        record
-            .port
-            .map(|p| format!("http://{}:{p}", self.inner.config.public_host))
-    }
-
     /// The background loop: recover, then deliver releases, expire decisions
     /// and start rollouts whenever woken (and every second regardless).
     pub async fn run(self) {

@@ -21,8 +21,6 @@ pub struct LocalInstance {
     stopped: Arc<tokio::sync::Notify>,
     /// How the process last ended, while it is down (cleared when it runs again).
     pub exited: Arc<Mutex<Option<String>>>,
-    /// How often it has been started; more than one means it crashed.
-    pub starts: Arc<std::sync::atomic::AtomicU32>,
     /// Rung when the process exits or is started again, so health is noticed at once.
     pub changed: Arc<tokio::sync::Notify>,
     done: Arc<std::sync::atomic::AtomicBool>,
@@ -62,7 +60,6 @@ impl LocalInstance {
             stop: CancellationToken::new(),
             stopped: Arc::default(),
             exited: Arc::default(),
-            starts: Arc::default(),
             changed: Arc::default(),
             done: Arc::default(),
         };
@@ -70,9 +67,6 @@ impl LocalInstance {
             std::fs::create_dir_all(parent)?;
         }
         let child = spawn(&spec, port)?;
-        instance
-            .starts
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tokio::spawn(instance.clone().supervise(spec, port, child));
         Ok(instance)
     }
@@ -106,7 +100,6 @@ impl LocalInstance {
                     match spawn(&spec, port) {
                         Ok(c) => {
                             child = c;
-                            self.starts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             *self.exited.lock().unwrap_or_else(|e| e.into_inner()) = None;
                             self.changed.notify_one();
                         }

@@ -159,8 +159,7 @@ pub fn run(cmd: DeployCommand) -> anyhow::Result<ExitCode> {
                 print_or(json, &out, || print_status(&out));
             }
             DeployCommand::Releases { project, json, .. } => {
-                let project = resolve(&client, project.project).await?;
-                let out = client.get(&format!("/projects/{project}/releases")).await?;
+                let out = project_get(&client, project, "releases").await?;
                 print_or(json, &out, || {
                     for r in out.as_array().into_iter().flatten() {
                         println!(
@@ -207,12 +206,8 @@ pub fn run(cmd: DeployCommand) -> anyhow::Result<ExitCode> {
                 json,
                 ..
             } => {
-                let project = resolve(&client, project.project).await?;
-                let out = client
-                    .get(&format!(
-                        "/projects/{project}/environments/{environment}/deployments"
-                    ))
-                    .await?;
+                let path = format!("environments/{environment}/deployments");
+                let out = project_get(&client, project, &path).await?;
                 print_or(json, &out, || {
                     for d in out.as_array().into_iter().flatten() {
                         print_deployment(d);
@@ -230,8 +225,7 @@ pub fn run(cmd: DeployCommand) -> anyhow::Result<ExitCode> {
                 ..
             } => decide(&client, deployment, "reject", &comment).await?,
             DeployCommand::Audit { project, json, .. } => {
-                let project = resolve(&client, project.project).await?;
-                let out = client.get(&format!("/projects/{project}/audit")).await?;
+                let out = project_get(&client, project, "audit").await?;
                 print_or(json, &out, || {
                     for e in out.as_array().into_iter().flatten() {
                         println!(
@@ -252,12 +246,11 @@ pub fn run(cmd: DeployCommand) -> anyhow::Result<ExitCode> {
                 json,
                 ..
             } => {
-                let project = resolve(&client, project.project).await?;
-                let mut path = format!("/projects/{project}/metrics?days={days}");
+                let mut path = format!("metrics?days={days}");
                 if let Some(e) = environment {
                     path.push_str(&format!("&environment={e}"));
                 }
-                let out = client.get(&path).await?;
+                let out = project_get(&client, project, &path).await?;
                 print_or(json, &out, || print_metrics(&out));
             }
             DeployCommand::Trace { digest, json, .. } => {
@@ -283,6 +276,12 @@ pub fn run(cmd: DeployCommand) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// `GET /projects/{project}/PATH` of the named project (or the only one).
+async fn project_get(client: &Client, project: ProjectArg, path: &str) -> anyhow::Result<Value> {
+    let project = resolve(client, project.project).await?;
+    client.get(&format!("/projects/{project}/{path}")).await
 }
 
 /// Asks an environment for a deployment (`deploy`, `promote`, `rollback`) and shows it.

@@ -1,0 +1,1 @@
+//! Attacks: faults (filled in by the issue-12 work).

@@ -1,0 +1,1 @@
+//! Attacks: input (filled in by the issue-12 work).

@@ -1,0 +1,1 @@
+//! Attacks: jobs (filled in by the issue-12 work).

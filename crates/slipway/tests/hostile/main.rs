@@ -1,0 +1,15 @@
+//! The hostile-user suite: each test is one attack a developer with a pushed
+//! branch, an agent token or a captured request would try against a real
+//! server, and asserts that it is refused. Every attack was first seen to
+//! succeed on the code before the fix (the closing note of issue 12 lists
+//! each result before and after).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod faults;
+mod input;
+mod jobs;
+mod registry_auth;
+mod secrets;
+mod trust;

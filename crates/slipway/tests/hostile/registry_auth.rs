@@ -1,0 +1,1 @@
+//! Attacks: registry_auth (filled in by the issue-12 work).

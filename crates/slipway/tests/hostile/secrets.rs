@@ -1,0 +1,1 @@
+//! Attacks: secrets (filled in by the issue-12 work).

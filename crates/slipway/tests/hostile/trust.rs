@@ -1,0 +1,1 @@
+//! Attacks: trust (filled in by the issue-12 work).

@@ -22,6 +22,17 @@ pub enum BlobError {
     },
 }
 
+impl BlobError {
+    /// Whether the write failed for want of space (or quota): the client is
+    /// told 507 and what is full, and may push again once space is freed.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            BlobError::Io { source, .. } => slipway_store::io_is_storage_full(source),
+            BlobError::DigestMismatch { .. } => false,
+        }
+    }
+}
+
 pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BlobError + '_ {
     move |source| BlobError::Io {
         path: path.to_path_buf(),
@@ -131,19 +142,30 @@ impl BlobStore {
     }
 
     /// Renames a verified temporary file into place; the same content stored
-    /// twice (two uploads racing) keeps one copy.
-    pub(crate) async fn place(&self, temp: &Path, digest: &Digest) -> Result<(), BlobError> {
+    /// twice (two uploads racing) keeps one copy. Returns whether the blob is
+    /// new. The temporary file is gone afterwards, whatever happened: a failed
+    /// write (a full disk) must not leave its bytes taking the space.
+    pub(crate) async fn place(&self, temp: &Path, digest: &Digest) -> Result<bool, BlobError> {
+        let placed = self.rename_into_place(temp, digest).await;
+        if placed.is_err() {
+            let _ = tokio::fs::remove_file(temp).await;
+        }
+        placed
+    }
+
+    async fn rename_into_place(&self, temp: &Path, digest: &Digest) -> Result<bool, BlobError> {
         let dest = self.path(digest);
         let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
         tokio::fs::create_dir_all(&dir).await.map_err(io(&dir))?;
         if tokio::fs::try_exists(&dest).await.unwrap_or(false) {
             let _ = tokio::fs::remove_file(temp).await;
-            return Ok(());
+            return Ok(false);
         }
         tokio::fs::rename(temp, &dest).await.map_err(io(&dest))?;
         // The rename is durable only once the directory is on disk too.
         let d = tokio::fs::File::open(&dir).await.map_err(io(&dir))?;
-        d.sync_all().await.map_err(io(&dir))
+        d.sync_all().await.map_err(io(&dir))?;
+        Ok(true)
     }
 
     /// The size of a stored blob, or `None`.

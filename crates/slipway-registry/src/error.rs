@@ -44,6 +44,17 @@ pub enum RegistryError {
     Store(#[from] StoreError),
 }
 
+impl RegistryError {
+    /// Whether the blob store or the database ran out of space.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            RegistryError::Blob(b) => b.is_storage_full(),
+            RegistryError::Store(s) => s.is_storage_full(),
+            _ => false,
+        }
+    }
+}
+
 impl From<BlobError> for RegistryError {
     fn from(e: BlobError) -> RegistryError {
         match e {

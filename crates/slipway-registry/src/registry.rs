@@ -138,7 +138,26 @@ impl Registry {
                 offset: at,
             });
         }
-        Ok(upload::append(&self.blobs.upload_path(id), &self.hashers, id, at, body).await?)
+        let path = self.blobs.upload_path(id);
+        match upload::append(&path, &self.hashers, id, at, body).await {
+            Ok(len) => Ok(len),
+            Err(upload::AppendError::Blob(e)) => {
+                // The server could not write (a full disk): the partial bytes
+                // go at once, so they do not keep the disk full; the client
+                // starts the upload again once space is back.
+                self.drop_upload(id).await;
+                Err(RegistryError::Blob(e))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes an upload's bytes and record, whatever state it is in.
+    async fn drop_upload(&self, id: &str) {
+        self.hashers.forget(id);
+        let _ = tokio::fs::remove_file(self.blobs.upload_path(id)).await;
+        // With the database full too, the record stays; the collector ends it.
+        let _ = self.store.end_upload(id).await;
     }
 
     /// Finishes an upload with its last bytes: verified against `digest`,
@@ -153,15 +172,26 @@ impl Registry {
     ) -> Result<u64> {
         self.append(id, repo, image, None, body).await?;
         let path = self.blobs.upload_path(id);
-        let (actual, size) = upload::seal(&path, &self.hashers, id).await?;
+        let (actual, size) = match upload::seal(&path, &self.hashers, id).await {
+            Ok(sealed) => sealed,
+            Err(e) => {
+                self.drop_upload(id).await;
+                return Err(e.into());
+            }
+        };
         if actual != *digest {
             self.cancel_upload(id, repo, image).await?;
             return Err(RegistryError::DigestInvalid(format!(
                 "the uploaded content's digest is {actual}, not {digest}; nothing was stored"
             )));
         }
-        self.commit_blob(&path, digest, size, Some((repo, image)))
-            .await?;
+        if let Err(e) = self
+            .commit_blob(&path, digest, size, Some((repo, image)))
+            .await
+        {
+            self.drop_upload(id).await;
+            return Err(e);
+        }
         self.store.end_upload(id).await?;
         Ok(size)
     }
@@ -202,7 +232,10 @@ impl Registry {
         link: Option<(&str, &str)>,
     ) -> Result<(Digest, u64)> {
         let (temp, digest, size) = self.blobs.stage(content, expected).await?;
-        self.commit_blob(&temp, &digest, size, link).await?;
+        if let Err(e) = self.commit_blob(&temp, &digest, size, link).await {
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(e);
+        }
         Ok((digest, size))
     }
 
@@ -216,11 +249,17 @@ impl Registry {
         link: Option<(&str, &str)>,
     ) -> Result<()> {
         let _guard = self.stripes.lock(digest).await;
-        self.blobs.place(verified, digest).await?;
-        self.store
+        let new = self.blobs.place(verified, digest).await?;
+        let recorded = self
+            .store
             .blob_stored(&digest.to_string(), to_i64(size), link)
-            .await?;
-        Ok(())
+            .await;
+        if recorded.is_err() && new {
+            // Unrecorded, the blob would hold its space until the collector's
+            // grace ends; under the stripe lock nobody else can have linked it.
+            let _ = self.blobs.delete(digest).await;
+        }
+        Ok(recorded?)
     }
 
     // --- Manifests -----------------------------------------------------------

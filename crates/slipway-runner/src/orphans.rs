@@ -4,6 +4,12 @@
 //! `kill -9`, the next start finds the records of dead owners and kills those
 //! groups, checking first that the group still runs in that workspace so a
 //! recycled process id is never touched.
+//!
+//! "Dead" has to hold the moment after a `kill -9`: a killed owner stays in
+//! `/proc` while its threads exit and until its parent reaps it, and a server
+//! restarted at once used to take it for alive and leave its steps running
+//! beside their jobs' re-runs. An owner that is a zombie, exiting, or has
+//! SIGKILL pending is dead; one whose start time differs is a recycled pid.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -34,7 +40,12 @@ pub fn record(file: &Path, pgid: i32, workspace: &Path) -> std::io::Result<()> {
         .open(file)?;
     // No fsync: the record guards against Slipway being killed, and the page
     // cache outlives that; a machine crash leaves no process to kill anyway.
-    writeln!(f, "{} {pgid} {}", std::process::id(), workspace.display())
+    let me = std::process::id();
+    let owner = match Process::read(me).map(|p| p.start) {
+        Some(start) => format!("{me}@{start}"),
+        None => me.to_string(),
+    };
+    writeln!(f, "{owner} {pgid} {}", workspace.display())
 }
 
 /// Kills the groups that dead Slipway processes left under `work_root`, and
@@ -48,8 +59,8 @@ pub fn reap(work_root: &Path) -> usize {
         let Ok(text) = std::fs::read_to_string(entry.path()) else {
             continue;
         };
-        let records: Vec<(i32, i32, &str)> = text.lines().filter_map(parse).collect();
-        if records.iter().any(|(owner, _, _)| alive(*owner)) {
+        let records: Vec<(Owner, i32, &str)> = text.lines().filter_map(parse).collect();
+        if records.iter().any(|(owner, _, _)| owner.alive()) {
             continue;
         }
         for (_, pgid, workspace) in &records {
@@ -68,17 +79,90 @@ pub fn reap(work_root: &Path) -> usize {
     killed
 }
 
-fn parse(line: &str) -> Option<(i32, i32, &str)> {
+fn parse(line: &str) -> Option<(Owner, i32, &str)> {
     let mut parts = line.splitn(3, ' ');
     Some((
-        parts.next()?.parse().ok()?,
+        Owner::parse(parts.next()?)?,
         parts.next()?.parse().ok()?,
         parts.next()?,
     ))
 }
 
-fn alive(pid: i32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+/// The Slipway process that wrote a record: its pid and, in records written
+/// since start times were kept, when it started (clock ticks after boot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Owner {
+    pid: u32,
+    start: Option<u64>,
+}
+
+impl Owner {
+    fn parse(text: &str) -> Option<Owner> {
+        let (pid, start) = match text.split_once('@') {
+            Some((pid, start)) => (pid, Some(start.parse().ok()?)),
+            None => (text, None),
+        };
+        Some(Owner {
+            pid: pid.parse().ok()?,
+            start,
+        })
+    }
+
+    /// Whether the owner still runs and will go on running: not gone, not
+    /// dying, and not another process that got its pid.
+    fn alive(self) -> bool {
+        let Some(process) = Process::read(self.pid) else {
+            return false;
+        };
+        !process.dying() && self.start.is_none_or(|start| start == process.start)
+    }
+}
+
+/// What `/proc/PID/stat` and `/proc/PID/status` say about a process.
+#[derive(Debug)]
+struct Process {
+    /// One letter: `R`, `S`, `D`, `Z` (zombie), `X` (dead), …
+    state: char,
+    /// The kernel's task flags.
+    flags: u64,
+    /// Clock ticks after boot.
+    start: u64,
+    /// Whether SIGKILL is pending for it (delivered, not yet acted on).
+    kill_pending: bool,
+}
+
+/// `PF_EXITING`: set when a task enters `do_exit`.
+const PF_EXITING: u64 = 0x4;
+
+impl Process {
+    fn read(pid: u32) -> Option<Process> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name may hold spaces and parentheses: fields start after the last `)`.
+        let fields: Vec<&str> = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().collect();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        Some(Process {
+            state: fields.first()?.chars().next()?,
+            flags: fields.get(6)?.parse().ok()?,
+            start: fields.get(19)?.parse().ok()?,
+            kill_pending: sigkill_pending(&status),
+        })
+    }
+
+    fn dying(&self) -> bool {
+        matches!(self.state, 'Z' | 'X' | 'x') || self.flags & PF_EXITING != 0 || self.kill_pending
+    }
+}
+
+/// Whether `SigPnd` or `ShdPnd` (hex masks, bit n-1 for signal n) holds SIGKILL.
+fn sigkill_pending(status: &str) -> bool {
+    const SIGKILL_BIT: u64 = 1 << (9 - 1);
+    status.lines().any(|line| {
+        let mask = line
+            .strip_prefix("SigPnd:")
+            .or_else(|| line.strip_prefix("ShdPnd:"));
+        mask.and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+            .is_some_and(|m| m & SIGKILL_BIT != 0)
+    })
 }
 
 /// Whether process `pid` still has `SLIPWAY_WORKSPACE=workspace` in its environment.
@@ -90,4 +174,56 @@ fn runs_in(pid: i32, workspace: &str) -> bool {
     environ
         .split(|b| *b == 0)
         .any(|var| var == wanted.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_alive_and_a_changed_start_time_is_not() {
+        let me = std::process::id();
+        let start = Process::read(me).expect("own /proc entry").start;
+        assert!(Owner { pid: me, start: Some(start) }.alive());
+        assert!(Owner { pid: me, start: None }.alive());
+        assert!(!Owner { pid: me, start: Some(start + 1) }.alive());
+    }
+
+    #[test]
+    fn a_zombie_owner_is_dead() {
+        // A child killed and not yet reaped stays in /proc as a zombie.
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep");
+        let owner = Owner { pid: child.id(), start: None };
+        assert!(owner.alive());
+        child.kill().expect("kill");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while Process::read(child.id()).is_some_and(|p| p.state != 'Z') {
+            assert!(std::time::Instant::now() < deadline, "the child never became a zombie");
+            std::thread::yield_now();
+        }
+        assert!(!owner.alive(), "a killed, unreaped owner counts as dead");
+        child.wait().expect("reap");
+    }
+
+    #[test]
+    fn reads_old_and_new_records() {
+        assert_eq!(
+            parse("12 34 /w/a b"),
+            Some((Owner { pid: 12, start: None }, 34, "/w/a b"))
+        );
+        assert_eq!(
+            parse("12@99 34 /w/x"),
+            Some((Owner { pid: 12, start: Some(99) }, 34, "/w/x"))
+        );
+        assert_eq!(parse("12@x 34 /w/x"), None);
+    }
+
+    #[test]
+    fn reads_sigkill_from_pending_masks() {
+        assert!(sigkill_pending("Name:\tx\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000100\n"));
+        assert!(!sigkill_pending("SigPnd:\t0000000000000000\nShdPnd:\t0000000000004000\n"));
+    }
 }

@@ -41,6 +41,17 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// 507: a write failed for want of space. Says what is full and what to do;
+    /// nothing is left half-written, so the same request works once space is back.
+    pub fn storage_full(what: &str) -> ApiError {
+        tracing::error!("storage full: {what}");
+        ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "storage_full",
+            storage_full_message(what),
+        )
+    }
+
     pub fn internal(message: impl std::fmt::Display) -> ApiError {
         tracing::error!("internal error: {message}");
         ApiError::new(
@@ -49,6 +60,14 @@ impl ApiError {
             "internal error; see the server log",
         )
     }
+}
+
+/// The words of every 507, for the JSON API and the registry alike.
+pub fn storage_full_message(what: &str) -> String {
+    format!(
+        "the server's storage is full ({what}); nothing was kept from this request: \
+         free space in the server's data directory (or its database) and send it again"
+    )
 }
 
 impl IntoResponse for ApiError {
@@ -63,6 +82,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(m) => ApiError::not_found(m),
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            full if full.is_storage_full() => ApiError::storage_full(&full.to_string()),
             other => ApiError::internal(other),
         }
     }

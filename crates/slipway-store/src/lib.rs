@@ -39,6 +39,7 @@ pub use registry::{
     RetiredTag, RunImage, TagPage, TagPolicy,
 };
 pub use runs::{NewJob, NewRun};
+pub use secrets::{JobScope, SecretEntry, SecretScope};
 pub use users::{Session, User};
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +58,30 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether the database failed because its disk (or quota) is full:
+    /// SQLite's `SQLITE_FULL`, PostgreSQL's `disk_full` class (53100), or an
+    /// I/O error saying so. The caller answers 507, not 500: the fix is space.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(db)) => {
+                matches!(db.code().as_deref(), Some("13" | "53100"))
+                    || db.message().contains("disk is full")
+            }
+            StoreError::Database(sqlx::Error::Io(e)) => io_is_storage_full(e),
+            _ => false,
+        }
+    }
+}
+
+/// Whether an I/O error means the file system (or the user's quota) is full.
+pub fn io_is_storage_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -104,6 +129,7 @@ impl Store {
                     Ok(())
                 })
             })
+            .after_release(|conn, _| Box::pin(drop_if_in_transaction(conn)))
             .connect_with(options)
             .await?;
         let store = Store { pool, backend };
@@ -150,6 +176,21 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Keeps a released connection only if no transaction is left open on it.
+///
+/// A transaction dropped without COMMIT queues its ROLLBACK; the ping flushes
+/// it. A COMMIT that failed (the disk full, SQLite rolled back on its own)
+/// leaves the driver counting a transaction that ROLLBACK cannot end, and
+/// every later `BEGIN` on that connection fails ("non-zero transaction
+/// depth"): such a connection is closed, and the pool opens a fresh one.
+async fn drop_if_in_transaction(conn: &mut sqlx::AnyConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection as _;
+    if conn.is_in_transaction() {
+        conn.ping().await?;
+    }
+    Ok(!conn.is_in_transaction())
 }
 
 /// Milliseconds since the Unix epoch: how every time is stored.

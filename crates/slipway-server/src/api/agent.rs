@@ -252,6 +252,13 @@ async fn receive_tar(body: Bytes, dest: std::path::PathBuf, what: &str) -> ApiRe
     })
     .await
     .map_err(ApiError::internal)?
-    .map_err(|e| ApiError::bad_request(format!("the {what} archive cannot be unpacked: {e}")))?;
+    .map_err(|e| {
+        // A full disk is the server's fault (507); the staging directory is already gone.
+        if slipway_store::io_is_storage_full(&e) {
+            ApiError::storage_full(&format!("unpacking the {what} archive: {e}"))
+        } else {
+            ApiError::bad_request(format!("the {what} archive cannot be unpacked: {e}"))
+        }
+    })?;
     Ok(StatusCode::NO_CONTENT)
 }

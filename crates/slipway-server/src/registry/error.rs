@@ -109,6 +109,15 @@ impl From<RegistryError> for OciError {
             E::Unsupported(_) => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
             E::Upstream(_) => (StatusCode::BAD_GATEWAY, "UNKNOWN"),
             E::Body(_) => (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID"),
+            E::Blob(_) | E::Store(_) if e.is_storage_full() => {
+                tracing::error!("registry storage full: {e}");
+                return OciError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    // The spec has no code for it; clients show the message.
+                    "UNKNOWN",
+                    crate::error::storage_full_message(&e.to_string()),
+                );
+            }
             E::Blob(_) | E::Store(_) => return OciError::internal(e),
         };
         let offset = match &e {

@@ -13,14 +13,18 @@ use slipway_store::{
 
 use crate::{DeployError, Deployer, Result};
 
-/// Who is asking or deciding, as their token says.
+/// Who is asking or deciding, as their token or session says.
 #[derive(Debug, Clone)]
 pub struct Approver {
+    /// The person's user name, or a machine token's name.
     pub name: String,
     /// `viewer`, `developer` or `admin`.
     pub role: String,
     pub email: Option<String>,
     pub groups: Vec<String>,
+    /// Whether `name` is a person (a user): only people approve, and each
+    /// person once, whichever of their tokens they use.
+    pub person: bool,
 }
 
 /// What someone asks of an environment.
@@ -43,7 +47,8 @@ pub struct Pending {
     pub approvals: usize,
     pub role: Option<String>,
     pub group: Option<String>,
-    /// Authors of the release's commits: they may not approve it (four-eyes).
+    /// Authors and committers of the release's commits, and who asked for
+    /// the deployment: they may not approve it (four-eyes).
     pub excluded: Vec<String>,
     pub expires_at: Option<i64>,
 }
@@ -326,6 +331,8 @@ impl Deployer {
                     email: c.email,
                     message: c.subject,
                     at: c.at.map(|secs| secs * 1000),
+                    committer: c.committer,
+                    committer_email: c.committer_email,
                 })
                 .collect(),
             _ => release.commits.clone(),
@@ -357,10 +364,14 @@ impl Deployer {
             approvals,
             role: rule.role,
             group: rule.group,
-            excluded: if rule.four_eyes {
-                authors(&self.new_commits(&release, &deployment.environment).await)
-            } else {
-                Vec::new()
+            excluded: {
+                let mut excluded = if rule.four_eyes {
+                    authors(&self.new_commits(&release, &deployment.environment).await)
+                } else {
+                    Vec::new()
+                };
+                excluded.push(format!("{} (asked for it)", deployment.requested_by));
+                excluded
             },
             expires_at: deployment.expires_at,
         }))
@@ -463,6 +474,19 @@ impl Deployer {
                 by.groups.join(", ")
             )));
         }
+        if !by.person {
+            return Err(DeployError::Forbidden(format!(
+                "an approval counts a person, and token `{}` belongs to nobody: an admin makes a person's \
+                 token with `slipway token create NAME --user USER` (or `--email ADDRESS`)",
+                by.name
+            )));
+        }
+        if dep.requested_by == by.name {
+            return Err(DeployError::Forbidden(format!(
+                "`{}` asked for deployment {} to {}: someone else must decide on it",
+                by.name, dep.id, dep.environment
+            )));
+        }
         if rule.four_eyes {
             if by.email.is_none() {
                 return Err(DeployError::Forbidden(format!(
@@ -471,9 +495,9 @@ impl Deployer {
                 )));
             }
             let commits = self.new_commits(&release, &dep.environment).await;
-            if let Some(commit) = authored(&commits, by) {
+            if let Some((commit, how)) = authored(&commits, by) {
                 return Err(DeployError::Forbidden(format!(
-                    "`{}` wrote commit {} ({}) that release {} brings to {}: four-eyes needs someone else to decide",
+                    "`{}` {how} commit {} ({}) that release {} brings to {}: four-eyes needs someone else to decide",
                     by.name,
                     crate::release::short(&commit.sha),
                     commit.message,
@@ -554,23 +578,41 @@ fn tighten(env: &mut Environment, live: &Environment) {
     };
 }
 
-/// Everyone who wrote one of the commits (name and email).
+/// Everyone who wrote or committed one of the commits (name and email).
 fn authors(commits: &[ReleaseCommit]) -> Vec<String> {
     let mut out: Vec<String> = commits
         .iter()
-        .map(|c| format!("{} <{}>", c.author, c.email))
+        .flat_map(|c| {
+            let committer = (!c.committer_email.is_empty())
+                .then(|| format!("{} <{}>", c.committer, c.committer_email));
+            std::iter::once(format!("{} <{}>", c.author, c.email)).chain(committer)
+        })
         .collect();
     out.sort();
     out.dedup();
     out
 }
 
-/// A commit the approver wrote, matched on email or name.
-fn authored<'c>(commits: &'c [ReleaseCommit], by: &Approver) -> Option<&'c ReleaseCommit> {
-    commits.iter().find(|c| {
+/// A commit the approver wrote or committed, matched on email or name, and
+/// which of the two. The author is whatever `git commit --author` said; the
+/// committer is who made the commit, so both count.
+fn authored<'c>(
+    commits: &'c [ReleaseCommit],
+    by: &Approver,
+) -> Option<(&'c ReleaseCommit, &'static str)> {
+    let is = |name: &str, email: &str| {
         by.email
             .as_deref()
-            .is_some_and(|e| e.eq_ignore_ascii_case(&c.email))
-            || c.author == by.name
+            .is_some_and(|e| !email.is_empty() && e.eq_ignore_ascii_case(email))
+            || (!name.is_empty() && name == by.name)
+    };
+    commits.iter().find_map(|c| {
+        if is(&c.author, &c.email) {
+            Some((c, "wrote"))
+        } else if is(&c.committer, &c.committer_email) {
+            Some((c, "committed"))
+        } else {
+            None
+        }
     })
 }

@@ -315,6 +315,7 @@ mod tests {
             email: "a@example.com".into(),
             message: "m".into(),
             at: Some(at),
+            ..ReleaseCommit::default()
         }
     }
 

@@ -98,6 +98,14 @@ impl Deployer {
         }
         if let Some(to) = &env.promote.to {
             let made = match self.environment_spec(release, to).await {
+                Ok(_)
+                    if self
+                        .refuse_going_back(release, to, "promotion")
+                        .await
+                        .unwrap_or(true) =>
+                {
+                    Ok(())
+                }
                 Ok((_, next)) => self
                     .request_deployment(
                         release,

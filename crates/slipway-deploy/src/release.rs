@@ -61,12 +61,62 @@ impl Deployer {
             let (_, env) = self.environment_spec(&release, &declared.name).await?;
             let takes = env.auto && env.source == Source::Branch(run.branch.clone());
             if takes && !asked.iter().any(|d| d.environment == env.name) {
+                if self
+                    .refuse_going_back(&release, &env.name, "deploy")
+                    .await?
+                {
+                    continue;
+                }
                 self.request_deployment(&release, &env, "deploy", &format!("run {}", run.number))
                     .await?;
             }
         }
         self.wake();
         Ok(())
+    }
+
+    /// Whether an automatic deployment of `release` would take `environment`
+    /// back to older code (its commit is in the history of what runs there);
+    /// if so it is refused, with the reason in the audit log. Only a person
+    /// goes back: `rollback`, or `deploy` of a chosen version.
+    pub(crate) async fn refuse_going_back(
+        &self,
+        release: &Release,
+        environment: &str,
+        action: &str,
+    ) -> Result<bool> {
+        let Some(live) = self.live_release(release.project_id, environment).await? else {
+            return Ok(false);
+        };
+        if live.commit == release.commit {
+            return Ok(false);
+        }
+        let mirror = Mirror::at(&self.inner.engine.paths.mirror(release.project_id));
+        let older = mirror
+            .is_ancestor(&release.commit, &live.commit)
+            .await
+            .map_err(|e| DeployError::Invalid(format!("cannot compare commits: {e}")))?;
+        if older {
+            let why = format!(
+                "release {} ({}) is older than release {} ({}) that {environment} runs: an automatic {action} never \
+                 goes back; `slipway deploy {environment} {}` or `slipway rollback` does, by a person",
+                release.version,
+                short(&release.commit),
+                live.version,
+                short(&live.commit),
+                release.version
+            );
+            self.store()
+                .audit(
+                    release.project_id,
+                    "slipway",
+                    "auto-deploy-refused",
+                    &format!("release {} to {environment}", release.version),
+                    &why,
+                )
+                .await?;
+        }
+        Ok(older)
     }
 
     async fn make_release(&self, run: &Run, pipeline: &Pipeline) -> Result<Release> {
@@ -111,6 +161,8 @@ impl Deployer {
                 email: c.email,
                 message: c.subject,
                 at: c.at.map(|secs| secs * 1000),
+                committer: c.committer,
+                committer_email: c.committer_email,
             })
             .collect();
         let head = mirror

@@ -342,7 +342,12 @@ impl Engine {
         } = end;
         // What the job produced is recorded under its name, looked up once.
         if gate.is_some() || !pushed.is_empty() {
-            let name = self.store.job(JobId(job)).await?.name;
+            let row = self.store.job(JobId(job)).await?;
+            // What a job produced is taken only from the worker holding it.
+            if row.state != State::Running || row.worker.as_deref() != Some(worker) {
+                return Ok(());
+            }
+            let name = row.name;
             let run = slipway_store::RunId(run);
             if let Some(gate) = gate {
                 self.store.record_gate(run, &name, gate).await?;

@@ -30,16 +30,7 @@ impl Engine {
             .await
             .map_err(|e| fetch_failed(project, e))?;
         drop(fetching);
-        let (branch, rev) = match &target {
-            Target::Branch(b) => (b.clone(), b.clone()),
-            Target::Commit { branch, commit } => (branch.clone(), commit.clone()),
-        };
-        let commit = mirror.resolve(&rev).await.map_err(|_| {
-            EngineError::Invalid(format!(
-                "`{rev}` is not a branch or commit of {}",
-                project.git_url
-            ))
-        })?;
+        let (branch, commit) = on_branch(&mirror, project, &target).await?;
         let mut new = NewRun {
             commit: commit.clone(),
             branch,
@@ -127,7 +118,10 @@ impl Engine {
         Ok(run)
     }
 
-    /// A pushed commit: a run when the branch is one the project builds.
+    /// A pushed commit: a run when the branch is one the project builds and
+    /// the commit is new to it. A commit the branch's recent runs built, or
+    /// one in their history, makes no run: a captured delivery sent again
+    /// (under a new delivery id) must not build and ship old code over new.
     pub async fn on_push(
         &self,
         project: &Project,
@@ -135,7 +129,7 @@ impl Engine {
         commit: &str,
         trigger: &str,
     ) -> Result<Option<Run>> {
-        if !builds_branch(project, branch) {
+        if !builds_branch(project, branch) || self.built_already(project, branch, commit).await? {
             return Ok(None);
         }
         let target = Target::Commit {
@@ -143,6 +137,69 @@ impl Engine {
             commit: commit.to_string(),
         };
         self.trigger(project, target, trigger).await.map(Some)
+    }
+}
+
+/// The branch and the full commit a target names, once the commit is known
+/// to be on the branch at the remote (just fetched): a run labelled with a
+/// branch only ever builds code that branch holds, so a commit pushed to any
+/// other branch cannot become a release of it.
+async fn on_branch(
+    mirror: &Mirror,
+    project: &Project,
+    target: &Target,
+) -> Result<(String, String)> {
+    let (branch, rev) = match target {
+        Target::Branch(b) => (b.as_str(), None),
+        Target::Commit { branch, commit } => (branch.as_str(), Some(commit.as_str())),
+    };
+    if branch.is_empty() {
+        return Err(EngineError::Invalid(format!(
+            "name the branch commit {} is on (`--branch NAME` beside `--commit`): a run builds a branch",
+            rev.unwrap_or_default()
+        )));
+    }
+    let tip = mirror.branch_tip(branch).await?.ok_or_else(|| {
+        EngineError::Invalid(format!(
+            "{} has no branch `{branch}`; push it first, or name one of its branches",
+            project.git_url
+        ))
+    })?;
+    let Some(rev) = rev else {
+        return Ok((branch.to_string(), tip));
+    };
+    let commit = mirror.resolve(rev).await.map_err(|_| {
+        EngineError::Invalid(format!("`{rev}` is not a commit of {}", project.git_url))
+    })?;
+    if !mirror.is_ancestor(&commit, &tip).await? {
+        return Err(EngineError::Invalid(format!(
+            "commit {commit} is not on branch `{branch}` of {} (its tip is {tip}): only what the branch holds \
+             is built as `{branch}`; merge the commit into `{branch}` and push, or trigger its own branch",
+            project.git_url
+        )));
+    }
+    Ok((branch.to_string(), commit))
+}
+
+impl Engine {
+    /// Whether `commit` is what one of the branch's recent runs built, or in
+    /// its history. Only a commit the mirror knows can be compared: an unknown
+    /// one is new (the trigger fetches it).
+    async fn built_already(&self, project: &Project, branch: &str, commit: &str) -> Result<bool> {
+        /// Runs looked at: a replay of anything older still meets the
+        /// deployer, which never moves an environment back by itself.
+        const RECENT: i64 = 10;
+        let mirror = Mirror::at(&self.paths.mirror(project.id));
+        for built in self
+            .store
+            .recent_commits(project.id, branch, RECENT)
+            .await?
+        {
+            if built == commit || mirror.is_ancestor(commit, &built).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }
 

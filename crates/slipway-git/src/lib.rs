@@ -211,7 +211,7 @@ impl Mirror {
             [
                 "log",
                 max.as_str(),
-                "--format=%H%x1f%an%x1f%ae%x1f%s%x1f%ct%x1e",
+                "--format=%H%x1f%an%x1f%ae%x1f%s%x1f%ct%x1f%cn%x1f%ce%x1e",
                 "--end-of-options",
                 range.as_str(),
             ],
@@ -227,9 +227,39 @@ impl Mirror {
                     email: f.next()?.to_string(),
                     subject: f.next()?.to_string(),
                     at: f.next().and_then(|t| t.trim().parse().ok()),
+                    committer: f.next().unwrap_or_default().to_string(),
+                    committer_email: f.next().unwrap_or_default().trim().to_string(),
                 })
             })
             .collect())
+    }
+
+    /// Whether `commit` is `descendant` or in its history (`git merge-base
+    /// --is-ancestor`); `false` when either is unknown.
+    pub async fn is_ancestor(&self, commit: &str, descendant: &str) -> Result<bool, GitError> {
+        let args = ["merge-base", "--is-ancestor", commit, descendant];
+        match git(&self.path, args).await {
+            Ok(_) => Ok(true),
+            Err(GitError::Failed { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The commit branch `branch` points at in the mirror (as fetched), if it exists.
+    pub async fn branch_tip(&self, branch: &str) -> Result<Option<String>, GitError> {
+        let spec = format!("refs/heads/{branch}^{{commit}}");
+        let args = [
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            &spec,
+        ];
+        match git(&self.path, args).await {
+            Ok(out) => Ok(Some(out.trim().to_string())),
+            Err(GitError::Failed { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// The merge-base of `branch` (as the remote has it) and `commit`, if both exist.
@@ -342,6 +372,9 @@ pub struct CommitInfo {
     pub subject: String,
     /// The committer time, seconds since the epoch.
     pub at: Option<i64>,
+    /// Who made the commit object (`--author` can name anyone; this is who ran `git commit`).
+    pub committer: String,
+    pub committer_email: String,
 }
 
 /// Brings `commit` into branch `into` on the remote at `url` and pushes it:

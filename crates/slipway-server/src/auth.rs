@@ -16,6 +16,10 @@ pub struct Caller {
     /// Who the token stands for at decision points (four-eyes, groups).
     pub email: Option<String>,
     pub groups: Vec<String>,
+    /// The person (user) the token belongs to; `None` for a machine's token.
+    pub person: Option<String>,
+    /// The SHA-256 of the token: what an agent's claims are held under.
+    pub token_hash: String,
 }
 
 impl Caller {
@@ -68,12 +72,22 @@ impl Caller {
             .await?
             .ok_or_else(|| ApiError::unauthorized("unknown token"))?;
         let role = Role::parse(&role).map_err(ApiError::internal)?;
-        let (email, groups) = state.engine.store.token_identity(hash.as_str()).await?;
+        let (email, mut groups) = state.engine.store.token_identity(hash.as_str()).await?;
+        // A person's tokens stand for them: their email and groups, their name.
+        let owner = state.engine.store.token_owner(hash.as_str()).await?;
+        let email = owner.as_ref().map_or(email, |u| u.email.clone());
+        for group in owner.iter().flat_map(|u| &u.groups) {
+            if !groups.contains(group) {
+                groups.push(group.clone());
+            }
+        }
         Ok(Caller {
             name,
             role,
             email,
             groups,
+            person: owner.map(|u| u.name),
+            token_hash: hash.as_str().to_string(),
         })
     }
 }
@@ -82,10 +96,11 @@ impl Caller {
     /// The caller as a decision point sees them.
     pub fn approver(&self) -> slipway_deploy::Approver {
         slipway_deploy::Approver {
-            name: self.name.clone(),
+            name: self.person.clone().unwrap_or_else(|| self.name.clone()),
             role: self.role.as_str().to_string(),
             email: self.email.clone(),
             groups: self.groups.clone(),
+            person: self.person.is_some(),
         }
     }
 }

@@ -19,7 +19,7 @@ pub struct ReleaseImage {
 }
 
 /// A commit a release brings since the release before it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ReleaseCommit {
     pub sha: String,
     pub author: String,
@@ -28,6 +28,13 @@ pub struct ReleaseCommit {
     /// When it was committed (ms since the epoch), for lead times.
     #[serde(default)]
     pub at: Option<i64>,
+    /// Who made the commit: `git commit --author` names anyone as the author,
+    /// so four-eyes excludes the committer too. Empty in releases made
+    /// before it was recorded.
+    #[serde(default)]
+    pub committer: String,
+    #[serde(default)]
+    pub committer_email: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

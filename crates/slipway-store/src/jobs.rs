@@ -95,7 +95,7 @@ impl Store {
                 }
                 let id: i64 = row.try_get("id")?;
                 let claimed = sqlx::query(sql(format!(
-                    "UPDATE jobs SET state = 'running', worker = $1, lease_until = $2, started_at = $3, attempt = attempt + 1, reason = NULL \
+                    "UPDATE jobs SET state = 'running', worker = $1, lease_until = $2, started_at = $3, attempt = attempt + 1, reason = NULL, holder = NULL \
                      WHERE id = $4 AND state = 'queued' RETURNING {JOB_COLUMNS}"
                 )))
                 .bind(claim.worker)
@@ -261,6 +261,76 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Records which agent token holds a job its worker just claimed: only
+    /// that token may then send the job's logs, artifacts, caches and results.
+    pub async fn hold_job(&self, id: JobId, worker: &str, holder: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE jobs SET holder = $1 WHERE id = $2 AND worker = $3 AND state = 'running'",
+        )
+        .bind(holder)
+        .bind(id.0)
+        .bind(worker)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The job, if it is running under `holder`'s claim and the lease has
+    /// not run out.
+    pub async fn held_job(&self, id: JobId, holder: &str) -> Result<Option<Job>> {
+        let row = sqlx::query(sql(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND holder = $2 AND state = 'running' AND lease_until > $3"
+        )))
+        .bind(id.0)
+        .bind(holder)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(job).transpose()
+    }
+
+    /// The job named `name` of a run, if `holder` holds it (as [`Store::held_job`]).
+    pub async fn held_job_named(
+        &self,
+        run: RunId,
+        name: &str,
+        holder: &str,
+    ) -> Result<Option<Job>> {
+        let row = sqlx::query(sql(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE run_id = $1 AND name = $2 AND holder = $3 AND state = 'running' AND lease_until > $4"
+        )))
+        .bind(run.0)
+        .bind(name)
+        .bind(holder)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(job).transpose()
+    }
+
+    /// Whether `holder` holds a running job of the run (`run`) or of any run
+    /// of the project (`project`): what reading its sources, artifacts and
+    /// caches takes.
+    pub async fn holds_job_in(
+        &self,
+        run: Option<RunId>,
+        project: Option<crate::ProjectId>,
+        holder: &str,
+    ) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM jobs JOIN runs ON runs.id = jobs.run_id \
+             WHERE jobs.holder = $1 AND jobs.state = 'running' AND jobs.lease_until > $2 \
+             AND ($3 < 0 OR jobs.run_id = $3) AND ($4 < 0 OR runs.project_id = $4)",
+        )
+        .bind(holder)
+        .bind(now_ms())
+        .bind(run.map_or(-1, |r| r.0))
+        .bind(project.map_or(-1, |p| p.0))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
     }
 
     pub async fn job(&self, id: JobId) -> Result<Job> {

@@ -40,7 +40,7 @@ pub use registry::{
 };
 pub use runs::{NewJob, NewRun};
 pub use secrets::{JobScope, SecretEntry, SecretScope};
-pub use users::{Session, User};
+pub use users::{NO_PASSWORD, Session, User};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

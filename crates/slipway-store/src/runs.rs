@@ -179,6 +179,23 @@ impl Store {
         })
     }
 
+    /// The commits of the newest `limit` runs on `branch`, newest first: what
+    /// a push webhook is compared with, so a replayed delivery builds nothing.
+    pub async fn recent_commits(
+        &self,
+        project: ProjectId,
+        branch: &str,
+        limit: i64,
+    ) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT commit_sha FROM runs WHERE project_id = $1 AND branch = $2 ORDER BY number DESC LIMIT $3")
+            .bind(project.0)
+            .bind(branch)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("commit_sha")?)).collect()
+    }
+
     /// The pipeline file a run was created from.
     pub async fn pipeline_of(&self, id: RunId) -> Result<String> {
         let row = sqlx::query("SELECT pipeline FROM runs WHERE id = $1")

@@ -1,4 +1,6 @@
-//! Web UI users and their sessions.
+//! People: web UI users, their sessions, and the API tokens that belong to
+//! them. Approvals, four-eyes and "who asked" are about a person, whichever
+//! of their tokens (or their browser session) they use.
 
 use sqlx::Row;
 
@@ -115,6 +117,48 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+}
+
+/// What a password hash is for a person made for their tokens: no argon2
+/// hash parses as it, so nobody logs in as them until an admin sets one.
+pub const NO_PASSWORD: &str = "!";
+
+impl Store {
+    pub async fn user(&self, name: &str) -> Result<Option<User>> {
+        let row = sqlx::query("SELECT name, role, email, groups_json FROM users WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user).transpose()
+    }
+
+    /// The person with this email (case-insensitive), the oldest if several.
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
+        let row = sqlx::query("SELECT name, role, email, groups_json FROM users WHERE lower(email) = lower($1) ORDER BY created_at, name LIMIT 1")
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user).transpose()
+    }
+
+    /// Makes a token belong to a person.
+    pub async fn set_token_owner(&self, token_hash: &str, user_name: &str) -> Result<()> {
+        sqlx::query("UPDATE tokens SET user_name = $1 WHERE hash = $2")
+            .bind(user_name)
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The person a token belongs to; `None` for a machine's token.
+    pub async fn token_owner(&self, token_hash: &str) -> Result<Option<User>> {
+        let row = sqlx::query("SELECT u.name, u.role, u.email, u.groups_json FROM tokens t JOIN users u ON u.name = t.user_name WHERE t.hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user).transpose()
     }
 }
 

@@ -89,6 +89,7 @@ async fn a_green_run_makes_one_release_and_a_version_never_moves(store: Store) {
         email: "alice@example.com".into(),
         message: "a change".into(),
         at: Some(1_700_000_000_000),
+        ..ReleaseCommit::default()
     }];
     let made = store
         .create_release(&release(p.id, &run, "1.1", &images, &commits))

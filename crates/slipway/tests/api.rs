@@ -245,6 +245,21 @@ fn an_artifact_archive_holding_a_link_is_refused() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "0"]);
     let agent = token(&server, "agent");
+    // Artifacts are taken only for a job the agent token holds: claim one.
+    let remote = Remote::new(tmp.path(), "jobs:\n  build:\n    steps: [true]\n");
+    server.add_project(&remote, &[]);
+    assert!(server.cli(&["trigger", "demo"]).status.success());
+    let claimed = Command::new("curl")
+        .args(["-sf", "-X", "POST", "-H"])
+        .arg(format!("Authorization: Bearer {agent}"))
+        .args(["-H", "Content-Type: application/json"])
+        .args(["--data", r#"{"worker":"evil","wait_ms":5000}"#])
+        .arg(format!("{}/api/v1/agent/claim", server.url))
+        .output()
+        .expect("curl");
+    let claimed: serde_json::Value =
+        serde_json::from_slice(&claimed.stdout).expect("a claimed job");
+    assert_eq!(claimed["run_id"], 1, "{claimed}");
     let work = tmp.path().join("evil");
     std::fs::create_dir_all(&work).expect("mkdir");
     std::os::unix::fs::symlink(server.data_dir.join("admin.token"), work.join("token"))

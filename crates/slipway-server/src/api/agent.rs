@@ -1,6 +1,11 @@
 //! The agent protocol: remote `slipway agent` processes claim jobs (long poll),
 //! heartbeat, send log chunks, fetch sources and artifacts, and report back.
 //! It is the in-process workers' dispatch, spoken over HTTP.
+//!
+//! A claim is held by the agent token that made it: logs, artifacts, caches
+//! and results are taken only for a running job that token holds, while its
+//! lease lasts. So a succeeded job's artifacts never change, and one agent
+//! token cannot write what another's job (or another run) produced.
 
 use std::time::Duration;
 
@@ -16,8 +21,9 @@ use slipway_runner::archive::Links;
 use slipway_store::{JobId, RunId};
 
 use crate::AppState;
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AsAgent, Json, Path};
+use crate::extract::{AsAgent, Authorized, Json, Path};
 
 /// The longest an agent's claim waits for work before it asks again.
 const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -32,7 +38,7 @@ pub struct ClaimRequest {
 
 pub async fn claim(
     State(state): State<AppState>,
-    _: AsAgent,
+    Authorized(caller): AsAgent,
     Json(req): Json<ClaimRequest>,
 ) -> ApiResult<Response> {
     if req.worker.trim().is_empty() {
@@ -48,7 +54,14 @@ pub async fn claim(
         () = state.shutdown.cancelled() => None,
     };
     Ok(match claimed {
-        Some(assignment) => Json(assignment).into_response(),
+        Some(assignment) => {
+            state
+                .engine
+                .store
+                .hold_job(JobId(assignment.job_id), &worker, &caller.token_hash)
+                .await?;
+            Json(assignment).into_response()
+        }
         None => StatusCode::NO_CONTENT.into_response(),
     })
 }
@@ -60,10 +73,13 @@ pub struct WorkerRef {
 
 pub async fn heartbeat(
     State(state): State<AppState>,
-    _: AsAgent,
+    Authorized(caller): AsAgent,
     Path(job): Path<i64>,
     Json(w): Json<WorkerRef>,
 ) -> ApiResult<Json<Value>> {
+    if held(&state, job, &caller).await.is_err() {
+        return Ok(Json(json!({ "continue": false })));
+    }
     let held = state
         .dispatch()
         .heartbeat(job, &format!("agent:{}", w.worker))
@@ -79,10 +95,11 @@ pub struct LogChunk {
 
 pub async fn log(
     State(state): State<AppState>,
-    _: AsAgent,
+    Authorized(caller): AsAgent,
     Path(job): Path<i64>,
     Json(chunk): Json<LogChunk>,
 ) -> ApiResult<StatusCode> {
+    held(&state, job, &caller).await?;
     state
         .dispatch()
         .append_log(job, chunk.seq, chunk.lines)
@@ -106,11 +123,11 @@ pub struct Finish {
 
 pub async fn finish(
     State(state): State<AppState>,
-    _: AsAgent,
+    Authorized(caller): AsAgent,
     Path(job): Path<i64>,
     Json(f): Json<Finish>,
 ) -> ApiResult<StatusCode> {
-    let row = state.engine.store.job(JobId(job)).await?;
+    let row = held(&state, job, &caller).await?;
     let worker = format!("agent:{}", f.worker);
     state
         .engine
@@ -138,10 +155,11 @@ pub struct Release {
 
 pub async fn release(
     State(state): State<AppState>,
-    _: AsAgent,
+    Authorized(caller): AsAgent,
     Path(job): Path<i64>,
     Json(r): Json<Release>,
 ) -> ApiResult<StatusCode> {
+    held(&state, job, &caller).await?;
     state
         .dispatch()
         .release(job, &format!("agent:{}", r.worker), &r.reason)
@@ -152,9 +170,10 @@ pub async fn release(
 /// The tree of the run's commit, as a tar archive.
 pub async fn source(
     State(state): State<AppState>,
-    _: AsAgent,
+    Authorized(caller): AsAgent,
     Path(run): Path<i64>,
 ) -> ApiResult<Response> {
+    holds_in(&state, Some(RunId(run)), None, &caller).await?;
     let run = state.engine.store.run(RunId(run)).await?;
     let mirror = slipway_git::Mirror::at(&state.engine.paths.mirror(run.project_id));
     let tar = mirror
@@ -167,24 +186,75 @@ pub async fn source(
 /// A finished job's artifacts, as a tar archive (empty when it kept none).
 pub async fn download_artifacts(
     State(state): State<AppState>,
-    _: AsAgent,
+    Authorized(caller): AsAgent,
     Path((run, name)): Path<(i64, String)>,
 ) -> ApiResult<Response> {
     check_job_name(&name)?;
+    holds_in(&state, Some(RunId(run)), None, &caller).await?;
     let dir = state.engine.paths.artifacts(RunId(run)).join(&name);
     tar_of(dir).await
 }
 
-/// Stores a job's artifacts sent by the agent that ran it (replacing any earlier upload).
+/// Stores a job's artifacts sent by the agent running it (replacing any
+/// earlier upload of this attempt); refused once the job has ended.
 pub async fn upload_artifacts(
     State(state): State<AppState>,
-    _: AsAgent,
+    Authorized(caller): AsAgent,
     Path((run, name)): Path<(i64, String)>,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
     check_job_name(&name)?;
+    let held = state
+        .engine
+        .store
+        .held_job_named(RunId(run), &name, &caller.token_hash)
+        .await?;
+    if held.is_none() {
+        return Err(not_held(&format!("job `{name}` of run id {run}"), &caller));
+    }
     let root = state.engine.paths.artifacts(RunId(run));
     receive_tar(body, root.join(&name), "artifacts").await
+}
+
+/// The job, if the caller's token holds it (claimed, running, lease alive).
+async fn held(state: &AppState, job: i64, caller: &Caller) -> ApiResult<slipway_store::Job> {
+    state
+        .engine
+        .store
+        .held_job(JobId(job), &caller.token_hash)
+        .await?
+        .ok_or_else(|| not_held(&format!("job id {job}"), caller))
+}
+
+/// Refuses unless the caller's token holds a running job of the run or project.
+async fn holds_in(
+    state: &AppState,
+    run: Option<RunId>,
+    project: Option<slipway_store::ProjectId>,
+    caller: &Caller,
+) -> ApiResult<()> {
+    if state
+        .engine
+        .store
+        .holds_job_in(run, project, &caller.token_hash)
+        .await?
+    {
+        return Ok(());
+    }
+    let what = match (run, project) {
+        (Some(run), _) => format!("a job of run id {run}"),
+        (None, Some(project)) => format!("a job of project id {project}"),
+        (None, None) => "a job".to_string(),
+    };
+    Err(not_held(&what, caller))
+}
+
+fn not_held(what: &str, caller: &Caller) -> ApiError {
+    ApiError::forbidden(format!(
+        "agent token `{}` does not hold {what}: an agent sends logs, artifacts, caches and results only for a job \
+         it claimed, while it runs and its lease lasts (the job may have ended, or been given to another agent)",
+        caller.name
+    ))
 }
 
 fn check_job_name(name: &str) -> ApiResult<()> {
@@ -196,15 +266,13 @@ fn check_job_name(name: &str) -> ApiResult<()> {
 /// A project's shared cache entry, as a tar archive; 404 when there is none.
 pub async fn download_cache(
     State(state): State<AppState>,
-    _: AsAgent,
+    Authorized(caller): AsAgent,
     Path((project, key)): Path<(i64, String)>,
 ) -> ApiResult<Response> {
     check_cache_key(&key)?;
-    let dir = state
-        .engine
-        .paths
-        .cache(slipway_store::ProjectId(project))
-        .join(&key);
+    let project_id = slipway_store::ProjectId(project);
+    holds_in(&state, None, Some(project_id), &caller).await?;
+    let dir = state.engine.paths.cache(project_id).join(&key);
     if !dir.is_dir() {
         return Err(ApiError::not_found(format!("no cache entry `{key}`")));
     }
@@ -215,12 +283,14 @@ pub async fn download_cache(
 /// stored under a key stays.
 pub async fn upload_cache(
     State(state): State<AppState>,
-    _: AsAgent,
+    Authorized(caller): AsAgent,
     Path((project, key)): Path<(i64, String)>,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
     check_cache_key(&key)?;
-    let root = state.engine.paths.cache(slipway_store::ProjectId(project));
+    let project_id = slipway_store::ProjectId(project);
+    holds_in(&state, None, Some(project_id), &caller).await?;
+    let root = state.engine.paths.cache(project_id);
     if root.join(&key).is_dir() {
         return Ok(StatusCode::NO_CONTENT);
     }

@@ -12,6 +12,20 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
 use crate::{AppState, WEBHOOK_SECRET};
 
+/// The one answer to a delivery whose signature does not hold, for any reason.
+const REFUSED: &str = "signature check failed: sign the delivery with the webhook secret `slipway project add` \
+     printed for this project (X-Hub-Signature-256, X-Gitea-Signature or X-Hub-Signature)";
+
+/// A fresh random key: what a delivery for a project without a secret is
+/// checked against, so it costs the same HMAC and fails the same way.
+fn unknown_secret() -> Vec<u8> {
+    let mut key = vec![0u8; 32];
+    // Without randomness the key is zeros: still a key no forge signs with,
+    // since a project with no secret never verifies (checked above).
+    let _ = getrandom::fill(&mut key);
+    key
+}
+
 pub async fn receive(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -19,27 +33,42 @@ pub async fn receive(
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let store = &state.engine.store;
-    // An unknown project answers like a bad signature: no probing for names.
-    let project = store
-        .project(&name)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("signature check failed"))?;
-    let sealed = store
-        .secret(project.id, WEBHOOK_SECRET)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("signature check failed"))?;
-    let secret = state
-        .open(project.id, WEBHOOK_SECRET, &sealed)
-        .ok_or_else(|| ApiError::internal("cannot open the webhook secret"))?;
     let pairs: Vec<(&str, &str)> = headers
         .iter()
         .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
         .collect();
-    let delivery = verify_and_parse(&pairs, &body, &secret).map_err(|e| match e {
-        WebhookError::MissingSignature => ApiError::unauthorized("the delivery is not signed; set the webhook's secret to the one `slipway project add` printed"),
-        WebhookError::BadSignature => ApiError::unauthorized("signature check failed"),
-        other => ApiError::bad_request(other.to_string()),
-    })?;
+    // Until the signature holds, every answer is the same whether the project
+    // exists, has a secret, or not: no probing for names.
+    let project = store.project(&name).await?;
+    let secret = match &project {
+        Some(p) => match store.secret(p.id, WEBHOOK_SECRET).await? {
+            Some(sealed) => Some(
+                state
+                    .open(p.id, WEBHOOK_SECRET, &sealed)
+                    .ok_or_else(|| ApiError::internal("cannot open the webhook secret"))?,
+            ),
+            None => None,
+        },
+        None => None,
+    };
+    // Without a project, check against a secret nobody has: the same work,
+    // the same refusal.
+    let key = secret.clone().unwrap_or_else(unknown_secret);
+    let checked = verify_and_parse(&pairs, &body, &key);
+    let (project, delivery) = match (project, secret, checked) {
+        (Some(project), Some(_), Ok(delivery)) => (project, delivery),
+        (_, _, Err(WebhookError::UnknownProvider)) => {
+            return Err(ApiError::bad_request(
+                WebhookError::UnknownProvider.to_string(),
+            ));
+        }
+        (_, _, Err(WebhookError::Payload(why))) => {
+            return Err(ApiError::bad_request(
+                WebhookError::Payload(why).to_string(),
+            ));
+        }
+        _ => return Err(ApiError::unauthorized(REFUSED)),
+    };
     if let Some(id) = &delivery.id
         && !store.first_delivery(project.id, id).await?
     {

@@ -27,7 +27,7 @@ pub async fn trigger(
     let project = project(&state, &name).await?;
     let target = match (req.branch, req.commit) {
         (branch, Some(commit)) => Target::Commit {
-            branch: branch.unwrap_or_default(),
+            branch: branch.unwrap_or_else(|| "main".into()),
             commit,
         },
         (Some(branch), None) => Target::Branch(branch),

@@ -14,7 +14,10 @@ use crate::extract::{AsAdmin, Json};
 pub struct NewToken {
     name: String,
     role: String,
-    /// Who the token stands for at decision points: compared with commit authors (four-eyes).
+    /// The person (user) the token belongs to: approvals, four-eyes and
+    /// "who asked" are theirs, whichever token they use.
+    user: Option<String>,
+    /// Without `user`: the person with this email (made when there is none).
     email: Option<String>,
     /// Groups an approval rule can name.
     #[serde(default)]
@@ -32,24 +35,84 @@ pub async fn create(
             "a token needs a `name` saying who or what uses it",
         ));
     }
+    let owner = owner_of(&state, &new, role).await?;
     let (plain, hash) = Token::generate();
-    state
-        .engine
-        .store
+    let store = &state.engine.store;
+    store
         .add_token(hash.as_str(), &new.name, role.as_str())
         .await?;
-    state
-        .engine
-        .store
-        .set_token_identity(hash.as_str(), new.email.as_deref(), &new.groups)
+    let email = owner.as_ref().and_then(|u| u.email.clone()).or(new.email);
+    store
+        .set_token_identity(hash.as_str(), email.as_deref(), &new.groups)
         .await?;
+    if let Some(owner) = &owner {
+        store.set_token_owner(hash.as_str(), &owner.name).await?;
+    }
     Ok((
         StatusCode::CREATED,
         Json(json!({
-            "name": new.name, "role": role.as_str(), "email": new.email,
-            "groups": new.groups, "token": plain,
+            "name": new.name, "role": role.as_str(), "email": email,
+            "user": owner.map(|u| u.name), "groups": new.groups, "token": plain,
         })),
     ))
+}
+
+/// The person a new token belongs to: the user named, or the one with the
+/// email given (made, without a password, when there is none). Machines'
+/// tokens (agents) and tokens with neither belong to nobody.
+async fn owner_of(
+    state: &AppState,
+    new: &NewToken,
+    role: Role,
+) -> ApiResult<Option<slipway_store::User>> {
+    let store = &state.engine.store;
+    if role == Role::Agent {
+        if new.user.is_some() {
+            return Err(ApiError::bad_request(
+                "an agent token is a machine's and belongs to no person; leave out `user`",
+            ));
+        }
+        return Ok(None);
+    }
+    if let Some(name) = &new.user {
+        let user = store.user(name).await?.ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "there is no user `{name}`; `slipway user add {name} --role ROLE --email ADDRESS` adds them"
+            ))
+        })?;
+        let allowed = Role::parse(&user.role).is_ok_and(|r| r.allows(role));
+        if !allowed {
+            return Err(ApiError::bad_request(format!(
+                "user `{name}` has the {} role, so their token cannot have {}",
+                user.role,
+                role.as_str()
+            )));
+        }
+        return Ok(Some(user));
+    }
+    let Some(email) = new.email.as_deref().filter(|e| !e.trim().is_empty()) else {
+        return Ok(None);
+    };
+    if let Some(user) = store.user_by_email(email).await? {
+        return Ok(Some(user));
+    }
+    // A person known only by email so far: named after the token, or the email.
+    let name = if store.user(&new.name).await?.is_none() && !new.name.contains(char::is_whitespace)
+    {
+        new.name.clone()
+    } else {
+        email.to_lowercase()
+    };
+    let person = slipway_store::User {
+        name,
+        role: role.as_str().to_string(),
+        email: Some(email.to_string()),
+        groups: new.groups.clone(),
+    };
+    store
+        .put_user(&person, slipway_store::NO_PASSWORD, false)
+        .await?;
+    Ok(Some(person))
 }
 
 #[derive(Debug, Deserialize)]

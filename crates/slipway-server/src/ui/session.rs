@@ -74,6 +74,7 @@ impl Viewer {
             role: u.role.clone(),
             email: u.email.clone(),
             groups: u.groups.clone(),
+            person: true,
         }
     }
 }

@@ -57,12 +57,18 @@ pub enum SecretCommand {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum TokenCommand {
-    /// Create an API token (viewer, developer or admin); prints it once.
+    /// Create an API token (viewer, developer, admin or agent); prints it once.
     Create {
         name: String,
         #[arg(long, default_value = "developer")]
         role: String,
-        /// Who the token stands for at decision points (four-eyes compares it with commit authors).
+        /// The person the token belongs to (a user): approvals count people,
+        /// whichever of their tokens they use.
+        #[arg(long, conflicts_with = "email")]
+        user: Option<String>,
+        /// Without --user: the person with this email, made (without a
+        /// password) when there is none. Four-eyes compares it with commit
+        /// authors and committers.
         #[arg(long)]
         email: Option<String>,
         /// A group an approval rule can name (repeat for several).
@@ -244,13 +250,14 @@ pub fn token(conn: &Connection, cmd: TokenCommand) -> anyhow::Result<ExitCode> {
         let TokenCommand::Create {
             name,
             role,
+            user,
             email,
             groups,
         } = cmd;
         let out = client
             .post(
                 "/tokens",
-                &json!({ "name": name, "role": role, "email": email, "groups": groups }),
+                &json!({ "name": name, "role": role, "user": user, "email": email, "groups": groups }),
             )
             .await?;
         println!("{}", out["token"].as_str().unwrap_or_default());

@@ -13,9 +13,9 @@ use super::remote::{parse_run, status_line};
 pub struct TriggerArgs {
     project: String,
     /// Build this branch's head [default: main].
-    #[arg(long, conflicts_with = "commit")]
+    #[arg(long)]
     branch: Option<String>,
-    /// Build this exact commit.
+    /// Build this exact commit, which must be on the branch.
     #[arg(long)]
     commit: Option<String>,
     /// Follow the run's logs and exit 0 only if it succeeds.

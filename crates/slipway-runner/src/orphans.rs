@@ -138,7 +138,10 @@ impl Process {
     fn read(pid: u32) -> Option<Process> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         // The command name may hold spaces and parentheses: fields start after the last `)`.
-        let fields: Vec<&str> = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().collect();
+        let fields: Vec<&str> = stat
+            .get(stat.rfind(')')? + 1..)?
+            .split_whitespace()
+            .collect();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         Some(Process {
             state: fields.first()?.chars().next()?,
@@ -184,9 +187,27 @@ mod tests {
     fn this_process_is_alive_and_a_changed_start_time_is_not() {
         let me = std::process::id();
         let start = Process::read(me).expect("own /proc entry").start;
-        assert!(Owner { pid: me, start: Some(start) }.alive());
-        assert!(Owner { pid: me, start: None }.alive());
-        assert!(!Owner { pid: me, start: Some(start + 1) }.alive());
+        assert!(
+            Owner {
+                pid: me,
+                start: Some(start)
+            }
+            .alive()
+        );
+        assert!(
+            Owner {
+                pid: me,
+                start: None
+            }
+            .alive()
+        );
+        assert!(
+            !Owner {
+                pid: me,
+                start: Some(start + 1)
+            }
+            .alive()
+        );
     }
 
     #[test]
@@ -196,12 +217,18 @@ mod tests {
             .arg("30")
             .spawn()
             .expect("sleep");
-        let owner = Owner { pid: child.id(), start: None };
+        let owner = Owner {
+            pid: child.id(),
+            start: None,
+        };
         assert!(owner.alive());
         child.kill().expect("kill");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while Process::read(child.id()).is_some_and(|p| p.state != 'Z') {
-            assert!(std::time::Instant::now() < deadline, "the child never became a zombie");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the child never became a zombie"
+            );
             std::thread::yield_now();
         }
         assert!(!owner.alive(), "a killed, unreaped owner counts as dead");
@@ -212,18 +239,36 @@ mod tests {
     fn reads_old_and_new_records() {
         assert_eq!(
             parse("12 34 /w/a b"),
-            Some((Owner { pid: 12, start: None }, 34, "/w/a b"))
+            Some((
+                Owner {
+                    pid: 12,
+                    start: None
+                },
+                34,
+                "/w/a b"
+            ))
         );
         assert_eq!(
             parse("12@99 34 /w/x"),
-            Some((Owner { pid: 12, start: Some(99) }, 34, "/w/x"))
+            Some((
+                Owner {
+                    pid: 12,
+                    start: Some(99)
+                },
+                34,
+                "/w/x"
+            ))
         );
         assert_eq!(parse("12@x 34 /w/x"), None);
     }
 
     #[test]
     fn reads_sigkill_from_pending_masks() {
-        assert!(sigkill_pending("Name:\tx\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000100\n"));
-        assert!(!sigkill_pending("SigPnd:\t0000000000000000\nShdPnd:\t0000000000004000\n"));
+        assert!(sigkill_pending(
+            "Name:\tx\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000100\n"
+        ));
+        assert!(!sigkill_pending(
+            "SigPnd:\t0000000000000000\nShdPnd:\t0000000000004000\n"
+        ));
     }
 }

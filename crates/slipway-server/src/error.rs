@@ -95,6 +95,10 @@ impl From<EngineError> for ApiError {
             EngineError::Invalid(m) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m)
             }
+            // git says a full disk only in its words (ENOSPC's message).
+            EngineError::Git(g) if g.to_string().contains("No space left on device") => {
+                ApiError::storage_full(&g.to_string())
+            }
             EngineError::Git(g) => ApiError::new(StatusCode::BAD_GATEWAY, "git", g.to_string()),
             other => ApiError::internal(other),
         }

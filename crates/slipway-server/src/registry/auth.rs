@@ -34,6 +34,18 @@ impl Action {
         }
     }
 
+    /// The actions a challenge for this one names. Pushing needs pull too
+    /// (clients check what exists before they upload), as the CNCF
+    /// distribution registry asks: a client that fetches one token per
+    /// repository must get one that covers the whole push.
+    fn challenged(self) -> &'static str {
+        match self {
+            Action::Pull => "pull",
+            Action::Push => "pull,push",
+            Action::Delete => "delete",
+        }
+    }
+
     fn parse(text: &str) -> Option<Action> {
         match text {
             "pull" => Some(Action::Pull),
@@ -135,7 +147,11 @@ impl RegistryCaller {
         };
         let (who, has, grants) = match self {
             RegistryCaller::Anonymous => {
-                return Err(OciError::challenge(name, action.as_str()));
+                return Err(OciError::challenge(
+                    name,
+                    action.as_str(),
+                    scope(name, action.challenged()),
+                ));
             }
             RegistryCaller::Token { name, role } => (name, *role, None),
             RegistryCaller::Scoped {
@@ -165,7 +181,11 @@ impl RegistryCaller {
         if granted {
             Ok(())
         } else {
-            Err(OciError::challenge(name, action.as_str()))
+            Err(OciError::insufficient_scope(
+                name,
+                action.as_str(),
+                scope(name, action.challenged()),
+            ))
         }
     }
 
@@ -173,6 +193,11 @@ impl RegistryCaller {
     pub fn is_anonymous(&self) -> bool {
         matches!(self, RegistryCaller::Anonymous)
     }
+}
+
+/// A token scope as challenges name it and `/v2/token` reads it.
+pub fn scope(name: &str, actions: &str) -> String {
+    format!("repository:{name}:{actions}")
 }
 
 async fn api_token(token: &str, state: &AppState) -> Result<RegistryCaller, OciError> {

@@ -153,13 +153,32 @@ pub async fn delete(req: Request, name: &str, digest: &str) -> Result<Response, 
 
 /// `POST …/blobs/uploads/`: a mount, a monolithic upload (`?digest=`), or a new session.
 pub async fn start(req: Request, name: &str) -> Result<Response, OciError> {
-    let (repo, image) = req.target(name, Action::Push).await?;
+    // A mount also reads its source: the challenge asks for pull there too.
+    let mount = req.query("mount").zip(req.query("from"));
+    let source_scope = mount.map(|(_, from)| super::auth::scope(from, "pull"));
+    let (repo, image) = req
+        .target(name, Action::Push)
+        .await
+        .map_err(|e| e.also_asking(source_scope.clone()))?;
     Registry::require_hosted(&repo)?;
     let registry = req.state.registry.clone();
-    if let (Some(mount), Some(from)) = (req.query("mount"), req.query("from")) {
+    if let Some((mount, from)) = mount {
         let digest = digest_of(mount)?;
-        // Mounting reads from `from`: the caller must be allowed to pull there.
-        if let Ok((from_repo, from_image)) = req.target(from, Action::Pull).await {
+        // Mounting reads from `from`: the caller must be allowed to pull
+        // there. A token that only lacks the scope is sent for a wider one;
+        // any other refusal falls back to a plain upload, as the spec allows.
+        let source = match req.target(from, Action::Pull).await {
+            Err(e) if e.insufficient_scope => {
+                return Err(OciError::insufficient_scope(
+                    from,
+                    "pull",
+                    super::auth::scope(name, "pull,push"),
+                )
+                .also_asking(source_scope));
+            }
+            source => source,
+        };
+        if let Ok((from_repo, from_image)) = source {
             let mounted = registry
                 .store
                 .mount_blob(

@@ -10,8 +10,10 @@ pub struct OciError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
-    /// For 401: the scope to name in the challenge.
+    /// For 401: the scopes to name in the challenge (space-separated).
     pub scope: Option<String>,
+    /// For 401: the bearer token given lacks the scope (`error="insufficient_scope"`).
+    pub insufficient_scope: bool,
     /// For 416: how many bytes the upload holds.
     pub offset: Option<u64>,
 }
@@ -23,6 +25,7 @@ impl OciError {
             code,
             message: message.into(),
             scope: None,
+            insufficient_scope: false,
             offset: None,
         }
     }
@@ -31,14 +34,42 @@ impl OciError {
         OciError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
     }
 
-    /// Credentials are needed for `action` on `name`: a 401 whose challenge names the scope.
-    pub fn challenge(name: &str, action: &str) -> OciError {
+    /// Credentials are needed for `action` on `name`: a 401 whose challenge
+    /// names `scope`, every action the operation needs.
+    pub fn challenge(name: &str, action: &str, scope: String) -> OciError {
         OciError {
-            scope: Some(format!("repository:{name}:{action}")),
+            scope: Some(scope),
             ..OciError::unauthorized(format!(
                 "{action} on {name} needs credentials: `docker login` with a Slipway API token as the password"
             ))
         }
+    }
+
+    /// The bearer token lacks `scope`: a 401 with `error="insufficient_scope"`,
+    /// so that the client fetches a token for it (Docker token spec, as the
+    /// CNCF distribution registry answers).
+    pub fn insufficient_scope(name: &str, action: &str, scope: String) -> OciError {
+        OciError {
+            scope: Some(scope),
+            insufficient_scope: true,
+            ..OciError::unauthorized(format!(
+                "the bearer token does not grant {action} on {name}: ask /v2/token for the scope this answer names"
+            ))
+        }
+    }
+
+    /// A challenge that also names `extra` (a mount's source, say).
+    pub fn also_asking(mut self, extra: Option<String>) -> OciError {
+        if let (Some(scope), Some(extra)) = (self.scope.as_mut(), extra) {
+            scope.push(' ');
+            scope.push_str(&extra);
+        }
+        self
+    }
+
+    /// Whether this is a challenge for credentials or a wider token (a 401 with a scope).
+    pub fn is_challenge(&self) -> bool {
+        self.status == StatusCode::UNAUTHORIZED && self.scope.is_some()
     }
 
     pub fn denied(message: impl Into<String>) -> OciError {
@@ -77,7 +108,13 @@ impl OciError {
                 .scope
                 .map(|s| format!(",scope=\"{s}\""))
                 .unwrap_or_default();
-            let challenge = format!("Bearer realm=\"{host}/v2/token\",service=\"slipway\"{scope}");
+            let error = if self.insufficient_scope {
+                ",error=\"insufficient_scope\""
+            } else {
+                ""
+            };
+            let challenge =
+                format!("Bearer realm=\"{host}/v2/token\",service=\"slipway\"{scope}{error}");
             if let Ok(v) = HeaderValue::from_str(&challenge) {
                 headers.insert(header::WWW_AUTHENTICATE, v);
             }

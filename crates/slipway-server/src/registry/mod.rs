@@ -137,8 +137,25 @@ impl Request {
             )));
         }
         let repo = self.state.registry.oci_repository(repo_name).await?;
-        self.caller.require(&repo, name, action)?;
+        self.caller
+            .require(&repo, name, action)
+            .map_err(|e| self.widen_probe(e, name, action))?;
         Ok((repo, image.to_string()))
+    }
+
+    /// A HEAD is how every client starts a push (does the blob or manifest
+    /// exist yet?), so its challenge names `pull,push`: oras-py fetches one
+    /// token per repository at the first challenge and reuses it for the
+    /// upload. `/v2/token` still grants only what the caller's role allows.
+    fn widen_probe(&self, e: OciError, name: &str, action: Action) -> OciError {
+        if self.method == Method::HEAD && action == Action::Pull && e.is_challenge() {
+            OciError {
+                scope: Some(auth::scope(name, "pull,push")),
+                ..e
+            }
+        } else {
+            e
+        }
     }
 }
 

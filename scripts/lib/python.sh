@@ -5,6 +5,8 @@
 #
 #   ensure_diff_cover   diff-cover, pytest and coverage.py from PyPI; exports
 #                       SLIPWAY_DIFF_COVER and SLIPWAY_TEST_PYTHON
+#   ensure_oras         oras-py (PyPI `oras`), a third OCI client, in the same
+#                       venv; exports SLIPWAY_TEST_PYTHON
 
 SLIPWAY_TEST_VENV=${SLIPWAY_TEST_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/slipway/test-venv}
 
@@ -20,4 +22,14 @@ ensure_diff_cover() {
     fi
     export SLIPWAY_DIFF_COVER=$bin
     export SLIPWAY_TEST_PYTHON=$SLIPWAY_TEST_VENV/bin/python
+}
+
+# oras-py fetches one bearer token per repository at the first challenge: the
+# registry-auth tests push and pull with it in its default (token) mode.
+ensure_oras() {
+    ensure_diff_cover || return 1
+    if ! "$SLIPWAY_TEST_PYTHON" -c 'import oras.client' 2>/dev/null; then
+        printf 'slipway: installing oras-py into %s\n' "$SLIPWAY_TEST_VENV" >&2
+        "$SLIPWAY_TEST_VENV/bin/pip" install -q oras || return 1
+    fi
 }

@@ -12,6 +12,8 @@ stories!(
     a_green_run_makes_one_release_and_a_version_never_moves,
     deployments_move_by_compare_and_set_and_success_makes_them_current,
     decisions_are_one_per_person_and_audited,
+    tokens_belong_to_people_and_claims_to_the_token_that_made_them,
+    runs_remember_the_commits_a_branch_built,
 );
 
 async fn green_run(store: &Store, project: slipway_store::ProjectId) -> slipway_store::Run {
@@ -328,5 +330,161 @@ async fn decisions_are_one_per_person_and_audited(store: Store) {
             Some("carol@example.com".into()),
             vec!["release-managers".to_string()]
         )
+    );
+}
+
+async fn tokens_belong_to_people_and_claims_to_the_token_that_made_them(store: Store) {
+    let person = slipway_store::User {
+        name: "carol".into(),
+        role: "developer".into(),
+        email: Some("Carol@Example.com".into()),
+        groups: vec!["release-managers".into()],
+    };
+    store
+        .put_user(&person, slipway_store::NO_PASSWORD, false)
+        .await
+        .expect("user");
+    assert_eq!(
+        store
+            .user_by_email("carol@example.com")
+            .await
+            .expect("by email"),
+        Some(person.clone())
+    );
+    for hash in ["laptop", "ci"] {
+        store
+            .add_token(hash, hash, "developer")
+            .await
+            .expect("token");
+        store.set_token_owner(hash, "carol").await.expect("owner");
+        assert_eq!(
+            store.token_owner(hash).await.expect("owner"),
+            Some(person.clone())
+        );
+    }
+    store.add_token("bot", "bot", "agent").await.expect("token");
+    assert_eq!(store.token_owner("bot").await.expect("owner"), None);
+
+    // A claim is held by the token that made it, and only while it runs.
+    let p = store
+        .add_project("held", "/git/held", &[], None)
+        .await
+        .expect("project");
+    store
+        .create_run(
+            p.id,
+            &NewRun {
+                commit: "c0ffee".into(),
+                branch: "main".into(),
+                trigger: "manual".into(),
+                pipeline: String::new(),
+                jobs: vec![NewJob {
+                    name: "build".into(),
+                    ..NewJob::default()
+                }],
+            },
+        )
+        .await
+        .expect("run");
+    let job = store
+        .claim_job(&slipway_store::Claim {
+            worker: "agent:a",
+            labels: &[],
+            lease_ms: 60_000,
+            max_running: None,
+        })
+        .await
+        .expect("claim")
+        .expect("a job");
+    assert!(
+        store
+            .hold_job(job.id, "agent:a", "bot")
+            .await
+            .expect("hold")
+    );
+    assert!(
+        !store
+            .hold_job(job.id, "agent:other", "x")
+            .await
+            .expect("hold")
+    );
+    assert!(store.held_job(job.id, "bot").await.expect("held").is_some());
+    assert!(
+        store
+            .held_job(job.id, "laptop")
+            .await
+            .expect("held")
+            .is_none()
+    );
+    assert!(
+        store
+            .held_job_named(job.run_id, "build", "bot")
+            .await
+            .expect("held")
+            .is_some()
+    );
+    assert!(
+        store
+            .holds_job_in(Some(job.run_id), None, "bot")
+            .await
+            .expect("in run")
+    );
+    assert!(
+        store
+            .holds_job_in(None, Some(p.id), "bot")
+            .await
+            .expect("in project")
+    );
+    assert!(
+        !store
+            .holds_job_in(None, Some(p.id), "laptop")
+            .await
+            .expect("in project")
+    );
+    store
+        .finish_job(job.id, "agent:a", State::Succeeded, Some(0), None)
+        .await
+        .expect("finish");
+    assert!(store.held_job(job.id, "bot").await.expect("held").is_none());
+    assert!(
+        !store
+            .holds_job_in(Some(job.run_id), None, "bot")
+            .await
+            .expect("in run")
+    );
+}
+
+async fn runs_remember_the_commits_a_branch_built(store: Store) {
+    let p = store
+        .add_project("built", "/git/built", &[], None)
+        .await
+        .expect("project");
+    for commit in ["a1", "b2"] {
+        store
+            .create_run(
+                p.id,
+                &NewRun {
+                    commit: commit.into(),
+                    branch: "main".into(),
+                    trigger: "webhook".into(),
+                    ..NewRun::default()
+                },
+            )
+            .await
+            .expect("run");
+    }
+    assert_eq!(
+        store
+            .recent_commits(p.id, "main", 10)
+            .await
+            .expect("commits"),
+        vec!["b2".to_string(), "a1".to_string()]
+    );
+    assert!(
+        store
+            .recent_commits(p.id, "dev", 10)
+            .await
+            .expect("commits")
+            .is_empty()
     );
 }

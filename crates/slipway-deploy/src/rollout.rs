@@ -172,18 +172,22 @@ impl Deployer {
         vars.extend(pipeline.release.config.iter().cloned());
         vars.extend(env.config.iter().cloned());
         for name in &env.secrets {
-            let value = self
+            let grant = self
                 .inner
                 .engine
-                .secret(project, name)
+                .secret_for_environment(project, &env.name, name)
                 .await
-                .map_err(|e| fail(format!("cannot read secret {name}: {e}")))?
-                .ok_or_else(|| {
-                    fail(format!(
+                .map_err(|e| fail(format!("cannot read secret {name}: {e}")))?;
+            let value = match grant {
+                slipway_engine::Grant::Value(value) => value,
+                slipway_engine::Grant::Withheld(why) => return Err(fail(why)),
+                slipway_engine::Grant::Missing => {
+                    return Err(fail(format!(
                         "secret {name} is not set; `slipway secret set {} {name}` sets it",
                         project.name
-                    ))
-                })?;
+                    )));
+                }
+            };
             vars.insert(name.clone(), value);
         }
         vars.insert("SLIPWAY_PROJECT".into(), project.name.clone());

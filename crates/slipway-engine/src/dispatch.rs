@@ -28,6 +28,9 @@ pub struct Assignment {
     pub pipeline: String,
     /// Values of the secrets the job lists.
     pub secrets: BTreeMap<String, String>,
+    /// Secrets the job lists that its branch may not have, with why.
+    #[serde(default)]
+    pub withheld: BTreeMap<String, String>,
     /// How long the claim holds without a heartbeat.
     pub lease_ms: u64,
     /// Which try at the job this is (1 for the first).
@@ -186,9 +189,16 @@ impl LocalDispatch {
             )),
             _ => None,
         };
+        let mut withheld = BTreeMap::new();
         for name in wanted {
-            if let Some(value) = self.engine.secret(&project, &name).await? {
-                secrets.insert(name, value);
+            match self.engine.secret_for_job(&project, &run.branch, &name).await? {
+                crate::Grant::Value(value) => {
+                    secrets.insert(name, value);
+                }
+                crate::Grant::Withheld(why) => {
+                    withheld.insert(name, why);
+                }
+                crate::Grant::Missing => {}
             }
         }
         Ok(Assignment {
@@ -203,6 +213,7 @@ impl LocalDispatch {
             branch: run.branch,
             pipeline,
             secrets,
+            withheld,
             lease_ms: u64::try_from(millis(self.engine.lease)).unwrap_or(30_000),
             registry,
             new_code,

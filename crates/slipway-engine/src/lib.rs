@@ -9,6 +9,7 @@
 mod dispatch;
 mod paths;
 mod poll;
+mod secret_grant;
 mod trigger;
 mod worker;
 
@@ -22,6 +23,7 @@ pub use dispatch::{
 };
 pub use paths::Paths;
 pub use poll::{poll_once, run_poller, run_reaper};
+pub use secret_grant::Grant;
 pub use trigger::Target;
 pub use worker::{Worker, WorkerConfig};
 

@@ -133,6 +133,9 @@ impl<D: Dispatch> Worker<D> {
         if let Some(name) = missing.first() {
             return Err(crate::EngineError::Invalid(format!(
                 "secret `{name}` is not set for project `{0}` (or no longer opens with this server's key); \
+        if let Some(why) = missing.iter().find_map(|n| a.withheld.get(*n)) {
+            return Err(crate::EngineError::Invalid(why.clone()));
+        }
                  set it with `slipway secret set {0} {name}`",
                 a.project
             )));

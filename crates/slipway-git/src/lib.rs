@@ -183,6 +183,27 @@ impl Mirror {
         .to_string())
     }
 
+    /// A file's size at a commit without reading it (`git cat-file -s`), or
+    /// `None` when the commit has no such file: callers refuse what is too
+    /// large before a byte of it is read.
+    pub async fn file_size(&self, commit: &str, path: &str) -> Result<Option<u64>, GitError> {
+        let spec = format!("{commit}:{path}");
+        match git(&self.path, ["cat-file", "-s", &spec]).await {
+            Ok(size) => Ok(size.trim().parse().ok()),
+            Err(GitError::Failed { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The remote's default branch (what its `HEAD` named when it was mirrored).
+    pub async fn default_branch(&self) -> Option<String> {
+        git(&self.path, ["symbolic-ref", "--quiet", "--short", "HEAD"])
+            .await
+            .ok()
+            .map(|b| b.trim().to_string())
+            .filter(|b| !b.is_empty())
+    }
+
     /// A file's text at a commit, or `None` when the commit has no such file.
     pub async fn read_file(&self, commit: &str, path: &str) -> Result<Option<String>, GitError> {
         let spec = format!("{commit}:{path}");

@@ -24,7 +24,7 @@ mod token;
 
 pub use error::SecretsError;
 pub use key::{KEY_FILE_NAME, KEY_LEN, KeyOrigin, SecretKey};
-pub use private_file::write_private_file;
+pub use private_file::{make_private_tree, write_private_file};
 pub use role::Role;
 pub use seal::{NONCE_LEN, TAG_LEN};
 pub use token::{TOKEN_LEN, TOKEN_PREFIX, TOKEN_RANDOM_LEN, Token, TokenHash, looks_like_token};

@@ -1,5 +1,5 @@
 //! Private files: written atomically with mode 0600, read only when no one
-//! but the owner can access them.
+//! but the owner can access them; and whole private directory trees.
 
 use std::fs::{File, Permissions};
 use std::io::{self, Read, Write};
@@ -78,6 +78,45 @@ pub(crate) fn read_private_file(path: &Path) -> Result<Option<Vec<u8>>, SecretsE
     Ok(Some(bytes))
 }
 
+/// Makes a data directory private: from now on this process creates files
+/// 0600 and directories 0700 (umask 077), and what is already in `dir` loses
+/// every group and other permission bit, so a directory made by an older
+/// version (or touched by hand) is closed at start. Symbolic links are not
+/// followed. Returns the paths that could not be changed (owned by another
+/// user, e.g. files a root container left), for the caller to report.
+///
+/// # Errors
+/// [`SecretsError::Io`] when `dir` itself cannot be made private.
+pub fn make_private_tree(dir: &Path) -> Result<Vec<std::path::PathBuf>, SecretsError> {
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(GROUP_OTHER_BITS));
+    let mut refused = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        let mode = meta.permissions().mode();
+        if mode & GROUP_OTHER_BITS != 0 {
+            let narrowed = Permissions::from_mode(mode & 0o7700);
+            if let Err(e) = std::fs::set_permissions(&path, narrowed) {
+                if path == dir {
+                    return Err(SecretsError::io("make private", dir)(e));
+                }
+                refused.push(path.clone());
+            }
+        }
+        if meta.is_dir()
+            && let Ok(entries) = std::fs::read_dir(&path)
+        {
+            stack.extend(entries.flatten().map(|e| e.path()));
+        }
+    }
+    Ok(refused)
+}
+
 /// A temporary file, created 0600 next to `path`, holding `bytes` on disk.
 fn temp_file_with(path: &Path, bytes: &[u8]) -> Result<NamedTempFile, SecretsError> {
     let dir = parent_dir(path);
@@ -148,6 +187,21 @@ mod tests {
         assert!(create_private_file(&path, b"first").expect("create"));
         assert!(!create_private_file(&path, b"second").expect("create again"));
         assert_eq!(std::fs::read(&path).expect("read"), b"first");
+    }
+
+    #[test]
+    fn a_tree_is_made_private() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sub = dir.path().join("runs/1");
+        std::fs::create_dir_all(&sub).expect("mkdir");
+        std::fs::write(sub.join("log"), b"x").expect("write");
+        std::fs::set_permissions(sub.join("log"), Permissions::from_mode(0o644)).expect("chmod");
+        std::fs::set_permissions(&sub, Permissions::from_mode(0o755)).expect("chmod");
+        let refused = make_private_tree(dir.path()).expect("private");
+        assert!(refused.is_empty(), "{refused:?}");
+        assert_eq!(mode_of(&sub.join("log")), 0o600);
+        assert_eq!(mode_of(&sub), 0o700);
+        assert_eq!(mode_of(dir.path()), 0o700);
     }
 
     #[test]

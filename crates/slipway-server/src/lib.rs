@@ -9,6 +9,7 @@ mod api;
 mod auth;
 mod error;
 mod extract;
+pub mod forwarded;
 mod registry;
 mod startup;
 mod telemetry;

@@ -42,6 +42,8 @@ pub struct ServerConfig {
     pub registry_host: Option<String>,
     /// Whether this server hosts environments (makes releases, runs rollouts).
     pub deployments: bool,
+    /// Reverse proxies whose `X-Forwarded-Proto: https` makes session cookies `Secure`.
+    pub trusted_proxies: Vec<crate::forwarded::Cidr>,
 }
 
 /// A bound, ready server.
@@ -62,6 +64,17 @@ impl Server {
                 config.data_dir.display()
             )
         })?;
+        // Nobody else on the host reads the database, keys, tokens, blobs,
+        // mirrors, logs or workspaces: 0600 files and 0700 directories.
+        let refused = slipway_secrets::make_private_tree(&config.data_dir)
+            .map_err(|e| format!("cannot make the data directory private: {e}"))?;
+        if let Some(first) = refused.first() {
+            tracing::warn!(
+                "{} entries of the data directory stay readable by others (not ours to change), e.g. {}",
+                refused.len(),
+                first.display()
+            );
+        }
         // Absolute, because git and workers run in other directories.
         config.data_dir = config
             .data_dir
@@ -192,7 +205,9 @@ impl Server {
         let deployments = config
             .deployments
             .then(|| tokio::spawn(state.deployer.clone().run()));
-        let app = crate::api::router(state.clone());
+        let app = crate::api::router(state.clone()).layer(axum::Extension(
+            crate::forwarded::TrustedProxies(config.trusted_proxies.clone()),
+        ));
         let shutdown = state.shutdown.clone();
         // Stop claiming and end live streams at once: graceful shutdown waits
         // for open connections, and a follower's stream would otherwise hold it.
@@ -203,6 +218,7 @@ impl Server {
                 shutdown.cancel();
             }
         });
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let serve = axum::serve(listener, app).with_graceful_shutdown({
             let stop = stop.clone();
             async move { stop.cancelled().await }

@@ -255,10 +255,7 @@ fn child(node: &Node, path: &[&str]) -> Option<crate::Pos> {
 }
 
 fn valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    name.len() <= 40
-        && matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    crate::names::is_environment_name(name)
 }
 
 fn environment(r: &mut Reader, name: &str, node: &Node) -> Option<Environment> {

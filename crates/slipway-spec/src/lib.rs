@@ -10,6 +10,7 @@ mod dag;
 mod deploy;
 mod diagnostic;
 mod model;
+pub mod names;
 mod reader;
 mod schema;
 mod template;

@@ -1,12 +1,103 @@
 //! Sealed project secrets and API tokens. The store keeps bytes it cannot
-//! read: sealing and opening happen in `slipway-secrets`, above it.
+//! read: sealing and opening happen in `slipway-secrets`, above it. Each
+//! secret has a [`SecretScope`]: which jobs and environments may receive it.
 
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::{ProjectId, Result, Store, StoreError, now_ms};
 
+/// Which jobs may receive a secret, by the branch of their run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobScope {
+    /// No job: the secret is for deployments (and their checks) only.
+    None,
+    /// Jobs of runs on the project's protected branches.
+    Protected,
+    /// Jobs on every branch, reviewed or not (what secrets set before scopes had).
+    Any,
+}
+
+impl JobScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobScope::None => "none",
+            JobScope::Protected => "protected",
+            JobScope::Any => "any",
+        }
+    }
+
+    fn parse(text: &str) -> Result<JobScope> {
+        match text {
+            "none" => Ok(JobScope::None),
+            "protected" => Ok(JobScope::Protected),
+            "any" => Ok(JobScope::Any),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown secret job scope `{other}`"
+            ))),
+        }
+    }
+}
+
+/// Who may receive a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretScope {
+    pub jobs: JobScope,
+    /// Environments whose deployments (and health and smoke commands) get
+    /// it; `None`: every environment.
+    pub environments: Option<Vec<String>>,
+}
+
+impl SecretScope {
+    /// The default for a new secret: jobs on protected branches and every
+    /// environment (releases come from protected branches only).
+    pub fn protected() -> SecretScope {
+        SecretScope {
+            jobs: JobScope::Protected,
+            environments: None,
+        }
+    }
+
+    /// For what the server alone reads (the webhook secret): nothing receives it.
+    pub fn server_only() -> SecretScope {
+        SecretScope {
+            jobs: JobScope::None,
+            environments: Some(Vec::new()),
+        }
+    }
+
+    pub fn allows_environment(&self, environment: &str) -> bool {
+        self.environments
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|e| e == environment))
+    }
+}
+
+/// A secret as a listing shows it: never its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretEntry {
+    pub name: String,
+    pub scope: SecretScope,
+    pub updated_at: i64,
+}
+
+fn scope_of(row: &sqlx::any::AnyRow) -> Result<SecretScope> {
+    let environments: Option<String> = row.try_get("environments")?;
+    Ok(SecretScope {
+        jobs: JobScope::parse(&row.try_get::<String, _>("jobs")?)?,
+        environments: environments.map(|e| crate::strings_of(&e)).transpose()?,
+    })
+}
+
 impl Store {
-    pub async fn set_secret(&self, project: ProjectId, name: &str, sealed: &[u8]) -> Result<()> {
+    pub async fn set_secret(
+        &self,
+        project: ProjectId,
+        name: &str,
+        sealed: &[u8],
+        scope: &SecretScope,
+    ) -> Result<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query("DELETE FROM secrets WHERE project_id = $1 AND name = $2")
             .bind(project.0)
@@ -14,12 +105,15 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "INSERT INTO secrets (project_id, name, sealed, updated_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO secrets (project_id, name, sealed, updated_at, jobs, environments) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(project.0)
         .bind(name)
         .bind(sealed.to_vec())
         .bind(now_ms())
+        .bind(scope.jobs.as_str())
+        .bind(scope.environments.as_deref().map(crate::json_of))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -28,21 +122,57 @@ impl Store {
 
     /// The sealed value of a secret, if set.
     pub async fn secret(&self, project: ProjectId, name: &str) -> Result<Option<Vec<u8>>> {
-        let row = sqlx::query("SELECT sealed FROM secrets WHERE project_id = $1 AND name = $2")
-            .bind(project.0)
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| r.try_get("sealed")).transpose()?)
+        Ok(self
+            .scoped_secret(project, name)
+            .await?
+            .map(|(sealed, _)| sealed))
+    }
+
+    /// The sealed value of a secret and who may receive it, if set.
+    pub async fn scoped_secret(
+        &self,
+        project: ProjectId,
+        name: &str,
+    ) -> Result<Option<(Vec<u8>, SecretScope)>> {
+        let row = sqlx::query(
+            "SELECT sealed, jobs, environments FROM secrets WHERE project_id = $1 AND name = $2",
+        )
+        .bind(project.0)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((r.try_get("sealed")?, scope_of(&r)?)))
+            .transpose()
     }
 
     /// Names only: values never leave the server in a listing.
     pub async fn secret_names(&self, project: ProjectId) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT name FROM secrets WHERE project_id = $1 ORDER BY name")
-            .bind(project.0)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| Ok(r.try_get("name")?)).collect()
+        Ok(self
+            .secrets(project)
+            .await?
+            .into_iter()
+            .map(|s| s.name)
+            .collect())
+    }
+
+    /// Every secret of a project with its scope, by name.
+    pub async fn secrets(&self, project: ProjectId) -> Result<Vec<SecretEntry>> {
+        let rows = sqlx::query(
+            "SELECT name, jobs, environments, updated_at FROM secrets \
+             WHERE project_id = $1 ORDER BY name",
+        )
+        .bind(project.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SecretEntry {
+                    name: r.try_get("name")?,
+                    scope: scope_of(r)?,
+                    updated_at: r.try_get("updated_at")?,
+                })
+            })
+            .collect()
     }
 
     pub async fn remove_secret(&self, project: ProjectId, name: &str) -> Result<()> {

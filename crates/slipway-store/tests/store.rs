@@ -6,7 +6,9 @@ use std::collections::HashSet;
 #[macro_use]
 mod common;
 
-use slipway_store::{Claim, JobId, NewJob, NewRun, State, Store, StoreError};
+use slipway_store::{
+    Claim, JobId, JobScope, NewJob, NewRun, SecretScope, State, Store, StoreError,
+};
 
 stories!(
     projects_are_unique_and_removable,
@@ -364,18 +366,26 @@ async fn triggers_secrets_and_tokens_are_remembered(store: Store) {
         [("main".to_string(), "bbb".to_string())]
     );
     store
-        .set_secret(p.id, "TOKEN", &[1, 2, 3])
+        .set_secret(p.id, "TOKEN", &[1, 2, 3], &SecretScope::protected())
         .await
         .expect("set");
+    // Replacing a secret replaces its scope too.
+    let deployments_only = SecretScope {
+        jobs: JobScope::None,
+        environments: Some(vec!["prod".into()]),
+    };
     store
-        .set_secret(p.id, "TOKEN", &[4, 5])
+        .set_secret(p.id, "TOKEN", &[4, 5], &deployments_only)
         .await
         .expect("replace");
     assert_eq!(
-        store.secret(p.id, "TOKEN").await.expect("get"),
-        Some(vec![4, 5])
+        store.scoped_secret(p.id, "TOKEN").await.expect("get"),
+        Some((vec![4, 5], deployments_only.clone()))
     );
     assert_eq!(store.secret_names(p.id).await.expect("names"), ["TOKEN"]);
+    let listed = store.secrets(p.id).await.expect("list");
+    assert_eq!(listed[0].scope, deployments_only);
+    assert!(!listed[0].scope.allows_environment("dev"));
     store.remove_secret(p.id, "TOKEN").await.expect("rm");
     assert!(matches!(
         store.remove_secret(p.id, "TOKEN").await,

@@ -56,7 +56,12 @@ pub async fn add(
     state
         .engine
         .store
-        .set_secret(project.id, WEBHOOK_SECRET, &sealed)
+        .set_secret(
+            project.id,
+            WEBHOOK_SECRET,
+            &sealed,
+            &slipway_store::SecretScope::server_only(),
+        )
         .await?;
     let body = json!({
         "project": project,
@@ -80,18 +85,7 @@ pub async fn remove(
 }
 
 fn validate(new: &NewProject) -> ApiResult<()> {
-    let ok_name = !new.name.is_empty()
-        && new.name.len() <= 64
-        && new
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if !ok_name {
-        return Err(ApiError::bad_request(format!(
-            "project name `{}` must have 1 to 64 letters, digits, `-`, `_` or `.`",
-            new.name
-        )));
-    }
+    slipway_spec::names::check_project_name(&new.name).map_err(ApiError::bad_request)?;
     if new.git.trim().is_empty() {
         return Err(ApiError::bad_request(
             "`git` must be a repository URL or path",

@@ -43,9 +43,12 @@ fn page(t: LoginPage, status: StatusCode) -> Response {
     }
 }
 
-/// Only paths of this UI: a login link cannot send people elsewhere.
+/// Only paths of this UI: a login link cannot send people elsewhere, and
+/// nothing but visible ASCII reaches the `Location` header (a line break
+/// there would add headers of the sender's choosing).
 fn safe_next(next: Option<&str>) -> String {
     next.filter(|n| n.starts_with("/ui") && !n.starts_with("//"))
+        .filter(|n| n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\'))
         .unwrap_or("/ui")
         .to_string()
 }
@@ -57,7 +60,19 @@ pub struct Login {
     next: Option<String>,
 }
 
-pub async fn login(State(state): State<AppState>, Form(form): Form<Login>) -> Response {
+pub async fn login(
+    State(state): State<AppState>,
+    tls: crate::forwarded::OverTls,
+    headers: axum::http::HeaderMap,
+    Form(form): Form<Login>,
+) -> Response {
+    if session::is_cross_site(&headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            "this login form was sent from another site; open the login page of this server and log in there",
+        )
+            .into_response();
+    }
     let next = safe_next(form.next.as_deref());
     let known = match state.engine.store.user_for_login(&form.name).await {
         Ok(found) => found,
@@ -89,7 +104,7 @@ pub async fn login(State(state): State<AppState>, Form(form): Form<Login>) -> Re
         return fail(e);
     }
     (
-        [session::set_cookie(&cookie, LIFETIME_MS / 1000)],
+        [session::set_cookie(&cookie, LIFETIME_MS / 1000, tls)],
         Redirect::to(&next),
     )
         .into_response()
@@ -102,6 +117,7 @@ pub struct Csrf {
 
 pub async fn logout(
     State(state): State<AppState>,
+    tls: crate::forwarded::OverTls,
     viewer: Viewer,
     headers: axum::http::HeaderMap,
     Form(form): Form<Csrf>,
@@ -116,7 +132,7 @@ pub async fn logout(
             .end_session(TokenHash::of(&cookie).as_str())
             .await;
     }
-    ([session::set_cookie("", 0)], Redirect::to("/ui/login")).into_response()
+    ([session::set_cookie("", 0, tls)], Redirect::to("/ui/login")).into_response()
 }
 
 fn forbidden(viewer: &Viewer, role: Role) -> Response {

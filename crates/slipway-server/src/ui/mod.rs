@@ -82,13 +82,28 @@ pub fn render(t: impl askama::Template) -> PageResult {
         .map_err(fail)
 }
 
-/// An error as a page: what went wrong, with its status.
-pub fn fail(e: impl std::fmt::Display) -> Response {
+/// An error as a page: what went wrong, with its status. What the URL names
+/// and does not exist (a run, job or release number) is a 404, not a fault.
+pub fn fail(e: impl std::fmt::Display + 'static) -> Response {
+    if is_not_found(&e) {
+        return (StatusCode::NOT_FOUND, e.to_string()).into_response();
+    }
     (
         StatusCode::INTERNAL_SERVER_ERROR,
         format!("Slipway could not show this page: {e}"),
     )
         .into_response()
+}
+
+fn is_not_found(e: &dyn std::any::Any) -> bool {
+    use slipway_store::StoreError;
+    let store = e.downcast_ref::<StoreError>().or_else(|| {
+        match e.downcast_ref::<slipway_engine::EngineError>() {
+            Some(slipway_engine::EngineError::Store(inner)) => Some(inner),
+            _ => None,
+        }
+    });
+    matches!(store, Some(StoreError::NotFound(_)))
 }
 
 pub async fn project_of(state: &AppState, name: &str) -> Result<slipway_store::Project, Response> {

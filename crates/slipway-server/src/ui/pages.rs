@@ -438,6 +438,9 @@ pub async fn log(
 /// Live lines of a run's jobs as SSE `html` events `{job, html}`.
 pub async fn stream(State(state): State<AppState>, _: Viewer, Path(run): Path<i64>) -> Response {
     use axum::response::sse::{KeepAlive, Sse};
+    if let Err(e) = state.engine.store.run(RunId(run)).await {
+        return fail(e);
+    }
     let lines = crate::api::logs::follow_lines(state, RunId(run));
     Sse::new(lines)
         .keep_alive(KeepAlive::default())

@@ -103,12 +103,39 @@ pub fn password_matches(password: &str, hash: &str) -> bool {
     })
 }
 
-/// `Set-Cookie` for a new session (or, with an empty value, one that ends it).
-pub fn set_cookie(value: &str, max_age_secs: i64) -> (header::HeaderName, String) {
+/// `Set-Cookie` for a new session (or, with an empty value, one that ends
+/// it). `Secure` when the browser reached us over TLS, so the cookie never
+/// travels over a plain-HTTP hop afterwards.
+pub fn set_cookie(
+    value: &str,
+    max_age_secs: i64,
+    tls: crate::forwarded::OverTls,
+) -> (header::HeaderName, String) {
+    let secure = if tls.0 { "; Secure" } else { "" };
     (
         header::SET_COOKIE,
-        format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}"),
+        format!(
+            "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}"
+        ),
     )
+}
+
+/// Whether a form post comes from another site (login CSRF: a page
+/// elsewhere logging the browser into the attacker's account). Browsers say
+/// where a request comes from in `Sec-Fetch-Site`, older ones in `Origin`;
+/// clients that send neither (curl, scripts) are not browsers being tricked.
+pub fn is_cross_site(headers: &axum::http::HeaderMap) -> bool {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = text("sec-fetch-site") {
+        return !matches!(site, "same-origin" | "none");
+    }
+    match (text("origin"), text("host")) {
+        (None, _) => false,
+        (Some(origin), Some(host)) => {
+            origin.split_once("://").map(|(_, authority)| authority) != Some(host)
+        }
+        (Some(_), None) => true,
+    }
 }
 
 pub fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {

@@ -281,5 +281,6 @@ fn config(dir: &Path, listen: SocketAddr) -> ServerConfig {
         gc_every: Duration::from_secs(3600),
         registry_host: None,
         deployments: true,
+        trusted_proxies: Vec::new(),
     }
 }

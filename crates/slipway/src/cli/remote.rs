@@ -38,12 +38,16 @@ pub enum ProjectCommand {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum SecretCommand {
-    /// Set a secret; the value is read from standard input.
+    /// Set a secret; the value is read from standard input. Without scope
+    /// flags it reaches jobs on protected branches (the project's watched
+    /// branches) and every environment's deployments.
     Set {
         project: String,
         name: String,
+        #[command(flatten)]
+        scope: ScopeArgs,
     },
-    /// Names only.
+    /// Names and scopes; values are never shown.
     List {
         project: String,
         #[arg(long)]
@@ -53,6 +57,57 @@ pub enum SecretCommand {
         project: String,
         name: String,
     },
+}
+
+/// Which jobs and environments a secret reaches.
+#[derive(Debug, clap::Args)]
+pub struct ScopeArgs {
+    /// Jobs on every branch get it, unreviewed ones too.
+    #[arg(long, conflicts_with_all = ["protected_branches", "no_jobs"])]
+    any_branch: bool,
+    /// Only jobs on protected branches get it (the default).
+    #[arg(long, conflicts_with = "no_jobs")]
+    protected_branches: bool,
+    /// No job gets it: only deployments (and their health and smoke commands).
+    #[arg(long)]
+    no_jobs: bool,
+    /// Only deployments to this environment get it (repeat for several;
+    /// without it, every environment).
+    #[arg(long = "environment", value_name = "ENV")]
+    environments: Vec<String>,
+}
+
+impl ScopeArgs {
+    fn query(&self) -> Vec<(&'static str, String)> {
+        let jobs = if self.any_branch {
+            "any"
+        } else if self.no_jobs {
+            "none"
+        } else {
+            "protected"
+        };
+        let mut query = vec![("jobs", jobs.to_string())];
+        if !self.environments.is_empty() {
+            query.push(("environments", self.environments.join(",")));
+        }
+        query
+    }
+}
+
+/// A scope in words, for `secret list`.
+fn describe(scope: &slipway_store::SecretScope) -> String {
+    use slipway_store::JobScope;
+    let jobs = match scope.jobs {
+        JobScope::Any => "jobs on any branch",
+        JobScope::Protected => "jobs on protected branches",
+        JobScope::None => "no jobs",
+    };
+    let environments = match &scope.environments {
+        None => "every environment".to_string(),
+        Some(list) if list.is_empty() => "no environment".to_string(),
+        Some(list) => format!("environments {}", list.join(", ")),
+    };
+    format!("{jobs}; {environments}")
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -212,24 +267,31 @@ pub fn secret(conn: &Connection, cmd: SecretCommand) -> anyhow::Result<ExitCode>
     let client = Client::new(conn)?;
     block_on(async move {
         match cmd {
-            SecretCommand::Set { project, name } => {
+            SecretCommand::Set {
+                project,
+                name,
+                scope,
+            } => {
                 let mut value = String::new();
                 std::io::stdin()
                     .read_to_string(&mut value)
                     .context("cannot read the secret from standard input")?;
                 let req = client
                     .request(Method::PUT, &format!("/projects/{project}/secrets/{name}"))
+                    .query(&scope.query())
                     .body(value);
                 client.send(req).await?;
                 println!("secret {name} set for {project}");
             }
             SecretCommand::List { project, json } => {
-                let names = client.get(&format!("/projects/{project}/secrets")).await?;
+                let listed = client.get(&format!("/projects/{project}/secrets")).await?;
                 if json {
-                    println!("{names}");
+                    println!("{listed}");
                 } else {
-                    for n in names.as_array().into_iter().flatten() {
-                        println!("{}", n.as_str().unwrap_or_default());
+                    let secrets: Vec<slipway_store::SecretEntry> =
+                        serde_json::from_value(listed).context("the server's secret list")?;
+                    for s in secrets {
+                        println!("{:<24} {}", s.name, describe(&s.scope));
                     }
                 }
             }

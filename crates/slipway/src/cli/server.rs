@@ -41,6 +41,11 @@ pub struct Args {
     /// one of them hosts the environments (their proxies and processes).
     #[arg(long, env = "SLIPWAY_NO_DEPLOYMENTS")]
     no_deployments: bool,
+    /// A reverse proxy (address or CIDR range, comma-separated or repeated)
+    /// whose `X-Forwarded-Proto: https` is believed: session cookies are then
+    /// `Secure`. The header from any other peer is ignored.
+    #[arg(long = "trusted-proxy", env = "SLIPWAY_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<slipway_server::forwarded::Cidr>,
     /// A TOML file with any of the options above (keys as the flags, with `_`).
     #[arg(long, env = "SLIPWAY_CONFIG")]
     config: Option<PathBuf>,
@@ -63,6 +68,8 @@ struct FileConfig {
     repository: Vec<slipway_registry::RepoSpec>,
     /// Minutes between retention and garbage collection runs [default: 60].
     gc_every_minutes: Option<u64>,
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -99,11 +106,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         repositories: file.repository,
         registry_host: args.registry_host.or(file.registry_host),
         deployments: !args.no_deployments,
+        trusted_proxies: trusted_proxies(args.trusted_proxies, &file.trusted_proxies)?,
     };
     super::init_tracing();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(serve(config))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The flag's list, or else the file's.
+fn trusted_proxies(
+    flag: Vec<slipway_server::forwarded::Cidr>,
+    file: &[String],
+) -> anyhow::Result<Vec<slipway_server::forwarded::Cidr>> {
+    if !flag.is_empty() {
+        return Ok(flag);
+    }
+    file.iter()
+        .map(|c| c.parse().map_err(|e: String| anyhow::anyhow!("trusted_proxies: {e}")))
+        .collect()
 }
 
 fn read_config(path: &Path) -> anyhow::Result<FileConfig> {

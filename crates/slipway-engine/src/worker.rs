@@ -130,12 +130,12 @@ impl<D: Dispatch> Worker<D> {
             .iter()
             .filter(|n| !a.secrets.contains_key(*n))
             .collect();
-        if let Some(name) = missing.first() {
-            return Err(crate::EngineError::Invalid(format!(
-                "secret `{name}` is not set for project `{0}` (or no longer opens with this server's key); \
         if let Some(why) = missing.iter().find_map(|n| a.withheld.get(*n)) {
             return Err(crate::EngineError::Invalid(why.clone()));
         }
+        if let Some(name) = missing.first() {
+            return Err(crate::EngineError::Invalid(format!(
+                "secret `{name}` is not set for project `{0}` (or no longer opens with this server's key); \
                  set it with `slipway secret set {0} {name}`",
                 a.project
             )));

@@ -144,7 +144,9 @@ impl Mirror {
                 .to_string();
             remote_git(
                 parent,
-                ["clone", "--quiet", "--mirror", url, &target],
+                // No hard links into a local remote: the mirror's objects are
+                // its own files, private to the data directory.
+                ["clone", "--quiet", "--mirror", "--no-hardlinks", url, &target],
                 creds,
             )
             .await?;
@@ -342,7 +344,8 @@ impl Mirror {
 
     /// The tree of `commit` as a tar archive.
     pub async fn archive(&self, commit: &str) -> Result<Vec<u8>, GitError> {
-        git_bytes(&self.path, ["archive", "--format=tar", commit]).await
+        let args = ["-c", "tar.umask=0077", "archive", "--format=tar", commit];
+        git_bytes(&self.path, args).await
     }
 }
 

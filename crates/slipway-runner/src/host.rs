@@ -66,9 +66,18 @@ impl HostJob {
     ) -> std::io::Result<Option<i32>> {
         let mut command = Command::new(self.shell[0]);
         without_slipway_settings(&mut command);
+        // A long script cannot be one argument (Linux caps each at 128 KiB):
+        // the shell reads it from a file in the job's workspace instead,
+        // removed when the step ends.
+        let workspace = self.record.as_ref().map_or(dir, |(_, ws)| ws.as_path());
+        let file = long_script_file(script, workspace)?;
+        match &file {
+            Some(file) => command
+                .args(&self.shell[1..self.shell.len() - 1])
+                .arg(file.path()),
+            None => command.args(&self.shell[1..]).arg(script),
+        };
         let mut child = command
-            .args(&self.shell[1..])
-            .arg(script)
             .current_dir(dir)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -159,10 +168,30 @@ impl HostJob {
     }
 }
 
+/// Scripts longer than this run from a file, not from the command line.
+const LONG_SCRIPT: usize = 64 * 1024;
+
+/// The script written to a hidden file in `workspace` when it is too long
+/// for an argument; `None` for ordinary scripts.
+fn long_script_file(
+    script: &str,
+    workspace: &Path,
+) -> std::io::Result<Option<tempfile::NamedTempFile>> {
+    if script.len() <= LONG_SCRIPT {
+        return Ok(None);
+    }
+    let mut file = tempfile::Builder::new()
+        .prefix(".slipway-step-")
+        .suffix(".sh")
+        .tempfile_in(workspace)?;
+    std::io::Write::write_all(&mut file, script.as_bytes())?;
+    Ok(Some(file))
+}
+
 /// `bash -eo pipefail` where bash exists (what CI users expect), POSIX `sh -e` otherwise.
 fn shell() -> &'static [&'static str] {
     static BASH: &[&str] = &["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"];
-    static SH: &[&str] = &["sh", "-ec"];
+    static SH: &[&str] = &["sh", "-e", "-c"];
     let has_bash = std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("bash").is_file()));
     if has_bash { BASH } else { SH }

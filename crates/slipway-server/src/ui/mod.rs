@@ -88,6 +88,16 @@ pub fn fail(e: impl std::fmt::Display + 'static) -> Response {
     if is_not_found(&e) {
         return (StatusCode::NOT_FOUND, e.to_string()).into_response();
     }
+    let deploy = (&e as &dyn std::any::Any).downcast_ref::<slipway_deploy::DeployError>();
+    match deploy {
+        Some(slipway_deploy::DeployError::Invalid(why)) => {
+            return (StatusCode::BAD_REQUEST, why.clone()).into_response();
+        }
+        Some(slipway_deploy::DeployError::Forbidden(why)) => {
+            return (StatusCode::FORBIDDEN, why.clone()).into_response();
+        }
+        _ => {}
+    }
     (
         StatusCode::INTERNAL_SERVER_ERROR,
         format!("Slipway could not show this page: {e}"),
@@ -100,7 +110,10 @@ fn is_not_found(e: &dyn std::any::Any) -> bool {
     let store = e.downcast_ref::<StoreError>().or_else(|| {
         match e.downcast_ref::<slipway_engine::EngineError>() {
             Some(slipway_engine::EngineError::Store(inner)) => Some(inner),
-            _ => None,
+            _ => match e.downcast_ref::<slipway_deploy::DeployError>() {
+                Some(slipway_deploy::DeployError::Store(inner)) => Some(inner),
+                _ => None,
+            },
         }
     });
     matches!(store, Some(StoreError::NotFound(_)))

@@ -164,9 +164,10 @@ environments:
         "release-managers",
     ]);
     let erin = succeeded(&out).trim().to_string();
+    // A token of no person (no user, no email) cannot approve: approvals count people.
     refused(
         &cli_as(&server, &erin, &["approve", &id]),
-        "four-eyes needs to know who",
+        "belongs to nobody",
     );
     succeeded(&cli_as(
         &server,

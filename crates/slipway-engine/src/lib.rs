@@ -8,6 +8,7 @@
 
 mod dispatch;
 mod paths;
+mod pipeline_file;
 mod poll;
 mod secret_grant;
 mod trigger;

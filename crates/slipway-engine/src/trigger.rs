@@ -37,15 +37,14 @@ impl Engine {
             trigger: trigger.to_string(),
             ..NewRun::default()
         };
-        let Some(text) = mirror
-            .read_file(&commit, slipway_spec::DEFAULT_FILE)
-            .await?
-        else {
-            let reason = format!("commit {commit} has no {}", slipway_spec::DEFAULT_FILE);
-            return Ok(self
-                .store
-                .create_failed_run(project.id, &new, &reason)
-                .await?);
+        let text = match crate::pipeline_file::read(&mirror, &commit).await? {
+            Ok(text) => text,
+            Err(reason) => {
+                return Ok(self
+                    .store
+                    .create_failed_run(project.id, &new, &reason)
+                    .await?);
+            }
         };
         new.pipeline = text;
         let run = match slipway_spec::parse(&new.pipeline) {
@@ -56,17 +55,11 @@ impl Engine {
                 self.store.settle_run(run.id).await?
             }
             Err(diagnostics) => {
-                let report = slipway_spec::render_all(
-                    slipway_spec::DEFAULT_FILE,
-                    &new.pipeline,
-                    &diagnostics,
-                );
+                let reason = crate::pipeline_file::invalid(&new.pipeline, &diagnostics);
+                // The reason says what is wrong; the refused text is not kept.
+                new.pipeline.clear();
                 self.store
-                    .create_failed_run(
-                        project.id,
-                        &new,
-                        &format!("invalid pipeline file:\n{report}"),
-                    )
+                    .create_failed_run(project.id, &new, &reason)
                     .await?
             }
         };

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use slipway_runner::{
-    ArtifactStore, CacheStore, Engine as Docker, Event, JobReport, RunContext, Source, Stream,
-    run_job,
+    ArtifactStore, CacheStore, Engine as Docker, Event, JobReport, RunContext, Sandbox, Source,
+    Stream, run_job,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -26,6 +26,9 @@ pub struct WorkerConfig {
     /// How long running jobs may go on after shutdown is asked before they are canceled.
     pub grace: Duration,
     pub docker: Option<Docker>,
+    /// Where host steps are confined; `None` only when the admin chose
+    /// to run them unconfined (`--unsafe-host-jobs`).
+    pub sandbox: Option<Sandbox>,
 }
 
 #[derive(Debug)]
@@ -161,6 +164,7 @@ impl<D: Dispatch> Worker<D> {
             pipeline_env: pipeline.env.clone(),
             secrets: a.secrets.clone(),
             docker: self.config.docker.clone(),
+            sandbox: self.config.sandbox.clone(),
             registry: a.registry.clone(),
             new_code: a.new_code.clone(),
             reference_issues: a.reference_issues.clone(),

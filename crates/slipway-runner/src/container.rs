@@ -62,13 +62,96 @@ pub async fn run(
     engine.require_image(spec.image).await?;
     let scripts = tempfile::tempdir().map_err(|e| format!("cannot create step scripts: {e}"))?;
     write_scripts(scripts.path(), &spec).map_err(|e| format!("cannot write step scripts: {e}"))?;
-    let id = create(engine, &spec, scripts.path()).await?;
+    let user = JobUser::current();
+    user.hand_over(spec.workspace, true).await?;
+    let id = match create(engine, &spec, scripts.path(), &user).await {
+        Ok(id) => id,
+        Err(e) => {
+            user.hand_over(spec.workspace, false).await?;
+            return Err(e);
+        }
+    };
     let result = attach_and_run(engine, &id, &spec, masker, events, cancel).await;
     remove(engine, &id).await;
+    user.hand_over(spec.workspace, false).await?;
     result
 }
 
+/// Who steps run as in a container: never root. A server running as a user
+/// lends its own ids (files in the workspace stay its own); one running as
+/// root lends `nobody`, and the workspace is that user's for the job only.
+#[derive(Debug, Clone, Copy)]
+struct JobUser {
+    uid: u32,
+    gid: u32,
+    /// Whether the workspace changes hands around the job.
+    lent: bool,
+}
+
+/// `nobody`/`nogroup` on most distributions, and unmapped to anything else.
+const LENT_ID: u32 = 65534;
+
+impl JobUser {
+    fn current() -> JobUser {
+        let (uid, gid) = (
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        );
+        if uid == 0 {
+            JobUser {
+                uid: LENT_ID,
+                gid: LENT_ID,
+                lent: true,
+            }
+        } else {
+            JobUser {
+                uid,
+                gid,
+                lent: false,
+            }
+        }
+    }
+
+    fn docker_user(&self) -> String {
+        format!("{}:{}", self.uid, self.gid)
+    }
+
+    /// Gives every file of the workspace to the job's user (`to_job`), or
+    /// back to this process's; nothing to do when the job runs as us.
+    async fn hand_over(&self, workspace: &Path, to_job: bool) -> Result<(), String> {
+        if !self.lent {
+            return Ok(());
+        }
+        let (uid, gid) = if to_job {
+            (self.uid, self.gid)
+        } else {
+            (
+                nix::unistd::getuid().as_raw(),
+                nix::unistd::getgid().as_raw(),
+            )
+        };
+        let root = workspace.to_path_buf();
+        tokio::task::spawn_blocking(move || chown_tree(&root, uid, gid))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r)
+            .map_err(|e| format!("cannot hand the workspace to uid {uid}: {e}"))
+    }
+}
+
+fn chown_tree(root: &Path, uid: u32, gid: u32) -> Result<(), String> {
+    for entry in walkdir::WalkDir::new(root) {
+        let entry = entry.map_err(|e| e.to_string())?;
+        std::os::unix::fs::lchown(entry.path(), Some(uid), Some(gid))
+            .map_err(|e| format!("{}: {e}", entry.path().display()))?;
+    }
+    Ok(())
+}
+
 fn write_scripts(dir: &Path, spec: &ContainerJob<'_>) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    // The job's user (not root) reads them; they hold no secret (values come through the environment).
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
     let mut driver = String::from("#!/bin/sh\n");
     for (i, (_, script, env)) in spec.steps.iter().enumerate() {
         std::fs::write(dir.join(format!("step-{i}.sh")), script)?;
@@ -81,7 +164,11 @@ fn write_scripts(dir: &Path, spec: &ContainerJob<'_>) -> std::io::Result<()> {
              printf '\\036end {i} %d\\n' \"$rc\"\n[ \"$rc\" -eq 0 ] || exit \"$rc\"\n"
         ));
     }
-    std::fs::write(dir.join("driver.sh"), driver)
+    std::fs::write(dir.join("driver.sh"), driver)?;
+    for entry in std::fs::read_dir(dir)? {
+        std::fs::set_permissions(entry?.path(), std::fs::Permissions::from_mode(0o644))?;
+    }
+    Ok(())
 }
 
 /// Single-quotes a value for sh: 'it'\''s'.
@@ -93,6 +180,7 @@ async fn create(
     engine: &Engine,
     spec: &ContainerJob<'_>,
     scripts: &Path,
+    user: &JobUser,
 ) -> Result<String, String> {
     let workdir = match spec.workdir {
         Some(w) => format!("{WORKSPACE}/{w}"),
@@ -102,7 +190,13 @@ async fn create(
         image: Some(spec.image.to_string()),
         cmd: Some(vec!["sh".into(), format!("{SCRIPTS}/driver.sh")]),
         entrypoint: Some(vec![]),
-        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        // A writable HOME (the job's own /tmp) unless the job sets one.
+        env: Some(
+            std::iter::once("HOME=/tmp".to_string())
+                .chain(spec.env.iter().map(|(k, v)| format!("{k}={v}")))
+                .collect(),
+        ),
+        user: Some(user.docker_user()),
         working_dir: Some(workdir),
         labels: Some({
             let mut labels = spec.labels.clone();
@@ -119,6 +213,11 @@ async fn create(
                 format!("{}:{WORKSPACE}", spec.workspace.display()),
                 format!("{}:{SCRIPTS}:ro", scripts.display()),
             ]),
+            // Only the workspace and the scripts come from the host: never the data directory.
+            tmpfs: Some(HashMap::from([(
+                "/tmp".to_string(),
+                "mode=1777".to_string(),
+            )])),
             ..Default::default()
         }),
         ..Default::default()

@@ -17,6 +17,7 @@ use crate::EventSender;
 use crate::event::Stream;
 use crate::mask::Masker;
 use crate::output::LineStream;
+use crate::sandbox::Sandbox;
 
 /// How long processes get between SIGTERM and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(3);
@@ -34,6 +35,8 @@ pub struct HostJob {
     shell: &'static [&'static str],
     /// Where each group is written down (see `orphans`), with the workspace.
     record: Option<(PathBuf, PathBuf)>,
+    /// The sandbox steps run in, with the directories they may write.
+    confinement: Option<(Sandbox, Vec<PathBuf>)>,
 }
 
 impl HostJob {
@@ -44,6 +47,7 @@ impl HostJob {
         masker: Masker,
         events: EventSender,
         record: Option<(PathBuf, PathBuf)>,
+        confinement: Option<(Sandbox, Vec<PathBuf>)>,
     ) -> HostJob {
         HostJob {
             job: job.to_string(),
@@ -53,6 +57,7 @@ impl HostJob {
             events,
             shell: shell(),
             record,
+            confinement,
         }
     }
 
@@ -64,7 +69,10 @@ impl HostJob {
         env: &[(String, String)],
         cancel: &CancellationToken,
     ) -> std::io::Result<Option<i32>> {
-        let mut command = Command::new(self.shell[0]);
+        let mut command = match &self.confinement {
+            Some((sandbox, writable)) => sandbox.command(writable, self.shell[0]),
+            None => Command::new(self.shell[0]),
+        };
         without_slipway_settings(&mut command);
         // A long script cannot be one argument (Linux caps each at 128 KiB):
         // the shell reads it from a file in the job's workspace instead,

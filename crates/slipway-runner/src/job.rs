@@ -19,7 +19,7 @@ use crate::image_build;
 use crate::mask::Masker;
 use crate::output::note;
 use crate::report::{JobReport, StepReport};
-use crate::workspace::{ArtifactStore, CacheStore, Source, Workspace};
+use crate::workspace::{ArtifactStore, CacheStore, JobHome, Source, Workspace};
 
 /// A job that runs longer than this without its own `timeout` is stopped.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60 * 60);
@@ -41,6 +41,9 @@ pub struct RunContext {
     pub pipeline_env: Env,
     pub secrets: BTreeMap<String, String>,
     pub docker: Option<Engine>,
+    /// Where host steps are confined; `None` runs them as this process
+    /// (`slipway run`: a developer's own code on their own machine).
+    pub sandbox: Option<crate::Sandbox>,
     /// Where `image_build.push` pushes to; `None` outside a server.
     pub registry: Option<crate::RegistryAccess>,
     /// The run's new code (`git diff -U0 -M` from its reference), for quality gates.
@@ -297,13 +300,29 @@ impl<'a> Attempt<'a> {
 
     async fn host_steps(&mut self, ws: &Path, env: &[(String, String)]) -> Result<(), String> {
         let record = crate::orphans::record_path(&self.ctx.work_root, ws);
+        let (home, confinement) = match &self.ctx.sandbox {
+            Some(sandbox) => {
+                let home = JobHome::create(&self.ctx.work_root, ws, &self.ctx.project)
+                    .map_err(|e| format!("cannot prepare the job's home: {e}"))?;
+                let mut writable = home.writable();
+                writable.push(ws.to_path_buf());
+                (Some(home), Some((sandbox.clone(), writable)))
+            }
+            None => (None, None),
+        };
+        let env: Vec<(String, String)> = home
+            .iter()
+            .flat_map(JobHome::env)
+            .chain(env.iter().cloned())
+            .collect();
         let mut host = HostJob::new(
             self.name(),
             self.masker.clone(),
             self.ctx.events.clone(),
             Some((record, ws.to_path_buf())),
+            confinement,
         );
-        let result = self.host_steps_in(&mut host, ws, env).await;
+        let result = self.host_steps_in(&mut host, ws, &env).await;
         host.finish().await;
         result
     }

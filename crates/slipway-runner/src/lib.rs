@@ -21,6 +21,7 @@ mod orphans;
 mod output;
 mod push;
 mod report;
+pub mod sandbox;
 mod workspace;
 
 pub use docker::Engine;
@@ -33,6 +34,7 @@ pub use mask::Masker;
 pub use orphans::reap as reap_orphans;
 pub use push::{PushedImage, RegistryAccess};
 pub use report::{JobReport, StepReport};
+pub use sandbox::{Sandbox, SandboxError};
 pub use workspace::{
     ArtifactStore, BoxFuture, CacheRemote, CacheStore, STATE_DIR, Source, Workspace,
 };

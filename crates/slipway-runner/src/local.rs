@@ -115,6 +115,7 @@ impl LocalRun {
             pipeline_env: self.pipeline.env.clone(),
             secrets: self.secrets,
             docker,
+            sandbox: None,
             registry: None,
             new_code: if self.pipeline.jobs.iter().any(|j| j.reports.is_some()) {
                 local_new_code(&dir).await

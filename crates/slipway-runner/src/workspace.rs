@@ -180,3 +180,68 @@ pub trait CacheRemote: Send + Sync + std::fmt::Debug {
 
 /// A boxed future, so [`CacheRemote`] can be used as a trait object.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// The directories a sandboxed job writes besides its workspace: a private
+/// temporary directory (removed with the job) and a home per project, kept
+/// between its jobs (tool caches such as `~/.cargo` live there) and never
+/// shared with another project.
+#[derive(Debug)]
+pub struct JobHome {
+    tmp: tempfile::TempDir,
+    home: PathBuf,
+}
+
+impl JobHome {
+    /// Makes (or reuses) them under `work_root`, which jobs cannot list.
+    pub fn create(work_root: &Path, workspace: &Path, project: &str) -> io::Result<JobHome> {
+        let name = workspace
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp_root = work_root.join(".tmp");
+        std::fs::create_dir_all(&tmp_root)?;
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!("{name}-"))
+            .tempdir_in(&tmp_root)?;
+        let project = match CacheStore::sanitize(project) {
+            p if p.is_empty() => "_local".to_string(),
+            p => p,
+        };
+        let home = work_root.join(".homes").join(project);
+        std::fs::create_dir_all(&home)?;
+        Ok(JobHome { tmp, home })
+    }
+
+    /// What the job may write besides its workspace.
+    pub fn writable(&self) -> Vec<PathBuf> {
+        vec![self.tmp.path().to_path_buf(), self.home.clone()]
+    }
+
+    /// HOME and TMPDIR, and toolchains that keep working with another HOME:
+    /// rustup's toolchains stay where they are (read-only), cargo's own
+    /// downloads go to the project's home.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("HOME".to_string(), self.home.display().to_string()),
+            ("TMPDIR".to_string(), self.tmp.path().display().to_string()),
+            (
+                "CARGO_HOME".to_string(),
+                self.home.join(".cargo").display().to_string(),
+            ),
+        ];
+        let own_home = std::env::var_os("HOME").map(PathBuf::from);
+        for (var, dir) in [("RUSTUP_HOME", ".rustup"), ("PYENV_ROOT", ".pyenv")] {
+            if std::env::var_os(var).is_some() {
+                continue;
+            }
+            if let Some(path) = own_home
+                .as_ref()
+                .map(|h| h.join(dir))
+                .filter(|p| p.is_dir())
+            {
+                env.push((var.to_string(), path.display().to_string()));
+            }
+        }
+        env
+    }
+}

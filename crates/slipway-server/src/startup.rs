@@ -42,6 +42,9 @@ pub struct ServerConfig {
     pub registry_host: Option<String>,
     /// Whether this server hosts environments (makes releases, runs rollouts).
     pub deployments: bool,
+    /// Where in-process workers confine host steps; `None` runs them
+    /// unconfined (only when the admin asked, see `--unsafe-host-jobs`).
+    pub sandbox: Option<slipway_runner::Sandbox>,
     /// Reverse proxies whose `X-Forwarded-Proto: https` makes session cookies `Secure`.
     pub trusted_proxies: Vec<crate::forwarded::Cidr>,
 }
@@ -358,6 +361,7 @@ async fn start_workers(
                     work_root: state.engine.paths.work(),
                     grace: config.grace,
                     docker: docker.clone(),
+                    sandbox: config.sandbox.clone(),
                 },
             );
             tokio::spawn(worker.run(state.shutdown.clone()))

@@ -28,6 +28,11 @@ pub struct Args {
     /// Where sources, workspaces, artifacts and caches go [default: ./slipway-agent].
     #[arg(long, env = "SLIPWAY_AGENT_DIR", default_value = "slipway-agent")]
     work_dir: PathBuf,
+    /// Run host steps unconfined when this kernel cannot sandbox them (no
+    /// Landlock ABI 6): any pipeline then has this agent's powers (its token,
+    /// other jobs' files). Without it such an agent refuses to start.
+    #[arg(long, env = "SLIPWAY_UNSAFE_HOST_JOBS")]
+    unsafe_host_jobs: bool,
     /// Seconds a running job may go on after SIGTERM before it is given back.
     #[arg(long, env = "SLIPWAY_GRACE_SECONDS", default_value_t = 30)]
     grace_seconds: u64,
@@ -48,6 +53,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         let work_dir = std::path::absolute(&args.work_dir)?;
         slipway_runner::reap_orphans(&work_dir.join("work"));
+        let sandbox = super::server::host_job_sandbox(
+            std::slice::from_ref(&work_dir),
+            args.unsafe_host_jobs,
+            "--unsafe-host-jobs",
+        )
+        .await?;
         let name = args
             .name
             .clone()
@@ -58,6 +69,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             work_root: work_dir.join("work"),
             grace: Duration::from_secs(args.grace_seconds),
             docker,
+            sandbox,
         };
         println!("agent {name} ready (labels: {})", labels.join(","));
         let stop = CancellationToken::new();

@@ -100,7 +100,11 @@ fn default_dir() -> anyhow::Result<PathBuf> {
 
 async fn demo(dir: PathBuf, listen: SocketAddr) -> anyhow::Result<ExitCode> {
     let remote = example_repository(&dir)?;
-    let server = Server::build(config(&dir, listen)).await?;
+    let mut config = config(&dir, listen);
+    config.sandbox =
+        super::server::host_job_sandbox(&[config.data_dir.clone()], false, "(not in the demo)")
+            .await?;
+    let server = Server::build(config).await?;
     let state = server.state().clone();
     let addr = server.local_addr().context("the server has no address")?;
     println!("listening on http://{addr}");
@@ -282,5 +286,6 @@ fn config(dir: &Path, listen: SocketAddr) -> ServerConfig {
         registry_host: None,
         deployments: true,
         trusted_proxies: Vec::new(),
+        sandbox: None,
     }
 }

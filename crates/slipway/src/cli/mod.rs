@@ -10,6 +10,7 @@ mod registry;
 mod remote;
 mod run;
 mod runs;
+mod sandbox;
 mod server;
 mod validate;
 
@@ -144,6 +145,9 @@ enum Command {
         conn: Connection,
         run: String,
     },
+    /// Runs a host step confined (used by servers and agents, not people).
+    #[command(hide = true)]
+    SandboxExec(sandbox::Args),
 }
 
 /// Where the pipeline file is: shared by `validate` and `run`.
@@ -185,6 +189,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::RunStatus { conn, run, json } => runs::status(&conn, &run, json),
         Command::Logs { conn, args } => runs::logs(&conn, args),
         Command::Cancel { conn, run } => runs::cancel(&conn, &run),
+        Command::SandboxExec(args) => Ok(sandbox::run(args)),
         Command::Repo { conn, cmd } => registry::repo(&conn, cmd),
         Command::Promote { conn, args } => registry::promote(&conn, args),
         Command::Gc { conn, args } => registry::gc(&conn, args),

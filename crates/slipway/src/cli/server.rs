@@ -44,8 +44,18 @@ pub struct Args {
     /// A reverse proxy (address or CIDR range, comma-separated or repeated)
     /// whose `X-Forwarded-Proto: https` is believed: session cookies are then
     /// `Secure`. The header from any other peer is ignored.
-    #[arg(long = "trusted-proxy", env = "SLIPWAY_TRUSTED_PROXIES", value_delimiter = ',')]
+    #[arg(
+        long = "trusted-proxy",
+        env = "SLIPWAY_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
     trusted_proxies: Vec<slipway_server::forwarded::Cidr>,
+    /// Run host steps of in-process workers unconfined when this kernel cannot
+    /// sandbox them (no Landlock ABI 6): any pipeline then has this server's
+    /// powers (its keys, tokens and database). Without it such a server refuses
+    /// to start with workers.
+    #[arg(long, env = "SLIPWAY_UNSAFE_HOST_JOBS")]
+    unsafe_host_jobs: bool,
     /// A TOML file with any of the options above (keys as the flags, with `_`).
     #[arg(long, env = "SLIPWAY_CONFIG")]
     config: Option<PathBuf>,
@@ -77,7 +87,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(path) => read_config(path)?,
         None => FileConfig::default(),
     };
-    let config = ServerConfig {
+    let mut config = ServerConfig {
         listen: args
             .listen
             .or(file.listen)
@@ -106,10 +116,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         repositories: file.repository,
         registry_host: args.registry_host.or(file.registry_host),
         deployments: !args.no_deployments,
+        sandbox: None,
         trusted_proxies: trusted_proxies(args.trusted_proxies, &file.trusted_proxies)?,
     };
     super::init_tracing();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    if config.workers > 0 {
+        let mut protected = vec![config.data_dir.clone()];
+        protected.extend(args.config.clone());
+        config.sandbox = runtime.block_on(host_job_sandbox(
+            &protected,
+            args.unsafe_host_jobs,
+            "--unsafe-host-jobs",
+        ))?;
+    }
     runtime.block_on(serve(config))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -123,8 +143,43 @@ fn trusted_proxies(
         return Ok(flag);
     }
     file.iter()
-        .map(|c| c.parse().map_err(|e: String| anyhow::anyhow!("trusted_proxies: {e}")))
+        .map(|c| {
+            c.parse()
+                .map_err(|e: String| anyhow::anyhow!("trusted_proxies: {e}"))
+        })
         .collect()
+}
+
+/// The sandbox host steps run in, keeping them out of `protected` (the data
+/// directory first). Where the kernel cannot confine them, an error that says
+/// so, unless the admin passed `unsafe_flag`: then `None` and a warning.
+pub async fn host_job_sandbox(
+    protected: &[PathBuf],
+    unsafe_ok: bool,
+    unsafe_flag: &str,
+) -> anyhow::Result<Option<slipway_runner::Sandbox>> {
+    let paths = protected
+        .iter()
+        .map(|p| p.canonicalize().or_else(|_| std::path::absolute(p)))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let launcher = std::env::current_exe().context("cannot find this program to sandbox jobs")?;
+    match slipway_runner::Sandbox::new(launcher, &paths).await {
+        Ok(sandbox) => {
+            tracing::info!("{}", sandbox.describe());
+            Ok(Some(sandbox))
+        }
+        Err(e) if unsafe_ok => {
+            tracing::warn!(
+                "{e}; host steps run UNCONFINED ({unsafe_flag}): any pipeline has this process's powers"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(anyhow::anyhow!(
+            "{e}. Host steps cannot be confined here, and would have this process's powers \
+             (its keys, tokens and data). Run on a kernel with Landlock ABI 6, leave host jobs to \
+             agents on such hosts (`--workers 0`), or accept the risk with {unsafe_flag}"
+        )),
+    }
 }
 
 fn read_config(path: &Path) -> anyhow::Result<FileConfig> {

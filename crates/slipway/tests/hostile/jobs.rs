@@ -1,1 +1,272 @@
-//! Attacks: jobs (filled in by the issue-12 work).
+//! A job has only its own powers: a pipeline step that reaches for the
+//! server's (or an agent's) data directory, keys, tokens, database, other
+//! projects' workspaces and caches, the Docker engine, or tries to signal
+//! the process that runs it, is refused; and the server keeps working.
+//!
+//! Each probe prints `PROBE NAME refused` or `PROBE NAME LEAKED`; the tests
+//! assert on those lines in the run's log.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::common::server::{AgentProcess, Remote, ServerProcess, commit_file};
+use crate::common::{BUSYBOX, require_docker};
+
+/// The attacks of a step on the machine it runs on. `$D` is the directory
+/// that holds the workspaces' parent: the server's data directory or the agent's.
+const HOST_ATTACK: &str = r#"
+D=$(dirname "$(dirname "$SLIPWAY_WORKSPACE")")
+probe() { n=$1; shift; if sh -c "$@" >/dev/null 2>&1; then echo "PROBE $n LEAKED"; else echo "PROBE $n refused"; fi; }
+probe admin-token 'test -n "$(cat "$0/admin.token")"' "$D"
+probe secret-key 'test -n "$(cat "$0/secret.key")"' "$D"
+probe database 'test -n "$(head -c 16 "$0/slipway.db")"' "$D"
+probe other-workspace 'cat "$0"/work/victim-ws/stolen' "$D"
+probe other-cache 'cat "$0"/cache/999/stolen' "$D"
+probe other-run-source 'cat "$0"/runs/999/source/stolen' "$D"
+probe list-workspaces 'ls "$0"/work' "$D"
+probe write-data-dir 'echo pwned > "$0"/pwned' "$D"
+probe process-environ 'grep -q SLIPWAY "/proc/$VICTIM_PID/environ"'
+probe docker-engine 'curl -sf --unix-socket /var/run/docker.sock http://docker/version'
+probe raw-disk 'test "$(head -c 512 /dev/vda | wc -c)" = 512'
+probe admin-api 'curl -sf -o /dev/null -H "Authorization: Bearer $(cat "$0/admin.token")" -H "Content-Type: application/json" -d "{\"name\":\"x\",\"role\":\"admin\"}" "$SERVER/api/v1/tokens"' "$D"
+probe signal 'kill -0 "$VICTIM_PID"'
+probe kill 'kill -KILL "$VICTIM_PID"'
+echo "PROBE done"
+"#;
+
+/// The attacks of a container step: the data directory must not be there at all.
+const CONTAINER_ATTACK: &str = r#"
+probe() { n=$1; shift; if sh -c "$@" >/dev/null 2>&1; then echo "PROBE $n LEAKED"; else echo "PROBE $n refused"; fi; }
+probe data-dir-mounted 'find / -xdev \( -name admin.token -o -name secret.key -o -name slipway.db \) 2>/dev/null | grep -q .'
+probe data-dir-path 'test -e "$DATA_DIR"'
+probe docker-engine 'test -S /var/run/docker.sock || test -S /run/docker.sock'
+probe runs-as-root 'test "$(id -u)" = 0'
+touch made-in-container
+probe root-owned-file 'test "$(stat -c %u made-in-container)" = 0'
+probe home-not-writable '! touch "$HOME/.probe"'
+echo "PROBE done"
+"#;
+
+/// `PROBE` lines of a run's log, as (name, result).
+fn probes(server: &ServerProcess, run: &str) -> Vec<(String, String)> {
+    let out = server.cli(&["logs", run]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let found: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| l.split_once("PROBE ").map(|(_, rest)| rest))
+        .filter_map(|rest| {
+            let mut words = rest.split_whitespace();
+            Some((
+                words.next()?.to_string(),
+                words.next().unwrap_or("").to_string(),
+            ))
+        })
+        .collect();
+    assert!(
+        found.iter().any(|(name, _)| name == "done"),
+        "the attack did not run to its end:\n{text}"
+    );
+    found
+}
+
+fn assert_all_refused(found: &[(String, String)]) {
+    let leaked: Vec<&String> = found
+        .iter()
+        .filter(|(_, result)| result == "LEAKED")
+        .map(|(name, _)| name)
+        .collect();
+    for (name, result) in found {
+        eprintln!("{name}: {result}");
+    }
+    assert!(leaked.is_empty(), "the job reached: {leaked:?}");
+}
+
+/// Plants what belongs to others where a job could look for it.
+fn plant_victims(dir: &Path) {
+    for victim in ["work/victim-ws", "cache/999", "runs/999/source"] {
+        std::fs::create_dir_all(dir.join(victim)).expect("mkdir");
+        std::fs::write(dir.join(victim).join("stolen"), "another project's file").expect("write");
+    }
+}
+
+fn pipeline(env: &[(&str, &str)], image: Option<&str>) -> String {
+    let env: String = env
+        .iter()
+        .map(|(k, v)| format!("  {k}: \"{v}\"\n"))
+        .collect();
+    let image = image
+        .map(|i| format!("    image: {i}\n"))
+        .unwrap_or_default();
+    format!("env:\n{env}jobs:\n  attack:\n{image}    steps:\n      - run: sh attack.sh\n")
+}
+
+/// Pushes the attack, runs it to its end, and returns its probes.
+fn run_attack(
+    server: &ServerProcess,
+    remote: &Remote,
+    pipeline: &str,
+    attack: &str,
+) -> Vec<(String, String)> {
+    commit_file(&remote.work, "attack.sh", attack, "attack");
+    remote.commit(".slipway.yml", pipeline, "pipeline");
+    remote.push();
+    server.add_project(remote, &[]);
+    let out = server.cli(&["trigger", "demo"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Bounded: an attack that kills the agent would leave the run waiting for its lease.
+    server.wait_until("the attack to end", Duration::from_secs(60), || {
+        run_ended(server)
+    });
+    probes(server, "demo/1")
+}
+
+fn run_ended(server: &ServerProcess) -> bool {
+    let state = server.run_status("demo/1")["run"]["state"].clone();
+    ["succeeded", "failed", "canceled"]
+        .iter()
+        .any(|s| state == *s)
+}
+
+fn assert_server_works(server: &ServerProcess, data: &Path) {
+    let out = server.cli(&["runs", "demo"]);
+    assert!(
+        out.status.success(),
+        "the server stopped answering: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !data.join("pwned").exists(),
+        "the job wrote into the data directory"
+    );
+}
+
+#[test]
+fn a_host_step_on_a_server_worker_cannot_reach_the_servers_powers() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let remote = Remote::new(tmp.path(), "jobs:\n  noop:\n    steps: [true]\n");
+    let server = ServerProcess::start(&data, &["--workers", "1"]);
+    plant_victims(&data);
+    let pid = server.child.id().to_string();
+    let pipeline = pipeline(&[("SERVER", &server.url), ("VICTIM_PID", &pid)], None);
+    let found = run_attack(&server, &remote, &pipeline, HOST_ATTACK);
+    assert_server_works(&server, &data);
+    assert_all_refused(&found);
+}
+
+#[test]
+fn a_host_step_on_an_agent_cannot_reach_the_agents_powers() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let agent_dir = tmp.path().join("agent");
+    let remote = Remote::new(tmp.path(), "jobs:\n  noop:\n    steps: [true]\n");
+    let server = ServerProcess::start(&data, &["--workers", "0"]);
+    let mut agent = AgentProcess::start(&server, "hostile", &agent_dir);
+    plant_victims(&agent_dir);
+    let pid = agent.child.id().to_string();
+    let pipeline = pipeline(&[("SERVER", &server.url), ("VICTIM_PID", &pid)], None);
+    let found = run_attack(&server, &remote, &pipeline, HOST_ATTACK);
+    assert!(
+        agent.child.try_wait().expect("wait").is_none(),
+        "the job killed its agent"
+    );
+    assert!(
+        !agent_dir.join("pwned").exists(),
+        "the job wrote into the agent's directory"
+    );
+    assert_all_refused(&found);
+    agent.kill9();
+}
+
+#[test]
+fn a_container_step_gets_only_its_workspace_and_no_root() {
+    require_docker();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let remote = Remote::new(tmp.path(), "jobs:\n  noop:\n    steps: [true]\n");
+    let server = ServerProcess::start(&data, &["--workers", "1"]);
+    let data_dir = data.display().to_string();
+    let pipeline = pipeline(&[("DATA_DIR", &data_dir)], Some(BUSYBOX));
+    let found = run_attack(&server, &remote, &pipeline, CONTAINER_ATTACK);
+    assert_server_works(&server, &data);
+    assert_all_refused(&found);
+}
+
+/// The example service's kind of job: cargo (through rustup's proxies) and
+/// python on the host of a server worker still work inside the sandbox.
+#[test]
+fn a_cargo_and_python_host_job_still_builds() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let remote = Remote::new(tmp.path(), "jobs:\n  noop:\n    steps: [true]\n");
+    commit_file(
+        &remote.work,
+        "Cargo.toml",
+        "[package]\nname = \"tiny\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[workspace]\n",
+        "crate",
+    );
+    std::fs::create_dir_all(remote.work.join("src")).expect("mkdir");
+    commit_file(
+        &remote.work,
+        "src/main.rs",
+        "fn main() { println!(\"tiny says hi\"); }\n",
+        "main",
+    );
+    remote.commit(
+        ".slipway.yml",
+        "jobs:\n  build:\n    steps:\n      - run: cargo build --offline\n      - run: ./target/debug/tiny\n      - run: python3 -c 'import tempfile; print(\"python ok\", tempfile.mkdtemp())'\n",
+        "pipeline",
+    );
+    remote.push();
+    let server = ServerProcess::start(&data, &["--workers", "1"]);
+    server.add_project(&remote, &[]);
+    let out = server.cli(&["trigger", "demo", "--wait"]);
+    let log = String::from_utf8_lossy(&server.cli(&["logs", "demo/1"]).stdout).to_string();
+    assert!(out.status.success(), "the cargo job failed:\n{log}");
+    assert!(log.contains("tiny says hi"), "{log}");
+    assert!(log.contains("python ok"), "{log}");
+}
+
+/// A confined step still ends when its job is canceled (signals from the
+/// server reach into the sandbox, only not the other way).
+#[test]
+fn a_confined_step_is_still_stopped_by_a_cancel() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let remote = Remote::new(
+        tmp.path(),
+        "jobs:\n  sleepy:\n    steps:\n      - run: echo sleeping; sleep 300\n",
+    );
+    let server = ServerProcess::start(&data, &["--workers", "1"]);
+    server.add_project(&remote, &[]);
+    let out = server.cli(&["trigger", "demo"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.wait_until("the step to run", Duration::from_secs(20), || {
+        String::from_utf8_lossy(&server.cli(&["logs", "demo/1"]).stdout).contains("sleeping")
+    });
+    let cancel = server.cli(&["cancel", "demo/1"]);
+    assert!(
+        cancel.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cancel.stderr)
+    );
+    server.wait_until("the run to end", Duration::from_secs(20), || {
+        run_ended(&server)
+    });
+    server.wait_until("the step to be killed", Duration::from_secs(10), || {
+        let left = Command::new("pgrep")
+            .args(["-f", "sleep 300"])
+            .output()
+            .expect("pgrep");
+        String::from_utf8_lossy(&left.stdout).trim().is_empty()
+    });
+}

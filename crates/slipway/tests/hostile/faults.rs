@@ -231,41 +231,85 @@ fn a_full_disk_answers_507_removes_the_partial_upload_and_heals_without_a_restar
 }
 
 /// A step that says it started, then appends one line when it completes.
-fn appending_pipeline(marks: &Path) -> String {
+/// It writes under its HOME: confined host steps may write only there and in
+/// their workspace (which a restart removes with the orphan).
+fn appending_pipeline(marks: &str) -> String {
     format!(
-        "jobs:\n  append:\n    steps:\n      - run: |\n          echo $$ > {0}/started-$$\n          sleep 2\n          echo line >> {0}/lines\n",
-        marks.display()
+        "jobs:\n  append:\n    steps:\n      - run: |\n          mkdir -p $HOME/{marks}\n          echo $$ > $HOME/{marks}/started-$$\n          sleep 2\n          echo line >> $HOME/{marks}/lines\n"
     )
 }
 
-fn count(dir: &Path, prefix: &str) -> usize {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
-                .count()
+/// The step's marks directory: under the project's job home in the data
+/// directory, or (unconfined) under the server's own HOME.
+fn marks_dir(data: &Path, marks: &str) -> Option<PathBuf> {
+    let mut places = files_under(data);
+    if let Ok(home) = std::env::var("HOME") {
+        places.extend(files_under(&Path::new(&home).join(marks)));
+    }
+    places
+        .into_iter()
+        .find(|f| {
+            f.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("started-"))
+                && f.parent().is_some_and(|d| d.ends_with(marks))
         })
-        .unwrap_or(0)
+        .and_then(|f| f.parent().map(Path::to_path_buf))
+}
+
+/// The shell pid of the step's first start (its `started-PID` mark).
+fn started_pid(marks: &Path) -> u32 {
+    std::fs::read_dir(marks)
+        .expect("marks")
+        .flatten()
+        .find_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_prefix("started-")
+                .and_then(|pid| pid.parse().ok())
+        })
+        .expect("a started mark")
+}
+
+/// Whether `pid` runs (exists and is not a zombie waiting for its reaper).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+    })
 }
 
 #[test]
 fn a_server_restarted_at_once_after_kill_9_kills_the_old_step_first() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let marks = tmp.path().join("marks");
-    std::fs::create_dir_all(&marks).expect("mkdir");
-    let remote = Remote::new(tmp.path(), &appending_pipeline(&marks));
+    let tag = format!(
+        "slipway-kill9-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    let remote = Remote::new(tmp.path(), &appending_pipeline(&tag));
     let data = tmp.path().join("data");
     let flags = ["--workers", "1", "--lease-seconds", "2"];
     let mut first = ServerProcess::start(&data, &flags);
     first.add_project(&remote, &[]);
     assert!(first.cli(&["trigger", "demo"]).status.success());
+    let mut marks = None;
     first.wait_until("the step to start", Duration::from_secs(30), || {
-        count(&marks, "started-") == 1
+        marks = marks_dir(&data, &tag);
+        marks.is_some()
     });
-    // SIGKILL and start again at once, before anyone reaps the old process.
+    let marks = marks.expect("marks");
+    let step = started_pid(&marks);
+    // SIGKILL and start again at once. The old process is reaped only after
+    // the new server has dealt with its step, as a slow supervisor would: a
+    // killed server stays in /proc (exiting, then a zombie) until reaped.
     let pid = i32::try_from(first.child.id()).expect("pid");
     kill(Pid::from_raw(pid), Signal::SIGKILL).expect("kill -9");
     let second = ServerProcess::start(&data, &flags);
+    let killed = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        !running(step)
+    });
     let _ = first.child.wait();
     let out = second.cli(&["logs", "-f", "demo/1"]);
     assert!(out.status.success(), "{}", crate::common::text(&out));
@@ -273,12 +317,15 @@ fn a_server_restarted_at_once_after_kill_9_kills_the_old_step_first() {
     assert_eq!(status["run"]["state"], "succeeded", "{status}");
     // The first step would have appended two seconds after it started; the
     // re-run waited out the lease and took two seconds itself, so that is past.
-    let completed = 1;
     let lines = std::fs::read_to_string(marks.join("lines")).unwrap_or_default();
+    if marks.starts_with(std::env::var("HOME").unwrap_or_default()) {
+        let _ = std::fs::remove_dir_all(&marks);
+    }
+    assert!(killed, "the old step still ran 5 s after the restart");
     assert_eq!(
         lines.lines().count(),
-        completed,
-        "the step's line appears once per completed run of the job: {lines:?}"
+        1,
+        "the step's line appears once, for the one completed run of the job: {lines:?}"
     );
     assert_eq!(status["jobs"][0]["attempt"], 2, "{status}");
 }

@@ -95,6 +95,11 @@ pub enum SandboxError {
     },
     #[error("the sandbox launcher fails: {0}")]
     Probe(String),
+    #[error(
+        "jobs cannot be let write {shared}: it holds or is inside {protected}, which they must not reach; \
+         name a directory of its own"
+    )]
+    Overlap { shared: PathBuf, protected: PathBuf },
     #[error("sandbox: cannot {what}: {source}")]
     Setup {
         what: String,
@@ -127,14 +132,33 @@ pub struct Sandbox {
     launcher: PathBuf,
     /// What no job may read: the data directory, config files, credentials.
     protected: Vec<PathBuf>,
+    /// Directories every job may write besides its own, as the admin chose.
+    shared: Vec<PathBuf>,
 }
 
 impl Sandbox {
     /// A sandbox that keeps jobs out of `protected` (besides the engine's
     /// state and the credentials in this user's home), after checking that
     /// this kernel and this binary can enforce it.
-    pub async fn new(launcher: PathBuf, protected: &[PathBuf]) -> Result<Sandbox, SandboxError> {
+    /// `shared`: directories the admin lets every job write (a scratch
+    /// directory); none may hold or be inside a protected path.
+    pub async fn new(
+        launcher: PathBuf,
+        protected: &[PathBuf],
+        shared: &[PathBuf],
+    ) -> Result<Sandbox, SandboxError> {
         kernel_support()?;
+        for dir in shared {
+            if let Some(p) = protected
+                .iter()
+                .find(|p| p.starts_with(dir) || dir.starts_with(p))
+            {
+                return Err(SandboxError::Overlap {
+                    shared: dir.clone(),
+                    protected: p.clone(),
+                });
+            }
+        }
         let mut all: Vec<PathBuf> = protected.to_vec();
         all.extend(ALWAYS_PROTECTED.iter().map(PathBuf::from));
         if let Some(home) = std::env::var_os("HOME") {
@@ -143,6 +167,7 @@ impl Sandbox {
         let sandbox = Sandbox {
             launcher,
             protected: all,
+            shared: shared.to_vec(),
         };
         sandbox.probe().await?;
         Ok(sandbox)
@@ -170,7 +195,7 @@ impl Sandbox {
         for path in &self.protected {
             command.arg("--protect").arg(path);
         }
-        for path in writable {
+        for path in writable.iter().chain(&self.shared) {
             command.arg("--write").arg(path);
         }
         command.arg("--").arg(program);

@@ -84,7 +84,10 @@ fn a_killed_agents_job_completes_on_another() {
         &["--workers", "0", "--lease-seconds", "2"],
     );
     server.add_project(&remote, &[]);
-    let mut first = AgentProcess::start(&server, "doomed", &tmp.path().join("agent1"));
+    // The steps write their marks outside their workspace: let them.
+    let writable = ["--job-writable", marks.to_str().expect("utf8")];
+    let mut first =
+        AgentProcess::start_with(&server, "doomed", &tmp.path().join("agent1"), &writable);
     assert!(server.cli(&["trigger", "demo"]).status.success());
     server.wait_until(
         "the job to start on the first agent",
@@ -93,7 +96,8 @@ fn a_killed_agents_job_completes_on_another() {
     );
     first.kill9();
     std::fs::write(marks.join("go"), "").expect("gate");
-    let _second = AgentProcess::start(&server, "survivor", &tmp.path().join("agent2"));
+    let _second =
+        AgentProcess::start_with(&server, "survivor", &tmp.path().join("agent2"), &writable);
     let out = server.cli(&["logs", "-f", "demo/1"]);
     assert!(out.status.success());
     let status = server.run_status("demo/1");
@@ -114,7 +118,17 @@ fn a_server_killed_mid_run_finishes_the_run_after_restart() {
     std::fs::create_dir_all(&marks).expect("mkdir");
     let remote = Remote::new(tmp.path(), &gated_pipeline(&marks));
     let data = tmp.path().join("data");
-    let mut server = ServerProcess::start(&data, &["--workers", "1", "--lease-seconds", "2"]);
+    let mut server = ServerProcess::start(
+        &data,
+        &[
+            "--workers",
+            "1",
+            "--lease-seconds",
+            "2",
+            "--job-writable",
+            marks.to_str().expect("utf8"),
+        ],
+    );
     server.add_project(&remote, &[]);
     assert!(server.cli(&["trigger", "demo"]).status.success());
     server.wait_until("the job to start", Duration::from_secs(30), || {
@@ -128,7 +142,17 @@ fn a_server_killed_mid_run_finishes_the_run_after_restart() {
         Path::new(&format!("/proc/{}", orphan[0])).exists(),
         "the step should outlive a SIGKILLed server"
     );
-    let server = ServerProcess::start(&data, &["--workers", "1", "--lease-seconds", "2"]);
+    let server = ServerProcess::start(
+        &data,
+        &[
+            "--workers",
+            "1",
+            "--lease-seconds",
+            "2",
+            "--job-writable",
+            marks.to_str().expect("utf8"),
+        ],
+    );
     server.wait_until(
         "the orphaned step to be killed",
         Duration::from_secs(10),

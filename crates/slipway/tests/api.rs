@@ -166,7 +166,10 @@ fn secrets_are_sealed_listed_by_name_and_masked_in_logs() {
 fn sigterm_lets_the_running_job_finish_then_exits() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let gate = tmp.path().join("gate");
-    let started = tmp.path().join("started");
+    // The step marks its start outside its workspace, in a directory it may write.
+    let marks = tmp.path().join("marks");
+    std::fs::create_dir_all(&marks).expect("mkdir");
+    let started = marks.join("started");
     let pipeline = format!(
         "jobs:\n  slow:\n    steps:\n      - run: |\n          touch {1}\n          while [ ! -f {0} ]; do sleep 0.05; done\n          echo finished\n",
         gate.display(),
@@ -174,7 +177,17 @@ fn sigterm_lets_the_running_job_finish_then_exits() {
     );
     let remote = Remote::new(tmp.path(), &pipeline);
     let data = tmp.path().join("data");
-    let mut server = ServerProcess::start(&data, &["--workers", "1", "--grace-seconds", "20"]);
+    let mut server = ServerProcess::start(
+        &data,
+        &[
+            "--workers",
+            "1",
+            "--grace-seconds",
+            "20",
+            "--job-writable",
+            marks.to_str().expect("utf8"),
+        ],
+    );
     server.add_project(&remote, &[]);
     assert!(server.cli(&["trigger", "demo"]).status.success());
     server.wait_until("the job to start", Duration::from_secs(30), || {
@@ -194,14 +207,26 @@ fn sigterm_lets_the_running_job_finish_then_exits() {
 #[test]
 fn sigterm_with_a_log_follower_still_stops_and_requeues_the_job() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let started = tmp.path().join("started");
+    let marks = tmp.path().join("marks");
+    std::fs::create_dir_all(&marks).expect("mkdir");
+    let started = marks.join("started");
     let pipeline = format!(
         "jobs:\n  endless:\n    steps:\n      - run: touch {} && sleep 600\n",
         started.display()
     );
     let remote = Remote::new(tmp.path(), &pipeline);
     let data = tmp.path().join("data");
-    let mut server = ServerProcess::start(&data, &["--workers", "1", "--grace-seconds", "1"]);
+    let mut server = ServerProcess::start(
+        &data,
+        &[
+            "--workers",
+            "1",
+            "--grace-seconds",
+            "1",
+            "--job-writable",
+            marks.to_str().expect("utf8"),
+        ],
+    );
     server.add_project(&remote, &[]);
     assert!(server.cli(&["trigger", "demo"]).status.success());
     server.wait_until("the job to start", Duration::from_secs(30), || {

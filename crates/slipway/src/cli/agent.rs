@@ -33,6 +33,10 @@ pub struct Args {
     /// other jobs' files). Without it such an agent refuses to start.
     #[arg(long, env = "SLIPWAY_UNSAFE_HOST_JOBS")]
     unsafe_host_jobs: bool,
+    /// A directory every host step may write besides its own (a shared
+    /// scratch directory), comma-separated; never one holding the work directory.
+    #[arg(long, env = "SLIPWAY_JOB_WRITABLE", value_delimiter = ',')]
+    job_writable: Vec<PathBuf>,
     /// Seconds a running job may go on after SIGTERM before it is given back.
     #[arg(long, env = "SLIPWAY_GRACE_SECONDS", default_value_t = 30)]
     grace_seconds: u64,
@@ -55,6 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         slipway_runner::reap_orphans(&work_dir.join("work"));
         let sandbox = super::server::host_job_sandbox(
             std::slice::from_ref(&work_dir),
+            &args.job_writable,
             args.unsafe_host_jobs,
             "--unsafe-host-jobs",
         )

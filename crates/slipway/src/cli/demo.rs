@@ -101,9 +101,13 @@ fn default_dir() -> anyhow::Result<PathBuf> {
 async fn demo(dir: PathBuf, listen: SocketAddr) -> anyhow::Result<ExitCode> {
     let remote = example_repository(&dir)?;
     let mut config = config(&dir, listen);
-    config.sandbox =
-        super::server::host_job_sandbox(&[config.data_dir.clone()], false, "(not in the demo)")
-            .await?;
+    config.sandbox = super::server::host_job_sandbox(
+        &[config.data_dir.clone()],
+        &[],
+        false,
+        "(not in the demo)",
+    )
+    .await?;
     let server = Server::build(config).await?;
     let state = server.state().clone();
     let addr = server.local_addr().context("the server has no address")?;

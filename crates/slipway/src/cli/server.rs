@@ -56,6 +56,10 @@ pub struct Args {
     /// to start with workers.
     #[arg(long, env = "SLIPWAY_UNSAFE_HOST_JOBS")]
     unsafe_host_jobs: bool,
+    /// A directory every host step may write besides its own (a shared
+    /// scratch directory), comma-separated; never one holding the data directory.
+    #[arg(long, env = "SLIPWAY_JOB_WRITABLE", value_delimiter = ',')]
+    job_writable: Vec<PathBuf>,
     /// A TOML file with any of the options above (keys as the flags, with `_`).
     #[arg(long, env = "SLIPWAY_CONFIG")]
     config: Option<PathBuf>,
@@ -126,6 +130,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         protected.extend(args.config.clone());
         config.sandbox = runtime.block_on(host_job_sandbox(
             &protected,
+            &args.job_writable,
             args.unsafe_host_jobs,
             "--unsafe-host-jobs",
         ))?;
@@ -155,15 +160,19 @@ fn trusted_proxies(
 /// so, unless the admin passed `unsafe_flag`: then `None` and a warning.
 pub async fn host_job_sandbox(
     protected: &[PathBuf],
+    shared: &[PathBuf],
     unsafe_ok: bool,
     unsafe_flag: &str,
 ) -> anyhow::Result<Option<slipway_runner::Sandbox>> {
-    let paths = protected
-        .iter()
-        .map(|p| p.canonicalize().or_else(|_| std::path::absolute(p)))
-        .collect::<std::io::Result<Vec<_>>>()?;
+    let absolute = |paths: &[PathBuf]| {
+        paths
+            .iter()
+            .map(|p| p.canonicalize().or_else(|_| std::path::absolute(p)))
+            .collect::<std::io::Result<Vec<_>>>()
+    };
+    let (paths, shared) = (absolute(protected)?, absolute(shared)?);
     let launcher = std::env::current_exe().context("cannot find this program to sandbox jobs")?;
-    match slipway_runner::Sandbox::new(launcher, &paths).await {
+    match slipway_runner::Sandbox::new(launcher, &paths, &shared).await {
         Ok(sandbox) => {
             tracing::info!("{}", sandbox.describe());
             Ok(Some(sandbox))

@@ -194,9 +194,20 @@ pub struct AgentProcess {
 
 impl AgentProcess {
     pub fn start(server: &ServerProcess, name: &str, work_dir: &Path) -> AgentProcess {
+        AgentProcess::start_with(server, name, work_dir, &[])
+    }
+
+    /// An agent with extra options (`--job-writable DIR`, …).
+    pub fn start_with(
+        server: &ServerProcess,
+        name: &str,
+        work_dir: &Path,
+        extra: &[&str],
+    ) -> AgentProcess {
         let mut child = server
             .cli_cmd(&["agent", "--name", name, "--work-dir"])
             .arg(work_dir)
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -63,6 +63,9 @@ fn probes(server: &ServerProcess, run: &str) -> Vec<(String, String)> {
             ))
         })
         .collect();
+    for (name, result) in &found {
+        eprintln!("{name}: {result}");
+    }
     assert!(
         found.iter().any(|(name, _)| name == "done"),
         "the attack did not run to its end:\n{text}"
@@ -76,9 +79,6 @@ fn assert_all_refused(found: &[(String, String)]) {
         .filter(|(_, result)| result == "LEAKED")
         .map(|(name, _)| name)
         .collect();
-    for (name, result) in found {
-        eprintln!("{name}: {result}");
-    }
     assert!(leaked.is_empty(), "the job reached: {leaked:?}");
 }
 

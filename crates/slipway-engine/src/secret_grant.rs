@@ -47,7 +47,9 @@ impl Engine {
             JobScope::None => false,
         };
         if !allowed {
-            return Ok(Grant::Withheld(self.job_refusal(project, branch, name, scope.jobs).await));
+            return Ok(Grant::Withheld(
+                self.job_refusal(project, branch, name, scope.jobs).await,
+            ));
         }
         Ok(self.open(project, name, &sealed))
     }
@@ -77,7 +79,13 @@ impl Engine {
         (self.secrets.0)(project, name, sealed).map_or(Grant::Missing, Grant::Value)
     }
 
-    async fn job_refusal(&self, project: &Project, branch: &str, name: &str, jobs: JobScope) -> String {
+    async fn job_refusal(
+        &self,
+        project: &Project,
+        branch: &str,
+        name: &str,
+        jobs: JobScope,
+    ) -> String {
         let p = &project.name;
         if jobs == JobScope::None {
             return format!(
@@ -87,7 +95,10 @@ impl Engine {
         }
         let protected = if project.branches.is_empty() {
             let mirror = slipway_git::Mirror::at(&self.paths.mirror(project.id));
-            mirror.default_branch().await.unwrap_or_else(|| "the default branch".into())
+            mirror
+                .default_branch()
+                .await
+                .unwrap_or_else(|| "the default branch".into())
         } else {
             project.branches.join(", ")
         };

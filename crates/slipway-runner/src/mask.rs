@@ -359,7 +359,11 @@ mod tests {
             url.to_lowercase(),
             url.replace("%20", "+"),
         ] {
-            assert_eq!(mask_chunks(&[SECRET], &["<", &shown, ">"]), "<***>", "{shown}");
+            assert_eq!(
+                mask_chunks(&[SECRET], &["<", &shown, ">"]),
+                "<***>",
+                "{shown}"
+            );
         }
     }
 

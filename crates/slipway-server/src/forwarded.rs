@@ -19,7 +19,11 @@ impl std::str::FromStr for Cidr {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Cidr, String> {
-        let bad = || format!("`{text}` is not an address range: write e.g. 10.0.0.0/8, 127.0.0.1 or fd00::/8");
+        let bad = || {
+            format!(
+                "`{text}` is not an address range: write e.g. 10.0.0.0/8, 127.0.0.1 or fd00::/8"
+            )
+        };
         let (addr, prefix) = text.split_once('/').unwrap_or((text, ""));
         let network: IpAddr = addr.trim().parse().map_err(|_| bad())?;
         let max = if network.is_ipv4() { 32 } else { 128 };
@@ -72,7 +76,10 @@ impl<S: Send + Sync> FromRequestParts<S> for OverTls {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<OverTls, Self::Rejection> {
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
         let trusted = parts.extensions.get::<TrustedProxies>();
         let from_proxy = match (peer, trusted) {
             (Some(ip), Some(list)) => list.0.iter().any(|c| c.contains(ip)),

@@ -48,7 +48,18 @@ mod tests {
             assert!(check_project_name(good).is_ok(), "{good}");
         }
         let long = "a".repeat(65);
-        for bad in [".", "..", ".hidden", "-x", "_x", "", "a/b", "a b", "a\r\nb", long.as_str()] {
+        for bad in [
+            ".",
+            "..",
+            ".hidden",
+            "-x",
+            "_x",
+            "",
+            "a/b",
+            "a b",
+            "a\r\nb",
+            long.as_str(),
+        ] {
             assert!(check_project_name(bad).is_err(), "{bad:?}");
         }
     }

@@ -25,7 +25,9 @@ pub async fn list(
 ) -> ApiResult<Json<Vec<SecretEntry>>> {
     let project = project(&state, &name).await?;
     let all = state.engine.store.secrets(project.id).await?;
-    Ok(Json(all.into_iter().filter(|s| !is_hidden(&s.name)).collect()))
+    Ok(Json(
+        all.into_iter().filter(|s| !is_hidden(&s.name)).collect(),
+    ))
 }
 
 /// `?jobs=protected|any|none&environments=a,b`; without them, the safe default.
@@ -106,7 +108,10 @@ pub async fn remove(
     Path((name, secret)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     if is_hidden(&secret) {
-        return Err(ApiError::not_found(format!("no secret named `{}`", secret.escape_debug())));
+        return Err(ApiError::not_found(format!(
+            "no secret named `{}`",
+            secret.escape_debug()
+        )));
     }
     let project = project(&state, &name).await?;
     state

@@ -33,7 +33,15 @@ pub fn curl(args: &[&str]) -> (u16, String, String) {
 pub fn add_user(server: &ServerProcess, name: &str) {
     use std::io::Write as _;
     let mut add = server
-        .cli_cmd(&["user", "add", name, "--role", "developer", "--email", "u@example.com"])
+        .cli_cmd(&[
+            "user",
+            "add",
+            name,
+            "--role",
+            "developer",
+            "--email",
+            "u@example.com",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -59,7 +67,10 @@ fn post_login(server: &ServerProcess, name: &str, extra: &[&str]) -> (u16, Strin
 fn session_cookie(headers: &str) -> Option<String> {
     headers
         .lines()
-        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie: slipway_session="))
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie: slipway_session=")
+        })
         .map(str::to_string)
 }
 
@@ -115,12 +126,14 @@ fn a_huge_pipeline_file_is_refused_before_it_is_read_and_nothing_of_it_is_stored
     }
     server.wait_until("4 failed runs", Duration::from_secs(60), || {
         let runs = server.json(&["runs", "demo"]);
-        runs.as_array().is_some_and(|r| {
-            r.len() == 4 && r.iter().all(|run| run["state"] == "failed")
-        })
+        runs.as_array()
+            .is_some_and(|r| r.len() == 4 && r.iter().all(|run| run["state"] == "failed"))
     });
     let status = server.run_status("demo/1");
-    let reason = status["run"]["reason"].as_str().unwrap_or_default().to_string();
+    let reason = status["run"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let grown_kib = peak_rss_kib(server.child.id()).saturating_sub(rss_before);
     let db_grown = database_bytes(&data).saturating_sub(db_before);
     eprintln!("peak RSS grew {grown_kib} KiB, database grew {db_grown} bytes; reason: {reason}");
@@ -134,14 +147,20 @@ fn a_megabyte_run_step_runs() {
     let body: String = (0..9_500)
         .map(|i| format!("          : {i:05} {}\n", "y".repeat(88)))
         .collect();
-    let pipeline = format!(
-        "jobs:\n  long:\n    steps:\n      - run: |\n{body}          echo long-step-ran\n"
-    );
+    let pipeline =
+        format!("jobs:\n  long:\n    steps:\n      - run: |\n{body}          echo long-step-ran\n");
     assert!(pipeline.len() > 1_000_000 && pipeline.len() < 1 << 20);
     let repo = Repo::new(&pipeline, &[]);
     let out = repo.slipway(&["run"]);
     let all = text(&out);
-    let tail: String = all.chars().rev().take(2000).collect::<String>().chars().rev().collect();
+    let tail: String = all
+        .chars()
+        .rev()
+        .take(2000)
+        .collect::<String>()
+        .chars()
+        .rev()
+        .collect();
     assert!(out.status.success(), "{tail}");
     assert!(all.contains("long-step-ran"), "{tail}");
 }
@@ -220,7 +239,11 @@ fn unknown_or_malformed_ids_are_404_or_400_never_500() {
     }
     eprintln!("{seen:#?}");
     // The known run is a page.
-    let (status, _, _) = curl(&["-b", jar, &format!("{}/ui/projects/demo/runs/1", server.url)]);
+    let (status, _, _) = curl(&[
+        "-b",
+        jar,
+        &format!("{}/ui/projects/demo/runs/1", server.url),
+    ]);
     assert_eq!(status, 200);
 }
 
@@ -238,9 +261,15 @@ fn a_line_break_in_next_is_never_a_header() {
     let (status, headers, body) = curl(&["-d", &form, &url]);
     eprintln!("login post: {status}\n{headers}");
     assert!(matches!(status, 303 | 400), "{status} {headers} {body}");
-    assert!(!headers.to_ascii_lowercase().contains("evil=1"), "{headers}");
+    assert!(
+        !headers.to_ascii_lowercase().contains("evil=1"),
+        "{headers}"
+    );
     if status == 303 {
-        assert!(headers.contains("location: /ui\r\n") || headers.contains("location: /ui\n"), "{headers}");
+        assert!(
+            headers.contains("location: /ui\r\n") || headers.contains("location: /ui\n"),
+            "{headers}"
+        );
     }
 }
 
@@ -252,7 +281,12 @@ fn a_cross_site_login_post_is_refused() {
     let (status, headers, body) = post_login(
         &server,
         "dev",
-        &["-H", "Origin: https://evil.example", "-H", "Sec-Fetch-Site: cross-site"],
+        &[
+            "-H",
+            "Origin: https://evil.example",
+            "-H",
+            "Sec-Fetch-Site: cross-site",
+        ],
     );
     eprintln!("cross-site: {status}");
     assert_eq!(status, 403, "{headers}{body}");
@@ -277,7 +311,8 @@ fn a_cross_site_login_post_is_refused() {
 fn the_cookie_is_secure_only_through_a_trusted_proxy_that_says_https() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let https = ["-H", "X-Forwarded-Proto: https"];
-    let trusting = ServerProcess::start(&tmp.path().join("a"), &["--trusted-proxy", "127.0.0.1/32"]);
+    let trusting =
+        ServerProcess::start(&tmp.path().join("a"), &["--trusted-proxy", "127.0.0.1/32"]);
     add_user(&trusting, "dev");
     let (status, headers, _) = post_login(&trusting, "dev", &https);
     assert_eq!(status, 303);

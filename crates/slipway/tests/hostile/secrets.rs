@@ -53,7 +53,10 @@ fn a_feature_branch_job_does_not_get_a_protected_secret() {
     assert!(ok, "a watched branch gets it: {out}");
 
     let listed = text(&server.cli(&["secret", "list", "demo"]));
-    assert!(listed.contains("DEPLOY_KEY") && listed.contains("protected branches"), "{listed}");
+    assert!(
+        listed.contains("DEPLOY_KEY") && listed.contains("protected branches"),
+        "{listed}"
+    );
 
     // The admin widens it on purpose.
     let mut set = server.cli_cmd(&["secret", "set", "demo", "DEPLOY_KEY", "--any-branch"]);
@@ -198,7 +201,10 @@ fn open_everything(root: &Path) {
 #[test]
 fn the_data_directory_is_private_and_an_old_one_is_tightened_at_start() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let remote = Remote::new(tmp.path(), "jobs:\n  build:\n    steps:\n      - run: mkdir -p out && echo hi > out/a\n    artifacts: [out/]\n");
+    let remote = Remote::new(
+        tmp.path(),
+        "jobs:\n  build:\n    steps:\n      - run: mkdir -p out && echo hi > out/a\n    artifacts: [out/]\n",
+    );
     let data = tmp.path().join("data");
     let mut server = ServerProcess::start(&data, &[]);
     server.add_project(&remote, &["--branch", "main"]);

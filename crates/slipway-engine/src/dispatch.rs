@@ -185,7 +185,8 @@ impl LocalDispatch {
             (Some(target), Some(issue)) => Some(issue(
                 &project.name,
                 &target,
-                &format!("{}/{}/{}", project.name, run.number, job.name),
+                // The job id lets the registry refuse the token once the job ended.
+                &format!("{}/{}/{}@{}", project.name, run.number, job.name, job.id),
             )),
             _ => None,
         };

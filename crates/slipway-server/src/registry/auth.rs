@@ -129,13 +129,13 @@ impl RegistryCaller {
             let (_, password) = decoded.split_once(':').unwrap_or(("", &decoded));
             // A job's engine logs in with the bearer token it was issued.
             if password.starts_with(TOKEN_PREFIX) {
-                return scoped_token(password, state);
+                return scoped_token(password, state).await;
             }
             return api_token(password, state).await;
         }
         let bearer = header.strip_prefix("Bearer ").unwrap_or_default().trim();
         if bearer.starts_with(TOKEN_PREFIX) {
-            return scoped_token(bearer, state);
+            return scoped_token(bearer, state).await;
         }
         api_token(bearer, state).await
     }
@@ -210,7 +210,7 @@ async fn api_token(token: &str, state: &AppState) -> Result<RegistryCaller, OciE
     })
 }
 
-fn scoped_token(token: &str, state: &AppState) -> Result<RegistryCaller, OciError> {
+async fn scoped_token(token: &str, state: &AppState) -> Result<RegistryCaller, OciError> {
     let sealed = URL_SAFE_NO_PAD
         .decode(&token[TOKEN_PREFIX.len()..])
         .map_err(|_| OciError::unauthorized("malformed bearer token"))?;
@@ -222,6 +222,9 @@ fn scoped_token(token: &str, state: &AppState) -> Result<RegistryCaller, OciErro
         .map_err(|_| OciError::unauthorized("malformed bearer token"))?;
     if claims.exp < now_ms() {
         return Err(OciError::unauthorized("bearer token expired; log in again"));
+    }
+    if claims.sub.starts_with(JOB_SUBJECT) {
+        require_running_job(&claims.sub, state).await?;
     }
     let role = Role::parse(&claims.role).map_err(|e| OciError::internal(e.to_string()))?;
     Ok(RegistryCaller::Scoped {
@@ -319,14 +322,32 @@ pub fn push_allowed(project: &str, target: &str) -> Result<(), String> {
     }
 }
 
-/// How long a job's push credentials last: the push comes at the end of the job.
+/// A job's token (and every token exchanged for it) is good only while its
+/// job runs: `job:PROJECT/RUN/JOB@ID` names the job.
+async fn require_running_job(subject: &str, state: &AppState) -> Result<(), OciError> {
+    let ended = || OciError::unauthorized(format!("the job of token `{subject}` has ended"));
+    let id = subject
+        .rsplit_once('@')
+        .and_then(|(_, id)| id.parse::<i64>().ok())
+        .ok_or_else(ended)?;
+    match state.engine.store.job(slipway_store::JobId(id)).await {
+        Ok(job) if job.state == slipway_store::State::Running => Ok(()),
+        Ok(_) | Err(slipway_store::StoreError::NotFound(_)) => Err(ended()),
+        Err(e) => Err(OciError::internal(e.to_string())),
+    }
+}
+
+const JOB_SUBJECT: &str = "job:";
+
+/// How long a job's push credentials last at most: the push comes at the end
+/// of the job, and the token stops working when the job ends anyway.
 const JOB_TOKEN_LIFETIME: Duration = Duration::from_secs(6 * 3600);
 
 /// A bearer token for a job: pull and push on `target` (`REPOSITORY/IMAGE`)
 /// only, with the developer role (so never into a release repository).
 pub fn job_token(key: &slipway_secrets::SecretKey, subject: &str, target: &str) -> String {
     let claims = Claims {
-        sub: format!("job:{subject}"),
+        sub: format!("{JOB_SUBJECT}{subject}"),
         role: Role::Developer.as_str().to_string(),
         exp: now_ms() + JOB_TOKEN_LIFETIME.as_millis() as i64,
         grants: vec![Grant {

@@ -270,3 +270,96 @@ fn a_confined_step_is_still_stopped_by_a_cancel() {
         String::from_utf8_lossy(&left.stdout).trim().is_empty()
     });
 }
+
+/// `curl` with the agent or job credentials; returns the status code and body.
+fn curl(args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "-", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// A job's registry token (what its engine pushes with) opens only its own
+/// project's image, and nothing once the job ended. The test claims the job as
+/// an agent would, which is how the token leaves the server.
+#[test]
+fn a_job_token_reaches_only_its_project_and_ends_with_its_job() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pipeline = "jobs:\n  image:\n    steps:\n      - run: echo built > app.txt\n    image_build:\n      push: ci/demo\n";
+    let remote = Remote::new(tmp.path(), pipeline);
+    commit_file(
+        &remote.work,
+        "Dockerfile",
+        "FROM scratch\nCOPY app.txt /\n",
+        "image",
+    );
+    remote.push();
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "0"]);
+    assert!(
+        server
+            .cli(&["repo", "add", "ci", "--kind", "oci"])
+            .status
+            .success()
+    );
+    server.add_project(&remote, &[]);
+    let agent = server.cli(&["token", "create", "fake-agent", "--role", "agent"]);
+    let agent = String::from_utf8_lossy(&agent.stdout).trim().to_string();
+    assert!(server.cli(&["trigger", "demo"]).status.success());
+    let auth = format!("Authorization: Bearer {agent}");
+    let (code, claimed) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        &auth,
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"worker":"fake","labels":["docker"],"wait_ms":10000}"#,
+        &format!("{}/api/v1/agent/claim", server.url),
+    ]);
+    assert_eq!(code, 200, "claim: {claimed}");
+    let claimed: serde_json::Value = serde_json::from_str(&claimed).expect("JSON");
+    let password = claimed["registry"]["password"]
+        .as_str()
+        .expect("a job token");
+    let job = claimed["job_id"].as_i64().expect("job id");
+    let login = format!("slipway-job:{password}");
+    let upload = |image: &str| {
+        curl(&[
+            "-X",
+            "POST",
+            "-u",
+            &login,
+            &format!("{}/v2/{image}/blobs/uploads/", server.url),
+        ])
+    };
+
+    let (own, body) = upload("ci/demo");
+    assert_eq!(own, 202, "the job's own image: {body}");
+    let (other, body) = upload("ci/other-project");
+    assert!(
+        (401..=403).contains(&other),
+        "another project's image took the job token: {other} {body}"
+    );
+    eprintln!("job token: own project {own}, other project {other}");
+
+    let (code, body) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        &auth,
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"worker":"fake","status":"failed","exit_code":1,"reason":"ended by the test"}"#,
+        &format!("{}/api/v1/agent/jobs/{job}/finish", server.url),
+    ]);
+    assert!((200..300).contains(&code), "finish: {code} {body}");
+    let (after, body) = upload("ci/demo");
+    eprintln!("job token after its job ended: {after} {body}");
+    assert_eq!(after, 401, "the token outlived its job: {body}");
+}

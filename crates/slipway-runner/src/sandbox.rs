@@ -270,6 +270,10 @@ impl Confinement {
     }
 
     fn enter(&self) -> Result<(), SandboxError> {
+        // The server keeps its own files private (umask 077); what a job makes
+        // is the job's, with the usual 022: a binary it builds may be copied
+        // into an image that runs as another user.
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
         let ruleset = self.build_ruleset()?;
         private_mounts()?;
         hide_engine_sockets()?;

@@ -38,7 +38,13 @@ environments:
     ));
     let repo = ServiceRepo::new(tmp.path(), &pipeline);
     let data = tmp.path().join("data");
-    let mut server = ServerProcess::start(&data, &[]);
+    let mut server = ServerProcess::start(
+        &data,
+        &[
+            common::service::SHARED_TARGET_FLAG,
+            &common::service::shared_target(),
+        ],
+    );
     succeeded(&server.cli(&[
         "project",
         "add",
@@ -255,7 +261,13 @@ environments:
 
     // A server killed outright brings every environment back on its URL.
     server.kill9();
-    let server = ServerProcess::start(&data, &[]);
+    let server = ServerProcess::start(
+        &data,
+        &[
+            common::service::SHARED_TARGET_FLAG,
+            &common::service::shared_target(),
+        ],
+    );
     server.wait_until("dev answers again", Duration::from_secs(30), || {
         get(&url).is_some()
     });

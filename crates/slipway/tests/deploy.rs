@@ -57,7 +57,13 @@ environments:
 "#
     );
     let repo = ServiceRepo::new(tmp.path(), &build_job(&image_job));
-    let server = ServerProcess::start(&tmp.path().join("data"), &[]);
+    let server = ServerProcess::start(
+        &tmp.path().join("data"),
+        &[
+            common::service::SHARED_TARGET_FLAG,
+            &common::service::shared_target(),
+        ],
+    );
     for (name, policy) in [("ci", "ci"), ("release", "release")] {
         succeeded(&server.cli(&["repo", "add", name, "--policy", policy]));
     }
@@ -332,7 +338,13 @@ fn a_release_failing_its_health_check_rolls_back_while_the_old_one_serves() {
         ))
     };
     let repo = ServiceRepo::new(tmp.path(), &pipeline("/healthz"));
-    let server = ServerProcess::start(&tmp.path().join("data"), &[]);
+    let server = ServerProcess::start(
+        &tmp.path().join("data"),
+        &[
+            common::service::SHARED_TARGET_FLAG,
+            &common::service::shared_target(),
+        ],
+    );
     succeeded(&server.cli(&[
         "project",
         "add",
@@ -429,7 +441,13 @@ environments:
         ))
     };
     let repo = ServiceRepo::new(tmp.path(), &pipeline("/healthz"));
-    let server = ServerProcess::start(&tmp.path().join("data"), &[]);
+    let server = ServerProcess::start(
+        &tmp.path().join("data"),
+        &[
+            common::service::SHARED_TARGET_FLAG,
+            &common::service::shared_target(),
+        ],
+    );
     succeeded(&server.cli(&["repo", "add", "ci"]));
     succeeded(&server.cli(&[
         "project",

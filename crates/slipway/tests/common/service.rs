@@ -51,10 +51,21 @@ impl ServiceRepo {
     }
 }
 
+/// The cargo target directory every test build of the example shares.
+/// Sandboxed jobs write only their own directories: a server running these
+/// builds is started with [`SHARED_TARGET_FLAG`] and this path.
+pub fn shared_target() -> String {
+    let dir = std::env::temp_dir().join("slipway-test-hello-target");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    dir.display().to_string()
+}
+
+pub const SHARED_TARGET_FLAG: &str = "--job-writable";
+
 /// Builds the static binary once per machine: every test's pipeline shares
 /// one cargo target directory, so later builds are incremental no-ops.
 pub fn build_job(extra_jobs: &str) -> String {
-    let shared = std::env::temp_dir().join("slipway-test-hello-target");
+    let shared = shared_target();
     format!(
         r#"jobs:
   build:
@@ -66,7 +77,7 @@ pub fn build_job(extra_jobs: &str) -> String {
       - mkdir -p $(dirname {TARGET}) && cp $CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/hello-service {TARGET}
     artifacts: [{TARGET}]
 {extra_jobs}"#,
-        shared = shared.display()
+        shared = shared
     )
 }
 

@@ -172,6 +172,10 @@ impl<'a> Attempt<'a> {
     async fn execute(&mut self) -> Result<(), String> {
         let workspace = self.prepare().await?;
         let keys = self.restore_caches(workspace.path()).await?;
+        let ws = workspace.path().to_path_buf();
+        blocking(move || crate::workspace::open_for_job(&ws))
+            .await
+            .map_err(|e| format!("cannot prepare the workspace: {e}"))?;
         let env = self.env(workspace.path());
         if self.job.image.is_some() {
             self.container_steps(workspace.path(), env.clone()).await?;

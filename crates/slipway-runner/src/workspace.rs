@@ -99,6 +99,7 @@ impl ArtifactStore {
         }
         std::fs::create_dir_all(&dest)?;
         files::copy_paths(workspace, &dest, &found)?;
+        set_modes(&dest, private_mode)?;
         Ok(found)
     }
 
@@ -144,6 +145,7 @@ impl CacheStore {
             .prefix(".staging-")
             .tempdir_in(&self.root)?;
         files::copy_paths(workspace, staging.path(), &found)?;
+        set_modes(staging.path(), private_mode)?;
         match std::fs::rename(staging.path(), self.root.join(key)) {
             Ok(()) => {}
             // Another job saved the same key first; theirs is as good as ours.
@@ -243,5 +245,61 @@ impl JobHome {
             }
         }
         env
+    }
+}
+
+/// Stored copies (artifacts, cache entries) stay private to the server's user,
+/// like everything in its data directory.
+fn private_mode(mode: u32) -> u32 {
+    mode & !0o077
+}
+
+/// What a job works on gets the modes umask 022 gives: group and others may
+/// read (and enter or run) what the owner may. The server stores and exports
+/// files owner-only, yet what a job builds from them (an image that runs as
+/// another user) needs the usual modes; the workspace's parent stays private.
+fn job_mode(mode: u32) -> u32 {
+    let owner = mode & 0o500;
+    mode | (owner >> 3) | (owner >> 6)
+}
+
+/// Gives a prepared workspace the usual modes (see [`job_mode`]).
+pub fn open_for_job(workspace: &Path) -> io::Result<()> {
+    set_modes(workspace, job_mode)
+}
+
+/// Applies `mode` to every file and directory below `root` (links are left alone).
+fn set_modes(root: &Path, mode: fn(u32) -> u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    for entry in walkdir::WalkDir::new(root) {
+        let entry = entry.map_err(io::Error::other)?;
+        if entry.file_type().is_symlink() {
+            continue;
+        }
+        let now = entry
+            .metadata()
+            .map_err(io::Error::other)?
+            .permissions()
+            .mode()
+            & 0o7777;
+        let wanted = mode(now);
+        if wanted != now {
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(wanted))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_modes_are_what_umask_022_gives() {
+        assert_eq!(job_mode(0o700), 0o755);
+        assert_eq!(job_mode(0o600), 0o644);
+        assert_eq!(job_mode(0o400), 0o444);
+        assert_eq!(private_mode(0o755), 0o700);
+        assert_eq!(private_mode(0o644), 0o600);
     }
 }

@@ -51,6 +51,9 @@ fn start_worker(engine: &Engine, name: &str, shutdown: &CancellationToken) {
         work_root: engine.paths.work(),
         grace: Duration::from_secs(5),
         docker: None,
+        // No launcher binary here, and no hostile steps: the sandbox is
+        // tested through the real server (tests/hostile/jobs.rs).
+        sandbox: None,
     };
     tokio::spawn(Worker::new(Arc::new(dispatch), config).run(shutdown.clone()));
 }

@@ -170,6 +170,12 @@ pub async fn host_job_sandbox(
             .map(|p| p.canonicalize().or_else(|_| std::path::absolute(p)))
             .collect::<std::io::Result<Vec<_>>>()
     };
+    // What is protected but not there yet is the data (or work) directory of
+    // a first start: made now, so that the rules and the log name its real path.
+    for path in protected.iter().filter(|p| !p.exists()) {
+        std::fs::create_dir_all(path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+    }
     let (paths, shared) = (absolute(protected)?, absolute(shared)?);
     let launcher = std::env::current_exe().context("cannot find this program to sandbox jobs")?;
     match slipway_runner::Sandbox::new(launcher, &paths, &shared).await {

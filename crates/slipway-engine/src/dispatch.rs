@@ -192,7 +192,11 @@ impl LocalDispatch {
         };
         let mut withheld = BTreeMap::new();
         for name in wanted {
-            match self.engine.secret_for_job(&project, &run.branch, &name).await? {
+            match self
+                .engine
+                .secret_for_job(&project, &run.branch, &name)
+                .await?
+            {
                 crate::Grant::Value(value) => {
                     secrets.insert(name, value);
                 }

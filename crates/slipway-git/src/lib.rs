@@ -146,7 +146,14 @@ impl Mirror {
                 parent,
                 // No hard links into a local remote: the mirror's objects are
                 // its own files, private to the data directory.
-                ["clone", "--quiet", "--mirror", "--no-hardlinks", url, &target],
+                [
+                    "clone",
+                    "--quiet",
+                    "--mirror",
+                    "--no-hardlinks",
+                    url,
+                    &target,
+                ],
                 creds,
             )
             .await?;
@@ -342,7 +349,8 @@ impl Mirror {
             .map_err(GitError::Spawn)
     }
 
-    /// The tree of `commit` as a tar archive.
+    /// The tree of `commit` as a tar archive. Entries are owner-only (0600,
+    /// 0700): unpacked in a private data directory they stay private.
     pub async fn archive(&self, commit: &str) -> Result<Vec<u8>, GitError> {
         let args = ["-c", "tar.umask=0077", "archive", "--format=tar", commit];
         git_bytes(&self.path, args).await

@@ -7,9 +7,13 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod deployments;
 mod faults;
 mod input;
 mod jobs;
+mod people;
 mod registry_auth;
+mod releases;
 mod secrets;
 mod trust;
+mod workspace_paths;

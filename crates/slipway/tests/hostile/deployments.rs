@@ -1,0 +1,1 @@
+//! Attacks: deployments (issue 12, round 2).

@@ -1,0 +1,1 @@
+//! Attacks: people (issue 12, round 2).

@@ -1,0 +1,1 @@
+//! Attacks: releases (issue 12, round 2).

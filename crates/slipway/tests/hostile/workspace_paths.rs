@@ -1,0 +1,1 @@
+//! Attacks: workspace_paths (issue 12, round 2).

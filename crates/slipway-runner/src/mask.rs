@@ -8,7 +8,9 @@
 //! value is also looked for as base64 (standard and URL-safe, with and without
 //! padding, at each of the three alignments it can have inside a longer
 //! encoded text), as hex (any case) and percent-encoded (any case of the hex
-//! digits). Patterns are indexed by their first byte, so each position of the
+//! digits), and base64 wrapped at 76 or 64 columns as `base64` and PEM
+//! print it. A value of six bytes or more is also found in any letter case.
+//! Patterns are indexed by their first byte, so each position of the
 //! stream is compared only with the few patterns that can start there.
 
 use std::sync::Arc;
@@ -181,10 +183,16 @@ fn forms_of(value: &[u8]) -> Vec<Pattern> {
         bytes,
         fold_case: false,
     };
-    let mut forms = vec![exact(value.to_vec())];
+    // A value printed upper- or lower-cased is still the value; below the
+    // length of an encoded form, folding case would hide ordinary words.
+    let mut forms = vec![Pattern {
+        bytes: value.to_vec(),
+        fold_case: value.len() >= MIN_ENCODED,
+    }];
     let mut encoded = Vec::new();
     for alphabet in [STANDARD, URL_SAFE] {
         let whole = base64(value, alphabet);
+        encoded.extend(wrapped(&whole).map(exact));
         encoded.push(exact(whole.trim_end_matches('=').as_bytes().to_vec()));
         encoded.push(exact(whole.into_bytes()));
         for shift in 0..3 {
@@ -213,6 +221,21 @@ fn forms_of(value: &[u8]) -> Vec<Pattern> {
             .filter(|p| p.bytes.len() >= MIN_ENCODED && p.bytes != value),
     );
     forms
+}
+
+/// The line widths encoders wrap base64 at: coreutils `base64` (76) and
+/// PEM/`openssl base64` (64).
+const WRAP_WIDTHS: [usize; 2] = [76, 64];
+
+/// `encoded` as a wrapping encoder prints it, one form per width it is longer than.
+fn wrapped(encoded: &str) -> impl Iterator<Item = Vec<u8>> + '_ {
+    WRAP_WIDTHS
+        .into_iter()
+        .filter(move |&width| encoded.len() > width)
+        .map(move |width| {
+            let lines: Vec<&[u8]> = encoded.as_bytes().chunks(width).collect();
+            lines.join(&b'\n')
+        })
 }
 
 const STANDARD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -364,6 +387,30 @@ mod tests {
                 "<***>",
                 "{shown}"
             );
+        }
+    }
+
+    #[test]
+    fn case_changed_values_are_masked() {
+        assert_eq!(
+            mask_chunks(&["Hunter2Pass"], &["a HUNTER2PASS b hunter2pass"]),
+            "a *** b ***"
+        );
+    }
+
+    #[test]
+    fn wrapped_base64_of_a_long_value_is_masked() {
+        let long = "k".repeat(40) + SECRET + &"z".repeat(40);
+        let encoded = base64(long.as_bytes(), STANDARD);
+        for width in WRAP_WIDTHS {
+            let lines: Vec<&str> = encoded
+                .as_bytes()
+                .chunks(width)
+                .map(|l| std::str::from_utf8(l).expect("ascii"))
+                .collect();
+            let shown = lines.join("\n") + "\n";
+            let masked = mask_chunks(&[long.as_str()], &[&shown[..50], &shown[50..]]);
+            assert_eq!(masked, "***\n", "width {width}");
         }
     }
 

@@ -80,17 +80,35 @@ impl Deployer {
         Ok((pipeline, env))
     }
 
+    /// The environment as declared by the release's pipeline file (or the
+    /// newest release's). Only releases of protected branches count: their
+    /// files are reviewed code, and a file says what a deployment runs
+    /// (target, health and smoke commands) and which environments exist.
     async fn declared_spec(
         &self,
         release: &Release,
         environment: &str,
     ) -> Result<(Arc<Pipeline>, Environment)> {
+        let project = self.store().project_by_id(release.project_id).await?;
+        let engine = &self.inner.engine;
+        if !engine.protects_branch(&project, &release.branch).await {
+            let protected = engine.protected_branches(&project).await;
+            return Err(DeployError::Invalid(format!(
+                "release {} was built on branch `{}`, which is not one of project `{}`'s protected branches \
+                 ({protected}): only releases of protected branches are deployed, since a release's pipeline file \
+                 says what its deployment runs; merge the change into a protected branch and deploy that release",
+                release.version, release.branch, project.name
+            )));
+        }
         let mut candidates = vec![release.run_id];
-        if let Ok(latest) = self.store().releases(release.project_id, 1).await {
-            candidates.extend(latest.first().map(|r| r.run_id));
+        if let Ok(latest) = self.store().releases(release.project_id, 1).await
+            && let Some(newest) = latest.first()
+            && engine.protects_branch(&project, &newest.branch).await
+        {
+            candidates.push(newest.run_id);
         }
         for run in candidates {
-            if let Some(p) = self.inner.engine.pipeline(run).await?
+            if let Some(p) = engine.pipeline(run).await?
                 && let Some(env) = p.environment(environment).cloned()
             {
                 return Ok((p, env));

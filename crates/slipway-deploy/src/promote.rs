@@ -96,40 +96,37 @@ impl Deployer {
                 )
                 .await;
         }
-        if let Some(to) = &env.promote.to {
-            let made = match self.environment_spec(release, to).await {
-                Ok(_)
-                    if self
-                        .refuse_going_back(release, to, "promotion")
-                        .await
-                        .unwrap_or(true) =>
-                {
-                    Ok(())
-                }
-                Ok((_, next)) => self
-                    .request_deployment(
-                        release,
-                        &next,
-                        "promote",
-                        &format!("promotion from {}", env.name),
-                    )
-                    .await
-                    .map(|_| ()),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = made {
-                let _ = self
-                    .store()
-                    .audit(
-                        project.id,
-                        "slipway",
-                        "promote-failed",
-                        &format!("release {}", release.version),
-                        &e.to_string(),
-                    )
-                    .await;
-            }
+        if let Some(to) = &env.promote.to
+            && let Err(e) = self.promote_to(release, env, to).await
+        {
+            let _ = self
+                .store()
+                .audit(
+                    project.id,
+                    "slipway",
+                    "promote-failed",
+                    &format!("release {}", release.version),
+                    &e.to_string(),
+                )
+                .await;
         }
+    }
+
+    /// Asks environment `to` to take the release next, unless that would not
+    /// move it forward (refused in the audit log, as an automatic deploy is).
+    async fn promote_to(&self, release: &Release, env: &Environment, to: &str) -> Result<()> {
+        let (_, next) = self.environment_spec(release, to).await?;
+        if self.refuse_going_back(release, to, "promotion").await? {
+            return Ok(());
+        }
+        self.request_deployment(
+            release,
+            &next,
+            "promote",
+            &format!("promotion from {}", env.name),
+        )
+        .await?;
+        Ok(())
     }
 
     async fn merge(

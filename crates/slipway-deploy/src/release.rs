@@ -4,7 +4,9 @@
 
 use slipway_git::Mirror;
 use slipway_spec::{Pipeline, Source, TemplateVars};
-use slipway_store::{NewRelease, Release, ReleaseCommit, ReleaseImage, Run, RunId, StoreError};
+use slipway_store::{
+    NewRelease, Project, Release, ReleaseCommit, ReleaseImage, Run, RunId, StoreError,
+};
 
 use crate::{DeployError, Deployer, Result};
 
@@ -43,6 +45,15 @@ impl Deployer {
         if !pipeline.releases_branch(&run.branch) {
             return Ok(());
         }
+        let project = self.store().project_by_id(run.project_id).await?;
+        if !self
+            .inner
+            .engine
+            .protects_branch(&project, &run.branch)
+            .await
+        {
+            return self.refuse_release(&project, &run).await;
+        }
         let release = match self.store().release_of_run(id).await? {
             Some(made) => made,
             None => self.make_release(&run, &pipeline).await?,
@@ -75,10 +86,36 @@ impl Deployer {
         Ok(())
     }
 
-    /// Whether an automatic deployment of `release` would take `environment`
-    /// back to older code (its commit is in the history of what runs there);
-    /// if so it is refused, with the reason in the audit log. Only a person
-    /// goes back: `rollback`, or `deploy` of a chosen version.
+    /// A run of a branch that is not protected makes no release, whatever
+    /// its own pipeline file says: the file comes from the very branch
+    /// being judged, so `evil` could otherwise declare an environment that
+    /// takes it and deploy itself. The reason goes to the audit log.
+    async fn refuse_release(&self, project: &Project, run: &Run) -> Result<()> {
+        let protected = self.inner.engine.protected_branches(project).await;
+        let why = format!(
+            "run {} is of branch `{}`, which is not protected ({protected}): only runs of protected branches \
+             become releases, whatever the branch's pipeline file declares; merge the change into a protected \
+             branch (an admin sets them with `slipway project add … --branch`)",
+            run.number, run.branch
+        );
+        self.store()
+            .audit(
+                project.id,
+                "slipway",
+                "release-refused",
+                &format!("run {}", run.number),
+                &why,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Whether an automatic deployment of `release` to `environment` must be
+    /// refused because it does not move forward: what runs there is neither
+    /// the release's commit nor in its history (the release is older, or on
+    /// a line beside it, such as a commit a force-push removed). The reason
+    /// goes to the audit log. Only a person moves an environment elsewhere:
+    /// `rollback`, or `deploy` of a chosen version.
     pub(crate) async fn refuse_going_back(
         &self,
         release: &Release,
@@ -92,31 +129,33 @@ impl Deployer {
             return Ok(false);
         }
         let mirror = Mirror::at(&self.inner.engine.paths.mirror(release.project_id));
-        let older = mirror
-            .is_ancestor(&release.commit, &live.commit)
+        let forward = mirror
+            .is_ancestor(&live.commit, &release.commit)
             .await
             .map_err(|e| DeployError::Invalid(format!("cannot compare commits: {e}")))?;
-        if older {
-            let why = format!(
-                "release {} ({}) is older than release {} ({}) that {environment} runs: an automatic {action} never \
-                 goes back; `slipway deploy {environment} {}` or `slipway rollback` does, by a person",
-                release.version,
-                short(&release.commit),
-                live.version,
-                short(&live.commit),
-                release.version
-            );
-            self.store()
-                .audit(
-                    release.project_id,
-                    "slipway",
-                    "auto-deploy-refused",
-                    &format!("release {} to {environment}", release.version),
-                    &why,
-                )
-                .await?;
+        if forward {
+            return Ok(false);
         }
-        Ok(older)
+        let why = format!(
+            "release {} ({}) is older than, or beside, release {} ({}) that {environment} runs (its commit is not in \
+             the release's history): an automatic {action} only moves forward; `slipway deploy {environment} {}` or `slipway rollback` \
+             moves elsewhere, by a person",
+            release.version,
+            short(&release.commit),
+            live.version,
+            short(&live.commit),
+            release.version
+        );
+        self.store()
+            .audit(
+                release.project_id,
+                "slipway",
+                "auto-deploy-refused",
+                &format!("release {} to {environment}", release.version),
+                &why,
+            )
+            .await?;
+        Ok(true)
     }
 
     async fn make_release(&self, run: &Run, pipeline: &Pipeline) -> Result<Release> {

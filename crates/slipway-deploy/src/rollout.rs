@@ -175,7 +175,7 @@ impl Deployer {
             let grant = self
                 .inner
                 .engine
-                .secret_for_environment(project, &env.name, name)
+                .secret_for_environment(project, &env.name, &release.branch, name)
                 .await
                 .map_err(|e| fail(format!("cannot read secret {name}: {e}")))?;
             let value = match grant {
@@ -265,16 +265,16 @@ impl Deployer {
             Live::Container(c) => c.addr,
             _ => return Err(failed("unexpected target".into())),
         };
-        let checked = verify::until_healthy(&[addr], &env.health, || self.down(&new)).await;
+        let sandbox = self.release_sandbox(project.id, &env.name, release);
+        let checked =
+            verify::until_healthy(&[addr], &env.health, &sandbox, || self.down(&new)).await;
         if let Err(why) = checked {
             self.stop_version(new).await;
             return Err(failed(why));
         }
         let old_backends = rt.proxy.route.switch(vec![Backend::new(addr)]);
         let env_url = rt.url(&self.inner.config.public_host);
-        if let Err(why) =
-            verify::smoke(&env.smoke, &env_url, &self.release_dir(release), &vars).await
-        {
+        if let Err(why) = verify::smoke(&env.smoke, &env_url, &sandbox, &vars).await {
             // Back to the old version before anything else: it never stopped.
             let new_backends = rt.proxy.route.switch(old_backends);
             for b in &new_backends {
@@ -324,7 +324,8 @@ impl Deployer {
                     .route
                     .switch(addrs.into_iter().map(Backend::new).collect());
                 let env_url = rt.url(&self.inner.config.public_host);
-                match verify::smoke(&env.smoke, &env_url, &self.release_dir(release), vars).await {
+                let sandbox = self.release_sandbox(project.id, &env.name, release);
+                match verify::smoke(&env.smoke, &env_url, &sandbox, vars).await {
                     Ok(()) => {
                         rt.set_live(Live::Swarm(spec.name));
                         return Ok(());
@@ -389,7 +390,7 @@ impl Deployer {
                 let dir = self.dir(project.id, &env.name);
                 let instance = LocalInstance::start(LocalSpec {
                     command: command.clone(),
-                    dir: self.release_dir(release),
+                    sandbox: self.release_sandbox(project.id, &env.name, release),
                     env: vars.to_vec(),
                     log: dir.join(format!("{}.log", dep.id)),
                     pid_file: dir.join(format!("{}.pid", dep.id)),

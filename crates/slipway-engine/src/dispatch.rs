@@ -24,6 +24,11 @@ pub struct Assignment {
     pub project: String,
     pub commit: String,
     pub branch: String,
+    /// Whether the branch is one of the project's protected branches: the
+    /// job's caches and home are then apart from other branches' (an old
+    /// server that does not say is taken as unprotected).
+    #[serde(default)]
+    pub protected: bool,
     /// The pipeline file of the run's commit.
     pub pipeline: String,
     /// Values of the secrets the job lists.
@@ -74,7 +79,7 @@ pub trait Dispatch: Send + Sync + 'static {
         a: &Assignment,
         needs: &[String],
     ) -> impl Future<Output = Result<PathBuf>> + Send;
-    /// The local directory of the project's caches.
+    /// The local directory of the project's caches for the job's protection level.
     fn caches(&self, a: &Assignment) -> PathBuf;
     /// Where cache entries are shared beyond this machine (agents: their server).
     fn cache_remote(
@@ -206,6 +211,7 @@ impl LocalDispatch {
                 crate::Grant::Missing => {}
             }
         }
+        let protected = self.engine.protects_branch(&project, &run.branch).await;
         Ok(Assignment {
             job_id: job.id.0,
             attempt: job.attempt,
@@ -214,6 +220,7 @@ impl LocalDispatch {
             run_number: run.number,
             project_id: project.id.0,
             project: project.name,
+            protected,
             commit: run.commit,
             branch: run.branch,
             pipeline,
@@ -310,7 +317,7 @@ impl Dispatch for LocalDispatch {
     fn caches(&self, a: &Assignment) -> PathBuf {
         self.engine
             .paths
-            .cache(slipway_store::ProjectId(a.project_id))
+            .cache(slipway_store::ProjectId(a.project_id), a.protected)
     }
 
     async fn finish(&self, a: &Assignment, worker: &str, report: &JobReport) -> Result<()> {

@@ -34,8 +34,16 @@ impl Paths {
         self.run(run).join("artifacts")
     }
 
-    pub fn cache(&self, project: ProjectId) -> PathBuf {
-        self.data_dir.join("cache").join(project.to_string())
+    /// A project's cache entries for jobs of one protection level. Jobs on
+    /// protected branches never restore what a job of another branch saved
+    /// (a poisoned `target/`), so each level has its own namespace, as
+    /// GitLab gives protected branches theirs. (`cache/PROJECT`, where all
+    /// branches once shared entries, is read no more.)
+    pub fn cache(&self, project: ProjectId, protected: bool) -> PathBuf {
+        self.data_dir
+            .join("caches")
+            .join(slipway_runner::protection_level(protected))
+            .join(project.to_string())
     }
 
     /// Parent of job workspaces of in-process workers.

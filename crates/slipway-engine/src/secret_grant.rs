@@ -4,7 +4,8 @@
 //! project's watched branches (`--branch`), which only an admin sets; a
 //! project that watches every branch protects only its remote's default
 //! branch. A pipeline file cannot widen any of this: it comes from the very
-//! branch being judged.
+//! branch being judged. A deployment is judged by its release's branch too,
+//! so a protected secret never reaches code no protected branch holds.
 
 use slipway_store::{JobScope, Project};
 
@@ -27,8 +28,24 @@ impl Engine {
         if !project.branches.is_empty() {
             return builds_branch(project, branch);
         }
-        let mirror = slipway_git::Mirror::at(&self.paths.mirror(project.id));
-        mirror.default_branch().await.as_deref() == Some(branch)
+        self.default_branch(project).await.as_deref() == Some(branch)
+    }
+
+    /// The project's protected branches in words, for messages.
+    pub async fn protected_branches(&self, project: &Project) -> String {
+        if !project.branches.is_empty() {
+            return project.branches.join(", ");
+        }
+        self.default_branch(project)
+            .await
+            .unwrap_or_else(|| "the default branch".into())
+    }
+
+    /// The remote's default branch, as the project's mirror knows it.
+    async fn default_branch(&self, project: &Project) -> Option<String> {
+        slipway_git::Mirror::at(&self.paths.mirror(project.id))
+            .default_branch()
+            .await
     }
 
     /// A secret for a job of a run on `branch`.
@@ -54,22 +71,33 @@ impl Engine {
         Ok(self.open(project, name, &sealed))
     }
 
-    /// A secret for a deployment to `environment` (and its health and smoke commands).
+    /// A secret for a deployment to `environment` (and its health and smoke
+    /// commands) of a release built on `branch`. Unless the secret is for
+    /// any branch, the release must come from a protected branch.
     pub async fn secret_for_environment(
         &self,
         project: &Project,
         environment: &str,
+        branch: &str,
         name: &str,
     ) -> Result<Grant> {
         let Some((sealed, scope)) = self.store.scoped_secret(project.id, name).await? else {
             return Ok(Grant::Missing);
         };
+        let p = &project.name;
         if !scope.allows_environment(environment) {
             let kept = scope.environments.unwrap_or_default().join(", ");
             return Ok(Grant::Withheld(format!(
                 "secret `{name}` of project `{p}` is kept to the environments [{kept}], not `{environment}`; \
-                 `slipway secret set {p} {name} --environment {environment}` (with the others) gives it there",
-                p = project.name
+                 `slipway secret set {p} {name} --environment {environment}` (with the others) gives it there"
+            )));
+        }
+        if scope.jobs != JobScope::Any && !self.protects_branch(project, branch).await {
+            let protected = self.protected_branches(project).await;
+            return Ok(Grant::Withheld(format!(
+                "secret `{name}` of project `{p}` is kept to code on protected branches ({protected}), and this \
+                 release was built on `{branch}`; deploy a release of a protected branch, or widen the secret with \
+                 `slipway secret set {p} {name} --any-branch`"
             )));
         }
         Ok(self.open(project, name, &sealed))
@@ -93,15 +121,7 @@ impl Engine {
                  `slipway secret set {p} {name} --protected-branches` gives it to jobs on protected branches"
             );
         }
-        let protected = if project.branches.is_empty() {
-            let mirror = slipway_git::Mirror::at(&self.paths.mirror(project.id));
-            mirror
-                .default_branch()
-                .await
-                .unwrap_or_else(|| "the default branch".into())
-        } else {
-            project.branches.join(", ")
-        };
+        let protected = self.protected_branches(project).await;
         format!(
             "secret `{name}` of project `{p}` is kept to protected branches ({protected}) and `{branch}` is not one, \
              so this job does not get it; merge the change into a protected branch, or widen the secret with \

@@ -21,15 +21,7 @@ impl Engine {
     /// Creates a run for the target. An invalid or missing pipeline file gives a
     /// failed run that says why, so the push is never silently ignored.
     pub async fn trigger(&self, project: &Project, target: Target, trigger: &str) -> Result<Run> {
-        let mirror = Mirror::at(&self.paths.mirror(project.id));
-        let creds = self.git_credentials(project).await?;
-        let lock = self.mirror_lock(project.id);
-        let fetching = lock.lock().await;
-        mirror
-            .update(&project.git_url, creds.as_ref())
-            .await
-            .map_err(|e| fetch_failed(project, e))?;
-        drop(fetching);
+        let mirror = self.fetched_mirror(project).await?;
         let (branch, commit) = on_branch(&mirror, project, &target).await?;
         let mut new = NewRun {
             commit: commit.clone(),
@@ -67,11 +59,33 @@ impl Engine {
         Ok(run)
     }
 
+    /// The project's mirror, just brought up to date with its remote.
+    async fn fetched_mirror(&self, project: &Project) -> Result<Mirror> {
+        let mirror = Mirror::at(&self.paths.mirror(project.id));
+        let creds = self.git_credentials(project).await?;
+        let lock = self.mirror_lock(project.id);
+        let _fetching = lock.lock().await;
+        mirror
+            .update(&project.git_url, creds.as_ref())
+            .await
+            .map_err(|e| fetch_failed(project, e))?;
+        Ok(mirror)
+    }
+
     /// A new run of an earlier run's commit and pipeline. With `failed_only`,
     /// jobs that succeeded are carried over (with their artifacts) and only the
-    /// others run again.
+    /// others run again. The commit must still be on its branch at the remote
+    /// (as for any trigger): a commit a force-push took off `main` is no
+    /// longer `main`'s code, and must not be built, released or deployed as it.
     pub async fn rerun(&self, old: &Run, failed_only: bool) -> Result<Run> {
         let store = &self.store;
+        let project = store.project_by_id(old.project_id).await?;
+        let mirror = self.fetched_mirror(&project).await?;
+        let target = Target::Commit {
+            branch: old.branch.clone(),
+            commit: old.commit.clone(),
+        };
+        on_branch(&mirror, &project, &target).await?;
         let pipeline_text = store.pipeline_of(old.id).await?;
         let pipeline = slipway_spec::parse(&pipeline_text).map_err(|_| {
             EngineError::Invalid(format!(

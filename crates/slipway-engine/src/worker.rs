@@ -161,6 +161,7 @@ impl<D: Dispatch> Worker<D> {
             },
             cache_remote: self.dispatch.cache_remote(a),
             work_root: self.config.work_root.clone(),
+            protected: a.protected,
             pipeline_env: pipeline.env.clone(),
             secrets: a.secrets.clone(),
             docker: self.config.docker.clone(),

@@ -38,6 +38,9 @@ pub struct RunContext {
     pub cache_remote: Option<std::sync::Arc<dyn crate::workspace::CacheRemote>>,
     /// Parent directory of job workspaces.
     pub work_root: PathBuf,
+    /// Whether the run's branch is protected: its jobs get a home of their
+    /// own level (the worker gives them caches of it too).
+    pub protected: bool,
     pub pipeline_env: Env,
     pub secrets: BTreeMap<String, String>,
     pub docker: Option<Engine>,
@@ -306,8 +309,13 @@ impl<'a> Attempt<'a> {
         let record = crate::orphans::record_path(&self.ctx.work_root, ws);
         let (home, confinement) = match &self.ctx.sandbox {
             Some(sandbox) => {
-                let home = JobHome::create(&self.ctx.work_root, ws, &self.ctx.project)
-                    .map_err(|e| format!("cannot prepare the job's home: {e}"))?;
+                let home = JobHome::create(
+                    &self.ctx.work_root,
+                    ws,
+                    &self.ctx.project,
+                    self.ctx.protected,
+                )
+                .map_err(|e| format!("cannot prepare the job's home: {e}"))?;
                 let mut writable = home.writable();
                 writable.push(ws.to_path_buf());
                 (Some(home), Some((sandbox.clone(), writable)))

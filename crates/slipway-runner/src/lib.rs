@@ -37,4 +37,5 @@ pub use report::{JobReport, StepReport};
 pub use sandbox::{Sandbox, SandboxError};
 pub use workspace::{
     ArtifactStore, BoxFuture, CacheRemote, CacheStore, STATE_DIR, Source, Workspace,
+    protection_level,
 };

@@ -112,6 +112,7 @@ impl LocalRun {
             },
             cache_remote: None,
             work_root,
+            protected: false,
             pipeline_env: self.pipeline.env.clone(),
             secrets: self.secrets,
             docker,

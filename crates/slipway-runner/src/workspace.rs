@@ -195,7 +195,12 @@ pub struct JobHome {
 
 impl JobHome {
     /// Makes (or reuses) them under `work_root`, which jobs cannot list.
-    pub fn create(work_root: &Path, workspace: &Path, project: &str) -> io::Result<JobHome> {
+    pub fn create(
+        work_root: &Path,
+        workspace: &Path,
+        project: &str,
+        protected: bool,
+    ) -> io::Result<JobHome> {
         let name = workspace
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -209,7 +214,10 @@ impl JobHome {
             p if p.is_empty() => "_local".to_string(),
             p => p,
         };
-        let home = work_root.join(".homes").join(project);
+        let home = work_root
+            .join(".homes")
+            .join(protection_level(protected))
+            .join(project);
         std::fs::create_dir_all(&home)?;
         Ok(JobHome { tmp, home })
     }
@@ -245,6 +253,17 @@ impl JobHome {
             }
         }
         env
+    }
+}
+
+/// The name of a protection level, for its cache namespace and job homes:
+/// jobs on protected branches never read what other branches' jobs wrote
+/// (a poisoned `target/`, a `~/.cargo/config.toml` with a rustc wrapper).
+pub fn protection_level(protected: bool) -> &'static str {
+    if protected {
+        "protected"
+    } else {
+        "unprotected"
     }
 }
 

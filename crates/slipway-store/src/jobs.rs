@@ -31,6 +31,25 @@ pub(crate) fn job(row: &AnyRow) -> Result<Job> {
     })
 }
 
+/// One job: by its id, or by its run and name (as agents' artifact uploads name it).
+#[derive(Debug, Clone, Copy)]
+pub enum JobRef<'a> {
+    Id(JobId),
+    Named(RunId, &'a str),
+}
+
+impl From<JobId> for JobRef<'_> {
+    fn from(id: JobId) -> Self {
+        JobRef::Id(id)
+    }
+}
+
+impl<'a> From<(RunId, &'a str)> for JobRef<'a> {
+    fn from((run, name): (RunId, &'a str)) -> Self {
+        JobRef::Named(run, name)
+    }
+}
+
 /// Who asks for work, and for how long a claim holds without a heartbeat.
 #[derive(Debug, Clone)]
 pub struct Claim<'a> {
@@ -278,30 +297,22 @@ impl Store {
     }
 
     /// The job, if it is running under `holder`'s claim and the lease has
-    /// not run out.
-    pub async fn held_job(&self, id: JobId, holder: &str) -> Result<Option<Job>> {
-        let row = sqlx::query(sql(format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND holder = $2 AND state = 'running' AND lease_until > $3"
-        )))
-        .bind(id.0)
-        .bind(holder)
-        .bind(now_ms())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(job).transpose()
-    }
-
-    /// The job named `name` of a run, if `holder` holds it (as [`Store::held_job`]).
-    pub async fn held_job_named(
+    /// not run out; named by its id or by its run and name.
+    pub async fn held_job<'a>(
         &self,
-        run: RunId,
-        name: &str,
+        which: impl Into<JobRef<'a>>,
         holder: &str,
     ) -> Result<Option<Job>> {
+        let (id, run, name) = match which.into() {
+            JobRef::Id(id) => (id.0, -1, ""),
+            JobRef::Named(run, name) => (-1, run.0, name),
+        };
         let row = sqlx::query(sql(format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE run_id = $1 AND name = $2 AND holder = $3 AND state = 'running' AND lease_until > $4"
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE (id = $1 OR (run_id = $2 AND name = $3)) \
+             AND holder = $4 AND state = 'running' AND lease_until > $5"
         )))
-        .bind(run.0)
+        .bind(id)
+        .bind(run)
         .bind(name)
         .bind(holder)
         .bind(now_ms())

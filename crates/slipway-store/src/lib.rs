@@ -30,7 +30,7 @@ pub use deploy::{
     Release, ReleaseCommit, ReleaseImage,
 };
 pub use gates::GateRecord;
-pub use jobs::{Claim, MAX_ATTEMPTS};
+pub use jobs::{Claim, JobRef, MAX_ATTEMPTS};
 pub use logs::LogPage;
 pub use metrics::{Counts, DeploymentFact, JobGroup};
 pub use model::{Job, JobId, Project, ProjectId, Run, RunId, State, Transition};

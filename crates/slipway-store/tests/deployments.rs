@@ -418,7 +418,7 @@ async fn tokens_belong_to_people_and_claims_to_the_token_that_made_them(store: S
     );
     assert!(
         store
-            .held_job_named(job.run_id, "build", "bot")
+            .held_job((job.run_id, "build"), "bot")
             .await
             .expect("held")
             .is_some()

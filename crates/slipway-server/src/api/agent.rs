@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -173,7 +173,7 @@ pub async fn source(
     Authorized(caller): AsAgent,
     Path(run): Path<i64>,
 ) -> ApiResult<Response> {
-    holds_in(&state, Some(RunId(run)), None, &caller).await?;
+    holds_in(&state, RunId(run), &caller).await?;
     let run = state.engine.store.run(RunId(run)).await?;
     let mirror = slipway_git::Mirror::at(&state.engine.paths.mirror(run.project_id));
     let tar = mirror
@@ -190,24 +190,26 @@ pub async fn download_artifacts(
     Path((run, name)): Path<(i64, String)>,
 ) -> ApiResult<Response> {
     check_job_name(&name)?;
-    holds_in(&state, Some(RunId(run)), None, &caller).await?;
+    holds_in(&state, RunId(run), &caller).await?;
     let dir = state.engine.paths.artifacts(RunId(run)).join(&name);
     tar_of(dir).await
 }
 
 /// Stores a job's artifacts sent by the agent running it (replacing any
-/// earlier upload of this attempt); refused once the job has ended.
+/// earlier upload of this attempt); refused once the job has ended. The
+/// holder is checked before a byte of the body is read: any agent token
+/// could otherwise make the server take in [`MAX_UPLOAD`] first.
 pub async fn upload_artifacts(
     State(state): State<AppState>,
     Authorized(caller): AsAgent,
     Path((run, name)): Path<(i64, String)>,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<StatusCode> {
     check_job_name(&name)?;
     let held = state
         .engine
         .store
-        .held_job_named(RunId(run), &name, &caller.token_hash)
+        .held_job((RunId(run), name.as_str()), &caller.token_hash)
         .await?;
     if held.is_none() {
         return Err(not_held(&format!("job `{name}` of run id {run}"), &caller));
@@ -226,27 +228,17 @@ async fn held(state: &AppState, job: i64, caller: &Caller) -> ApiResult<slipway_
         .ok_or_else(|| not_held(&format!("job id {job}"), caller))
 }
 
-/// Refuses unless the caller's token holds a running job of the run or project.
-async fn holds_in(
-    state: &AppState,
-    run: Option<RunId>,
-    project: Option<slipway_store::ProjectId>,
-    caller: &Caller,
-) -> ApiResult<()> {
+/// Refuses unless the caller's token holds a running job of the run.
+async fn holds_in(state: &AppState, run: RunId, caller: &Caller) -> ApiResult<()> {
     if state
         .engine
         .store
-        .holds_job_in(run, project, &caller.token_hash)
+        .holds_job_in(Some(run), None, &caller.token_hash)
         .await?
     {
         return Ok(());
     }
-    let what = match (run, project) {
-        (Some(run), _) => format!("a job of run id {run}"),
-        (None, Some(project)) => format!("a job of project id {project}"),
-        (None, None) => "a job".to_string(),
-    };
-    Err(not_held(&what, caller))
+    Err(not_held(&format!("a job of run id {run}"), caller))
 }
 
 fn not_held(what: &str, caller: &Caller) -> ApiError {
@@ -263,38 +255,46 @@ fn check_job_name(name: &str) -> ApiResult<()> {
         .map_err(ApiError::bad_request)
 }
 
-/// A project's shared cache entry, as a tar archive; 404 when there is none.
+/// A cache entry for the job the agent holds, as a tar archive; 404 when
+/// there is none.
 pub async fn download_cache(
     State(state): State<AppState>,
     Authorized(caller): AsAgent,
-    Path((project, key)): Path<(i64, String)>,
+    Path((job, key)): Path<(i64, String)>,
 ) -> ApiResult<Response> {
     check_cache_key(&key)?;
-    let project_id = slipway_store::ProjectId(project);
-    holds_in(&state, None, Some(project_id), &caller).await?;
-    let dir = state.engine.paths.cache(project_id).join(&key);
+    let dir = cache_of(&state, job, &caller).await?.join(&key);
     if !dir.is_dir() {
         return Err(ApiError::not_found(format!("no cache entry `{key}`")));
     }
     tar_of(dir).await
 }
 
-/// Stores a cache entry an agent saved. Entries are immutable: the first one
-/// stored under a key stays.
+/// Stores a cache entry an agent saved for the job it holds. Entries are
+/// immutable: the first one stored under a key stays.
 pub async fn upload_cache(
     State(state): State<AppState>,
     Authorized(caller): AsAgent,
-    Path((project, key)): Path<(i64, String)>,
-    body: Bytes,
+    Path((job, key)): Path<(i64, String)>,
+    body: Body,
 ) -> ApiResult<StatusCode> {
     check_cache_key(&key)?;
-    let project_id = slipway_store::ProjectId(project);
-    holds_in(&state, None, Some(project_id), &caller).await?;
-    let root = state.engine.paths.cache(project_id);
+    let root = cache_of(&state, job, &caller).await?;
     if root.join(&key).is_dir() {
         return Ok(StatusCode::NO_CONTENT);
     }
     receive_tar(body, root.join(&key), "cache").await
+}
+
+/// The caches a held job reads and writes: its project's, of its branch's
+/// protection level. The server decides the level from the job's run, never
+/// from what the agent says, so a feature branch's entry never reaches `main`.
+async fn cache_of(state: &AppState, job: i64, caller: &Caller) -> ApiResult<std::path::PathBuf> {
+    let row = held(state, job, caller).await?;
+    let run = state.engine.store.run(row.run_id).await?;
+    let project = state.engine.store.project_by_id(run.project_id).await?;
+    let protected = state.engine.protects_branch(&project, &run.branch).await;
+    Ok(state.engine.paths.cache(project.id, protected))
 }
 
 /// Keys are what the runner makes of them (see `CacheStore::sanitize`).
@@ -315,8 +315,23 @@ async fn tar_of(dir: std::path::PathBuf) -> ApiResult<Response> {
     Ok(([(header::CONTENT_TYPE, "application/x-tar")], tar).into_response())
 }
 
-/// Unpacks an uploaded archive (links refused) as the new contents of `dest`.
-async fn receive_tar(body: Bytes, dest: std::path::PathBuf, what: &str) -> ApiResult<StatusCode> {
+/// The largest artifact or cache archive an agent may send.
+const MAX_UPLOAD: usize = 512 * 1024 * 1024;
+
+/// Reads an uploaded archive (at most [`MAX_UPLOAD`]) and unpacks it (links
+/// refused) as the new contents of `dest`. Called only once the sender is
+/// known to hold the job.
+async fn receive_tar(body: Body, dest: std::path::PathBuf, what: &str) -> ApiResult<StatusCode> {
+    let body = axum::body::to_bytes(body, MAX_UPLOAD).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "the {what} archive could not be read whole (at most {} MiB): {e}",
+                MAX_UPLOAD >> 20
+            ),
+        )
+    })?;
     tokio::task::spawn_blocking(move || {
         slipway_runner::archive::unpack(&body, &dest, Links::Refuse)
     })

@@ -58,7 +58,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(axum::extract::DefaultBodyLimit::max(512 * 1024 * 1024)),
         )
         .route(
-            "/agent/projects/{project}/caches/{key}",
+            "/agent/jobs/{job}/caches/{key}",
             get(agent::download_cache)
                 .put(agent::upload_cache)
                 .layer(axum::extract::DefaultBodyLimit::max(512 * 1024 * 1024)),

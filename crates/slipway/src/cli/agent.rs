@@ -226,14 +226,19 @@ impl Dispatch for RemoteDispatch {
         Ok(root)
     }
 
+    /// Apart per protection level, as on the server: a job of a protected
+    /// branch never restores what another branch's job saved on this agent.
     fn caches(&self, a: &Assignment) -> PathBuf {
-        self.work_dir.join("cache").join(a.project_id.to_string())
+        self.work_dir
+            .join("caches")
+            .join(slipway_runner::protection_level(a.protected))
+            .join(a.project_id.to_string())
     }
 
     fn cache_remote(&self, a: &Assignment) -> Option<Arc<dyn CacheRemote>> {
         Some(Arc::new(ServerCache {
             client: self.client.clone(),
-            project: a.project_id,
+            job: a.job_id,
         }))
     }
 
@@ -277,16 +282,17 @@ fn pack(dir: &Path) -> Result<Vec<u8>, EngineError> {
     Ok(slipway_runner::archive::pack(dir)?)
 }
 
-/// The server's shared cache for one project: agents share entries through it.
+/// The server's shared cache for the job's project and protection level
+/// (the server picks both from the job): agents share entries through it.
 #[derive(Debug)]
 struct ServerCache {
     client: Client,
-    project: i64,
+    job: i64,
 }
 
 impl ServerCache {
     fn path(&self, key: &str) -> String {
-        format!("/agent/projects/{}/caches/{key}", self.project)
+        format!("/agent/jobs/{}/caches/{key}", self.job)
     }
 }
 

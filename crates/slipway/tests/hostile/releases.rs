@@ -1,1 +1,353 @@
-//! Attacks: releases (issue 12, round 2).
+//! Attacks: releases (issue 12, round 2). Only protected branches make
+//! releases, whatever a branch's own pipeline file declares, so no secret of
+//! theirs reaches an unreviewed deployment; protected jobs never restore what
+//! other branches' jobs cached; a rerun builds only what its branch still
+//! holds and automatic deployments only move forward; an agent's upload for a
+//! job it does not hold is refused before the server reads its body.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::common::server::{AgentProcess, Remote, ServerProcess, commit_file, git};
+use crate::common::service::{environment, status, succeeded};
+
+/// `main`'s pipeline: one job, and `dev` serving its page.
+const MAIN: &str = r#"jobs:
+  page:
+    steps:
+      - echo "$SLIPWAY_COMMIT" > index.html
+    artifacts: [index.html]
+environments:
+  dev:
+    branch: main
+    target: { local: { command: python3 -m http.server $PORT --bind 127.0.0.1 } }
+    health: { http: /index.html }
+"#;
+
+fn audit(server: &ServerProcess) -> String {
+    server.json(&["audit", "-p", "demo"]).to_string()
+}
+
+fn releases(server: &ServerProcess) -> Vec<serde_json::Value> {
+    server
+        .json(&["releases", "-p", "demo"])
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn live_commit(server: &ServerProcess, env: &str) -> String {
+    environment(&status(server, "demo"), env)["live"]["commit"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Pushes a new branch `name` off the current commit holding `pipeline`.
+fn push_branch(remote: &Remote, name: &str, pipeline: &str) -> String {
+    git(&remote.work, &["checkout", "-q", "-b", name]);
+    std::fs::write(remote.work.join("BRANCH"), name).expect("write");
+    let commit = remote.commit(".slipway.yml", pipeline, &format!("{name}'s own pipeline"));
+    git(&remote.work, &["push", "-q", "origin", name]);
+    git(&remote.work, &["checkout", "-q", "main"]);
+    commit
+}
+
+#[test]
+fn a_branch_declaring_its_own_auto_environment_gets_no_release_and_no_secret() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let remote = Remote::new(tmp.path(), MAIN);
+    let data = tmp.path().join("data");
+    let server = ServerProcess::start(&data, &["--workers", "1"]);
+    server.add_project(&remote, &[]);
+    server.set_secret("demo", "DB_PASSWORD", "hunter2-protected-only");
+    let loot = tmp.path().join("loot");
+    // What a developer pushes on `evil`: an environment of its own that takes
+    // the branch at once, whose command reads the admin token and the
+    // protected secret it lists.
+    let evil = format!(
+        r#"jobs:
+  page:
+    steps:
+      - echo evil > index.html
+    artifacts: [index.html]
+environments:
+  pwn:
+    branch: evil
+    deploy: auto
+    secrets: [DB_PASSWORD]
+    target:
+      local:
+        command: sh -c 'cat {token} > {loot}.token; echo "$DB_PASSWORD" > {loot}.secret; exec python3 -m http.server $PORT --bind 127.0.0.1'
+    health: {{ http: /index.html }}
+"#,
+        token = data.join("admin.token").display(),
+        loot = loot.display(),
+    );
+    push_branch(&remote, "evil", &evil);
+
+    succeeded(&server.cli(&["trigger", "demo", "--branch", "evil", "--wait"]));
+    server.wait_until(
+        "the deployer looked at evil's run",
+        Duration::from_secs(30),
+        || audit(&server).contains("release-refused") || !releases(&server).is_empty(),
+    );
+    let made = releases(&server);
+    let log = audit(&server);
+    println!("releases: {made:?}");
+    println!("audit: {log}");
+    assert!(
+        made.is_empty(),
+        "a run of the unprotected branch `evil` became a release: {made:?}"
+    );
+    assert!(
+        log.contains("not protected"),
+        "the audit log says why evil made no release: {log}"
+    );
+    let envs = status(&server, "demo").to_string();
+    assert!(!envs.contains("pwn"), "evil's environment exists: {envs}");
+    // A person cannot deploy it by hand either: there is nothing to deploy.
+    let by_hand = server.cli(&["deploy", "-p", "demo", "pwn", "1"]);
+    assert!(!by_hand.status.success(), "evil was deployed by hand");
+    for stolen in ["token", "secret"] {
+        let file = tmp.path().join(format!("loot.{stolen}"));
+        assert!(
+            !file.exists(),
+            "evil's deployment ran and took the {stolen}: {:?}",
+            std::fs::read_to_string(&file)
+        );
+    }
+    // main, the protected branch, still makes its release and deploys it.
+    succeeded(&server.cli(&["trigger", "demo", "--branch", "main", "--wait"]));
+    let main_head = remote.commit("README", "main", "main moves on");
+    remote.push();
+    succeeded(&server.cli(&["trigger", "demo", "--branch", "main", "--wait"]));
+    server.wait_until("dev runs main", Duration::from_secs(60), || {
+        live_commit(&server, "dev") == main_head
+    });
+}
+
+/// A job whose cache (`target/`) and home are poisoned by the branch that ran
+/// first, and that says what it found.
+const CACHED: &str = r#"jobs:
+  build:
+    steps:
+      - |
+        if [ -f target/poison ]; then echo "restored cache from $(cat target/poison)"; fi
+        if [ -f "$HOME/poison" ]; then echo "home written by $(cat "$HOME/poison")"; fi
+        mkdir -p target
+        echo "$SLIPWAY_BRANCH" > target/poison
+        echo "$SLIPWAY_BRANCH" > "$HOME/poison"
+    cache:
+      key: target-same-for-all
+      paths: [target]
+"#;
+
+/// Runs `feature`, then `main`; returns main's log.
+fn main_after_feature(server: &ServerProcess, remote: &Remote) -> String {
+    push_branch(remote, "feature", CACHED);
+    succeeded(&server.cli(&["trigger", "demo", "--branch", "feature", "--wait"]));
+    let feature = succeeded(&server.cli(&["logs", "demo/1"]));
+    println!("feature's log:\n{feature}");
+    succeeded(&server.cli(&["trigger", "demo", "--branch", "main", "--wait"]));
+    let main = succeeded(&server.cli(&["logs", "demo/2"]));
+    println!("main's log:\n{main}");
+    main
+}
+
+fn assert_not_poisoned(main: &str) {
+    assert!(
+        !main.contains("restored cache from feature"),
+        "main restored the cache a feature-branch job saved: {main}"
+    );
+    assert!(
+        !main.contains("home written by feature"),
+        "main's job ran with a home a feature-branch job wrote: {main}"
+    );
+}
+
+#[test]
+fn a_feature_branch_cache_is_not_restored_in_a_main_job() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let remote = Remote::new(tmp.path(), CACHED);
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "1"]);
+    server.add_project(&remote, &[]);
+    assert_not_poisoned(&main_after_feature(&server, &remote));
+    // The feature branch still gets its own cache back.
+    succeeded(&server.cli(&["trigger", "demo", "--branch", "feature", "--wait"]));
+    let again = succeeded(&server.cli(&["logs", "demo/3"]));
+    assert!(
+        again.contains("restored cache from feature") && again.contains("home written by feature"),
+        "{again}"
+    );
+}
+
+#[test]
+fn a_feature_branch_cache_is_not_restored_in_a_main_job_on_an_agent() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let remote = Remote::new(tmp.path(), CACHED);
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "0"]);
+    server.add_project(&remote, &[]);
+    let _agent = AgentProcess::start(&server, "agent-1", &tmp.path().join("agent"));
+    let main = main_after_feature(&server, &remote);
+    assert_not_poisoned(&main);
+}
+
+#[test]
+fn a_rerun_of_a_commit_no_longer_on_its_branch_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let remote = Remote::new(tmp.path(), "jobs:\n  build:\n    steps: [\"true\"]\n");
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "1"]);
+    server.add_project(&remote, &[]);
+    let removed = remote.commit("backdoor", "pushed by mistake", "a commit main will lose");
+    remote.push();
+    succeeded(&server.cli(&["trigger", "demo", "--branch", "main", "--wait"]));
+    // The commit is taken off main by a force-push.
+    git(&remote.work, &["reset", "-q", "--hard", "HEAD~1"]);
+    git(&remote.work, &["push", "-q", "--force", "origin", "main"]);
+
+    let out = server.cli(&["rerun", "demo/1"]);
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    println!("rerun: {:?} {said}", out.status.code());
+    assert!(
+        !out.status.success(),
+        "a commit no longer on main was built again as main"
+    );
+    assert!(
+        said.contains(&removed[..12]) && said.contains("not on branch `main`"),
+        "the refusal names the commit and the branch: {said}"
+    );
+    let runs = server.json(&["runs", "demo"]);
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
+}
+
+#[test]
+fn an_automatic_deploy_of_a_sideways_commit_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let remote = Remote::new(tmp.path(), MAIN);
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "1"]);
+    server.add_project(&remote, &[]);
+    let live = remote.commit("README", "live", "what dev runs");
+    remote.push();
+    succeeded(&server.cli(&["trigger", "demo", "--branch", "main", "--wait"]));
+    server.wait_until("dev runs the first commit", Duration::from_secs(60), || {
+        live_commit(&server, "dev") == live
+    });
+    // main is force-pushed to a sibling: neither older nor newer than `live`.
+    git(&remote.work, &["reset", "-q", "--hard", "HEAD~1"]);
+    commit_file(
+        &remote.work,
+        "README",
+        "beside",
+        "a line beside what dev runs",
+    );
+    git(&remote.work, &["push", "-q", "--force", "origin", "main"]);
+    succeeded(&server.cli(&["trigger", "demo", "--branch", "main", "--wait"]));
+    server.wait_until(
+        "the deployer looked at release 2",
+        Duration::from_secs(60),
+        || audit(&server).contains("auto-deploy-refused") || live_commit(&server, "dev") != live,
+    );
+    let log = audit(&server);
+    println!("audit: {log}");
+    assert_eq!(
+        live_commit(&server, "dev"),
+        live,
+        "dev moved sideways by itself"
+    );
+    assert!(log.contains("only moves forward"), "{log}");
+    assert_eq!(
+        releases(&server).len(),
+        2,
+        "the sideways commit is still a release a person may deploy"
+    );
+}
+
+/// The server's peak resident memory (VmHWM), in KiB.
+fn peak_rss_kib(server: &ServerProcess) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{}/status", server.child.id()))
+        .expect("server status");
+    text.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+/// Sends a PUT of `size` bytes with `token`, `sent` bytes of it before
+/// looking for the answer; returns the status line (empty if none came
+/// within `wait`) and how long it took.
+fn put_big(
+    server: &ServerProcess,
+    path: &str,
+    token: &str,
+    size: usize,
+    sent: usize,
+    wait: Duration,
+) -> (String, Duration) {
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let mut conn = TcpStream::connect(&addr).expect("connect");
+    let head = format!(
+        "PUT {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/x-tar\r\nContent-Length: {size}\r\n\r\n"
+    );
+    let started = Instant::now();
+    conn.write_all(head.as_bytes()).expect("head");
+    let chunk = vec![0u8; 1 << 20];
+    let mut written = 0;
+    while written < sent {
+        // The server may close the connection as soon as it answered.
+        if conn.write_all(&chunk).is_err() {
+            break;
+        }
+        written += chunk.len();
+    }
+    conn.set_read_timeout(Some(wait)).expect("timeout");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.windows(2).any(|w| w == b"\r\n") {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+    let line = String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    (line, started.elapsed())
+}
+
+#[test]
+fn an_agent_upload_for_a_job_it_does_not_hold_is_refused_before_its_body_is_read() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let remote = Remote::new(tmp.path(), "jobs:\n  build:\n    steps: [\"true\"]\n");
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "1"]);
+    server.add_project(&remote, &[]);
+    succeeded(&server.cli(&["trigger", "demo", "--branch", "main", "--wait"]));
+    let rogue = succeeded(&server.cli(&["token", "create", "rogue", "--role", "agent"]));
+    let rogue = rogue.trim();
+    const BIG: usize = 200 << 20;
+    for path in [
+        "/api/v1/agent/runs/1/artifacts/build",
+        "/api/v1/agent/jobs/1/caches/some-key",
+    ] {
+        // Only the first MiB is sent: the answer must not wait for the rest.
+        let (line, took) = put_big(&server, path, rogue, BIG, 1 << 20, Duration::from_secs(10));
+        println!("{path}, 1 MiB of 200 sent: {line:?} after {took:?}");
+        assert!(
+            line.contains(" 403 "),
+            "the server waited for the body of an agent holding no job: {line:?} after {took:?}"
+        );
+        // All 200 MB sent: the server's peak memory does not grow by it.
+        let before = peak_rss_kib(&server);
+        let (line, took) = put_big(&server, path, rogue, BIG, BIG, Duration::from_secs(30));
+        let grew = peak_rss_kib(&server).saturating_sub(before);
+        println!("{path}, 200 MB sent: {line:?} after {took:?}, peak RSS +{grew} KiB");
+        assert!(
+            grew < 64 << 10,
+            "the server took in the body before refusing it: peak RSS +{grew} KiB"
+        );
+    }
+}

@@ -499,6 +499,13 @@ impl Deployer {
                 by.name
             )));
         }
+        if let Some((earlier, email)) = self.decided_as(dep, by).await? {
+            return Err(DeployError::Forbidden(format!(
+                "`{earlier}` ({email}) decided on deployment {} already, and `{}` has that email too: one email is one \
+                 person, who decides once; an admin gives each person their own email (`slipway user add NAME --replace --email ADDRESS`)",
+                dep.id, by.name
+            )));
+        }
         if dep.requested_by == by.name {
             return Err(DeployError::Forbidden(format!(
                 "`{}` asked for deployment {} to {}: someone else must decide on it",
@@ -525,6 +532,26 @@ impl Deployer {
             }
         }
         Ok((release, rule))
+    }
+
+    /// An earlier decider on `dep` who is another user with `by`'s email
+    /// (any letter case), and that email: a database from before emails
+    /// were unique may hold one person as two users.
+    async fn decided_as(&self, dep: &Deployment, by: &Approver) -> Result<Option<(String, String)>> {
+        let Some(mine) = by.email.as_deref().filter(|e| !e.trim().is_empty()) else {
+            return Ok(None);
+        };
+        for decision in self.store().decisions(dep.id).await? {
+            if decision.who == by.name {
+                continue;
+            }
+            if let Some(email) = self.store().user(&decision.who).await?.and_then(|u| u.email)
+                && email.trim().eq_ignore_ascii_case(mine.trim())
+            {
+                return Ok(Some((decision.who, email)));
+            }
+        }
+        Ok(None)
     }
 
     /// Deployments whose decision point passed its expiry end as expired.

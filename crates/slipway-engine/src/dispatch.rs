@@ -190,8 +190,12 @@ impl LocalDispatch {
             (Some(target), Some(issue)) => Some(issue(
                 &project.name,
                 &target,
-                // The job id lets the registry refuse the token once the job ended.
-                &format!("{}/{}/{}@{}", project.name, run.number, job.name, job.id),
+                // The job id and attempt let the registry refuse the token once
+                // this attempt ended (the job may run again, with a new token).
+                &format!(
+                    "{}/{}/{}@{}.{}",
+                    project.name, run.number, job.name, job.id, job.attempt
+                ),
             )),
             _ => None,
         };

@@ -24,7 +24,18 @@ pub struct Session {
 
 impl Store {
     /// Adds a user, or with `replace` sets a new password, role and identity.
+    /// An email names one person: a user whose email another user already
+    /// has (in any letter case) is refused, since approvals count people.
     pub async fn put_user(&self, user: &User, password_hash: &str, replace: bool) -> Result<()> {
+        if let Some(email) = user.email.as_deref()
+            && let Some(other) = self.email_holder(email, &user.name).await?
+        {
+            return Err(StoreError::Conflict(format!(
+                "email {email} is user `{other}`'s already, and one email is one person (approvals count people): \
+                 give `{other}` a password and role with `slipway user add {other} --replace`, and their tokens with \
+                 `slipway token create NAME --user {other}`"
+            )));
+        }
         let groups = crate::json_of(&user.groups);
         let sql = if replace {
             "INSERT INTO users (name, password_hash, role, email, groups_json, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, role = excluded.role, email = excluded.email, groups_json = excluded.groups_json"
@@ -140,6 +151,22 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(user).transpose()
+    }
+
+    /// The user other than `name` with this email (in any letter case).
+    async fn email_holder(&self, email: &str, name: &str) -> Result<Option<String>> {
+        if email.trim().is_empty() {
+            return Ok(None);
+        }
+        let row = sqlx::query("SELECT name FROM users WHERE lower(email) = lower($1) AND name <> $2 ORDER BY created_at, name LIMIT 1")
+            .bind(email.trim())
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => Some(row.try_get("name")?),
+            None => None,
+        })
     }
 
     /// Makes a token belong to a person.

@@ -17,7 +17,8 @@ pub struct NewToken {
     /// The person (user) the token belongs to: approvals, four-eyes and
     /// "who asked" are theirs, whichever token they use.
     user: Option<String>,
-    /// Without `user`: the person with this email (made when there is none).
+    /// Without `user`: the person with this email, in any letter case (made
+    /// when there is none): one email is one person.
     email: Option<String>,
     /// Groups an approval rule can name.
     #[serde(default)]
@@ -86,6 +87,18 @@ async fn owner_of(
                 "user `{name}` has the {} role, so their token cannot have {}",
                 user.role,
                 role.as_str()
+            )));
+        }
+        if let Some(email) = new.email.as_deref().filter(|e| !e.trim().is_empty())
+            && !user
+                .email
+                .as_deref()
+                .is_some_and(|own| own.eq_ignore_ascii_case(email.trim()))
+        {
+            return Err(ApiError::bad_request(format!(
+                "a token stands for its person, and user `{name}` has email {}, not {email}: leave out `email`, \
+                 or change theirs with `slipway user add {name} --replace --email ADDRESS`",
+                user.email.as_deref().unwrap_or("(none)")
             )));
         }
         return Ok(Some(user));

@@ -323,15 +323,22 @@ pub fn push_allowed(project: &str, target: &str) -> Result<(), String> {
 }
 
 /// A job's token (and every token exchanged for it) is good only while its
-/// job runs: `job:PROJECT/RUN/JOB@ID` names the job.
+/// job runs the attempt it was issued for: `job:PROJECT/RUN/JOB@ID.ATTEMPT`
+/// names both. A job given back and claimed again gets a new token; the old
+/// one (which a lost worker may still hold) opens nothing.
 async fn require_running_job(subject: &str, state: &AppState) -> Result<(), OciError> {
-    let ended = || OciError::unauthorized(format!("the job of token `{subject}` has ended"));
-    let id = subject
+    let ended = || {
+        OciError::unauthorized(format!(
+            "the job attempt of token `{subject}` has ended; a running job gets a token of its own"
+        ))
+    };
+    let (id, attempt) = subject
         .rsplit_once('@')
-        .and_then(|(_, id)| id.parse::<i64>().ok())
+        .and_then(|(_, held)| held.split_once('.'))
+        .and_then(|(id, attempt)| Some((id.parse::<i64>().ok()?, attempt.parse::<i64>().ok()?)))
         .ok_or_else(ended)?;
     match state.engine.store.job(slipway_store::JobId(id)).await {
-        Ok(job) if job.state == slipway_store::State::Running => Ok(()),
+        Ok(job) if job.state == slipway_store::State::Running && job.attempt == attempt => Ok(()),
         Ok(_) | Err(slipway_store::StoreError::NotFound(_)) => Err(ended()),
         Err(e) => Err(OciError::internal(e.to_string())),
     }

@@ -45,12 +45,18 @@ environments:
             &common::service::shared_target(),
         ],
     );
+    // `sneaky` is protected too (only protected branches make releases), so
+    // its release shows that even a reviewed side branch cannot loosen prod.
     succeeded(&server.cli(&[
         "project",
         "add",
         "gates",
         "--git",
         repo.bare.to_str().expect("utf8"),
+        "--branch",
+        "main",
+        "--branch",
+        "sneaky",
     ]));
     let bob = token(&server, "bob", "developer", "bob@example.com");
     server.set_secret("gates", "GREETING", "Howdy");

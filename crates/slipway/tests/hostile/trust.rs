@@ -240,14 +240,14 @@ fn an_agent_cannot_write_what_a_job_it_does_not_hold_produced() {
     );
     let (code, answer) = send(
         "PUT",
-        &format!("{api}/projects/1/caches/poisoned-key"),
+        &format!("{api}/jobs/{job_id}/caches/poisoned-key"),
         Some(&agent),
         &[],
         Some(&poison),
     );
     assert!(
         (400..500).contains(&code),
-        "a cache entry from an agent holding no job of the project was taken: {code} {answer}"
+        "a cache entry from an agent not holding the job was taken: {code} {answer}"
     );
     let (headers, body) = json_body(&serde_json::json!({ "seq": 99, "lines": ["forged line"] }));
     let (code, answer) = send(

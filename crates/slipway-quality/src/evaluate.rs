@@ -280,6 +280,7 @@ fn matching(dir: &Path, globs: &[String]) -> Result<Vec<PathBuf>> {
             .take_while(|part| !part.contains(['*', '?', '[', '{']))
             .collect();
         let start = dir.join(literal.join("/"));
+        refuse_links_in(dir, &literal, pattern)?;
         let before = found.len();
         let walk = walkdir::WalkDir::new(&start).follow_root_links(false);
         for entry in walk.into_iter().filter_map(std::result::Result::ok) {
@@ -299,8 +300,29 @@ fn matching(dir: &Path, globs: &[String]) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
+/// Refuses a glob whose literal prefix goes through a symbolic link: the
+/// job made the link, and it may point at the server's own files.
+fn refuse_links_in(dir: &Path, literal: &[&str], pattern: &str) -> Result<()> {
+    let mut path = dir.to_path_buf();
+    for part in literal {
+        path.push(part);
+        let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+        if is_link {
+            let rel = path.strip_prefix(dir).unwrap_or(&path);
+            return Err(GateError(format!(
+                "report `{pattern}` goes through the symbolic link `{}`: reports are read only \
+                 from files and directories inside the workspace; write the report there",
+                rel.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A report the job wrote: never through a link, never a FIFO or a device.
 fn open(path: &Path) -> Result<std::io::BufReader<std::fs::File>> {
-    let file = std::fs::File::open(path).context(|| format!("cannot open {}", path.display()))?;
+    let file = crate::job_files::open_regular(path)
+        .context(|| format!("cannot read report {}", path.display()))?;
     Ok(std::io::BufReader::with_capacity(256 * 1024, file))
 }
 
@@ -384,7 +406,11 @@ fn lines_of_code(dir: &Path, files: &[String]) -> u64 {
                 .and_then(|e| e.to_str())
                 .is_some_and(|e| SOURCE.contains(&e))
         })
-        .filter_map(|f| std::fs::read_to_string(dir.join(f)).ok())
+        .filter_map(|f| {
+            // The job may have put a FIFO or a link where a source file was.
+            let file = crate::job_files::open_regular(&dir.join(f)).ok()?;
+            std::io::read_to_string(file).ok()
+        })
         .map(|text| text.lines().filter(|l| !l.trim().is_empty()).count() as u64)
         .sum()
 }

@@ -8,6 +8,7 @@ pub mod diff;
 pub mod evaluate;
 pub mod gate;
 pub mod issues;
+pub mod job_files;
 pub mod junit;
 pub mod measures;
 pub mod paths;

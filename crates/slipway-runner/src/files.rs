@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use sha2::{Digest, Sha256};
+use slipway_quality::job_files;
 
 /// A set of workspace-relative globs, where `*` stays within one directory.
 pub fn glob_set(patterns: &[String]) -> io::Result<GlobSet> {
@@ -44,16 +45,6 @@ pub fn matches(root: &Path, patterns: &[String]) -> io::Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-/// Every file under the given relative paths (directories expanded), sorted.
-fn files_under(root: &Path, paths: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for p in paths {
-        files.extend(files_in(root, &root.join(p), |_| true)?);
-    }
-    files.sort();
-    Ok(files)
-}
-
 /// The files (not directories) below `dir`, relative to `root`, skipping
 /// entries `keep` rejects and everything below them.
 pub fn files_in(
@@ -74,18 +65,37 @@ pub fn files_in(
 }
 
 /// SHA-256 over the names and contents of every file the globs match, in a
-/// stable order; `None` when nothing matches.
+/// stable order; `None` when nothing matches. A symbolic link counts by
+/// where it points (its text), never by what is there: the job made it, and
+/// it may point at the server's files, a FIFO or `/dev/zero`. A FIFO, socket
+/// or device is refused, never opened.
 pub fn hash_matching(root: &Path, patterns: &[String]) -> io::Result<Option<String>> {
-    let files = files_under(root, &matches(root, patterns)?)?;
-    if files.is_empty() {
+    let mut entries = Vec::new();
+    for top in matches(root, patterns)? {
+        let walk = walkdir::WalkDir::new(root.join(top)).follow_root_links(false);
+        for entry in walk {
+            let entry = entry.map_err(io::Error::from)?;
+            if !entry.file_type().is_dir() {
+                let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
+                entries.push((rel.to_path_buf(), entry.file_type()));
+            }
+        }
+    }
+    if entries.is_empty() {
         return Ok(None);
     }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
     let mut hasher = Sha256::new();
-    for f in &files {
-        hasher.update(f.to_string_lossy().as_bytes());
+    for (rel, file_type) in &entries {
+        hasher.update(rel.to_string_lossy().as_bytes());
         hasher.update([0]);
-        let mut file = std::fs::File::open(root.join(f))?;
-        io::copy(&mut file, &mut hasher)?;
+        let path = root.join(rel);
+        if file_type.is_symlink() {
+            hasher.update(b"symlink to ");
+            hasher.update(std::fs::read_link(&path)?.as_os_str().as_encoded_bytes());
+        } else {
+            io::copy(&mut open_regular(&path)?, &mut hasher)?;
+        }
         hasher.update([0]);
     }
     let digest = hasher.finalize();
@@ -103,7 +113,10 @@ pub fn copy_paths(from: &Path, to: &Path, paths: &[PathBuf]) -> io::Result<()> {
 
 /// Copies everything inside `from` into `to` (merging with what is there).
 pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
-    for entry in walkdir::WalkDir::new(from).min_depth(1) {
+    for entry in walkdir::WalkDir::new(from)
+        .follow_root_links(false)
+        .min_depth(1)
+    {
         let entry = entry.map_err(io::Error::from)?;
         let rel = entry.path().strip_prefix(from).unwrap_or(entry.path());
         let target = to.join(rel);
@@ -131,8 +144,33 @@ fn copy_entry(from: &Path, to: &Path) -> io::Result<()> {
     if meta.file_type().is_symlink() {
         std::os::unix::fs::symlink(std::fs::read_link(from)?, to)
     } else {
-        std::fs::copy(from, to).map(drop)
+        copy_file(from, to)
     }
+}
+
+/// Copies a regular file's contents and mode. What a job left may be a FIFO
+/// (the copy would hang) or a device node (the host's disk, read by this
+/// unconfined process): those are refused with what to do, never opened.
+fn copy_file(from: &Path, to: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut source = open_regular(from)?;
+    let mode = source.metadata()?.permissions().mode();
+    let mut dest = std::fs::File::create(to)?;
+    io::copy(&mut source, &mut dest)?;
+    dest.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
+}
+
+/// [`job_files::open_regular`], with what to do about a file that is not one.
+fn open_regular(path: &Path) -> io::Result<std::fs::File> {
+    job_files::open_regular(path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "{e}; artifacts, caches and `hash` keep regular files, directories and \
+                 symbolic links only: leave it out of their globs"
+            ),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -172,6 +210,32 @@ mod tests {
             hash_matching(dir.path(), &["nope".into()]).expect("hash"),
             None
         );
+    }
+
+    #[test]
+    fn links_are_hashed_and_copied_as_links_and_fifos_refused() {
+        let dir = tree(&["in/plain"]);
+        let outside = tree(&["secret"]);
+        let link = dir.path().join("in/link");
+        std::os::unix::fs::symlink(outside.path().join("secret"), &link).expect("symlink");
+        let before = hash_matching(dir.path(), &["in".into()]).expect("hash");
+        std::fs::write(outside.path().join("secret"), "changed").expect("write");
+        let after = hash_matching(dir.path(), &["in".into()]).expect("hash");
+        assert_eq!(before, after, "a link's target is never read");
+        let dst = tempfile::tempdir().expect("tempdir");
+        copy_paths(dir.path(), dst.path(), &[PathBuf::from("in")]).expect("copy");
+        assert!(
+            std::fs::symlink_metadata(dst.path().join("in/link"))
+                .expect("copied")
+                .is_symlink()
+        );
+        nix::unistd::mkfifo(&dir.path().join("in/pipe"), nix::sys::stat::Mode::S_IRWXU)
+            .expect("mkfifo");
+        let err = hash_matching(dir.path(), &["in".into()]).expect_err("FIFO refused");
+        assert!(err.to_string().contains("is a FIFO"), "{err}");
+        let err =
+            copy_paths(dir.path(), dst.path(), &[PathBuf::from("in")]).expect_err("FIFO refused");
+        assert!(err.to_string().contains("in/pipe` is a FIFO"), "{err}");
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod proxy;
 mod recover;
 mod release;
 mod rollout;
+pub mod sandbox;
 mod status;
 pub mod verify;
 
@@ -78,6 +79,9 @@ pub struct DeployConfig {
     /// The host name environment URLs are given with.
     pub public_host: String,
     pub pulls: PullIssuer,
+    /// What confines a release's `local` process, health commands and smoke
+    /// tests; `None` only when the admin accepted unconfined host jobs.
+    pub sandbox: Option<slipway_runner::Sandbox>,
 }
 
 /// Delivery figures are kept per (project id, environment, days).
@@ -185,6 +189,21 @@ impl Deployer {
             .data_dir
             .join("releases")
             .join(release.run_id.to_string())
+    }
+
+    /// How a release's own commands run in an environment: confined to its
+    /// tree, writing only the environment's `HOME` and `TMPDIR`.
+    fn release_sandbox(
+        &self,
+        project: ProjectId,
+        environment: &str,
+        release: &slipway_store::Release,
+    ) -> sandbox::ReleaseSandbox {
+        sandbox::ReleaseSandbox::new(
+            self.inner.config.sandbox.clone(),
+            self.release_dir(release),
+            &self.dir(project, environment),
+        )
     }
 
     async fn docker(&self) -> Result<bollard::Docker> {
@@ -402,27 +421,28 @@ impl Deployer {
         if let Some(why) = down {
             return ("unhealthy".into(), Some(why));
         }
-        let Some(check) = self.health_check_of(project, &rt.name).await else {
+        let Some((check, sandbox)) = self.health_check_of(project, &rt.name).await else {
             return ("healthy".into(), None);
         };
         for b in rt.proxy.route.backends() {
-            if let Err(e) = verify::probe(client, b.addr, &check).await {
+            if let Err(e) = verify::probe(client, b.addr, &check, &sandbox).await {
                 return ("unhealthy".into(), Some(e));
             }
         }
         ("healthy".into(), None)
     }
 
-    /// The health check of what an environment runs now.
+    /// The health check of what an environment runs now, and where its command runs.
     async fn health_check_of(
         &self,
         project: ProjectId,
         environment: &str,
-    ) -> Option<slipway_spec::HealthCheck> {
+    ) -> Option<(slipway_spec::HealthCheck, sandbox::ReleaseSandbox)> {
         let record = self.store().environment(project, environment).await.ok()?;
         let current = self.store().deployment(record.current?).await.ok()?;
         let release = self.store().release(current.release_id).await.ok()?;
         let pipeline = self.inner.engine.pipeline(release.run_id).await.ok()??;
-        Some(pipeline.environment(environment)?.health.check.clone())
+        let check = pipeline.environment(environment)?.health.check.clone();
+        Some((check, self.release_sandbox(project, environment, &release)))
     }
 }

@@ -1,7 +1,7 @@
 //! The `local` target: the release's artifacts run as a supervised process on
-//! this machine, in its own process group, on a port of its own. A crash is
-//! restarted with backoff; the health monitor shows the environment unhealthy
-//! meanwhile.
+//! this machine, in its own process group, on a port of its own, confined to
+//! its release (see [`crate::sandbox`]). A crash is restarted with backoff;
+//! the health monitor shows the environment unhealthy meanwhile.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
+
+use crate::sandbox::ReleaseSandbox;
 
 /// A running local version.
 #[derive(Debug, Clone)]
@@ -30,7 +31,8 @@ pub struct LocalInstance {
 #[derive(Debug, Clone)]
 pub struct LocalSpec {
     pub command: String,
-    pub dir: PathBuf,
+    /// Where it runs (the release's tree) and what it may write.
+    pub sandbox: ReleaseSandbox,
     pub env: Vec<(String, String)>,
     /// Its output goes here (appended).
     pub log: PathBuf,
@@ -147,24 +149,25 @@ fn spawn(spec: &LocalSpec, port: u16) -> std::io::Result<tokio::process::Child> 
         .create(true)
         .append(true)
         .open(&spec.log)?;
-    let mut cmd = Command::new("sh");
-    slipway_runner::without_slipway_settings(&mut cmd);
-    cmd.args(["-c", &format!("exec {}", spec.command)])
-        .current_dir(&spec.dir)
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+    let cannot = |e: std::io::Error| {
+        std::io::Error::other(format!(
+            "cannot start `{}` in {}: {e}",
+            spec.command,
+            spec.sandbox.tree().display()
+        ))
+    };
+    let mut cmd = spec
+        .sandbox
+        .shell(&format!("exec {}", spec.command))
+        .map_err(cannot)?;
+    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)))
         .env("PORT", port.to_string())
         .stdin(std::process::Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
         .process_group(0)
         .kill_on_drop(false);
-    cmd.spawn().map_err(|e| {
-        std::io::Error::other(format!(
-            "cannot start `{}` in {}: {e}",
-            spec.command,
-            spec.dir.display()
-        ))
-    })
+    cmd.spawn().map_err(cannot)
 }
 
 async fn stop_group(pgid: u32, child: &mut tokio::process::Child) {

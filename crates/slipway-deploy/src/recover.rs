@@ -118,7 +118,9 @@ impl Deployer {
                 .map_err(DeployError::Invalid)?,
             Live::Nothing => Vec::new(),
         };
-        let checked = verify::until_healthy(&addrs, &env.health, || self.down(&live)).await;
+        let sandbox = self.release_sandbox(project.id, environment, &release);
+        let checked =
+            verify::until_healthy(&addrs, &env.health, &sandbox, || self.down(&live)).await;
         // Slow to come up or not, it is what the environment runs: serve it
         // and let the health monitor say when it is healthy.
         rt.proxy

@@ -1,12 +1,14 @@
 //! Verification: a new version must pass its health check before it takes
 //! traffic, and the smoke tests after; either failing sends the environment
-//! back to what it ran before.
+//! back to what it ran before. Health commands and smoke tests run confined
+//! to their release, as its process does (see [`crate::sandbox`]).
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use slipway_spec::{Health, HealthCheck};
+
+use crate::sandbox::ReleaseSandbox;
 
 /// How often a version that is starting is asked again.
 const PROBE_EVERY: Duration = Duration::from_millis(20);
@@ -23,11 +25,13 @@ pub fn client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
-/// One probe of a version at `addr`: `Err` says what is wrong.
+/// One probe of a version at `addr`: `Err` says what is wrong. A command
+/// runs in `sandbox`.
 pub async fn probe(
     client: &reqwest::Client,
     addr: SocketAddr,
     check: &HealthCheck,
+    sandbox: &ReleaseSandbox,
 ) -> Result<(), String> {
     match check {
         HealthCheck::Http(path) => {
@@ -41,10 +45,12 @@ pub async fn probe(
         }
         HealthCheck::Command(cmd) => {
             let url = format!("http://{addr}");
+            let mut command = sandbox
+                .shell(cmd)
+                .map_err(|e| format!("cannot run `{cmd}`: {e}"))?;
             let out = tokio::time::timeout(
                 PROBE_TIMEOUT,
-                slipway_runner::without_slipway_settings(&mut tokio::process::Command::new("sh"))
-                    .args(["-c", cmd])
+                command
                     .env("SLIPWAY_INSTANCE_URL", &url)
                     .kill_on_drop(true)
                     .output(),
@@ -70,6 +76,7 @@ pub async fn probe(
 pub async fn until_healthy<F, Fut>(
     addrs: &[SocketAddr],
     health: &Health,
+    sandbox: &ReleaseSandbox,
     mut down: F,
 ) -> Result<(), String>
 where
@@ -80,7 +87,7 @@ where
     let start = Instant::now();
     for &addr in addrs {
         loop {
-            let last = match probe(&client, addr, &health.check).await {
+            let last = match probe(&client, addr, &health.check, sandbox).await {
                 Ok(()) => break,
                 Err(e) => e,
             };
@@ -101,17 +108,19 @@ where
     Ok(())
 }
 
-/// Runs the smoke tests in order against the environment's URL; the first failure is returned.
+/// Runs the smoke tests in order against the environment's URL, in the
+/// release's sandbox; the first failure is returned.
 pub async fn smoke(
     commands: &[String],
     env_url: &str,
-    dir: &Path,
+    sandbox: &ReleaseSandbox,
     env: &[(String, String)],
 ) -> Result<(), String> {
     for cmd in commands {
-        let run = slipway_runner::without_slipway_settings(&mut tokio::process::Command::new("sh"))
-            .args(["-c", cmd])
-            .current_dir(dir)
+        let mut command = sandbox
+            .shell(cmd)
+            .map_err(|e| format!("cannot run smoke test `{cmd}`: {e}"))?;
+        let run = command
             .envs(env.iter().map(|(k, v)| (k, v)))
             .env("SLIPWAY_ENV_URL", env_url)
             .kill_on_drop(true)

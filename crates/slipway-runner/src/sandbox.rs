@@ -11,9 +11,12 @@
 //! What the launcher does, in this order (each step needs the one before
 //! to still hold its privileges):
 //! 1. a private mount namespace (with a user namespace when not root), in
-//!    which the Docker and containerd sockets are covered: the engine is
-//!    root-equivalent, and Landlock (up to ABI 8) cannot refuse a
-//!    `connect()` to a pathname socket;
+//!    which the Docker and containerd sockets are covered (the engine is
+//!    root-equivalent, and Landlock up to ABI 8 cannot refuse a `connect()`
+//!    to a pathname socket), `/dev/shm` is a tmpfs of its own (the host's is
+//!    shared by every process) and `/dev/pts` a new devpts instance (the
+//!    host's holds the terminals of the server's user: with one open, a
+//!    `TIOCSTI` types commands into it);
 //! 2. every capability dropped (bounding, ambient, inheritable, permitted,
 //!    effective), so uid 0 in a job is an ordinary owner of its files;
 //! 3. Landlock: read and execute everywhere but the protected paths and
@@ -178,7 +181,8 @@ impl Sandbox {
         format!(
             "host steps are sandboxed: Landlock (no read of {}; writes only in the job's workspace, \
              temporary directory and home; no signals outside the job), no capabilities, \
-             no_new_privs, the container engine's sockets hidden",
+             no_new_privs, the container engine's sockets hidden, /dev/shm and terminals \
+             of their own",
             self.protected
                 .iter()
                 .filter(|p| p.exists())
@@ -188,14 +192,33 @@ impl Sandbox {
         )
     }
 
-    /// The launcher command that runs `program ARGS` confined, writing only in `writable`.
+    /// The launcher command that runs a job's `program ARGS` confined,
+    /// writing only in `writable` and the admin's shared directories.
     pub(crate) fn command(&self, writable: &[PathBuf], program: &str) -> tokio::process::Command {
+        let mut all = writable.to_vec();
+        all.extend(self.shared.iter().cloned());
+        self.launch(&[], &all, program)
+    }
+
+    /// The launcher command that runs `program ARGS` confined, reading also
+    /// `readable` (which may lie inside a protected path: a release's tree in
+    /// the data directory) and writing only in `writable`. The jobs' shared
+    /// directories are not given: this is for what a release runs.
+    pub fn launch(
+        &self,
+        readable: &[PathBuf],
+        writable: &[PathBuf],
+        program: &str,
+    ) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(&self.launcher);
         command.arg(LAUNCHER_COMMAND);
         for path in &self.protected {
             command.arg("--protect").arg(path);
         }
-        for path in writable.iter().chain(&self.shared) {
+        for path in readable {
+            command.arg("--read").arg(path);
+        }
+        for path in writable {
             command.arg("--write").arg(path);
         }
         command.arg("--").arg(program);
@@ -240,11 +263,12 @@ fn ruleset() -> Result<Ruleset, landlock::RulesetError> {
         .scope(Scope::from_all(SCOPE_ABI))
 }
 
-/// What the launcher was asked: the paths to keep out of reach and the
-/// job's own directories.
+/// What the launcher was asked: the paths to keep out of reach, what may
+/// be read even inside them, and the job's own directories.
 #[derive(Debug, Clone, Default)]
 pub struct Confinement {
     pub protected: Vec<PathBuf>,
+    pub readable: Vec<PathBuf>,
     pub writable: Vec<PathBuf>,
 }
 
@@ -274,9 +298,13 @@ impl Confinement {
         // is the job's, with the usual 022: a binary it builds may be copied
         // into an image that runs as another user.
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
-        let ruleset = self.build_ruleset()?;
+        let ruleset = self.read_rules()?;
         private_mounts()?;
+        private_devices()?;
         hide_engine_sockets()?;
+        // After the mounts: the rules on `/dev/shm` and `/dev/pts` must
+        // name the job's own instances, not the host's they cover.
+        let ruleset = self.own_rules(ruleset)?;
         drop_capabilities()?;
         let status = ruleset
             .restrict_self()
@@ -289,11 +317,10 @@ impl Confinement {
         Ok(())
     }
 
-    /// Read everywhere but the protected paths and `/dev`; all rights in the
-    /// job's own directories and on a few devices.
-    fn build_ruleset(&self) -> Result<RulesetCreated, SandboxError> {
-        let fail = |e: landlock::RulesetError| setup("build the Landlock rules")(landlock_error(e));
-        let mut created = ruleset().and_then(|r| r.create()).map_err(fail)?;
+    /// Read everywhere but the protected paths and `/dev`, and in the
+    /// readable paths asked for.
+    fn read_rules(&self) -> Result<RulesetCreated, SandboxError> {
+        let mut created = ruleset().and_then(|r| r.create()).map_err(rules_error)?;
         let mut excluded: Vec<PathBuf> = self
             .protected
             .iter()
@@ -302,9 +329,18 @@ impl Confinement {
             .collect();
         excluded.push(PathBuf::from("/dev"));
         let read = AccessFs::from_read(FS_ABI);
-        for path in readable_paths(Path::new("/"), &excluded) {
-            created = add_rule(created, &path, read).map_err(fail)?;
+        let asked = self.readable.iter().filter(|p| p.exists()).cloned();
+        for path in readable_paths(Path::new("/"), &excluded)
+            .into_iter()
+            .chain(asked)
+        {
+            created = add_rule(created, &path, read).map_err(rules_error)?;
         }
+        Ok(created)
+    }
+
+    /// All rights in the job's own directories and on a few devices.
+    fn own_rules(&self, mut created: RulesetCreated) -> Result<RulesetCreated, SandboxError> {
         let all = AccessFs::from_all(FS_ABI);
         for path in DEVICES
             .iter()
@@ -312,11 +348,15 @@ impl Confinement {
             .chain(self.writable.clone())
         {
             if path.exists() {
-                created = add_rule(created, &path, all).map_err(fail)?;
+                created = add_rule(created, &path, all).map_err(rules_error)?;
             }
         }
         Ok(created)
     }
+}
+
+fn rules_error(e: landlock::RulesetError) -> SandboxError {
+    setup("build the Landlock rules")(landlock_error(e))
 }
 
 fn canonical(path: &Path) -> Option<PathBuf> {
@@ -389,6 +429,50 @@ fn private_mounts() -> Result<(), SandboxError> {
         None::<&str>,
     )
     .map_err(|e| setup("make the mounts private")(errno(e)))
+}
+
+/// A tmpfs of the job's own on `/dev/shm`, and a new devpts instance on
+/// `/dev/pts` with `/dev/ptmx` pointing into it: the job makes terminals
+/// and shared memory as before, and sees none of the host's.
+fn private_devices() -> Result<(), SandboxError> {
+    // Not `nodev` on devpts: `/dev/ptmx` is bound from it, and a device
+    // node on a `nodev` mount cannot be opened.
+    let pts_flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
+    if Path::new("/dev/shm").is_dir() {
+        mount(
+            Some("tmpfs"),
+            "/dev/shm",
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some("mode=1777"),
+        )
+        .map_err(|e| setup("give the job a /dev/shm of its own")(errno(e)))?;
+    }
+    if !Path::new("/dev/pts").is_dir() {
+        return Ok(());
+    }
+    mount(
+        Some("devpts"),
+        "/dev/pts",
+        Some("devpts"),
+        pts_flags,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    )
+    .map_err(|e| setup("give the job terminals of its own (devpts)")(errno(e)))?;
+    // Where `/dev/ptmx` is a link (`pts/ptmx`) it already leads to the new instance.
+    let ptmx = Path::new("/dev/ptmx");
+    let is_node = std::fs::symlink_metadata(ptmx).is_ok_and(|m| !m.file_type().is_symlink());
+    if is_node {
+        mount(
+            Some("/dev/pts/ptmx"),
+            ptmx,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| setup("point /dev/ptmx at the job's terminals")(errno(e)))?;
+    }
+    Ok(())
 }
 
 /// Covers each engine socket (and socket directory) that exists.

@@ -42,8 +42,9 @@ pub struct ServerConfig {
     pub registry_host: Option<String>,
     /// Whether this server hosts environments (makes releases, runs rollouts).
     pub deployments: bool,
-    /// Where in-process workers confine host steps; `None` runs them
-    /// unconfined (only when the admin asked, see `--unsafe-host-jobs`).
+    /// Where in-process workers confine host steps, and deployments what a
+    /// release runs on this host; `None` runs them unconfined (only when
+    /// the admin asked, see `--unsafe-host-jobs`).
     pub sandbox: Option<slipway_runner::Sandbox>,
     /// Reverse proxies whose `X-Forwarded-Proto: https` makes session cookies `Secure`.
     pub trusted_proxies: Vec<crate::forwarded::Cidr>,
@@ -150,7 +151,12 @@ impl Server {
         let shutdown = CancellationToken::new();
         let deployer = slipway_deploy::Deployer::new(
             engine.clone(),
-            deploy_config(&listener, &deploy_registry, key.clone())?,
+            deploy_config(
+                &listener,
+                &deploy_registry,
+                key.clone(),
+                config.sandbox.clone(),
+            )?,
             shutdown.clone(),
         );
         let state = AppState {
@@ -246,6 +252,7 @@ fn deploy_config(
     listener: &TcpListener,
     registry_host: &str,
     key: Arc<slipway_secrets::SecretKey>,
+    sandbox: Option<slipway_runner::Sandbox>,
 ) -> Result<slipway_deploy::DeployConfig> {
     let addr = listener
         .local_addr()
@@ -266,6 +273,7 @@ fn deploy_config(
                 crate::registry::pull_token(&key, "deploy", path),
             )
         })),
+        sandbox,
     })
 }
 

@@ -55,7 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if docker.is_some() && !labels.iter().any(|l| l == "docker") {
             labels.push("docker".into());
         }
-        let work_dir = std::path::absolute(&args.work_dir)?;
+        let work_dir = private_work_dir(&args.work_dir)?;
         slipway_runner::reap_orphans(&work_dir.join("work"));
         let sandbox = super::server::host_job_sandbox(
             std::slice::from_ref(&work_dir),
@@ -85,6 +85,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The work directory, made private as a server's data directory is: it
+/// holds sources, artifacts and caches of every project this agent served.
+fn private_work_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+    let dir = std::path::absolute(dir)?;
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the work directory {}", dir.display()))?;
+    let refused = slipway_secrets::make_private_tree(&dir)
+        .with_context(|| format!("cannot make the work directory {} private", dir.display()))?;
+    if let Some(first) = refused.first() {
+        tracing::warn!(
+            "{} entries of the work directory stay readable by others (not ours to change), e.g. {}",
+            refused.len(),
+            first.display()
+        );
+    }
+    Ok(dir)
 }
 
 fn hostname() -> String {

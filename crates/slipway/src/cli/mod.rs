@@ -11,6 +11,7 @@ mod remote;
 mod run;
 mod runs;
 mod sandbox;
+mod secret_flags;
 mod server;
 mod validate;
 
@@ -20,6 +21,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use client::Connection;
+pub use secret_flags::hide as hide_secret_flags;
 
 #[derive(Debug, Parser)]
 #[command(

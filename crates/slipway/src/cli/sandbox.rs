@@ -13,6 +13,9 @@ pub struct Args {
     /// A path the step may not read or write.
     #[arg(long)]
     protect: Vec<PathBuf>,
+    /// A path the step may read, even inside a protected one.
+    #[arg(long)]
+    read: Vec<PathBuf>,
     /// A path the step may write.
     #[arg(long)]
     write: Vec<PathBuf>,
@@ -24,6 +27,7 @@ pub struct Args {
 pub fn run(args: Args) -> ExitCode {
     let confinement = Confinement {
         protected: args.protect,
+        readable: args.read,
         writable: args.write,
     };
     // Only returns when the step could not be started confined.

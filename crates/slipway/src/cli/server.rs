@@ -50,10 +50,11 @@ pub struct Args {
         value_delimiter = ','
     )]
     trusted_proxies: Vec<slipway_server::forwarded::Cidr>,
-    /// Run host steps of in-process workers unconfined when this kernel cannot
-    /// sandbox them (no Landlock ABI 6): any pipeline then has this server's
-    /// powers (its keys, tokens and database). Without it such a server refuses
-    /// to start with workers.
+    /// Run host steps of in-process workers, and what releases run here
+    /// (`local` targets, health commands, smoke tests), unconfined when this
+    /// kernel cannot sandbox them (no Landlock ABI 6): any pipeline then has
+    /// this server's powers (its keys, tokens and database). Without it such
+    /// a server refuses to start with workers or deployments.
     #[arg(long, env = "SLIPWAY_UNSAFE_HOST_JOBS")]
     unsafe_host_jobs: bool,
     /// A directory every host step may write besides its own (a shared
@@ -125,7 +126,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     super::init_tracing();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    if config.workers > 0 {
+    // What a release runs on this host comes from its pipeline file as much
+    // as a job's steps do: confined the same way.
+    if config.workers > 0 || config.deployments {
         let mut protected = vec![config.data_dir.clone()];
         protected.extend(args.config.clone());
         config.sandbox = runtime.block_on(host_job_sandbox(

@@ -8,7 +8,7 @@ use serde::Serialize;
 use slipway_git::Mirror;
 use slipway_spec::{Environment, Pipeline, Source};
 use slipway_store::{
-    DeployState, Deployment, NewDeployment, Project, Release, ReleaseCommit, now_ms,
+    DeployState, Deployment, NewDeployment, Project, Release, ReleaseCommit, Run, now_ms,
 };
 
 use crate::{DeployError, Deployer, Result};
@@ -47,8 +47,9 @@ pub struct Pending {
     pub approvals: usize,
     pub role: Option<String>,
     pub group: Option<String>,
-    /// Authors and committers of the release's commits, and who asked for
-    /// the deployment: they may not approve it (four-eyes).
+    /// Who may not approve it: authors and committers of the commits it
+    /// brings (four-eyes), who caused the run that made the release (its
+    /// trigger, re-run or pusher), and the person who asked for it.
     pub excluded: Vec<String>,
     pub expires_at: Option<i64>,
 }
@@ -382,17 +383,47 @@ impl Deployer {
             approvals,
             role: rule.role,
             group: rule.group,
-            excluded: {
-                let mut excluded = if rule.four_eyes {
-                    authors(&self.new_commits(&release, &deployment.environment).await)
-                } else {
-                    Vec::new()
-                };
-                excluded.push(format!("{} (asked for it)", deployment.requested_by));
-                excluded
-            },
+            excluded: self.excluded(deployment, &release, rule.four_eyes).await?,
             expires_at: deployment.expires_at,
         }))
+    }
+
+    /// Who may not approve a deployment, in words: the commits' authors and
+    /// committers (with four-eyes), who caused the release's run, and the
+    /// person who asked for the deployment (an automatic one is asked for by
+    /// whoever caused the run; a poll is nobody).
+    async fn excluded(
+        &self,
+        deployment: &Deployment,
+        release: &Release,
+        four_eyes: bool,
+    ) -> Result<Vec<String>> {
+        let mut excluded = if four_eyes {
+            authors(&self.new_commits(release, &deployment.environment).await)
+        } else {
+            Vec::new()
+        };
+        let run = self.store().run(release.run_id).await?;
+        let n = run.number;
+        match (&run.cause.person, &run.cause.pusher) {
+            (Some(person), Some(p)) => excluded.push(format!(
+                "{person} (pushed run {n}: {}, as {} reports)",
+                p.describe(),
+                p.forge
+            )),
+            (None, Some(p)) => excluded.push(format!(
+                "{} (pushed run {n}, as {} reports)",
+                p.describe(),
+                p.forge
+            )),
+            (Some(person), None) => excluded.push(format!("{person} (started run {n})")),
+            (None, None) => {}
+        }
+        let asked = &deployment.requested_by;
+        if run.cause.person.as_ref() != Some(asked) && self.store().user(asked).await?.is_some() {
+            excluded.push(format!("{asked} (asked for it)"));
+        }
+        Ok(excluded)
     }
 
     /// Approves (`approve`) or rejects a waiting deployment.
@@ -506,6 +537,13 @@ impl Deployer {
                 dep.id, by.name
             )));
         }
+        let run = self.store().run(release.run_id).await?;
+        if let Some(how) = caused(&run, by) {
+            return Err(DeployError::Forbidden(format!(
+                "`{}` {how}, which made release {}: someone else must decide on deploying it",
+                by.name, release.version
+            )));
+        }
         if dep.requested_by == by.name {
             return Err(DeployError::Forbidden(format!(
                 "`{}` asked for deployment {} to {}: someone else must decide on it",
@@ -537,7 +575,11 @@ impl Deployer {
     /// An earlier decider on `dep` who is another user with `by`'s email
     /// (any letter case), and that email: a database from before emails
     /// were unique may hold one person as two users.
-    async fn decided_as(&self, dep: &Deployment, by: &Approver) -> Result<Option<(String, String)>> {
+    async fn decided_as(
+        &self,
+        dep: &Deployment,
+        by: &Approver,
+    ) -> Result<Option<(String, String)>> {
         let Some(mine) = by.email.as_deref().filter(|e| !e.trim().is_empty()) else {
             return Ok(None);
         };
@@ -545,7 +587,11 @@ impl Deployer {
             if decision.who == by.name {
                 continue;
             }
-            if let Some(email) = self.store().user(&decision.who).await?.and_then(|u| u.email)
+            if let Some(email) = self
+                .store()
+                .user(&decision.who)
+                .await?
+                .and_then(|u| u.email)
                 && email.trim().eq_ignore_ascii_case(mine.trim())
             {
                 return Ok(Some((decision.who, email)));
@@ -621,6 +667,43 @@ fn tighten(env: &mut Environment, live: &Environment) {
             ..old
         }),
     };
+}
+
+/// Who asks for an automatic deployment of a run's release: whoever caused
+/// the run, or the run itself when nobody known did (a poll, a promotion's merge).
+pub(crate) fn requester_of(run: &Run) -> String {
+    run.cause
+        .describe()
+        .unwrap_or_else(|| format!("run {} ({})", run.number, run.trigger))
+}
+
+/// How the approver caused the release's run, if they did: they started it
+/// (trigger, re-run) or pushed its commit as the forge reports (the email,
+/// login or name the webhook gave is theirs).
+fn caused(run: &Run, by: &Approver) -> Option<String> {
+    let same = |a: &str, b: &str| !b.trim().is_empty() && a.trim().eq_ignore_ascii_case(b.trim());
+    let cause = &run.cause;
+    if let Some(pusher) = &cause.pusher {
+        let email = by
+            .email
+            .as_deref()
+            .zip(pusher.email.as_deref())
+            .is_some_and(|(mine, theirs)| same(mine, theirs));
+        let named = [&pusher.login, &pusher.name]
+            .into_iter()
+            .flatten()
+            .any(|n| same(&by.name, n));
+        if email || named || cause.person.as_deref() == Some(by.name.as_str()) {
+            return Some(format!(
+                "pushed the commit run {} built ({}, as {} reports)",
+                run.number,
+                pusher.describe(),
+                pusher.forge
+            ));
+        }
+    }
+    (cause.person.as_deref() == Some(by.name.as_str()))
+        .then(|| format!("started run {} ({})", run.number, run.trigger))
 }
 
 /// Everyone who wrote or committed one of the commits (name and email).

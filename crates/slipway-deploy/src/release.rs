@@ -78,8 +78,13 @@ impl Deployer {
                 {
                     continue;
                 }
-                self.request_deployment(&release, &env, "deploy", &format!("run {}", run.number))
-                    .await?;
+                self.request_deployment(
+                    &release,
+                    &env,
+                    "deploy",
+                    &crate::decide::requester_of(&run),
+                )
+                .await?;
             }
         }
         self.wake();

@@ -4,7 +4,7 @@
 use globset::{GlobBuilder, GlobSetBuilder};
 use slipway_git::Mirror;
 use slipway_spec::Pipeline;
-use slipway_store::{NewJob, NewRun, Project, Run};
+use slipway_store::{NewJob, NewRun, Project, Run, RunCause};
 
 use crate::{Engine, EngineError, Result};
 
@@ -21,12 +21,26 @@ impl Engine {
     /// Creates a run for the target. An invalid or missing pipeline file gives a
     /// failed run that says why, so the push is never silently ignored.
     pub async fn trigger(&self, project: &Project, target: Target, trigger: &str) -> Result<Run> {
+        self.trigger_by(project, target, trigger, RunCause::default())
+            .await
+    }
+
+    /// [`Engine::trigger`], remembering who caused the run (they do not
+    /// approve the deployments of what it ships).
+    pub async fn trigger_by(
+        &self,
+        project: &Project,
+        target: Target,
+        trigger: &str,
+        cause: RunCause,
+    ) -> Result<Run> {
         let mirror = self.fetched_mirror(project).await?;
         let (branch, commit) = on_branch(&mirror, project, &target).await?;
         let mut new = NewRun {
             commit: commit.clone(),
             branch,
             trigger: trigger.to_string(),
+            cause,
             ..NewRun::default()
         };
         let text = match crate::pipeline_file::read(&mirror, &commit).await? {
@@ -77,7 +91,7 @@ impl Engine {
     /// others run again. The commit must still be on its branch at the remote
     /// (as for any trigger): a commit a force-push took off `main` is no
     /// longer `main`'s code, and must not be built, released or deployed as it.
-    pub async fn rerun(&self, old: &Run, failed_only: bool) -> Result<Run> {
+    pub async fn rerun(&self, old: &Run, failed_only: bool, cause: RunCause) -> Result<Run> {
         let store = &self.store;
         let project = store.project_by_id(old.project_id).await?;
         let mirror = self.fetched_mirror(&project).await?;
@@ -109,6 +123,7 @@ impl Engine {
             trigger: format!("rerun of {}", old.number),
             pipeline: pipeline_text,
             jobs,
+            cause,
         };
         let run = store.create_run(old.project_id, &new).await?;
         for job in new.jobs.iter().filter(|j| j.kept_from.is_some()) {
@@ -135,6 +150,7 @@ impl Engine {
         branch: &str,
         commit: &str,
         trigger: &str,
+        cause: RunCause,
     ) -> Result<Option<Run>> {
         if !builds_branch(project, branch) || self.built_already(project, branch, commit).await? {
             return Ok(None);
@@ -143,7 +159,9 @@ impl Engine {
             branch: branch.to_string(),
             commit: commit.to_string(),
         };
-        self.trigger(project, target, trigger).await.map(Some)
+        self.trigger_by(project, target, trigger, cause)
+            .await
+            .map(Some)
     }
 }
 

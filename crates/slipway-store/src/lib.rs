@@ -38,7 +38,7 @@ pub use registry::{
     ManifestRecord, NewManifest, NewPromotion, Promotion, RawFile, RepoKind, Repository,
     RetiredTag, RunImage, TagPage, TagPolicy,
 };
-pub use runs::{NewJob, NewRun};
+pub use runs::{NewJob, NewRun, Pusher, RunCause};
 pub use secrets::{JobScope, SecretEntry, SecretScope};
 pub use users::{NO_PASSWORD, Session, User};
 

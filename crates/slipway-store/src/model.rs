@@ -124,6 +124,8 @@ pub struct Run {
     pub reason: Option<String>,
     /// What created it: `webhook`, `poll` or `manual`.
     pub trigger: String,
+    /// Who caused it: they do not approve the deployments of what it ships.
+    pub cause: crate::RunCause,
     pub created_at: i64,
     pub finished_at: Option<i64>,
 }

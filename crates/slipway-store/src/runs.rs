@@ -1,5 +1,6 @@
 //! Runs: one pipeline execution for one exact commit, and its jobs.
 
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -9,8 +10,7 @@ use crate::{
     record_transition, sql, state_of,
 };
 
-const COLUMNS: &str =
-    "id, project_id, number, commit_sha, branch, state, reason, trigger, created_at, finished_at";
+const COLUMNS: &str = "id, project_id, number, commit_sha, branch, state, reason, trigger, started_by, pushed_by, created_at, finished_at";
 
 /// A run to create: the commit, and the jobs its pipeline file defines.
 #[derive(Debug, Clone, Default)]
@@ -22,6 +22,63 @@ pub struct NewRun {
     /// The pipeline file's text at that commit (workers parse it again).
     pub pipeline: String,
     pub jobs: Vec<NewJob>,
+    /// Who caused it.
+    pub cause: RunCause,
+}
+
+/// Who caused a run. Four-eyes keeps them from approving the deployments
+/// of the release it makes: otherwise whoever triggers or pushes could
+/// approve their own automatic deployment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RunCause {
+    /// The person (a user's name): whose token or session triggered or
+    /// re-ran it, or whose email the push webhook reported.
+    pub person: Option<String>,
+    /// The pusher as the forge's (signed) webhook reported them.
+    pub pusher: Option<Pusher>,
+}
+
+/// A pusher in the forge's words: best effort, only as true as the forge's
+/// account data, and matched with people by email or name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pusher {
+    /// The forge that reported them, e.g. `GitHub`.
+    pub forge: String,
+    pub login: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+}
+
+impl RunCause {
+    /// Who caused it, for people to read; `None` for runs no one is known
+    /// to have caused (polls, promotions, runs from before causes were kept).
+    pub fn describe(&self) -> Option<String> {
+        if let Some(person) = &self.person {
+            return Some(person.clone());
+        }
+        self.pusher
+            .as_ref()
+            .map(|p| format!("{} (the pusher, as {} reports)", p.describe(), p.forge))
+    }
+}
+
+impl Pusher {
+    /// `login (Name <email>)`, with what the forge gave.
+    pub fn describe(&self) -> String {
+        let who = self
+            .login
+            .clone()
+            .or_else(|| self.name.clone())
+            .unwrap_or_else(|| "someone".into());
+        let detail = match (&self.name, &self.email) {
+            (Some(name), Some(email)) if Some(name) != self.login.as_ref() => {
+                format!(" ({name} <{email}>)")
+            }
+            (_, Some(email)) => format!(" <{email}>"),
+            _ => String::new(),
+        };
+        format!("{who}{detail}")
+    }
 }
 
 /// A job to queue with a new run.
@@ -45,6 +102,12 @@ fn run(row: &AnyRow) -> Result<Run> {
         state: state_of(&row.try_get::<String, _>("state")?)?,
         reason: row.try_get("reason")?,
         trigger: row.try_get("trigger")?,
+        cause: RunCause {
+            person: row.try_get("started_by")?,
+            pusher: row
+                .try_get::<Option<String>, _>("pushed_by")?
+                .and_then(|json| serde_json::from_str(&json).ok()),
+        },
         created_at: row.try_get("created_at")?,
         finished_at: row.try_get("finished_at")?,
     })
@@ -65,8 +128,8 @@ impl Store {
         .ok_or_else(|| StoreError::NotFound(format!("no project with id {project}")))?
         .try_get("number")?;
         let row = sqlx::query(sql(format!(
-            "INSERT INTO runs (project_id, number, commit_sha, branch, state, trigger, pipeline, created_at) \
-             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7) RETURNING {COLUMNS}"
+            "INSERT INTO runs (project_id, number, commit_sha, branch, state, trigger, pipeline, created_at, started_by, pushed_by) \
+             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
         )))
         .bind(project.0)
         .bind(number)
@@ -75,6 +138,13 @@ impl Store {
         .bind(&new.trigger)
         .bind(&new.pipeline)
         .bind(now)
+        .bind(&new.cause.person)
+        .bind(
+            new.cause
+                .pusher
+                .as_ref()
+                .and_then(|p| serde_json::to_string(p).ok()),
+        )
         .fetch_one(&mut *tx)
         .await?;
         let created = run(&row)?;

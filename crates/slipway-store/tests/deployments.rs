@@ -29,6 +29,7 @@ async fn green_run(store: &Store, project: slipway_store::ProjectId) -> slipway_
                     name: "build".into(),
                     ..NewJob::default()
                 }],
+                ..NewRun::default()
             },
         )
         .await
@@ -382,6 +383,7 @@ async fn tokens_belong_to_people_and_claims_to_the_token_that_made_them(store: S
                     name: "build".into(),
                     ..NewJob::default()
                 }],
+                ..NewRun::default()
             },
         )
         .await

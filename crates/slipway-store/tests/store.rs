@@ -38,6 +38,7 @@ fn jobs(names: &[&str]) -> NewRun {
                 ..NewJob::default()
             })
             .collect(),
+        ..NewRun::default()
     }
 }
 

@@ -61,6 +61,18 @@ pub struct Delivery {
     pub event: String,
     /// The branches that moved; empty for other events (pings, tags, pull requests).
     pub pushes: Vec<Push>,
+    /// Who pushed, as the payload says; `None` when it says nothing usable.
+    pub pusher: Option<Pusher>,
+}
+
+/// Who pushed, in the forge's words: its account's login, display name and
+/// email as far as the payload carries them. Only as true as the forge's
+/// account data; the signature says the forge sent it, nothing more.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pusher {
+    pub login: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
 }
 
 /// One branch that moved.
@@ -126,29 +138,72 @@ pub fn verify_and_parse(
     let provider = headers.provider()?;
     signature::verify(&headers, provider, body, secret)?;
     let event = headers.event(provider).to_owned();
-    let pushes = parse(&headers, provider, &event, body)?;
+    let (pushes, pusher) = parse(&headers, provider, &event, body)?;
     Ok(Delivery {
         provider,
         id: headers.delivery_id(provider).map(str::to_owned),
         event,
         pushes,
+        pusher,
     })
 }
 
-/// The pushes of a verified delivery; none for events that are not pushes.
+/// The pushes of a verified delivery and who pushed; none for events that
+/// are not pushes.
 fn parse(
     headers: &Headers,
     provider: Provider,
     event: &str,
     body: &[u8],
-) -> Result<Vec<Push>, WebhookError> {
+) -> Result<(Vec<Push>, Option<Pusher>), WebhookError> {
     let read: fn(&Node) -> Result<Vec<Push>, WebhookError> = match (provider, event) {
         (Provider::GitHub | Provider::Gitea, "push") => github::push,
         (Provider::Gitea, "delete") => github::gitea_delete,
         (Provider::BitbucketCloud, "repo:push") => bitbucket_cloud::push,
         (Provider::BitbucketDataCenter, "repo:refs_changed") => bitbucket_dc::refs_changed,
-        _ => return Ok(Vec::new()),
+        _ => return Ok((Vec::new(), None)),
     };
     let value = json::parse(headers, body)?;
-    read(&Node::root(&value))
+    let root = Node::root(&value);
+    Ok((read(&root)?, pusher(provider, &root)))
+}
+
+/// Who pushed, where each forge says it: GitHub `pusher.{name,email}` and
+/// `sender.login`; Gitea `pusher.{login,full_name,email}`; Bitbucket
+/// `actor` (Cloud: `nickname`, `display_name`; Data Center: `name`,
+/// `displayName`, `emailAddress`). Best effort: a field of another shape
+/// is left out, never an error.
+fn pusher(provider: Provider, root: &Node) -> Option<Pusher> {
+    let text = |node: Node| {
+        node.opt_str()
+            .ok()
+            .flatten()
+            .map(str::to_owned)
+            .filter(|s| !s.trim().is_empty())
+    };
+    let found = match provider {
+        Provider::GitHub => Pusher {
+            login: text(root.get("sender").get("login")),
+            name: text(root.get("pusher").get("name")),
+            email: text(root.get("pusher").get("email")),
+        },
+        Provider::Gitea => Pusher {
+            login: text(root.get("pusher").get("login"))
+                .or_else(|| text(root.get("pusher").get("username")))
+                .or_else(|| text(root.get("sender").get("login"))),
+            name: text(root.get("pusher").get("full_name")),
+            email: text(root.get("pusher").get("email")),
+        },
+        Provider::BitbucketCloud => Pusher {
+            login: text(root.get("actor").get("nickname")),
+            name: text(root.get("actor").get("display_name")),
+            email: None,
+        },
+        Provider::BitbucketDataCenter => Pusher {
+            login: text(root.get("actor").get("name")),
+            name: text(root.get("actor").get("displayName")),
+            email: text(root.get("actor").get("emailAddress")),
+        },
+    };
+    (found != Pusher::default()).then_some(found)
 }

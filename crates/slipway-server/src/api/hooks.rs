@@ -77,11 +77,18 @@ pub async fn receive(
             Json(json!({ "duplicate": true, "runs": [] })),
         ));
     }
+    let cause = pusher_cause(&state, &delivery).await?;
     let mut runs = Vec::new();
     for push in delivery.pushes.iter().filter(|p| !p.deleted) {
         match state
             .engine
-            .on_push(&project, &push.branch, &push.commit, "webhook")
+            .on_push(
+                &project,
+                &push.branch,
+                &push.commit,
+                "webhook",
+                cause.clone(),
+            )
             .await
         {
             Ok(Some(run)) => runs.push(run),
@@ -109,4 +116,36 @@ pub async fn receive(
         StatusCode::ACCEPTED,
         Json(json!({ "event": delivery.event, "runs": numbers })),
     ))
+}
+
+/// Who caused the runs of a push: the pusher as the forge reports them (its
+/// signature says the forge sent this, so it is the forge's account data),
+/// and the person with the pusher's email when Slipway has one. Best effort:
+/// a forge account without a public email matches nobody by email, and
+/// four-eyes then compares the pusher's login and name with approvers' names.
+async fn pusher_cause(
+    state: &AppState,
+    delivery: &slipway_webhook::Delivery,
+) -> ApiResult<slipway_store::RunCause> {
+    let Some(pusher) = &delivery.pusher else {
+        return Ok(slipway_store::RunCause::default());
+    };
+    let person = match &pusher.email {
+        Some(email) => state
+            .engine
+            .store
+            .user_by_email(email)
+            .await?
+            .map(|u| u.name),
+        None => None,
+    };
+    Ok(slipway_store::RunCause {
+        person,
+        pusher: Some(slipway_store::Pusher {
+            forge: delivery.provider.to_string(),
+            login: pusher.login.clone(),
+            name: pusher.name.clone(),
+            email: pusher.email.clone(),
+        }),
+    })
 }

@@ -20,7 +20,7 @@ pub struct TriggerRequest {
 
 pub async fn trigger(
     State(state): State<AppState>,
-    _: AsDeveloper,
+    Authorized(caller): AsDeveloper,
     Path(name): Path<String>,
     Json(req): Json<TriggerRequest>,
 ) -> ApiResult<(StatusCode, Json<Run>)> {
@@ -33,7 +33,10 @@ pub async fn trigger(
         (Some(branch), None) => Target::Branch(branch),
         (None, None) => Target::Branch("main".into()),
     };
-    let run = state.engine.trigger(&project, target, "manual").await?;
+    let run = state
+        .engine
+        .trigger_by(&project, target, "manual", caused_by(&caller))
+        .await?;
     Ok((StatusCode::CREATED, Json(run)))
 }
 
@@ -125,13 +128,24 @@ pub struct RerunRequest {
 
 pub async fn rerun(
     State(state): State<AppState>,
-    _: AsDeveloper,
+    Authorized(caller): AsDeveloper,
     Path((name, number)): Path<(String, i64)>,
     Json(req): Json<RerunRequest>,
 ) -> ApiResult<(StatusCode, Json<Run>)> {
     let old = run(&state, &name, number).await?;
-    let new = state.engine.rerun(&old, req.failed_only).await?;
+    let new = state
+        .engine
+        .rerun(&old, req.failed_only, caused_by(&caller))
+        .await?;
     Ok((StatusCode::CREATED, Json(new)))
+}
+
+/// The person whose token asks for a run (none for a machine's token).
+fn caused_by(caller: &crate::auth::Caller) -> slipway_store::RunCause {
+    slipway_store::RunCause {
+        person: caller.person.clone(),
+        pusher: None,
+    }
 }
 
 /// A run by project name and number.

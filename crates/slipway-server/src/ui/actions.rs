@@ -171,7 +171,15 @@ pub async fn trigger(
         Err(r) => return r,
     };
     let target = slipway_engine::Target::Branch(form.branch.trim().to_string());
-    match state.engine.trigger(&project, target, "manual").await {
+    let cause = slipway_store::RunCause {
+        person: Some(viewer.0.user.name.clone()),
+        pusher: None,
+    };
+    match state
+        .engine
+        .trigger_by(&project, target, "manual", cause)
+        .await
+    {
         Ok(run) => Redirect::to(&format!(
             "/ui/projects/{}/runs/{}",
             project.name, run.number

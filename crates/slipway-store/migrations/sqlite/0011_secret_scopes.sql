@@ -5,3 +5,5 @@
 -- get the safe default from the API (protected branches).
 ALTER TABLE secrets ADD COLUMN jobs TEXT NOT NULL DEFAULT 'any';
 ALTER TABLE secrets ADD COLUMN environments TEXT;
+-- The webhook secret is the server's alone: no job and no deployment gets it.
+UPDATE secrets SET jobs = 'none', environments = '[]' WHERE name = '.webhook';

@@ -90,3 +90,12 @@ fn hook_uuid_is_not_taken_for_a_delivery_id() {
     assert_eq!(delivery.provider, Provider::BitbucketCloud);
     assert_eq!(delivery.id, None);
 }
+
+#[test]
+fn the_pusher_is_read_as_reported() {
+    let delivery = CLOUD.deliver("repo:push", PUSH).expect("a valid delivery");
+    let pusher = delivery.pusher.expect("a pusher");
+    assert_eq!(pusher.login.as_deref(), Some("ada"));
+    assert_eq!(pusher.name.as_deref(), Some("Ada Lovelace"));
+    assert_eq!(pusher.email.as_deref(), None);
+}

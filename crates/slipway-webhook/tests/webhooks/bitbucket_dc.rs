@@ -81,3 +81,12 @@ fn new_branch_is_an_add() {
     let main = push("main", "517481248c5067c2b98d19690b5658d0cb8ab378", false);
     assert_eq!(delivery.pushes, [main]);
 }
+
+#[test]
+fn the_pusher_is_read_as_reported() {
+    let delivery = DC.deliver("repo:refs_changed", PUSH).expect("a valid delivery");
+    let pusher = delivery.pusher.expect("a pusher");
+    assert_eq!(pusher.login.as_deref(), Some("alan"));
+    assert_eq!(pusher.name.as_deref(), Some("Alan Turing"));
+    assert_eq!(pusher.email.as_deref(), Some("alan@example.com"));
+}

@@ -121,3 +121,12 @@ fn deleted_tag_is_not_a_branch() {
     let delivery = GITEA.deliver("delete", &body).expect("a valid delivery");
     assert!(delivery.pushes.is_empty());
 }
+
+#[test]
+fn the_pusher_is_read_as_reported() {
+    let delivery = GITEA.deliver("push", PUSH).expect("a valid delivery");
+    let pusher = delivery.pusher.expect("a pusher");
+    assert_eq!(pusher.login.as_deref(), Some("grace"));
+    assert_eq!(pusher.name.as_deref(), None);
+    assert_eq!(pusher.email.as_deref(), Some("grace@example.com"));
+}

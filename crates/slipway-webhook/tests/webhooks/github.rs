@@ -73,3 +73,12 @@ fn legacy_sha1_signature_alone_is_not_enough() {
     headers.push(pair("X-Hub-Signature", sha1));
     assert_eq!(deliver(&headers, PUSH), Err(WebhookError::MissingSignature));
 }
+
+#[test]
+fn the_pusher_is_read_as_reported() {
+    let delivery = GITHUB.deliver("push", PUSH).expect("a valid delivery");
+    let pusher = delivery.pusher.expect("a pusher");
+    assert_eq!(pusher.login.as_deref(), Some("octocat"));
+    assert_eq!(pusher.name.as_deref(), Some("octocat"));
+    assert_eq!(pusher.email.as_deref(), Some("mona@example.com"));
+}

@@ -1,1 +1,377 @@
-//! Attacks: people (issue 12, round 2).
+//! Attacks on "approvals count people" (issue 12, round 2): one human with
+//! two users of one email approving twice, the person who triggered or
+//! pushed a release approving its automatic deployment, and a job's registry
+//! token living on into the job's next attempt.
+
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::common::server::{Remote, ServerProcess, commit_file, git};
+use crate::common::service::{cli_as, environment, refused, status, succeeded, token};
+
+/// `curl` returning (status, body).
+fn curl(args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "-", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// `slipway user add NAME --email EMAIL`, the password on standard input.
+fn add_user(server: &ServerProcess, name: &str, email: &str) -> Output {
+    let mut child = server
+        .cli_cmd(&["user", "add", name, "--role", "developer", "--email", email])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("slipway runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"a long enough password\n")
+        .expect("write the password");
+    child.wait_with_output().expect("slipway ends")
+}
+
+/// `POST /api/v1/tokens` as the admin; returns (status, answer).
+fn create_token(server: &ServerProcess, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let (code, text) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        &format!("Authorization: Bearer {}", server.token),
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        &body.to_string(),
+        &format!("{}/api/v1/tokens", server.url),
+    ]);
+    (
+        code,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
+#[test]
+fn one_email_is_one_person() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "0"]);
+    // `token create alice-laptop --email` makes the person alice-laptop...
+    let (code, laptop) = create_token(
+        &server,
+        &serde_json::json!({"name": "alice-laptop", "role": "developer", "email": "alice@example.com"}),
+    );
+    assert_eq!(code, 201, "{laptop}");
+    // ...so a user `alice` with that email (in another case) would be a second person.
+    let second = add_user(&server, "alice", "Alice@Example.com");
+    eprintln!(
+        "user add alice with alice-laptop's email: {} {}",
+        second.status,
+        String::from_utf8_lossy(&second.stderr).trim()
+    );
+    refused(&second, "alice-laptop");
+    // Another token with the email, in any case, belongs to the same person.
+    let (code, phone) = create_token(
+        &server,
+        &serde_json::json!({"name": "alice-phone", "role": "developer", "email": "ALICE@example.com"}),
+    );
+    assert_eq!(code, 201, "{phone}");
+    assert_eq!(phone["user"], laptop["user"], "two people for one email");
+    // A token of another person cannot carry her email either.
+    succeeded(&add_user(&server, "bob", "bob@example.com"));
+    let (code, answer) = create_token(
+        &server,
+        &serde_json::json!({"name": "bob-ci", "role": "developer", "user": "bob", "email": "alice@example.com"}),
+    );
+    eprintln!("token of bob with alice's email: {code} {answer}");
+    assert_eq!(code, 400, "{answer}");
+}
+
+/// A project whose `staging` takes every release of main by itself, once one
+/// developer approves.
+const AUTO_APPROVED: &str = r#"jobs:
+  page:
+    steps:
+      - echo ok > index.html
+    artifacts: [index.html]
+environments:
+  staging:
+    branch: main
+    target: { local: { command: python3 -m http.server $PORT --bind 127.0.0.1 } }
+    health: { http: /index.html }
+    approval: { required: REQUIRED, role: developer }
+"#;
+
+fn auto_approved(tmp: &std::path::Path, required: u32) -> (Remote, ServerProcess, String) {
+    let remote = Remote::new(
+        tmp,
+        &AUTO_APPROVED.replace("REQUIRED", &required.to_string()),
+    );
+    let server = ServerProcess::start(&tmp.join("data"), &["--workers", "1"]);
+    let secret = server.add_project(&remote, &[]);
+    (remote, server, secret)
+}
+
+/// The deployment to staging once it waits for approval.
+fn waiting(server: &ServerProcess) -> serde_json::Value {
+    let mut latest = serde_json::Value::Null;
+    server.wait_until(
+        "staging's deployment waits for approval",
+        Duration::from_secs(60),
+        || {
+            latest = environment(&status(server, "demo"), "staging")["latest"].clone();
+            latest["state"] == "awaiting_approval"
+        },
+    );
+    latest
+}
+
+/// Two users with one email, as a database from before emails were unique
+/// may hold them: the second one's approval is the same human's.
+#[test]
+fn an_approval_by_an_earlier_approvers_email_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_remote, server, _) = auto_approved(tmp.path(), 2);
+    succeeded(&server.cli(&["trigger", "demo", "--branch", "main", "--wait"]));
+    let id = waiting(&server)["id"].to_string();
+    let laptop = token(&server, "carol-laptop", "developer", "carol@example.com");
+    // What `user add carol --email CAROL@…` made before emails were unique.
+    let db = server.data_dir.join("slipway.db");
+    let inserted = Command::new("sqlite3")
+        .arg(&db)
+        .arg(".timeout 5000")
+        .arg("INSERT INTO users (name, password_hash, role, email, groups_json, created_at) VALUES ('carol', '!', 'developer', 'CAROL@example.com', '[]', 0)")
+        .output()
+        .expect("sqlite3");
+    assert!(inserted.status.success(), "{inserted:?}");
+    let (code, ci) = create_token(
+        &server,
+        &serde_json::json!({"name": "carol-ci", "role": "developer", "user": "carol"}),
+    );
+    assert_eq!(code, 201, "{ci}");
+    let ci = ci["token"].as_str().expect("token").to_string();
+
+    succeeded(&cli_as(&server, &laptop, &["approve", &id, "-m", "ok"]));
+    let second = cli_as(&server, &ci, &["approve", &id, "-m", "ok again"]);
+    let state = environment(&status(&server, "demo"), "staging")["latest"]["state"].clone();
+    eprintln!(
+        "second approval by the same email: {} {} -> {state}",
+        second.status,
+        String::from_utf8_lossy(&second.stderr).trim()
+    );
+    refused(&second, "carol@example.com");
+    assert_eq!(state, "awaiting_approval", "one email made two approvals");
+}
+
+#[test]
+fn the_person_who_triggered_a_release_cannot_approve_its_automatic_deployment() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_remote, server, _) = auto_approved(tmp.path(), 1);
+    let paul = token(&server, "paul", "developer", "paul@example.com");
+    succeeded(&cli_as(
+        &server,
+        &paul,
+        &["trigger", "demo", "--branch", "main", "--wait"],
+    ));
+    let latest = waiting(&server);
+    eprintln!(
+        "requested by {}, excluded {}",
+        latest["requested_by"], latest["pending"]["excluded"]
+    );
+    assert_eq!(latest["requested_by"], "paul", "{latest}");
+    let excluded = latest["pending"]["excluded"].to_string();
+    assert!(
+        excluded.contains("paul (started run 1)") && !excluded.contains("\"run 1"),
+        "{excluded}"
+    );
+    let id = latest["id"].to_string();
+    let out = cli_as(&server, &paul, &["approve", &id, "-m", "mine, fine"]);
+    eprintln!(
+        "the triggering person approves: {} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    refused(&out, "started run 1");
+    // Somebody else may.
+    let quinn = token(&server, "quinn", "developer", "quinn@example.com");
+    succeeded(&cli_as(&server, &quinn, &["approve", &id, "-m", "ok"]));
+}
+
+/// A GitHub push delivery of `commit` on main, pushed by `pusher`, signed.
+fn push_by(
+    server: &ServerProcess,
+    secret: &str,
+    commit: &str,
+    pusher: (&str, &str),
+) -> (u16, String) {
+    let body = serde_json::json!({
+        "ref": "refs/heads/main", "before": "0".repeat(40), "after": commit, "deleted": false,
+        "pusher": { "name": pusher.0, "email": pusher.1 }, "sender": { "login": pusher.0 },
+        "repository": { "clone_url": "ignored" }, "commits": [], "head_commit": { "id": commit }
+    })
+    .to_string();
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac");
+    mac.update(body.as_bytes());
+    let signature = hex::encode(mac.finalize().into_bytes());
+    curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "-H",
+        "X-GitHub-Event: push",
+        "-H",
+        "X-GitHub-Delivery: people-1",
+        "-H",
+        &format!("X-Hub-Signature-256: sha256={signature}"),
+        "-d",
+        &body,
+        &format!("{}/hooks/demo", server.url),
+    ])
+}
+
+#[test]
+fn the_person_who_pushed_cannot_approve_the_automatic_deployment() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (remote, server, secret) = auto_approved(tmp.path(), 1);
+    // Wendy pushes a commit someone else wrote (authorship proves nothing).
+    std::fs::write(remote.work.join("change.txt"), "x").expect("write");
+    git(&remote.work, &["add", "."]);
+    git(
+        &remote.work,
+        &[
+            "-c",
+            "user.name=Victor",
+            "-c",
+            "user.email=victor@example.com",
+            "commit",
+            "-qm",
+            "a change",
+        ],
+    );
+    remote.push();
+    let commit = String::from_utf8_lossy(
+        &Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(&remote.work)
+            .output()
+            .expect("git")
+            .stdout,
+    )
+    .trim()
+    .to_string();
+    let wendy = token(&server, "wendy", "developer", "wendy@example.com");
+    let (code, answer) = push_by(&server, &secret, &commit, ("wendy", "Wendy@Example.com"));
+    assert_eq!(code, 202, "{answer}");
+    let latest = waiting(&server);
+    eprintln!(
+        "requested by {}, excluded {}",
+        latest["requested_by"], latest["pending"]["excluded"]
+    );
+    assert!(
+        latest["requested_by"].to_string().contains("wendy"),
+        "{latest}"
+    );
+    let id = latest["id"].to_string();
+    let out = cli_as(&server, &wendy, &["approve", &id, "-m", "lgtm"]);
+    eprintln!(
+        "the pusher approves: {} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    refused(&out, "pushed");
+}
+
+/// Claims the one queued job as an agent would; returns its id and registry password.
+fn claim(server: &ServerProcess, agent: &str) -> (i64, String) {
+    let (code, claimed) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        &format!("Authorization: Bearer {agent}"),
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"worker":"fake","labels":["docker"],"wait_ms":10000}"#,
+        &format!("{}/api/v1/agent/claim", server.url),
+    ]);
+    assert_eq!(code, 200, "claim: {claimed}");
+    let claimed: serde_json::Value = serde_json::from_str(&claimed).expect("JSON");
+    (
+        claimed["job_id"].as_i64().expect("job id"),
+        claimed["registry"]["password"]
+            .as_str()
+            .expect("a job token")
+            .to_string(),
+    )
+}
+
+/// A job's registry token is its attempt's: once the job was given back and
+/// claimed again, the first attempt's token opens nothing.
+#[test]
+fn a_first_attempts_registry_token_is_refused_during_the_next_attempt() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pipeline = "jobs:\n  image:\n    steps:\n      - run: echo built > app.txt\n    image_build:\n      push: ci/demo\n";
+    let remote = Remote::new(tmp.path(), pipeline);
+    commit_file(
+        &remote.work,
+        "Dockerfile",
+        "FROM scratch\nCOPY app.txt /\n",
+        "image",
+    );
+    remote.push();
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "0"]);
+    succeeded(&server.cli(&["repo", "add", "ci", "--kind", "oci"]));
+    server.add_project(&remote, &[]);
+    let agent = String::from_utf8_lossy(
+        &server
+            .cli(&["token", "create", "fake-agent", "--role", "agent"])
+            .stdout,
+    )
+    .trim()
+    .to_string();
+    succeeded(&server.cli(&["trigger", "demo"]));
+    let upload = |password: &str| {
+        curl(&[
+            "-X",
+            "POST",
+            "-u",
+            &format!("slipway-job:{password}"),
+            &format!("{}/v2/ci/demo/blobs/uploads/", server.url),
+        ])
+    };
+    let (job, first) = claim(&server, &agent);
+    assert_eq!(upload(&first).0, 202, "the first attempt's own token");
+    let (code, body) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        &format!("Authorization: Bearer {agent}"),
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"worker":"fake","reason":"given back by the test"}"#,
+        &format!("{}/api/v1/agent/jobs/{job}/release", server.url),
+    ]);
+    assert!((200..300).contains(&code), "release: {code} {body}");
+    let (again, second) = claim(&server, &agent);
+    assert_eq!(again, job, "the same job, its second attempt");
+    let (old, body) = upload(&first);
+    let (new, _) = upload(&second);
+    eprintln!("during attempt 2: attempt 1's token {old} {body}, attempt 2's token {new}");
+    assert_eq!(new, 202, "the second attempt's own token");
+    assert_eq!(
+        old, 401,
+        "the first attempt's token works in the second: {body}"
+    );
+}

@@ -1,5 +1,7 @@
-//! Steps on the host: each in its own process group, so that a timeout, a
-//! cancel or the end of the job can kill everything the step started.
+//! Steps on the host: each in its own process group, and the whole job in a
+//! cgroup of its own where one can be made (see `cgroup`), so that a
+//! timeout, a cancel or the end of the job kills everything the steps
+//! started, even what left their process groups.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -14,6 +16,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::EventSender;
+use crate::cgroup::JobCgroup;
 use crate::event::Stream;
 use crate::mask::Masker;
 use crate::output::LineStream;
@@ -37,6 +40,15 @@ pub struct HostJob {
     record: Option<(PathBuf, PathBuf)>,
     /// The sandbox steps run in, with the directories they may write.
     confinement: Option<(Sandbox, Vec<PathBuf>)>,
+    cgroup: Containment,
+}
+
+/// Whether the job's processes are held by a cgroup (made at its first step).
+#[derive(Debug)]
+enum Containment {
+    NotYet,
+    Cgroup(JobCgroup),
+    GroupsOnly,
 }
 
 impl HostJob {
@@ -58,6 +70,7 @@ impl HostJob {
             shell: shell(),
             record,
             confinement,
+            cgroup: Containment::NotYet,
         }
     }
 
@@ -73,7 +86,6 @@ impl HostJob {
             Some((sandbox, writable)) => sandbox.command(writable, self.shell[0]),
             None => Command::new(self.shell[0]),
         };
-        without_slipway_settings(&mut command);
         // A long script cannot be one argument (Linux caps each at 128 KiB):
         // the shell reads it from a file in the job's workspace instead,
         // removed when the step ends.
@@ -85,6 +97,13 @@ impl HostJob {
                 .arg(file.path()),
             None => command.args(&self.shell[1..]).arg(script),
         };
+        if let Containment::NotYet = self.cgroup {
+            self.cgroup = self.contain(workspace).await?;
+        }
+        if let Containment::Cgroup(cgroup) = &self.cgroup {
+            command = cgroup.enter_first(&command);
+        }
+        without_slipway_settings(&mut command);
         let mut child = command
             .current_dir(dir)
             .envs(env.iter().map(|(k, v)| (k, v)))
@@ -114,6 +133,31 @@ impl HostJob {
             () = cancel.cancelled() => {
                 self.terminate(&mut child).await;
                 Ok(None)
+            }
+        }
+    }
+
+    /// Makes the job's cgroup and writes it down before any step runs in
+    /// it; where none can be made, says so in the job's log.
+    async fn contain(&self, workspace: &Path) -> std::io::Result<Containment> {
+        let name = workspace
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match JobCgroup::create(&name) {
+            Ok(cgroup) => {
+                if let Some((file, _)) = &self.record {
+                    crate::orphans::record_cgroup(file, cgroup.path())?;
+                }
+                Ok(Containment::Cgroup(cgroup))
+            }
+            Err(e) => {
+                let text = format!(
+                    "this job's processes are held by process groups only ({e}): \
+                     one that calls setsid can outlive the job"
+                );
+                crate::output::note(&self.events, &self.job, text).await;
+                Ok(Containment::GroupsOnly)
             }
         }
     }
@@ -156,12 +200,27 @@ impl HostJob {
             // ESRCH: the group is already gone, which is what we want.
             let _ = killpg(*pgid, signal);
         }
+        if let Containment::Cgroup(cgroup) = &self.cgroup {
+            match signal {
+                Signal::SIGKILL => cgroup.kill(),
+                other => cgroup.signal(other),
+            }
+        }
     }
 
     /// Ends the job: kills whatever its steps left running and waits for the
     /// last output to arrive.
     pub async fn finish(mut self) {
         self.signal_all(Signal::SIGKILL);
+        if let Containment::Cgroup(cgroup) =
+            std::mem::replace(&mut self.cgroup, Containment::GroupsOnly)
+        {
+            let path = cgroup.path().to_path_buf();
+            if let Err(e) = cgroup.remove().await {
+                let text = format!("cannot remove the job's cgroup {}: {e}", path.display());
+                crate::output::note(&self.events, &self.job, text).await;
+            }
+        }
         if let Some((file, _)) = &self.record {
             let _ = std::fs::remove_file(file);
         }

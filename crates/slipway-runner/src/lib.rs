@@ -7,6 +7,7 @@
 //! [`Event`]s on a channel.
 
 pub mod archive;
+mod cgroup;
 mod container;
 mod docker;
 mod event;
@@ -24,6 +25,7 @@ mod report;
 pub mod sandbox;
 mod workspace;
 
+pub use cgroup::describe as describe_job_containment;
 pub use docker::Engine;
 pub use event::{Event, EventSender, JobStatus, Stream};
 pub use files::copy_tree;

@@ -3,7 +3,9 @@
 //! started it) before the step runs; a clean end removes the record. After a
 //! `kill -9`, the next start finds the records of dead owners and kills those
 //! groups, checking first that the group still runs in that workspace so a
-//! recycled process id is never touched.
+//! recycled process id is never touched. A job's cgroup (see `cgroup`) is
+//! written down before its first step starts, and killed whole: it holds
+//! what left the process groups too (`setsid`, double forks).
 //!
 //! "Dead" has to hold the moment after a `kill -9`: a killed owner stays in
 //! `/proc` while its threads exit and until its parent reaps it, and a server
@@ -31,6 +33,18 @@ pub fn record_path(work_root: &Path, workspace: &Path) -> PathBuf {
 
 /// Notes a process group before anything can be lost: `OWNER PGID WORKSPACE`.
 pub fn record(file: &Path, pgid: i32, workspace: &Path) -> std::io::Result<()> {
+    append(file, &format!("{pgid} {}", workspace.display()))
+}
+
+/// Notes a job's cgroup, before anything runs in it: `OWNER cgroup PATH`.
+pub fn record_cgroup(file: &Path, cgroup: &Path) -> std::io::Result<()> {
+    append(file, &format!("{CGROUP} {}", cgroup.display()))
+}
+
+/// The word that marks a cgroup line (where other lines have a group id).
+const CGROUP: &str = "cgroup";
+
+fn append(file: &Path, entry: &str) -> std::io::Result<()> {
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -45,7 +59,14 @@ pub fn record(file: &Path, pgid: i32, workspace: &Path) -> std::io::Result<()> {
         Some(start) => format!("{me}@{start}"),
         None => me.to_string(),
     };
-    writeln!(f, "{owner} {pgid} {}", workspace.display())
+    writeln!(f, "{owner} {entry}")
+}
+
+/// One line of a record.
+#[derive(Debug, PartialEq, Eq)]
+enum Entry<'a> {
+    Group { pgid: i32, workspace: &'a str },
+    Cgroup(&'a Path),
 }
 
 /// Kills the groups that dead Slipway processes left under `work_root`, and
@@ -59,17 +80,26 @@ pub fn reap(work_root: &Path) -> usize {
         let Ok(text) = std::fs::read_to_string(entry.path()) else {
             continue;
         };
-        let records: Vec<(Owner, i32, &str)> = text.lines().filter_map(parse).collect();
-        if records.iter().any(|(owner, _, _)| owner.alive()) {
+        let records: Vec<(Owner, Entry)> = text.lines().filter_map(parse).collect();
+        if records.iter().any(|(owner, _)| owner.alive()) {
             continue;
         }
-        for (_, pgid, workspace) in &records {
-            if runs_in(*pgid, workspace) && killpg(Pid::from_raw(*pgid), Signal::SIGKILL).is_ok() {
-                killed += 1;
-            }
+        for (_, entry) in &records {
+            let done = match entry {
+                Entry::Group { pgid, workspace } => {
+                    runs_in(*pgid, workspace)
+                        && killpg(Pid::from_raw(*pgid), Signal::SIGKILL).is_ok()
+                }
+                Entry::Cgroup(path) => crate::cgroup::kill_recorded(path),
+            };
+            killed += usize::from(done);
         }
+        let workspace = records.iter().find_map(|(_, entry)| match entry {
+            Entry::Group { workspace, .. } => Some(*workspace),
+            Entry::Cgroup(_) => None,
+        });
         // Only ever a direct child of the work root: the record is a file, not an authority.
-        if let Some((_, _, workspace)) = records.first()
+        if let Some(workspace) = workspace
             && Path::new(workspace).parent() == Some(work_root)
         {
             let _ = std::fs::remove_dir_all(workspace);
@@ -79,13 +109,20 @@ pub fn reap(work_root: &Path) -> usize {
     killed
 }
 
-fn parse(line: &str) -> Option<(Owner, i32, &str)> {
+fn parse(line: &str) -> Option<(Owner, Entry<'_>)> {
     let mut parts = line.splitn(3, ' ');
-    Some((
-        Owner::parse(parts.next()?)?,
-        parts.next()?.parse().ok()?,
-        parts.next()?,
-    ))
+    let owner = Owner::parse(parts.next()?)?;
+    let kind = parts.next()?;
+    let rest = parts.next()?;
+    let entry = if kind == CGROUP {
+        Entry::Cgroup(Path::new(rest))
+    } else {
+        Entry::Group {
+            pgid: kind.parse().ok()?,
+            workspace: rest,
+        }
+    };
+    Some((owner, entry))
 }
 
 /// The Slipway process that wrote a record: its pid and, in records written
@@ -237,26 +274,32 @@ mod tests {
 
     #[test]
     fn reads_old_and_new_records() {
+        let owner = |start| Owner { pid: 12, start };
         assert_eq!(
             parse("12 34 /w/a b"),
             Some((
-                Owner {
-                    pid: 12,
-                    start: None
-                },
-                34,
-                "/w/a b"
+                owner(None),
+                Entry::Group {
+                    pgid: 34,
+                    workspace: "/w/a b"
+                }
             ))
         );
         assert_eq!(
             parse("12@99 34 /w/x"),
             Some((
-                Owner {
-                    pid: 12,
-                    start: Some(99)
-                },
-                34,
-                "/w/x"
+                owner(Some(99)),
+                Entry::Group {
+                    pgid: 34,
+                    workspace: "/w/x"
+                }
+            ))
+        );
+        assert_eq!(
+            parse("12@99 cgroup /sys/fs/cgroup/slipway/job-1-a"),
+            Some((
+                owner(Some(99)),
+                Entry::Cgroup(Path::new("/sys/fs/cgroup/slipway/job-1-a"))
             ))
         );
         assert_eq!(parse("12@x 34 /w/x"), None);

@@ -341,6 +341,9 @@ async fn start_workers(
             "killed {reaped} process groups left by a previous server that did not stop cleanly"
         );
     }
+    if config.workers > 0 {
+        tracing::info!("{}", slipway_runner::describe_job_containment());
+    }
     let docker = slipway_runner::Engine::connect().await.ok();
     if let Some(docker) = &docker {
         let removed = docker.reap_orphans().await;

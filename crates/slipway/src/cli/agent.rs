@@ -57,6 +57,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         let work_dir = private_work_dir(&args.work_dir)?;
         slipway_runner::reap_orphans(&work_dir.join("work"));
+        tracing::info!("{}", slipway_runner::describe_job_containment());
         let sandbox = super::server::host_job_sandbox(
             std::slice::from_ref(&work_dir),
             &args.job_writable,

@@ -59,15 +59,28 @@ impl Deployer {
 
     /// What a healthy deployment sets going: merging its branch onward on the
     /// remote (which starts that branch's pipeline), promoting it onward.
+    /// Both are asked for by whoever asked for the deployment (`by`) when
+    /// that is a person, so they do not approve what follows from it either.
     pub(crate) async fn after_success(
         &self,
         project: &Project,
         release: &Release,
         env: &Environment,
+        by: &str,
     ) {
+        let person = match self.store().user(by).await {
+            Ok(found) => found.map(|u| u.name),
+            Err(_) => None,
+        };
         if let Some(merge) = &env.promote.merge {
             let outcome = self
-                .merge(project, release, &merge.into, merge.fast_forward_only)
+                .merge(
+                    project,
+                    release,
+                    &merge.into,
+                    merge.fast_forward_only,
+                    person.clone(),
+                )
                 .await;
             let (action, detail) = match &outcome {
                 Ok(head) => (
@@ -97,7 +110,7 @@ impl Deployer {
                 .await;
         }
         if let Some(to) = &env.promote.to
-            && let Err(e) = self.promote_to(release, env, to).await
+            && let Err(e) = self.promote_to(release, env, to, person.as_deref()).await
         {
             let _ = self
                 .store()
@@ -114,18 +127,23 @@ impl Deployer {
 
     /// Asks environment `to` to take the release next, unless that would not
     /// move it forward (refused in the audit log, as an automatic deploy is).
-    async fn promote_to(&self, release: &Release, env: &Environment, to: &str) -> Result<()> {
+    async fn promote_to(
+        &self,
+        release: &Release,
+        env: &Environment,
+        to: &str,
+        person: Option<&str>,
+    ) -> Result<()> {
         let (_, next) = self.environment_spec(release, to).await?;
         if self.refuse_going_back(release, to, "promotion").await? {
             return Ok(());
         }
-        self.request_deployment(
-            release,
-            &next,
-            "promote",
-            &format!("promotion from {}", env.name),
-        )
-        .await?;
+        let by = match person {
+            Some(person) => person.to_string(),
+            None => format!("promotion from {}", env.name),
+        };
+        self.request_deployment(release, &next, "promote", &by)
+            .await?;
         Ok(())
     }
 
@@ -135,6 +153,7 @@ impl Deployer {
         release: &Release,
         into: &str,
         ff_only: bool,
+        person: Option<String>,
     ) -> Result<String> {
         let creds = self.inner.engine.git_credentials(project).await?;
         let head = slipway_git::merge_into(
@@ -149,13 +168,17 @@ impl Deployer {
         .map_err(|e| DeployError::Invalid(e.to_string()))?;
         self.inner
             .engine
-            .trigger(
+            .trigger_by(
                 project,
                 slipway_engine::Target::Commit {
                     branch: into.to_string(),
                     commit: head.clone(),
                 },
                 "promotion",
+                slipway_store::RunCause {
+                    person,
+                    pusher: None,
+                },
             )
             .await?;
         self.inner.engine.work.notify_waiters();

@@ -119,7 +119,8 @@ impl Deployer {
                         .store()
                         .supersede_pending(project.id, &env.name, release.id, &superseded)
                         .await;
-                    me.after_success(&project, &release, &env).await;
+                    me.after_success(&project, &release, &env, &dep.requested_by)
+                        .await;
                 }
                 me.wake();
             });

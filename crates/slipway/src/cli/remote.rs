@@ -121,9 +121,9 @@ pub enum TokenCommand {
         /// whichever of their tokens they use.
         #[arg(long, conflicts_with = "email")]
         user: Option<String>,
-        /// Without --user: the person with this email, made (without a
-        /// password) when there is none. Four-eyes compares it with commit
-        /// authors and committers.
+        /// Without --user: the person with this email (in any letter case:
+        /// one email is one person), made (without a password) when there is
+        /// none. Four-eyes compares it with commit authors and committers.
         #[arg(long)]
         email: Option<String>,
         /// A group an approval rule can name (repeat for several).
@@ -139,7 +139,8 @@ pub enum UserCommand {
         name: String,
         #[arg(long, default_value = "developer")]
         role: String,
-        /// Who they are at decision points (four-eyes compares it with commit authors).
+        /// Who they are at decision points (four-eyes compares it with commit
+        /// authors). One email is one person: an email another user has is refused.
         #[arg(long)]
         email: Option<String>,
         /// A group an approval rule can name (repeat for several).

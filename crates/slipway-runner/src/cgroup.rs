@@ -130,6 +130,34 @@ pub fn kill_recorded(path: &Path) -> bool {
     had
 }
 
+/// Kills and removes the job cgroups of Slipway processes that are gone
+/// (the pid in their name runs no more), wherever their records went: a
+/// server killed and never restarted on its data directory leaves them.
+/// Returns how many held processes.
+pub fn sweep() -> usize {
+    let Ok(dir) = subtree() else {
+        return 0;
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return 0;
+    };
+    let mut killed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let owner = name
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<i32>().ok());
+        // A live pid may be a recycled one: left alone, like a live owner.
+        let gone =
+            owner.is_some_and(|pid| kill(Pid::from_raw(pid), None) == Err(nix::Error::ESRCH));
+        if gone && kill_recorded(&entry.path()) {
+            killed += 1;
+        }
+    }
+    killed
+}
+
 /// One line for the start log: how a job's processes are kept from outliving it.
 pub fn describe() -> String {
     match subtree() {

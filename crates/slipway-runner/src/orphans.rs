@@ -70,12 +70,14 @@ enum Entry<'a> {
 }
 
 /// Kills the groups that dead Slipway processes left under `work_root`, and
-/// removes their workspaces. Returns how many groups were killed.
+/// removes their workspaces, and every job cgroup whose owner is gone.
+/// Returns how many groups and cgroups were killed.
 pub fn reap(work_root: &Path) -> usize {
+    let swept = crate::cgroup::sweep();
     let Ok(entries) = std::fs::read_dir(work_root.join(DIR)) else {
-        return 0;
+        return swept;
     };
-    let mut killed = 0;
+    let mut killed = swept;
     for entry in entries.flatten() {
         let Ok(text) = std::fs::read_to_string(entry.path()) else {
             continue;

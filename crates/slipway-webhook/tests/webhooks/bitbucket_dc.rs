@@ -84,7 +84,9 @@ fn new_branch_is_an_add() {
 
 #[test]
 fn the_pusher_is_read_as_reported() {
-    let delivery = DC.deliver("repo:refs_changed", PUSH).expect("a valid delivery");
+    let delivery = DC
+        .deliver("repo:refs_changed", PUSH)
+        .expect("a valid delivery");
     let pusher = delivery.pusher.expect("a pusher");
     assert_eq!(pusher.login.as_deref(), Some("alan"));
     assert_eq!(pusher.name.as_deref(), Some("Alan Turing"));

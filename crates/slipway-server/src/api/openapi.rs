@@ -61,13 +61,13 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "get",
         "/projects/{project}/secrets",
         "developer",
-        "Secret names (never values)",
+        "Secrets with their scopes (never values)",
     ),
     (
         "put",
         "/projects/{project}/secrets/{name}",
         "admin",
-        "Set a secret (value in the body)",
+        "Set a secret (value in the body; scope in the query: jobs=protected|any|none, environments)",
     ),
     (
         "delete",
@@ -132,15 +132,15 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "get",
-        "/agent/projects/{project}/caches/{key}",
+        "/agent/jobs/{job}/caches/{key}",
         "agent",
-        "Agents: a shared cache entry (tar)",
+        "Agents: a cache entry of the held job's project and protection level (tar)",
     ),
     (
         "put",
-        "/agent/projects/{project}/caches/{key}",
+        "/agent/jobs/{job}/caches/{key}",
         "agent",
-        "Agents: share a cache entry (tar)",
+        "Agents: share a cache entry of the held job's project and protection level (tar)",
     ),
     (
         "put",

@@ -7,57 +7,18 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::server::{Remote, ServerProcess};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use common::server::{Remote, ServerProcess, github_push_body};
 
 const PIPELINE: &str = "jobs:\n  build:\n    steps:\n      - run: echo built $SLIPWAY_COMMIT\n  test:\n    needs: [build]\n    steps: [echo tested]\n";
 
-/// A GitHub push delivery sent with curl; returns (HTTP status, body).
+/// A GitHub push delivery of `commit` on main sent with curl; returns (HTTP status, body).
 fn github_push(
     server: &ServerProcess,
     secret: Option<&str>,
     delivery: &str,
     commit: &str,
 ) -> (u16, String) {
-    let body = serde_json::json!({
-        "ref": "refs/heads/main", "before": "0".repeat(40), "after": commit, "deleted": false,
-        "repository": { "clone_url": "ignored" }, "commits": [], "head_commit": { "id": commit }
-    })
-    .to_string();
-    let mut cmd = Command::new("curl");
-    cmd.args([
-        "-s",
-        "-o",
-        "-",
-        "-w",
-        "\n%{http_code}",
-        "-X",
-        "POST",
-        "-H",
-        "Content-Type: application/json",
-    ])
-    .args([
-        "-H",
-        "X-GitHub-Event: push",
-        "-H",
-        &format!("X-GitHub-Delivery: {delivery}"),
-    ])
-    .args([
-        "--data-binary",
-        &body,
-        &format!("{}/hooks/demo", server.url),
-    ]);
-    if let Some(secret) = secret {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac");
-        mac.update(body.as_bytes());
-        let signature = hex::encode(mac.finalize().into_bytes());
-        cmd.args(["-H", &format!("X-Hub-Signature-256: sha256={signature}")]);
-    }
-    let out = cmd.output().expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let (body, code) = text.rsplit_once('\n').expect("status line");
-    (code.parse().expect("status"), body.to_string())
+    server.github_push("demo", secret, delivery, &github_push_body(commit))
 }
 
 fn runs(server: &ServerProcess) -> Vec<serde_json::Value> {

@@ -9,7 +9,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::server::{Remote, ServerProcess, git};
+use common::server::{PASSWORD, Remote, ServerProcess, git};
 use common::service::{environment, status, succeeded};
 use fantoccini::{Client, ClientBuilder, Locator};
 
@@ -168,7 +168,7 @@ fn a_person_runs_watches_approves_and_rolls_back_in_the_browser() {
         shot(&c, "login").await;
         log_in_as(&c, "ann", "wrong").await;
         wait_for_text(&c, "#problem", "wrong password", Duration::from_secs(10)).await;
-        log_in_as(&c, "ann", "long enough password").await;
+        log_in_as(&c, "ann", PASSWORD).await;
         wait_for_text(&c, "h1", "Dashboard", Duration::from_secs(10)).await;
         shot(&c, "dashboard").await;
 
@@ -301,19 +301,7 @@ fn curl(jar: &std::path::Path, args: &[&str]) -> (u16, String, String) {
 }
 
 fn add_user(server: &ServerProcess, name: &str, role: &str, email: &str) {
-    use std::io::Write as _;
-    let mut add = server
-        .cli_cmd(&["user", "add", name, "--role", role, "--email", email])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("user add");
-    add.stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"long enough password")
-        .expect("password");
-    assert!(add.wait().expect("wait").success());
+    succeeded(&server.add_user(name, role, email));
 }
 
 fn log_in(server: &ServerProcess, jar: &std::path::Path, name: &str) -> String {
@@ -321,7 +309,7 @@ fn log_in(server: &ServerProcess, jar: &std::path::Path, name: &str) -> String {
         jar,
         &[
             "-d",
-            &format!("name={name}&password=long enough password&next=/ui"),
+            &format!("name={name}&password={PASSWORD}&next=/ui"),
             &format!("{}/ui/login", server.url),
         ],
     );

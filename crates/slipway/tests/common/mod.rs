@@ -82,7 +82,7 @@ impl Repo {
     /// Every byte Slipway kept about its runs, as text.
     pub fn recorded(&self) -> String {
         let mut all = String::new();
-        for entry in walk(&self.path().join(".slipway/runs")) {
+        for entry in files_under(&self.path().join(".slipway/runs")) {
             all.push_str(&String::from_utf8_lossy(
                 &std::fs::read(entry).expect("read"),
             ));
@@ -91,14 +91,15 @@ impl Repo {
     }
 }
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
+/// Every file below `dir` (none when it is missing).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
-        let p = entry.path();
-        if p.is_dir() {
-            out.extend(walk(&p))
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
         } else {
-            out.push(p)
+            out.push(path);
         }
     }
     out

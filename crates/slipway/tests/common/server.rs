@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// The password of every user [`ServerProcess::add_user`] makes.
+pub const PASSWORD: &str = "long enough password";
+
 /// A server process on a free port, killed when dropped.
 pub struct ServerProcess {
     pub child: Child,
@@ -134,21 +137,70 @@ impl ServerProcess {
             .to_string()
     }
 
-    /// `echo -n VALUE | slipway secret set PROJECT NAME`.
-    pub fn set_secret(&self, project: &str, name: &str, value: &str) {
+    /// `slipway ARGS` with `input` on its standard input.
+    pub fn cli_with_input(&self, args: &[&str], input: &str) -> Output {
         use std::io::Write as _;
-        let mut set = self
-            .cli_cmd(&["secret", "set", project, name])
+        let mut child = self
+            .cli_cmd(args)
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
-            .expect("secret set");
-        set.stdin
+            .expect("slipway runs");
+        child
+            .stdin
             .take()
             .expect("stdin")
-            .write_all(value.as_bytes())
-            .expect("write");
-        assert!(set.wait().expect("wait").success(), "secret set {name}");
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("slipway ends")
+    }
+
+    /// `echo -n VALUE | slipway secret set PROJECT NAME`.
+    pub fn set_secret(&self, project: &str, name: &str, value: &str) {
+        let out = self.cli_with_input(&["secret", "set", project, name], value);
+        assert!(out.status.success(), "secret set {name}");
+    }
+
+    /// `slipway user add NAME --role ROLE --email EMAIL` with [`PASSWORD`].
+    pub fn add_user(&self, name: &str, role: &str, email: &str) -> Output {
+        self.cli_with_input(
+            &["user", "add", name, "--role", role, "--email", email],
+            PASSWORD,
+        )
+    }
+
+    /// A GitHub push delivery of `body` (see [`github_push_body`]) to `/hooks/PROJECT`, signed with
+    /// `secret` when given; returns (HTTP status, body).
+    pub fn github_push(
+        &self,
+        project: &str,
+        secret: Option<&str>,
+        delivery: &str,
+        body: &serde_json::Value,
+    ) -> (u16, String) {
+        use hmac::Mac as _;
+        let body = body.to_string();
+        let mut cmd = Command::new("curl");
+        cmd.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", "POST"])
+            .args(["-H", "Content-Type: application/json"])
+            .args(["-H", "X-GitHub-Event: push"])
+            .args(["-H", &format!("X-GitHub-Delivery: {delivery}")]);
+        if let Some(secret) = secret {
+            let mut mac =
+                hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("hmac");
+            mac.update(body.as_bytes());
+            let signature = hex::encode(mac.finalize().into_bytes());
+            cmd.args(["-H", &format!("X-Hub-Signature-256: sha256={signature}")]);
+        }
+        let out = cmd
+            .args(["--data-binary", &body])
+            .arg(format!("{}/hooks/{project}", self.url))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').expect("status line");
+        (code.parse().expect("status"), body.to_string())
     }
 
     pub fn kill9(&mut self) {
@@ -162,8 +214,12 @@ impl Drop for ServerProcess {
         self.kill9();
         // A server killed outright leaves its `local` environments running
         // (the next start stops them by their pid files): stop them here.
-        for pid_file in pid_files(&self.data_dir.join("deploy")) {
-            let pid = std::fs::read_to_string(&pid_file).unwrap_or_default();
+        let deploy = super::files_under(&self.data_dir.join("deploy"));
+        for pid_file in deploy
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "pid"))
+        {
+            let pid = std::fs::read_to_string(pid_file).unwrap_or_default();
             if let Ok(pid) = pid.trim().parse::<i32>() {
                 let _ = nix::sys::signal::killpg(
                     nix::unistd::Pid::from_raw(pid),
@@ -174,17 +230,12 @@ impl Drop for ServerProcess {
     }
 }
 
-fn pid_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(pid_files(&path));
-        } else if path.extension().is_some_and(|e| e == "pid") {
-            out.push(path);
-        }
-    }
-    out
+/// The body of a GitHub push delivery of `commit` on main.
+pub fn github_push_body(commit: &str) -> serde_json::Value {
+    serde_json::json!({
+        "ref": "refs/heads/main", "before": "0".repeat(40), "after": commit, "deleted": false,
+        "repository": { "clone_url": "ignored" }, "commits": [], "head_commit": { "id": commit }
+    })
 }
 
 /// An agent process, killed when dropped.
@@ -272,6 +323,11 @@ impl Remote {
     /// Commits a file; returns the commit id.
     pub fn commit(&self, path: &str, content: &str, message: &str) -> String {
         commit_file(&self.work, path, content, message);
+        self.head()
+    }
+
+    /// The work clone's current commit id.
+    pub fn head(&self) -> String {
         let out = Command::new("git")
             .args(["rev-parse", "HEAD"])
             .current_dir(&self.work)
@@ -288,19 +344,18 @@ impl Remote {
 /// Writes a file in a work tree and commits everything there.
 pub fn commit_file(dir: &Path, path: &str, content: &str, message: &str) {
     std::fs::write(dir.join(path), content).expect("write");
-    git(dir, &["add", "."]);
-    git(
-        dir,
-        &[
-            "-c",
-            "user.name=Dev",
-            "-c",
-            "user.email=dev@example.com",
-            "commit",
-            "-qm",
-            message,
-        ],
-    );
+    commit_as(dir, ("Dev", "dev@example.com"), message, &[]);
+}
+
+/// Commits everything in a work tree with `committer` as (name, email);
+/// `extra` goes to `git commit` (an `--author`, say).
+pub fn commit_as(dir: &Path, committer: (&str, &str), message: &str, extra: &[&str]) {
+    git(dir, &["add", "-A"]);
+    let name = format!("user.name={}", committer.0);
+    let email = format!("user.email={}", committer.1);
+    let mut args = vec!["-c", &name, "-c", &email, "commit", "-qm", message];
+    args.extend_from_slice(extra);
+    git(dir, &args);
 }
 
 pub fn git(dir: &Path, args: &[&str]) {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::server::{Remote, ServerProcess, git};
+use super::server::{Remote, ServerProcess, commit_as, git};
 
 pub const TARGET: &str = "target/x86_64-unknown-linux-gnu/release/hello-service";
 
@@ -37,13 +37,7 @@ impl ServiceRepo {
     }
 
     pub fn commit(&self, author: &str, email: &str, message: &str) {
-        git(&self.work, &["add", "-A"]);
-        let name = format!("user.name={author}");
-        let mail = format!("user.email={email}");
-        git(
-            &self.work,
-            &["-c", &name, "-c", &mail, "commit", "-qm", message],
-        );
+        commit_as(&self.work, (author, email), message, &[]);
     }
 
     pub fn write(&self, path: &str, content: &str) {

@@ -13,33 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use super::support::{agent_token, log_of, probes};
 use crate::common::server::{AgentProcess, Remote, ServerProcess, commit_file};
 use crate::common::service::{environment, get, status, succeeded};
-
-/// `PROBE` lines of some text, as (name, result); printed for the record.
-fn probes(text: &str) -> Vec<(String, String)> {
-    let found: Vec<(String, String)> = text
-        .lines()
-        // A step's own text is echoed before it runs: only its output counts.
-        .filter(|l| !l.contains("▸ step"))
-        .filter_map(|l| l.split_once("PROBE ").map(|(_, rest)| rest))
-        .filter_map(|rest| {
-            let mut words = rest.split_whitespace();
-            Some((
-                words.next()?.to_string(),
-                words.next().unwrap_or("").to_string(),
-            ))
-        })
-        .collect();
-    for (name, result) in &found {
-        eprintln!("{name}: {result}");
-    }
-    assert!(
-        found.iter().any(|(name, _)| name == "done"),
-        "the attack did not run to its end:\n{text}"
-    );
-    found
-}
 
 fn result_of<'a>(found: &'a [(String, String)], name: &str) -> &'a str {
     found
@@ -347,9 +323,7 @@ fn a_job_finds_no_agent_token_or_database_password_in_command_lines() {
         &tmp.path().join("data"),
         &["--workers", "0", "--database-url", &url],
     );
-    let agent_token = succeeded(&server.cli(&["token", "create", "runner-1", "--role", "agent"]))
-        .trim()
-        .to_string();
+    let agent_token = agent_token(&server, "runner-1");
     let agent = AgentProcess::start_with(
         &server,
         "cmdline",
@@ -366,7 +340,7 @@ fn a_job_finds_no_agent_token_or_database_password_in_command_lines() {
     remote.push();
     server.add_project(&remote, &[]);
     succeeded(&server.cli(&["trigger", "demo", "--wait"]));
-    let log = String::from_utf8_lossy(&server.cli(&["logs", "demo/1"]).stdout).to_string();
+    let log = log_of(&server, "demo/1");
     eprintln!("{log}");
     let found = probes(&log);
     // The job did see both processes' command lines, only without the
@@ -440,7 +414,7 @@ fn a_job_cannot_see_another_jobs_shm_file_or_the_hosts_terminals() {
     let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "2"]);
     server.add_project(&remote, &[]);
     let out = server.cli(&["trigger", "demo", "--wait"]);
-    let log = String::from_utf8_lossy(&server.cli(&["logs", "demo/1"]).stdout).to_string();
+    let log = log_of(&server, "demo/1");
     let on_host = shm.exists();
     let _ = std::fs::remove_file(&shm);
     assert!(out.status.success(), "{log}");

@@ -13,6 +13,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use super::registry_auth::{Answer, basic, curl};
+use super::support::{unique_tag, wait_for_end};
+use crate::common::files_under;
 use crate::common::server::{AgentProcess, Remote, ServerProcess};
 
 /// A small tmpfs mounted for one test, unmounted when dropped.
@@ -88,19 +90,6 @@ fn monolithic_push(server: &ServerProcess, name: &str, content: &Path) -> Answer
     )
 }
 
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
 fn trigger(server: &ServerProcess) -> Answer {
     curl(
         "POST",
@@ -114,27 +103,6 @@ fn trigger(server: &ServerProcess) -> Answer {
 fn run_of(trigger: &Answer) -> String {
     let run: serde_json::Value = serde_json::from_str(&trigger.body).expect("run JSON");
     format!("demo/{}", run["number"].as_i64().expect("run number"))
-}
-
-fn run_state(server: &ServerProcess, run: &str) -> String {
-    let out = server.cli(&["run-status", run, "--json"]);
-    serde_json::from_slice::<serde_json::Value>(&out.stdout)
-        .ok()
-        .and_then(|v| v["run"]["state"].as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
-fn wait_for_end(server: &ServerProcess, run: &str) -> String {
-    let mut state = String::new();
-    server.wait_until(
-        &format!("run {run} to end"),
-        Duration::from_secs(20),
-        || {
-            state = run_state(server, run);
-            matches!(state.as_str(), "succeeded" | "failed" | "canceled")
-        },
-    );
-    state
 }
 
 /// Every page and probe a user would try, as one status line each.
@@ -216,13 +184,20 @@ fn a_full_disk_answers_507_removes_the_partial_upload_and_heals_without_a_restar
     let pushed = monolithic_push(&server, "ci/app", &small);
     assert_eq!(pushed.status, 201, "{}", pushed.body);
     let _agent = AgentProcess::start(&server, "healer", &tmp.path().join("agent"));
-    assert_eq!(wait_for_end(&server, &run_of(&queued)), "succeeded");
+    assert_eq!(
+        wait_for_end(&server, &run_of(&queued), Duration::from_secs(20)),
+        "succeeded"
+    );
     // More runs than the pool has connections: none may meet a broken one.
     for _ in 0..5 {
         let accepted = trigger(&server);
         assert!(matches!(accepted.status, 200 | 201), "{}", accepted.body);
         let run = run_of(&accepted);
-        assert_eq!(wait_for_end(&server, &run), "succeeded", "run {run}");
+        assert_eq!(
+            wait_for_end(&server, &run, Duration::from_secs(20)),
+            "succeeded",
+            "run {run}"
+        );
     }
     for (path, status) in pages(&server) {
         assert_eq!(status, 200, "GET {path}");
@@ -281,12 +256,7 @@ fn running(pid: u32) -> bool {
 #[test]
 fn a_server_restarted_at_once_after_kill_9_kills_the_old_step_first() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let tag = format!(
-        "slipway-kill9-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    );
+    let tag = unique_tag("kill9");
     let remote = Remote::new(tmp.path(), &appending_pipeline(&tag));
     let data = tmp.path().join("data");
     let flags = ["--workers", "1", "--lease-seconds", "2"];

@@ -7,13 +7,15 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::common::server::{Remote, ServerProcess, commit_file};
+use super::support::peak_rss_kib;
+use crate::common::server::{PASSWORD, Remote, ServerProcess, commit_file};
+use crate::common::service::succeeded;
 use crate::common::{Repo, text};
 
 const PIPELINE: &str = "jobs:\n  build:\n    steps:\n      - run: echo built\n";
 
 /// `curl ARGS`: the status, the response headers and the body.
-pub fn curl(args: &[&str]) -> (u16, String, String) {
+fn curl(args: &[&str]) -> (u16, String, String) {
     let out = Command::new("curl")
         .args(["-sS", "-D", "-", "-w", "\n%{http_code}"])
         .args(args)
@@ -29,35 +31,15 @@ pub fn curl(args: &[&str]) -> (u16, String, String) {
     )
 }
 
-/// Adds a UI user with a known password.
-pub fn add_user(server: &ServerProcess, name: &str) {
-    use std::io::Write as _;
-    let mut add = server
-        .cli_cmd(&[
-            "user",
-            "add",
-            name,
-            "--role",
-            "developer",
-            "--email",
-            "u@example.com",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("user add");
-    add.stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"long enough password")
-        .expect("password");
-    assert!(add.wait().expect("wait").success());
+/// Adds a UI user with [`PASSWORD`].
+fn add_user(server: &ServerProcess, name: &str) {
+    succeeded(&server.add_user(name, "developer", "u@example.com"));
 }
 
 /// POSTs the login form with extra curl arguments; returns what curl returned.
 fn post_login(server: &ServerProcess, name: &str, extra: &[&str]) -> (u16, String, String) {
     let url = format!("{}/ui/login", server.url);
-    let form = format!("name={name}&password=long enough password&next=/ui");
+    let form = format!("name={name}&password={PASSWORD}&next=/ui");
     let mut args = vec!["-d", form.as_str()];
     args.extend_from_slice(extra);
     args.push(&url);
@@ -72,16 +54,6 @@ fn session_cookie(headers: &str) -> Option<String> {
                 .starts_with("set-cookie: slipway_session=")
         })
         .map(str::to_string)
-}
-
-/// Peak resident memory of a process, in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM")
 }
 
 /// Bytes of the SQLite database and its write-ahead log.
@@ -257,7 +229,7 @@ fn a_line_break_in_next_is_never_a_header() {
     eprintln!("login form: {status}");
     assert!(matches!(status, 200 | 400), "{status} {headers} {body}");
     let url = format!("{}/ui/login", server.url);
-    let form = format!("name=dev&password=long enough password&next={evil}");
+    let form = format!("name=dev&password={PASSWORD}&next={evil}");
     let (status, headers, body) = curl(&["-d", &form, &url]);
     eprintln!("login post: {status}\n{headers}");
     assert!(matches!(status, 303 | 400), "{status} {headers} {body}");

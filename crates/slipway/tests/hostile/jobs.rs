@@ -10,6 +10,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use super::support::{
+    agent_post, claim, image_job_queued, log_of, probes, start_upload, wait_for_end,
+};
 use crate::common::server::{AgentProcess, Remote, ServerProcess, commit_file};
 use crate::common::{BUSYBOX, require_docker};
 
@@ -47,31 +50,6 @@ probe root-owned-file 'test "$(stat -c %u made-in-container)" = 0'
 probe home-not-writable '! touch "$HOME/.probe"'
 echo "PROBE done"
 "#;
-
-/// `PROBE` lines of a run's log, as (name, result).
-fn probes(server: &ServerProcess, run: &str) -> Vec<(String, String)> {
-    let out = server.cli(&["logs", run]);
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let found: Vec<(String, String)> = text
-        .lines()
-        .filter_map(|l| l.split_once("PROBE ").map(|(_, rest)| rest))
-        .filter_map(|rest| {
-            let mut words = rest.split_whitespace();
-            Some((
-                words.next()?.to_string(),
-                words.next().unwrap_or("").to_string(),
-            ))
-        })
-        .collect();
-    for (name, result) in &found {
-        eprintln!("{name}: {result}");
-    }
-    assert!(
-        found.iter().any(|(name, _)| name == "done"),
-        "the attack did not run to its end:\n{text}"
-    );
-    found
-}
 
 fn assert_all_refused(found: &[(String, String)]) {
     let leaked: Vec<&String> = found
@@ -119,17 +97,8 @@ fn run_attack(
         String::from_utf8_lossy(&out.stderr)
     );
     // Bounded: an attack that kills the agent would leave the run waiting for its lease.
-    server.wait_until("the attack to end", Duration::from_secs(60), || {
-        run_ended(server)
-    });
-    probes(server, "demo/1")
-}
-
-fn run_ended(server: &ServerProcess) -> bool {
-    let state = server.run_status("demo/1")["run"]["state"].clone();
-    ["succeeded", "failed", "canceled"]
-        .iter()
-        .any(|s| state == *s)
+    wait_for_end(server, "demo/1", Duration::from_secs(60));
+    probes(&log_of(server, "demo/1"))
 }
 
 fn assert_server_works(server: &ServerProcess, data: &Path) {
@@ -226,7 +195,7 @@ fn a_cargo_and_python_host_job_still_builds() {
     let server = ServerProcess::start(&data, &["--workers", "1"]);
     server.add_project(&remote, &[]);
     let out = server.cli(&["trigger", "demo", "--wait"]);
-    let log = String::from_utf8_lossy(&server.cli(&["logs", "demo/1"]).stdout).to_string();
+    let log = log_of(&server, "demo/1");
     assert!(out.status.success(), "the cargo job failed:\n{log}");
     assert!(log.contains("tiny says hi"), "{log}");
     assert!(log.contains("python ok"), "{log}");
@@ -251,7 +220,7 @@ fn a_confined_step_is_still_stopped_by_a_cancel() {
         String::from_utf8_lossy(&out.stderr)
     );
     server.wait_until("the step to run", Duration::from_secs(20), || {
-        String::from_utf8_lossy(&server.cli(&["logs", "demo/1"]).stdout).contains("sleeping")
+        log_of(&server, "demo/1").contains("sleeping")
     });
     let cancel = server.cli(&["cancel", "demo/1"]);
     assert!(
@@ -259,9 +228,7 @@ fn a_confined_step_is_still_stopped_by_a_cancel() {
         "{}",
         String::from_utf8_lossy(&cancel.stderr)
     );
-    server.wait_until("the run to end", Duration::from_secs(20), || {
-        run_ended(&server)
-    });
+    wait_for_end(&server, "demo/1", Duration::from_secs(20));
     server.wait_until("the step to be killed", Duration::from_secs(10), || {
         let left = Command::new("pgrep")
             .args(["-f", "sleep 300"])
@@ -271,72 +238,15 @@ fn a_confined_step_is_still_stopped_by_a_cancel() {
     });
 }
 
-/// `curl` with the agent or job credentials; returns the status code and body.
-fn curl(args: &[&str]) -> (u16, String) {
-    let out = Command::new("curl")
-        .args(["-s", "-o", "-", "-w", "\n%{http_code}"])
-        .args(args)
-        .output()
-        .expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_string())
-}
-
 /// A job's registry token (what its engine pushes with) opens only its own
 /// project's image, and nothing once the job ended. The test claims the job as
 /// an agent would, which is how the token leaves the server.
 #[test]
 fn a_job_token_reaches_only_its_project_and_ends_with_its_job() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let pipeline = "jobs:\n  image:\n    steps:\n      - run: echo built > app.txt\n    image_build:\n      push: ci/demo\n";
-    let remote = Remote::new(tmp.path(), pipeline);
-    commit_file(
-        &remote.work,
-        "Dockerfile",
-        "FROM scratch\nCOPY app.txt /\n",
-        "image",
-    );
-    remote.push();
-    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "0"]);
-    assert!(
-        server
-            .cli(&["repo", "add", "ci", "--kind", "oci"])
-            .status
-            .success()
-    );
-    server.add_project(&remote, &[]);
-    let agent = server.cli(&["token", "create", "fake-agent", "--role", "agent"]);
-    let agent = String::from_utf8_lossy(&agent.stdout).trim().to_string();
-    assert!(server.cli(&["trigger", "demo"]).status.success());
-    let auth = format!("Authorization: Bearer {agent}");
-    let (code, claimed) = curl(&[
-        "-X",
-        "POST",
-        "-H",
-        &auth,
-        "-H",
-        "Content-Type: application/json",
-        "-d",
-        r#"{"worker":"fake","labels":["docker"],"wait_ms":10000}"#,
-        &format!("{}/api/v1/agent/claim", server.url),
-    ]);
-    assert_eq!(code, 200, "claim: {claimed}");
-    let claimed: serde_json::Value = serde_json::from_str(&claimed).expect("JSON");
-    let password = claimed["registry"]["password"]
-        .as_str()
-        .expect("a job token");
-    let job = claimed["job_id"].as_i64().expect("job id");
-    let login = format!("slipway-job:{password}");
-    let upload = |image: &str| {
-        curl(&[
-            "-X",
-            "POST",
-            "-u",
-            &login,
-            &format!("{}/v2/{image}/blobs/uploads/", server.url),
-        ])
-    };
+    let (server, agent) = image_job_queued(tmp.path());
+    let (job, password) = claim(&server, &agent);
+    let upload = |image: &str| start_upload(&server, &password, image);
 
     let (own, body) = upload("ci/demo");
     assert_eq!(own, 202, "the job's own image: {body}");
@@ -347,17 +257,12 @@ fn a_job_token_reaches_only_its_project_and_ends_with_its_job() {
     );
     eprintln!("job token: own project {own}, other project {other}");
 
-    let (code, body) = curl(&[
-        "-X",
-        "POST",
-        "-H",
-        &auth,
-        "-H",
-        "Content-Type: application/json",
-        "-d",
+    let (code, body) = agent_post(
+        &server,
+        &agent,
+        &format!("jobs/{job}/finish"),
         r#"{"worker":"fake","status":"failed","exit_code":1,"reason":"ended by the test"}"#,
-        &format!("{}/api/v1/agent/jobs/{job}/finish", server.url),
-    ]);
+    );
     assert!((200..300).contains(&code), "finish: {code} {body}");
     let (after, body) = upload("ci/demo");
     eprintln!("job token after its job ended: {after} {body}");

@@ -15,5 +15,6 @@ mod people;
 mod registry_auth;
 mod releases;
 mod secrets;
+mod support;
 mod trust;
 mod workspace_paths;

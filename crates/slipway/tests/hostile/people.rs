@@ -3,44 +3,16 @@
 //! pushed a release approving its automatic deployment, and a job's registry
 //! token living on into the job's next attempt.
 
-use std::io::Write as _;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
-use crate::common::server::{Remote, ServerProcess, commit_file, git};
+use super::support::{agent_post, claim, curl, image_job_queued, start_upload};
+use crate::common::server::{Remote, ServerProcess, commit_as, github_push_body};
 use crate::common::service::{cli_as, environment, refused, status, succeeded, token};
 
-/// `curl` returning (status, body).
-fn curl(args: &[&str]) -> (u16, String) {
-    let out = Command::new("curl")
-        .args(["-s", "-o", "-", "-w", "\n%{http_code}"])
-        .args(args)
-        .output()
-        .expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_string())
-}
-
-/// `slipway user add NAME --email EMAIL`, the password on standard input.
+/// `slipway user add NAME --email EMAIL`, a developer.
 fn add_user(server: &ServerProcess, name: &str, email: &str) -> Output {
-    let mut child = server
-        .cli_cmd(&["user", "add", name, "--role", "developer", "--email", email])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("slipway runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"a long enough password\n")
-        .expect("write the password");
-    child.wait_with_output().expect("slipway ends")
+    server.add_user(name, "developer", email)
 }
 
 /// `POST /api/v1/tokens` as the admin; returns (status, answer).
@@ -214,30 +186,10 @@ fn push_by(
     commit: &str,
     pusher: (&str, &str),
 ) -> (u16, String) {
-    let body = serde_json::json!({
-        "ref": "refs/heads/main", "before": "0".repeat(40), "after": commit, "deleted": false,
-        "pusher": { "name": pusher.0, "email": pusher.1 }, "sender": { "login": pusher.0 },
-        "repository": { "clone_url": "ignored" }, "commits": [], "head_commit": { "id": commit }
-    })
-    .to_string();
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac");
-    mac.update(body.as_bytes());
-    let signature = hex::encode(mac.finalize().into_bytes());
-    curl(&[
-        "-X",
-        "POST",
-        "-H",
-        "Content-Type: application/json",
-        "-H",
-        "X-GitHub-Event: push",
-        "-H",
-        "X-GitHub-Delivery: people-1",
-        "-H",
-        &format!("X-Hub-Signature-256: sha256={signature}"),
-        "-d",
-        &body,
-        &format!("{}/hooks/demo", server.url),
-    ])
+    let mut body = github_push_body(commit);
+    body["pusher"] = serde_json::json!({ "name": pusher.0, "email": pusher.1 });
+    body["sender"] = serde_json::json!({ "login": pusher.0 });
+    server.github_push("demo", Some(secret), "people-1", &body)
 }
 
 #[test]
@@ -246,30 +198,14 @@ fn the_person_who_pushed_cannot_approve_the_automatic_deployment() {
     let (remote, server, secret) = auto_approved(tmp.path(), 1);
     // Wendy pushes a commit someone else wrote (authorship proves nothing).
     std::fs::write(remote.work.join("change.txt"), "x").expect("write");
-    git(&remote.work, &["add", "."]);
-    git(
+    commit_as(
         &remote.work,
-        &[
-            "-c",
-            "user.name=Victor",
-            "-c",
-            "user.email=victor@example.com",
-            "commit",
-            "-qm",
-            "a change",
-        ],
+        ("Victor", "victor@example.com"),
+        "a change",
+        &[],
     );
     remote.push();
-    let commit = String::from_utf8_lossy(
-        &Command::new("git")
-            .args(["rev-parse", "HEAD"])
-            .current_dir(&remote.work)
-            .output()
-            .expect("git")
-            .stdout,
-    )
-    .trim()
-    .to_string();
+    let commit = remote.head();
     let wendy = token(&server, "wendy", "developer", "wendy@example.com");
     let (code, answer) = push_by(&server, &secret, &commit, ("wendy", "Wendy@Example.com"));
     assert_eq!(code, 202, "{answer}");
@@ -292,77 +228,21 @@ fn the_person_who_pushed_cannot_approve_the_automatic_deployment() {
     refused(&out, "pushed");
 }
 
-/// Claims the one queued job as an agent would; returns its id and registry password.
-fn claim(server: &ServerProcess, agent: &str) -> (i64, String) {
-    let (code, claimed) = curl(&[
-        "-X",
-        "POST",
-        "-H",
-        &format!("Authorization: Bearer {agent}"),
-        "-H",
-        "Content-Type: application/json",
-        "-d",
-        r#"{"worker":"fake","labels":["docker"],"wait_ms":10000}"#,
-        &format!("{}/api/v1/agent/claim", server.url),
-    ]);
-    assert_eq!(code, 200, "claim: {claimed}");
-    let claimed: serde_json::Value = serde_json::from_str(&claimed).expect("JSON");
-    (
-        claimed["job_id"].as_i64().expect("job id"),
-        claimed["registry"]["password"]
-            .as_str()
-            .expect("a job token")
-            .to_string(),
-    )
-}
-
 /// A job's registry token is its attempt's: once the job was given back and
 /// claimed again, the first attempt's token opens nothing.
 #[test]
 fn a_first_attempts_registry_token_is_refused_during_the_next_attempt() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let pipeline = "jobs:\n  image:\n    steps:\n      - run: echo built > app.txt\n    image_build:\n      push: ci/demo\n";
-    let remote = Remote::new(tmp.path(), pipeline);
-    commit_file(
-        &remote.work,
-        "Dockerfile",
-        "FROM scratch\nCOPY app.txt /\n",
-        "image",
-    );
-    remote.push();
-    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "0"]);
-    succeeded(&server.cli(&["repo", "add", "ci", "--kind", "oci"]));
-    server.add_project(&remote, &[]);
-    let agent = String::from_utf8_lossy(
-        &server
-            .cli(&["token", "create", "fake-agent", "--role", "agent"])
-            .stdout,
-    )
-    .trim()
-    .to_string();
-    succeeded(&server.cli(&["trigger", "demo"]));
-    let upload = |password: &str| {
-        curl(&[
-            "-X",
-            "POST",
-            "-u",
-            &format!("slipway-job:{password}"),
-            &format!("{}/v2/ci/demo/blobs/uploads/", server.url),
-        ])
-    };
+    let (server, agent) = image_job_queued(tmp.path());
+    let upload = |password: &str| start_upload(&server, password, "ci/demo");
     let (job, first) = claim(&server, &agent);
     assert_eq!(upload(&first).0, 202, "the first attempt's own token");
-    let (code, body) = curl(&[
-        "-X",
-        "POST",
-        "-H",
-        &format!("Authorization: Bearer {agent}"),
-        "-H",
-        "Content-Type: application/json",
-        "-d",
+    let (code, body) = agent_post(
+        &server,
+        &agent,
+        &format!("jobs/{job}/release"),
         r#"{"worker":"fake","reason":"given back by the test"}"#,
-        &format!("{}/api/v1/agent/jobs/{job}/release", server.url),
-    ]);
+    );
     assert!((200..300).contains(&code), "release: {code} {body}");
     let (again, second) = claim(&server, &agent);
     assert_eq!(again, job, "the same job, its second attempt");

@@ -9,25 +9,9 @@ use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use super::support::{SERVED, agent_token, audit, live_commit, peak_rss_kib};
 use crate::common::server::{AgentProcess, Remote, ServerProcess, commit_file, git};
-use crate::common::service::{environment, status, succeeded};
-
-/// `main`'s pipeline: one job, and `dev` serving its page.
-const MAIN: &str = r#"jobs:
-  page:
-    steps:
-      - echo "$SLIPWAY_COMMIT" > index.html
-    artifacts: [index.html]
-environments:
-  dev:
-    branch: main
-    target: { local: { command: python3 -m http.server $PORT --bind 127.0.0.1 } }
-    health: { http: /index.html }
-"#;
-
-fn audit(server: &ServerProcess) -> String {
-    server.json(&["audit", "-p", "demo"]).to_string()
-}
+use crate::common::service::{status, succeeded};
 
 fn releases(server: &ServerProcess) -> Vec<serde_json::Value> {
     server
@@ -35,13 +19,6 @@ fn releases(server: &ServerProcess) -> Vec<serde_json::Value> {
         .as_array()
         .cloned()
         .unwrap_or_default()
-}
-
-fn live_commit(server: &ServerProcess, env: &str) -> String {
-    environment(&status(server, "demo"), env)["live"]["commit"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
 }
 
 /// Pushes a new branch `name` off the current commit holding `pipeline`.
@@ -57,7 +34,7 @@ fn push_branch(remote: &Remote, name: &str, pipeline: &str) -> String {
 #[test]
 fn a_branch_declaring_its_own_auto_environment_gets_no_release_and_no_secret() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let remote = Remote::new(tmp.path(), MAIN);
+    let remote = Remote::new(tmp.path(), SERVED);
     let data = tmp.path().join("data");
     let server = ServerProcess::start(&data, &["--workers", "1"]);
     server.add_project(&remote, &[]);
@@ -225,7 +202,7 @@ fn a_rerun_of_a_commit_no_longer_on_its_branch_is_refused() {
 #[test]
 fn an_automatic_deploy_of_a_sideways_commit_is_refused() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let remote = Remote::new(tmp.path(), MAIN);
+    let remote = Remote::new(tmp.path(), SERVED);
     let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "1"]);
     server.add_project(&remote, &[]);
     let live = remote.commit("README", "live", "what dev runs");
@@ -262,16 +239,6 @@ fn an_automatic_deploy_of_a_sideways_commit_is_refused() {
         2,
         "the sideways commit is still a release a person may deploy"
     );
-}
-
-/// The server's peak resident memory (VmHWM), in KiB.
-fn peak_rss_kib(server: &ServerProcess) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{}/status", server.child.id()))
-        .expect("server status");
-    text.lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM")
 }
 
 /// Sends a PUT of `size` bytes with `token`, `sent` bytes of it before
@@ -326,8 +293,8 @@ fn an_agent_upload_for_a_job_it_does_not_hold_is_refused_before_its_body_is_read
     let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "1"]);
     server.add_project(&remote, &[]);
     succeeded(&server.cli(&["trigger", "demo", "--branch", "main", "--wait"]));
-    let rogue = succeeded(&server.cli(&["token", "create", "rogue", "--role", "agent"]));
-    let rogue = rogue.trim();
+    let rogue = agent_token(&server, "rogue");
+    let rogue = rogue.as_str();
     const BIG: usize = 200 << 20;
     for path in [
         "/api/v1/agent/runs/1/artifacts/build",
@@ -341,9 +308,9 @@ fn an_agent_upload_for_a_job_it_does_not_hold_is_refused_before_its_body_is_read
             "the server waited for the body of an agent holding no job: {line:?} after {took:?}"
         );
         // All 200 MB sent: the server's peak memory does not grow by it.
-        let before = peak_rss_kib(&server);
+        let before = peak_rss_kib(server.child.id());
         let (line, took) = put_big(&server, path, rogue, BIG, BIG, Duration::from_secs(30));
-        let grew = peak_rss_kib(&server).saturating_sub(before);
+        let grew = peak_rss_kib(server.child.id()).saturating_sub(before);
         println!("{path}, 200 MB sent: {line:?} after {took:?}, peak RSS +{grew} KiB");
         assert!(
             grew < 64 << 10,

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 
-use crate::common::server::{Remote, ServerProcess, git};
+use crate::common::server::{Remote, ServerProcess, commit_file, git};
+use crate::common::service::succeeded;
 use crate::common::{Repo, text};
 
 const KEY: &str = "the-deploy-key-7";
@@ -23,7 +24,7 @@ fn pipeline() -> String {
 fn remote_with_feature(root: &Path) -> Remote {
     let remote = Remote::new(root, &pipeline());
     git(&remote.work, &["checkout", "-q", "-b", "feature"]);
-    crate::common::server::commit_file(&remote.work, "feature.txt", "mine", "feature work");
+    commit_file(&remote.work, "feature.txt", "mine", "feature work");
     git(&remote.work, &["push", "-q", "origin", "feature"]);
     remote
 }
@@ -59,42 +60,30 @@ fn a_feature_branch_job_does_not_get_a_protected_secret() {
     );
 
     // The admin widens it on purpose.
-    let mut set = server.cli_cmd(&["secret", "set", "demo", "DEPLOY_KEY", "--any-branch"]);
-    set_value(&mut set, KEY);
+    succeeded(&server.cli_with_input(
+        &["secret", "set", "demo", "DEPLOY_KEY", "--any-branch"],
+        KEY,
+    ));
     let (ok, out) = trigger(&server, "feature");
     assert!(ok, "widened to any branch: {out}");
     let listed = text(&server.cli(&["secret", "list", "demo"]));
     assert!(listed.contains("any branch"), "{listed}");
 
     // A secret kept to deployments reaches no job at all.
-    let mut set = server.cli_cmd(&[
-        "secret",
-        "set",
-        "demo",
-        "DEPLOY_KEY",
-        "--no-jobs",
-        "--environment",
-        "prod",
-    ]);
-    set_value(&mut set, KEY);
+    succeeded(&server.cli_with_input(
+        &[
+            "secret",
+            "set",
+            "demo",
+            "DEPLOY_KEY",
+            "--no-jobs",
+            "--environment",
+            "prod",
+        ],
+        KEY,
+    ));
     let (ok, _) = trigger(&server, "main");
     assert!(!ok, "a deployment-only secret reached a job");
-}
-
-fn set_value(cmd: &mut std::process::Command, value: &str) {
-    use std::io::Write as _;
-    let mut child = cmd
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("secret set");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(value.as_bytes())
-        .expect("write");
-    assert!(child.wait().expect("wait").success(), "secret set");
 }
 
 const SECRET: &str = "Sup3r/s3cret+value?=&x~";

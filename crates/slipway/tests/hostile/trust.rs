@@ -6,24 +6,10 @@
 use std::process::Command;
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
-use crate::common::server::{Remote, ServerProcess, git};
+use super::support::{SERVED, agent_token, audit, curl, live_commit};
+use crate::common::files_under;
+use crate::common::server::{Remote, ServerProcess, commit_as, git, github_push_body};
 use crate::common::service::{cli_as, environment, refused, status, succeeded, token};
-
-/// One job that writes its commit into the page a Python file server serves.
-const SERVED: &str = r#"jobs:
-  page:
-    steps:
-      - echo "$SLIPWAY_COMMIT" > index.html
-    artifacts: [index.html]
-environments:
-  dev:
-    branch: main
-    target: { local: { command: python3 -m http.server $PORT --bind 127.0.0.1 } }
-    health: { http: /index.html }
-"#;
 
 /// A request with curl; returns (status, body).
 fn send(
@@ -33,24 +19,23 @@ fn send(
     headers: &[String],
     body: Option<&[u8]>,
 ) -> (u16, String) {
-    let mut cmd = Command::new("curl");
-    cmd.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method]);
+    let mut args = vec!["-X".to_string(), method.to_string()];
     if let Some(token) = token {
-        cmd.args(["-H", &format!("Authorization: Bearer {token}")]);
+        args.extend(["-H".into(), format!("Authorization: Bearer {token}")]);
     }
     for h in headers {
-        cmd.args(["-H", h]);
+        args.extend(["-H".into(), h.clone()]);
     }
     let file = tempfile::NamedTempFile::new().expect("tempfile");
     if let Some(body) = body {
         std::fs::write(file.path(), body).expect("write body");
-        cmd.arg("--data-binary")
-            .arg(format!("@{}", file.path().display()));
+        args.extend([
+            "--data-binary".into(),
+            format!("@{}", file.path().display()),
+        ]);
     }
-    let out = cmd.arg(url).output().expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let (body, code) = text.rsplit_once('\n').expect("status line");
-    (code.parse().expect("status"), body.to_string())
+    args.push(url.to_string());
+    curl(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 fn json_body(value: &serde_json::Value) -> (Vec<String>, Vec<u8>) {
@@ -69,24 +54,7 @@ fn push_delivery(
     delivery: &str,
     commit: &str,
 ) -> (u16, String) {
-    let body = serde_json::json!({
-        "ref": "refs/heads/main", "before": "0".repeat(40), "after": commit, "deleted": false,
-        "repository": { "clone_url": "ignored" }, "commits": [], "head_commit": { "id": commit }
-    })
-    .to_string();
-    let mut headers = vec![
-        "Content-Type: application/json".to_string(),
-        "X-GitHub-Event: push".to_string(),
-        format!("X-GitHub-Delivery: {delivery}"),
-    ];
-    if let Some(secret) = secret {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac");
-        mac.update(body.as_bytes());
-        let signature = hex::encode(mac.finalize().into_bytes());
-        headers.push(format!("X-Hub-Signature-256: sha256={signature}"));
-    }
-    let url = format!("{}/hooks/{project}", server.url);
-    send("POST", &url, None, &headers, Some(body.as_bytes()))
+    server.github_push(project, secret, delivery, &github_push_body(commit))
 }
 
 fn runs(server: &ServerProcess, project: &str) -> Vec<serde_json::Value> {
@@ -95,15 +63,6 @@ fn runs(server: &ServerProcess, project: &str) -> Vec<serde_json::Value> {
         .as_array()
         .cloned()
         .unwrap_or_default()
-}
-
-fn head(dir: &std::path::Path) -> String {
-    let out = Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .current_dir(dir)
-        .output()
-        .expect("git");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[test]
@@ -145,24 +104,18 @@ fn a_replayed_webhook_builds_nothing_and_deploys_nothing() {
     let remote = Remote::new(tmp.path(), SERVED);
     let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "1"]);
     let secret = server.add_project(&remote, &[]);
-    let old = head(&remote.work);
-    let live_commit = |server: &ServerProcess| {
-        environment(&status(server, "demo"), "dev")["live"]["commit"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    };
+    let old = remote.head();
     let (code, answer) = push_delivery(&server, "demo", Some(&secret), "d-1", &old);
     assert_eq!(code, 202, "{answer}");
     server.wait_until("dev runs the first commit", Duration::from_secs(60), || {
-        live_commit(&server) == old
+        live_commit(&server, "dev") == old
     });
     let new = remote.commit("README", "newer", "newer code");
     remote.push();
     let (code, answer) = push_delivery(&server, "demo", Some(&secret), "d-2", &new);
     assert_eq!(code, 202, "{answer}");
     server.wait_until("dev runs the newer commit", Duration::from_secs(60), || {
-        live_commit(&server) == new
+        live_commit(&server, "dev") == new
     });
 
     // The captured first delivery, sent again under a new delivery id.
@@ -182,14 +135,13 @@ fn a_replayed_webhook_builds_nothing_and_deploys_nothing() {
     server.wait_until(
         "the deployer looked at the rebuilt release",
         Duration::from_secs(30),
-        || {
-            server
-                .json(&["audit", "-p", "demo"])
-                .to_string()
-                .contains("older than")
-        },
+        || audit(&server).contains("older than"),
     );
-    assert_eq!(live_commit(&server), new, "dev went back to the old commit");
+    assert_eq!(
+        live_commit(&server, "dev"),
+        new,
+        "dev went back to the old commit"
+    );
 }
 
 /// A tar archive holding one file.
@@ -218,9 +170,7 @@ fn an_agent_cannot_write_what_a_job_it_does_not_hold_produced() {
     let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "1"]);
     server.add_project(&remote, &[]);
     succeeded(&server.cli(&["trigger", "demo", "--branch", "main", "--wait"]));
-    let agent = succeeded(&server.cli(&["token", "create", "rogue", "--role", "agent"]))
-        .trim()
-        .to_string();
+    let agent = agent_token(&server, "rogue");
     let job_id = server.run_status("demo/1")["jobs"][0]["id"]
         .as_i64()
         .expect("job id");
@@ -309,18 +259,9 @@ fn an_agent_cannot_write_what_a_job_it_does_not_hold_produced() {
 }
 
 fn walk_contains(dir: &std::path::Path, needle: &str) -> bool {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .any(|e| {
-            let p = e.path();
-            if p.is_dir() {
-                walk_contains(&p, needle)
-            } else {
-                std::fs::read_to_string(&p).is_ok_and(|t| t.contains(needle))
-            }
-        })
+    files_under(dir)
+        .iter()
+        .any(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains(needle)))
 }
 
 /// A project whose `prod` takes a person's request and waits for approvals;
@@ -348,20 +289,11 @@ fn awaiting_approval(
 ) -> (ServerProcess, String, String) {
     let remote = Remote::new(tmp, APPROVED);
     std::fs::write(remote.work.join("feature.txt"), "mine").expect("write");
-    git(&remote.work, &["add", "."]);
-    git(
+    commit_as(
         &remote.work,
-        &[
-            "-c",
-            "user.name=Mallory",
-            "-c",
-            "user.email=mallory@example.com",
-            "commit",
-            "-qm",
-            "Dave's change, honest",
-            "--author",
-            "Dave <dave@example.com>",
-        ],
+        ("Mallory", "mallory@example.com"),
+        "Dave's change, honest",
+        &["--author", "Dave <dave@example.com>"],
     );
     remote.push();
     let server = ServerProcess::start(&tmp.join("data"), &["--workers", "1"]);
@@ -428,7 +360,7 @@ fn an_unsigned_webhook_answers_alike_for_a_project_that_exists_and_one_that_does
     let remote = Remote::new(tmp.path(), SERVED);
     let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "0"]);
     server.add_project(&remote, &[]);
-    let commit = head(&remote.work);
+    let commit = remote.head();
     for secret in [None, Some("a guess")] {
         let known = push_delivery(&server, "demo", secret, "d-1", &commit);
         let unknown = push_delivery(&server, "no-such-project", secret, "d-1", &commit);

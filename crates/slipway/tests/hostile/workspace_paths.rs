@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use super::support::{log_of, unique_tag, wait_for_end};
 use crate::common::server::{Remote, ServerProcess, commit_file};
 
 /// A server with one worker, and a remote whose pipeline is replaced per test.
@@ -33,15 +34,8 @@ fn run(server: &ServerProcess, remote: &Remote, pipeline: &str) -> (String, Stri
     remote.push();
     server.add_project(remote, &[]);
     assert!(server.cli(&["trigger", "demo"]).status.success());
-    let mut state = String::new();
-    server.wait_until("the run to end", Duration::from_secs(60), || {
-        state = server.run_status("demo/1")["run"]["state"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        ["succeeded", "failed", "canceled"].contains(&state.as_str())
-    });
-    let log = String::from_utf8_lossy(&server.cli(&["logs", "demo/1"]).stdout).to_string();
+    let state = wait_for_end(server, "demo/1", Duration::from_secs(60));
+    let log = log_of(server, "demo/1");
     eprintln!("run state {state}; log:\n{log}");
     (state, log)
 }
@@ -246,13 +240,6 @@ fn gone(tag: &str, limit: Duration) -> Vec<i32> {
     }
 }
 
-fn unique_tag(label: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("slipway-{label}-{nanos}")
-}
-
 /// A step that starts a `setsid` process and a double-forked daemon, each
 /// with `$TAG` in its command line, and waits until both run. The script's
 /// text names `$TAG`, never its value, so only they carry it. With `hold`, the
@@ -310,7 +297,7 @@ fn a_jobs_processes_end_after_a_kill_9_and_restart_of_the_server() {
     while tagged(&tag).len() != 2 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let log = String::from_utf8_lossy(&first.cli(&["logs", "demo/1"]).stdout).to_string();
+    let log = log_of(&first, "demo/1");
     assert_eq!(
         tagged(&tag).len(),
         2,

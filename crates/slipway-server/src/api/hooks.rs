@@ -6,7 +6,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
-use slipway_webhook::{WebhookError, verify_and_parse};
+use slipway_store::{Project, Run};
+use slipway_webhook::{Delivery, WebhookError, verify_and_parse};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
@@ -33,42 +34,7 @@ pub async fn receive(
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let store = &state.engine.store;
-    let pairs: Vec<(&str, &str)> = headers
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
-        .collect();
-    // Until the signature holds, every answer is the same whether the project
-    // exists, has a secret, or not: no probing for names.
-    let project = store.project(&name).await?;
-    let secret = match &project {
-        Some(p) => match store.secret(p.id, WEBHOOK_SECRET).await? {
-            Some(sealed) => Some(
-                state
-                    .open(p.id, WEBHOOK_SECRET, &sealed)
-                    .ok_or_else(|| ApiError::internal("cannot open the webhook secret"))?,
-            ),
-            None => None,
-        },
-        None => None,
-    };
-    // Without a project, check against a secret nobody has: the same work,
-    // the same refusal.
-    let key = secret.clone().unwrap_or_else(unknown_secret);
-    let checked = verify_and_parse(&pairs, &body, &key);
-    let (project, delivery) = match (project, secret, checked) {
-        (Some(project), Some(_), Ok(delivery)) => (project, delivery),
-        (_, _, Err(WebhookError::UnknownProvider)) => {
-            return Err(ApiError::bad_request(
-                WebhookError::UnknownProvider.to_string(),
-            ));
-        }
-        (_, _, Err(WebhookError::Payload(why))) => {
-            return Err(ApiError::bad_request(
-                WebhookError::Payload(why).to_string(),
-            ));
-        }
-        _ => return Err(ApiError::unauthorized(REFUSED)),
-    };
+    let (project, delivery) = verified(&state, &name, &headers, &body).await?;
     if let Some(id) = &delivery.id
         && !store.first_delivery(project.id, id).await?
     {
@@ -77,31 +43,7 @@ pub async fn receive(
             Json(json!({ "duplicate": true, "runs": [] })),
         ));
     }
-    let cause = pusher_cause(&state, &delivery).await?;
-    let mut runs = Vec::new();
-    for push in delivery.pushes.iter().filter(|p| !p.deleted) {
-        match state
-            .engine
-            .on_push(
-                &project,
-                &push.branch,
-                &push.commit,
-                "webhook",
-                cause.clone(),
-            )
-            .await
-        {
-            Ok(Some(run)) => runs.push(run),
-            Ok(None) => {}
-            Err(e) => {
-                // Not built: let the provider's redelivery try again.
-                if let Some(id) = &delivery.id {
-                    store.forget_delivery(project.id, id).await?;
-                }
-                return Err(e.into());
-            }
-        }
-    }
+    let runs = start_runs(&state, &project, &delivery).await?;
     if let Some(id) = &delivery.id {
         store
             .delivery_runs(
@@ -118,15 +60,92 @@ pub async fn receive(
     ))
 }
 
+/// The project named in the path and its delivery, once the signature holds.
+/// Until then every answer is the same whether the project exists, has a
+/// secret, or not: no probing for names.
+async fn verified(
+    state: &AppState,
+    name: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<(Project, Delivery)> {
+    let pairs: Vec<(&str, &str)> = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
+        .collect();
+    let project = state.engine.store.project(name).await?;
+    let secret = match &project {
+        Some(p) => webhook_secret(state, p).await?,
+        None => None,
+    };
+    // Without a project, check against a secret nobody has: the same work,
+    // the same refusal.
+    let key = secret.clone().unwrap_or_else(unknown_secret);
+    match (project, secret, verify_and_parse(&pairs, body, &key)) {
+        (Some(project), Some(_), Ok(delivery)) => Ok((project, delivery)),
+        (_, _, Err(e @ (WebhookError::UnknownProvider | WebhookError::Payload(_)))) => {
+            Err(ApiError::bad_request(e.to_string()))
+        }
+        _ => Err(ApiError::unauthorized(REFUSED)),
+    }
+}
+
+/// The project's webhook secret, opened; `None` when it has none.
+async fn webhook_secret(state: &AppState, project: &Project) -> ApiResult<Option<Vec<u8>>> {
+    let Some(sealed) = state
+        .engine
+        .store
+        .secret(project.id, WEBHOOK_SECRET)
+        .await?
+    else {
+        return Ok(None);
+    };
+    state
+        .open(project.id, WEBHOOK_SECRET, &sealed)
+        .map(Some)
+        .ok_or_else(|| ApiError::internal("cannot open the webhook secret"))
+}
+
+/// One run per pushed branch that builds (deleted branches and commits
+/// already built make none). When one cannot start, the delivery is
+/// forgotten so the provider's redelivery tries again.
+async fn start_runs(
+    state: &AppState,
+    project: &Project,
+    delivery: &Delivery,
+) -> ApiResult<Vec<Run>> {
+    let cause = pusher_cause(state, delivery).await?;
+    let mut runs = Vec::new();
+    for push in delivery.pushes.iter().filter(|p| !p.deleted) {
+        let started = state
+            .engine
+            .on_push(
+                project,
+                &push.branch,
+                &push.commit,
+                "webhook",
+                cause.clone(),
+            )
+            .await;
+        match started {
+            Ok(run) => runs.extend(run),
+            Err(e) => {
+                if let Some(id) = &delivery.id {
+                    state.engine.store.forget_delivery(project.id, id).await?;
+                }
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(runs)
+}
+
 /// Who caused the runs of a push: the pusher as the forge reports them (its
 /// signature says the forge sent this, so it is the forge's account data),
 /// and the person with the pusher's email when Slipway has one. Best effort:
 /// a forge account without a public email matches nobody by email, and
 /// four-eyes then compares the pusher's login and name with approvers' names.
-async fn pusher_cause(
-    state: &AppState,
-    delivery: &slipway_webhook::Delivery,
-) -> ApiResult<slipway_store::RunCause> {
+async fn pusher_cause(state: &AppState, delivery: &Delivery) -> ApiResult<slipway_store::RunCause> {
     let Some(pusher) = &delivery.pusher else {
         return Ok(slipway_store::RunCause::default());
     };

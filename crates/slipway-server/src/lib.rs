@@ -52,9 +52,7 @@ impl AppState {
         name: &str,
         sealed: &[u8],
     ) -> Option<Vec<u8>> {
-        self.key
-            .open(sealed, associated(project, name).as_bytes())
-            .ok()
+        open_sealed(&self.key, project, name, sealed)
     }
 }
 
@@ -65,6 +63,17 @@ impl AppState {
             engine: self.engine.clone(),
         }
     }
+}
+
+/// A project secret sealed with `key`, opened; `None` when it does not open
+/// (another key, or sealed for another project or name).
+fn open_sealed(
+    key: &slipway_secrets::SecretKey,
+    project: slipway_store::ProjectId,
+    name: &str,
+    sealed: &[u8],
+) -> Option<Vec<u8>> {
+    key.open(sealed, associated(project, name).as_bytes()).ok()
 }
 
 fn associated(project: slipway_store::ProjectId, name: &str) -> String {

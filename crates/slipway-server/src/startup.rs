@@ -2,7 +2,7 @@
 //! first admin token, start workers and loops, serve until told to stop.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,28 +62,7 @@ pub struct Server {
 
 impl Server {
     pub async fn build(mut config: ServerConfig) -> Result<Server> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            format!(
-                "cannot create the data directory {}: {e}",
-                config.data_dir.display()
-            )
-        })?;
-        // Nobody else on the host reads the database, keys, tokens, blobs,
-        // mirrors, logs or workspaces: 0600 files and 0700 directories.
-        let refused = slipway_secrets::make_private_tree(&config.data_dir)
-            .map_err(|e| format!("cannot make the data directory private: {e}"))?;
-        if let Some(first) = refused.first() {
-            tracing::warn!(
-                "{} entries of the data directory stay readable by others (not ours to change), e.g. {}",
-                refused.len(),
-                first.display()
-            );
-        }
-        // Absolute, because git and workers run in other directories.
-        config.data_dir = config
-            .data_dir
-            .canonicalize()
-            .map_err(|e| format!("cannot open {}: {e}", config.data_dir.display()))?;
+        config.data_dir = private_data_dir(&config.data_dir)?;
         let url = config.database_url.clone().unwrap_or_else(|| {
             format!("sqlite://{}", config.data_dir.join("slipway.db").display())
         });
@@ -106,46 +85,13 @@ impl Server {
             .clone()
             .or_else(|| listener.local_addr().ok().map(loopback_if_unspecified))
             .unwrap_or_default();
-        let issuer_key = key.clone();
-        let deploy_registry = registry_host.clone();
-        engine.registry =
-            slipway_engine::RegistryIssuer(Some(Arc::new(move |project, target, subject| {
-                let (password, refused) = match crate::registry::push_allowed(project, target) {
-                    Ok(()) => (
-                        crate::registry::job_token(&issuer_key, subject, target),
-                        None,
-                    ),
-                    Err(reason) => (String::new(), Some(reason)),
-                };
-                slipway_runner::RegistryAccess {
-                    host: registry_host.clone(),
-                    username: "slipway-job".into(),
-                    password,
-                    refused,
-                }
-            })));
-        let opener_key = key.clone();
-        engine.secrets = slipway_engine::SecretOpener(Arc::new(move |project, name, sealed| {
-            let aad = crate::associated(project.id, name);
-            opener_key
-                .open(sealed, aad.as_bytes())
-                .ok()
-                .and_then(|v| String::from_utf8(v).ok())
-        }));
+        engine.registry = registry_issuer(key.clone(), registry_host.clone());
+        engine.secrets = secret_opener(key.clone());
         let registry = slipway_registry::Registry::new(
             engine.store.clone(),
             &config.data_dir.join("registry"),
         );
-        for spec in &config.repositories {
-            let repo = spec
-                .check()
-                .map_err(|e| format!("repository `{}` in the config file: {e}", spec.name))?;
-            registry
-                .store
-                .put_repository(&repo, true)
-                .await
-                .map_err(|e| format!("repository `{}` in the config file: {e}", spec.name))?;
-        }
+        add_repositories(&registry, &config.repositories).await?;
         // Metrics recorded from the first request on.
         crate::telemetry::handle();
         let shutdown = CancellationToken::new();
@@ -153,7 +99,7 @@ impl Server {
             engine.clone(),
             deploy_config(
                 &listener,
-                &deploy_registry,
+                &registry_host,
                 key.clone(),
                 config.sandbox.clone(),
             )?,
@@ -244,6 +190,69 @@ impl Server {
         state.engine.store.close().await;
         served.map_err(|e| StartError(format!("server error: {e}")))
     }
+}
+
+/// Creates the data directory and makes it private; returns its absolute
+/// path (git and workers run in other directories).
+fn private_data_dir(dir: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create the data directory {}: {e}", dir.display()))?;
+    // Nobody else on the host reads the database, keys, tokens, blobs,
+    // mirrors, logs or workspaces: 0600 files and 0700 directories.
+    let refused = slipway_secrets::make_private_tree(dir)
+        .map_err(|e| format!("cannot make the data directory private: {e}"))?;
+    if let Some(first) = refused.first() {
+        tracing::warn!(
+            "{} entries of the data directory stay readable by others (not ours to change), e.g. {}",
+            refused.len(),
+            first.display()
+        );
+    }
+    Ok(dir
+        .canonicalize()
+        .map_err(|e| format!("cannot open {}: {e}", dir.display()))?)
+}
+
+/// What a job's engine pushes images with: a token for its own target, or
+/// why it may not push there.
+fn registry_issuer(key: Arc<SecretKey>, host: String) -> slipway_engine::RegistryIssuer {
+    slipway_engine::RegistryIssuer(Some(Arc::new(move |project, target, subject| {
+        let (password, refused) = match crate::registry::push_allowed(project, target) {
+            Ok(()) => (crate::registry::job_token(&key, subject, target), None),
+            Err(reason) => (String::new(), Some(reason)),
+        };
+        slipway_runner::RegistryAccess {
+            host: host.clone(),
+            username: "slipway-job".into(),
+            password,
+            refused,
+        }
+    })))
+}
+
+/// Opens project secrets for jobs and deployments, as [`AppState::open`] does.
+fn secret_opener(key: Arc<SecretKey>) -> slipway_engine::SecretOpener {
+    slipway_engine::SecretOpener(Arc::new(move |project, name, sealed| {
+        crate::open_sealed(&key, project.id, name, sealed).and_then(|v| String::from_utf8(v).ok())
+    }))
+}
+
+/// Adds or updates the artifact repositories of the config file.
+async fn add_repositories(
+    registry: &slipway_registry::Registry,
+    specs: &[slipway_registry::RepoSpec],
+) -> Result<()> {
+    for spec in specs {
+        let repo = spec
+            .check()
+            .map_err(|e| format!("repository `{}` in the config file: {e}", spec.name))?;
+        registry
+            .store
+            .put_repository(&repo, true)
+            .await
+            .map_err(|e| format!("repository `{}` in the config file: {e}", spec.name))?;
+    }
+    Ok(())
 }
 
 /// Environment proxies listen on the server's address; pulls of release

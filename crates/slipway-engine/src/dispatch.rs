@@ -159,62 +159,27 @@ impl LocalDispatch {
         let run: Run = store.run(job.run_id).await?;
         let project = store.project_by_id(run.project_id).await?;
         let pipeline = store.pipeline_of(run.id).await?;
-        let mut secrets = BTreeMap::new();
         let spec = self
             .engine
             .pipeline(run.id)
             .await?
             .and_then(|p| p.job(&job.name).cloned());
         let wanted = spec.as_ref().map(|j| j.secrets.clone()).unwrap_or_default();
+        let (secrets, withheld) = self.job_secrets(&project, &run.branch, wanted).await?;
         let push = spec
             .as_ref()
             .and_then(|j| j.image_build.as_ref())
-            .and_then(|b| b.push.clone());
+            .and_then(|b| b.push.as_deref());
+        let registry = push.and_then(|target| self.registry_access(&project, &run, &job, target));
         let (new_code, reference_issues) = match spec.as_ref().and_then(|j| j.reports.as_ref()) {
             Some(reports) => {
-                let (base, diff) = self.new_code(&run, project.id, &reports.new_code).await?;
-                let known = match &base {
-                    Some(base) => {
-                        self.engine
-                            .store
-                            .gate_fingerprints(project.id, base, &job.name)
-                            .await?
-                    }
-                    None => None,
-                };
+                let (diff, known) = self
+                    .gate_reference(&run, &job.name, &reports.new_code)
+                    .await?;
                 (Some(diff), known)
             }
             None => (None, None),
         };
-        let registry = match (push, &self.engine.registry.0) {
-            (Some(target), Some(issue)) => Some(issue(
-                &project.name,
-                &target,
-                // The job id and attempt let the registry refuse the token once
-                // this attempt ended (the job may run again, with a new token).
-                &format!(
-                    "{}/{}/{}@{}.{}",
-                    project.name, run.number, job.name, job.id, job.attempt
-                ),
-            )),
-            _ => None,
-        };
-        let mut withheld = BTreeMap::new();
-        for name in wanted {
-            match self
-                .engine
-                .secret_for_job(&project, &run.branch, &name)
-                .await?
-            {
-                crate::Grant::Value(value) => {
-                    secrets.insert(name, value);
-                }
-                crate::Grant::Withheld(why) => {
-                    withheld.insert(name, why);
-                }
-                crate::Grant::Missing => {}
-            }
-        }
         let protected = self.engine.protects_branch(&project, &run.branch).await;
         Ok(Assignment {
             job_id: job.id.0,
@@ -235,6 +200,69 @@ impl LocalDispatch {
             new_code,
             reference_issues,
         })
+    }
+
+    /// The secrets a job on `branch` lists: the values it gets, and why it
+    /// gets none of the others that are set.
+    async fn job_secrets(
+        &self,
+        project: &Project,
+        branch: &str,
+        wanted: Vec<String>,
+    ) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>)> {
+        let (mut secrets, mut withheld) = (BTreeMap::new(), BTreeMap::new());
+        for name in wanted {
+            match self.engine.secret_for_job(project, branch, &name).await? {
+                crate::Grant::Value(value) => {
+                    secrets.insert(name, value);
+                }
+                crate::Grant::Withheld(why) => {
+                    withheld.insert(name, why);
+                }
+                crate::Grant::Missing => {}
+            }
+        }
+        Ok((secrets, withheld))
+    }
+
+    /// Credentials for pushing the job's image to `target`, when the server
+    /// issues them.
+    fn registry_access(
+        &self,
+        project: &Project,
+        run: &Run,
+        job: &Job,
+        target: &str,
+    ) -> Option<slipway_runner::RegistryAccess> {
+        let issue = self.engine.registry.0.as_ref()?;
+        // The job id and attempt let the registry refuse the token once
+        // this attempt ended (the job may run again, with a new token).
+        let subject = format!(
+            "{}/{}/{}@{}.{}",
+            project.name, run.number, job.name, job.id, job.attempt
+        );
+        Some(issue(&project.name, target, &subject))
+    }
+
+    /// A gate's new code (the diff from the run's reference commit) and the
+    /// issue fingerprints the job had at that commit, if it ran there.
+    async fn gate_reference(
+        &self,
+        run: &Run,
+        job: &str,
+        reference: &slipway_spec::NewCodeReference,
+    ) -> Result<(String, Option<Vec<String>>)> {
+        let (base, diff) = self.new_code(run, run.project_id, reference).await?;
+        let known = match &base {
+            Some(base) => {
+                self.engine
+                    .store
+                    .gate_fingerprints(run.project_id, base, job)
+                    .await?
+            }
+            None => None,
+        };
+        Ok((diff, known))
     }
 
     /// The run's reference commit and new code: the diff from it (without

@@ -3,8 +3,8 @@
 //! same URL (a container still running is adopted; processes a killed server
 //! left are stopped first).
 
-use slipway_spec::TargetSpec;
-use slipway_store::DeployState;
+use slipway_spec::{Environment, Pipeline, TargetSpec};
+use slipway_store::{DeployState, Deployment, Project, Release};
 
 use crate::docker;
 use crate::rollout::service_name;
@@ -61,63 +61,10 @@ impl Deployer {
         let (pipeline, env) = self.environment_spec(&release, environment).await?;
         let rt = self.runtime(&project, environment, env.port).await?;
         let _busy = rt.rollout.lock().await;
-        let live = match &env.target {
-            TargetSpec::Local { .. } => {
-                for pid in std::fs::read_dir(self.dir(project.id, environment))
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                {
-                    if pid.path().extension().is_some_and(|e| e == "pid") {
-                        crate::local::reap(&pid.path());
-                    }
-                }
-                let vars = self
-                    .config(&project, &release, &pipeline, &env)
-                    .await
-                    .map_err(|e| DeployError::Invalid(e.reason))?;
-                self.start_version(&project, &dep, &release, &env, None, &vars)
-                    .await
-                    .map_err(DeployError::Invalid)?
-            }
-            TargetSpec::Docker { port, .. } => {
-                let d = self.docker().await?;
-                let found = docker::find_container(&d, dep.id, *port).await;
-                docker::remove_others(
-                    &d,
-                    &project.name,
-                    environment,
-                    found.as_ref().map(|c| c.id.as_str()),
-                )
-                .await;
-                match found {
-                    Some(c) => Live::Container(c),
-                    None => {
-                        let vars = self
-                            .config(&project, &release, &pipeline, &env)
-                            .await
-                            .map_err(|e| DeployError::Invalid(e.reason))?;
-                        let repo = if env.production && !release.images.is_empty() {
-                            self.release_repo().await
-                        } else {
-                            None
-                        };
-                        self.start_version(&project, &dep, &release, &env, repo.as_deref(), &vars)
-                            .await
-                            .map_err(DeployError::Invalid)?
-                    }
-                }
-            }
-            TargetSpec::Swarm { .. } => Live::Swarm(service_name(&project, environment)),
-        };
-        let addrs = match &live {
-            Live::Local(i) => vec![i.addr],
-            Live::Container(c) => vec![c.addr],
-            Live::Swarm(name) => docker::healthy_tasks(&self.docker().await?, name, None)
-                .await
-                .map_err(DeployError::Invalid)?,
-            Live::Nothing => Vec::new(),
-        };
+        let live = self
+            .run_again(&project, environment, &dep, &release, &pipeline, &env)
+            .await?;
+        let addrs = self.addresses(&live).await?;
         let sandbox = self.release_sandbox(project.id, environment, &release);
         let checked =
             verify::until_healthy(&addrs, &env.health, &sandbox, || self.down(&live)).await;
@@ -135,5 +82,88 @@ impl Deployer {
             .set_health(project.id, environment, health, note)
             .await?;
         Ok(())
+    }
+
+    /// What the environment ran before the restart, running again: a `local`
+    /// process started anew once those a killed server left are stopped, a
+    /// container adopted while it still runs (others of the environment
+    /// removed), a swarm service as the engine keeps it.
+    async fn run_again(
+        &self,
+        project: &Project,
+        environment: &str,
+        dep: &Deployment,
+        release: &Release,
+        pipeline: &Pipeline,
+        env: &Environment,
+    ) -> Result<Live> {
+        match &env.target {
+            TargetSpec::Local { .. } => {
+                for pid in std::fs::read_dir(self.dir(project.id, environment))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
+                    if pid.path().extension().is_some_and(|e| e == "pid") {
+                        crate::local::reap(&pid.path());
+                    }
+                }
+                self.start_again(project, dep, release, pipeline, env, None)
+                    .await
+            }
+            TargetSpec::Docker { port, .. } => {
+                let d = self.docker().await?;
+                let found = docker::find_container(&d, dep.id, *port).await;
+                docker::remove_others(
+                    &d,
+                    &project.name,
+                    environment,
+                    found.as_ref().map(|c| c.id.as_str()),
+                )
+                .await;
+                if let Some(c) = found {
+                    return Ok(Live::Container(c));
+                }
+                let repo = if env.production && !release.images.is_empty() {
+                    self.release_repo().await
+                } else {
+                    None
+                };
+                self.start_again(project, dep, release, pipeline, env, repo.as_deref())
+                    .await
+            }
+            TargetSpec::Swarm { .. } => Ok(Live::Swarm(service_name(project, environment))),
+        }
+    }
+
+    /// Starts the deployment's version with the configuration it had.
+    async fn start_again(
+        &self,
+        project: &Project,
+        dep: &Deployment,
+        release: &Release,
+        pipeline: &Pipeline,
+        env: &Environment,
+        repo: Option<&str>,
+    ) -> Result<Live> {
+        let vars = self
+            .config(project, release, pipeline, env)
+            .await
+            .map_err(|e| DeployError::Invalid(e.reason))?;
+        self.start_version(project, dep, release, env, repo, &vars)
+            .await
+            .map_err(DeployError::Invalid)
+    }
+
+    /// Where a live version answers.
+    async fn addresses(&self, live: &Live) -> Result<Vec<std::net::SocketAddr>> {
+        Ok(match live {
+            Live::Local(i) => vec![i.addr],
+            Live::Container(c) => vec![c.addr],
+            Live::Swarm(name) => docker::healthy_tasks(&self.docker().await?, name, None)
+                .await
+                .map_err(DeployError::Invalid)?,
+            Live::Nothing => Vec::new(),
+        })
     }
 }

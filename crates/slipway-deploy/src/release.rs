@@ -295,8 +295,16 @@ impl Deployer {
         if artifacts.is_dir() {
             for job in std::fs::read_dir(&artifacts)? {
                 let job = job?;
+                // Laid without following links (one job's artifact may be
+                // a link where another's is a directory); a clash is the
+                // pipeline's to fix, so it is not retried.
                 if job.file_type()?.is_dir() {
-                    slipway_runner::copy_tree(&job.path(), &staging)?;
+                    slipway_runner::copy_tree(&job.path(), &staging).map_err(|e| {
+                        DeployError::Invalid(format!(
+                            "cannot merge the artifacts of job `{}` into the release: {e}",
+                            job.file_name().to_string_lossy()
+                        ))
+                    })?;
                 }
             }
         }

@@ -89,12 +89,13 @@ pub fn hash_matching(root: &Path, patterns: &[String]) -> io::Result<Option<Stri
     for (rel, file_type) in &entries {
         hasher.update(rel.to_string_lossy().as_bytes());
         hasher.update([0]);
-        let path = root.join(rel);
         if file_type.is_symlink() {
+            let (dir, name) = job_files::parent_beneath(root, rel, false)?;
+            let target = nix::fcntl::readlinkat(&dir, name).map_err(io::Error::from)?;
             hasher.update(b"symlink to ");
-            hasher.update(std::fs::read_link(&path)?.as_os_str().as_encoded_bytes());
+            hasher.update(target.as_encoded_bytes());
         } else {
-            io::copy(&mut open_regular(&path)?, &mut hasher)?;
+            io::copy(&mut open_regular(root, rel)?, &mut hasher)?;
         }
         hasher.update([0]);
     }
@@ -106,63 +107,111 @@ pub fn hash_matching(root: &Path, patterns: &[String]) -> io::Result<Option<Stri
 /// directories in the list are copied whole, symlinks stay symlinks.
 pub fn copy_paths(from: &Path, to: &Path, paths: &[PathBuf]) -> io::Result<()> {
     for p in paths {
-        copy_entry(&from.join(p), &to.join(p))?;
+        copy_walk(from, to, p, 0)?;
     }
     Ok(())
 }
 
 /// Copies everything inside `from` into `to` (merging with what is there).
 pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
-    for entry in walkdir::WalkDir::new(from)
+    copy_walk(from, to, Path::new(""), 1)
+}
+
+/// Copies `top` below `from` (everything under it, from `min_depth`) to the
+/// same place below `to`. Both sides are the job's to shape: what is already
+/// in `to` may hold links (laid by another job's artifacts, committed in the
+/// repository), so every destination path is opened from `to` one component
+/// at a time without following links, and one that crosses a link is
+/// refused. This process is not sandboxed: a followed link would let a job
+/// write the server's files.
+fn copy_walk(from: &Path, to: &Path, top: &Path, min_depth: usize) -> io::Result<()> {
+    let walk = walkdir::WalkDir::new(from.join(top))
         .follow_root_links(false)
-        .min_depth(1)
-    {
+        .min_depth(min_depth)
+        .sort_by_file_name();
+    for entry in walk {
         let entry = entry.map_err(io::Error::from)?;
         let rel = entry.path().strip_prefix(from).unwrap_or(entry.path());
-        let target = to.join(rel);
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&target)?;
+        let kind = entry.file_type();
+        if kind.is_dir() {
+            job_files::dir_beneath(to, rel, true).map_err(laying)?;
+        } else if kind.is_symlink() {
+            copy_link(from, to, rel)?;
         } else {
-            copy_entry(entry.path(), &target)?;
+            copy_file(from, to, rel)?;
         }
     }
     Ok(())
 }
 
-fn copy_entry(from: &Path, to: &Path) -> io::Result<()> {
-    let meta = std::fs::symlink_metadata(from)?;
-    if let Some(parent) = to.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    if meta.is_dir() {
-        std::fs::create_dir_all(to)?;
-        return copy_tree(from, to);
-    }
-    if to.symlink_metadata().is_ok() {
-        std::fs::remove_file(to)?;
-    }
-    if meta.file_type().is_symlink() {
-        std::os::unix::fs::symlink(std::fs::read_link(from)?, to)
-    } else {
-        copy_file(from, to)
-    }
+/// Recreates the link `rel` (its text, never what it points at).
+fn copy_link(from: &Path, to: &Path, rel: &Path) -> io::Result<()> {
+    let (source_dir, name) = job_files::parent_beneath(from, rel, false)?;
+    let target = nix::fcntl::readlinkat(&source_dir, name).map_err(io::Error::from)?;
+    let (dir, name) = job_files::parent_beneath(to, rel, true).map_err(laying)?;
+    replace(&dir, name, to, rel)?;
+    nix::unistd::symlinkat(target.as_os_str(), &dir, name).map_err(io::Error::from)
 }
 
 /// Copies a regular file's contents and mode. What a job left may be a FIFO
 /// (the copy would hang) or a device node (the host's disk, read by this
 /// unconfined process): those are refused with what to do, never opened.
-fn copy_file(from: &Path, to: &Path) -> io::Result<()> {
+/// The copy is a new file (`O_EXCL|O_NOFOLLOW`), never a write into what
+/// was there.
+fn copy_file(from: &Path, to: &Path, rel: &Path) -> io::Result<()> {
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::Mode;
     use std::os::unix::fs::PermissionsExt as _;
-    let mut source = open_regular(from)?;
-    let mode = source.metadata()?.permissions().mode();
-    let mut dest = std::fs::File::create(to)?;
+    let mut source = open_regular(from, rel)?;
+    let mode = source.metadata()?.permissions().mode() & 0o7777;
+    let (dir, name) = job_files::parent_beneath(to, rel, true).map_err(laying)?;
+    replace(&dir, name, to, rel)?;
+    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = nix::fcntl::openat(&dir, name, flags, Mode::from_bits_truncate(0o600))
+        .map_err(io::Error::from)?;
+    let mut dest = std::fs::File::from(fd);
     io::copy(&mut source, &mut dest)?;
-    dest.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
+    dest.set_permissions(std::fs::Permissions::from_mode(mode))
 }
 
-/// [`job_files::open_regular`], with what to do about a file that is not one.
-fn open_regular(path: &Path) -> io::Result<std::fs::File> {
-    job_files::open_regular(path).map_err(|e| {
+/// Removes what is at `name` in `dir` (a file or a link, never followed) so
+/// a new entry can take its place; a directory there is an error.
+fn replace(dir: &std::os::fd::OwnedFd, name: &std::ffi::OsStr, to: &Path, rel: &Path) -> io::Result<()> {
+    use nix::unistd::{UnlinkatFlags, unlinkat};
+    match unlinkat(dir, name, UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+        Err(nix::errno::Errno::EISDIR) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "`{}` (in `{}`) is a directory where a file or link is laid: \
+                 two jobs' artifacts or a cache disagree about it; rename one",
+                rel.display(),
+                to.display()
+            ),
+        )),
+        Err(e) => Err(io::Error::from(e)),
+    }
+}
+
+/// What to do about a destination path that crosses a link.
+fn laying(e: io::Error) -> io::Error {
+    if !e.to_string().contains("symbolic link") {
+        return e;
+    }
+    io::Error::new(
+        e.kind(),
+        format!(
+            "{e}; artifacts and caches are laid without following links \
+             (another job's artifact or a committed file put the link there): \
+             rename the link or the path laid over it"
+        ),
+    )
+}
+
+/// [`job_files::open_regular_beneath`], with what to do about a file that
+/// is not one.
+fn open_regular(root: &Path, rel: &Path) -> io::Result<std::fs::File> {
+    job_files::open_regular_beneath(root, rel).map_err(|e| {
         io::Error::new(
             e.kind(),
             format!(

@@ -311,3 +311,97 @@ fn a_jobs_processes_end_after_a_kill_9_and_restart_of_the_server() {
         "processes {left:?} of the killed server's job still run after the restart"
     );
 }
+
+/// The failure reason of `job` in run `demo/1`.
+fn reason_of(server: &ServerProcess, job: &str) -> String {
+    let status = server.run_status("demo/1");
+    crate::common::job(&status, job)["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Asserts nothing was written through a link into the data directory, and
+/// prints the route's outcome for the record.
+fn assert_not_escaped(data: &Path, route: &str) {
+    let escaped = data.join("escaped");
+    eprintln!("{route}: {} exists: {}", escaped.display(), escaped.exists());
+    assert!(
+        !escaped.exists(),
+        "{route}: the server wrote {} through a link",
+        escaped.display()
+    );
+}
+
+/// Item 1, route 1 (second review): job `link`'s artifact `out` is a link to
+/// the data directory, job `write`'s artifact is a real `out/escaped`; laying
+/// both into `read` must not write through the first.
+#[test]
+fn laying_artifacts_never_writes_through_an_artifact_link() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (server, data, remote) = setup(tmp.path());
+    let pipeline = format!(
+        "jobs:\n  link:\n    steps:\n      - ln -s {data} out\n    artifacts: [out]\n  \
+         write:\n    steps:\n      - mkdir out && echo owned > out/escaped\n    artifacts: [out]\n  \
+         read:\n    needs: [link, write]\n    steps: [true]\n",
+        data = data.display()
+    );
+    let (state, _log) = run(&server, &remote, &pipeline);
+    let reason = reason_of(&server, "read");
+    eprintln!("route 1: run {state}; read: {reason}");
+    assert_not_escaped(&data, "artifacts");
+    assert_eq!(state, "failed");
+    assert!(
+        reason.contains("`out`") && reason.contains("symbolic link"),
+        "the job says which link: {reason}"
+    );
+}
+
+/// Item 1, route 2: a link committed in the repository, and a cache entry
+/// with a real directory of that name restored over it.
+#[test]
+fn restoring_a_cache_never_writes_through_a_committed_link() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (server, data, remote) = setup(tmp.path());
+    std::os::unix::fs::symlink(&data, remote.work.join("out")).expect("symlink");
+    commit_file(&remote.work, "README", "links", "a link to the data dir");
+    let pipeline = "jobs:\n  seed:\n    steps:\n      - rm out && mkdir out && echo owned > out/escaped\n    cache:\n      key: over\n      paths: [out]\n  \
+         restore:\n    needs: [seed]\n    steps: [true]\n    cache:\n      key: over\n      paths: [out]\n";
+    let (state, _log) = run(&server, &remote, pipeline);
+    let reason = reason_of(&server, "restore");
+    eprintln!("route 2: run {state}; restore: {reason}");
+    assert_not_escaped(&data, "cache");
+    assert_eq!(state, "failed");
+    assert!(
+        reason.contains("`out`") && reason.contains("symbolic link"),
+        "the job says which link: {reason}"
+    );
+}
+
+/// Item 1, route 3: two jobs' artifacts merged into one release tree, one a
+/// link to the data directory, the other a real directory of that name. The
+/// release merges jobs in directory order; on ext4 here `plant` comes first.
+#[test]
+fn staging_a_release_never_writes_through_an_artifact_link() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (server, data, remote) = setup(tmp.path());
+    let pipeline = format!(
+        "jobs:\n  plant:\n    steps:\n      - ln -s {data} out\n    artifacts: [out]\n  \
+         copy:\n    needs: [plant]\n    steps:\n      - rm -f out && mkdir out && echo owned > out/escaped\n    artifacts: [out]\n\
+         environments:\n  dev:\n    branch: main\n    target: {{ local: {{ command: 'true' }} }}\n",
+        data = data.display()
+    );
+    let (state, _log) = run(&server, &remote, &pipeline);
+    assert_eq!(state, "succeeded", "both jobs ran");
+    // The release is staged after the run. Before the fix the write lands
+    // at once; after it the staging is refused and no release is made, so
+    // this waits (bounded) for either a release or the write.
+    let made = data.join("releases").join("1");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !made.exists() && !data.join("escaped").exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let audit = super::support::audit(&server);
+    eprintln!("route 3: release tree {}; audit {audit}", made.exists());
+    assert_not_escaped(&data, "release");
+}

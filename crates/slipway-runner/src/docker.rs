@@ -44,6 +44,22 @@ impl Engine {
         }
     }
 
+    /// An image's labels; `None` when it is not on this machine.
+    pub async fn image_labels(
+        &self,
+        image: &str,
+    ) -> Result<Option<HashMap<String, String>>, String> {
+        match self.docker.inspect_image(image).await {
+            Ok(inspected) => Ok(Some(
+                inspected.config.and_then(|c| c.labels).unwrap_or_default(),
+            )),
+            Err(DockerError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(format!("cannot inspect image `{image}`: {e}")),
+        }
+    }
+
     /// Removes the containers of jobs whose Slipway process on this host died
     /// without cleaning up (a `kill -9`); returns how many it removed.
     pub async fn reap_orphans(&self) -> usize {

@@ -16,6 +16,7 @@ use crate::docker::Engine;
 use crate::event::{Event, EventSender, JobStatus};
 use crate::host::HostJob;
 use crate::image_build;
+use crate::image_owner::{self, Owner, PROJECT_LABEL, PROTECTED_LABEL};
 use crate::mask::Masker;
 use crate::output::note;
 use crate::report::{JobReport, StepReport};
@@ -431,6 +432,9 @@ impl<'a> Attempt<'a> {
     ) -> Result<(), String> {
         let engine = self.engine()?;
         let image = self.job.image.as_deref().unwrap_or_default();
+        if let Some(owner) = self.image_owner() {
+            owner.may_use(&engine, image).await?;
+        }
         let labels = self.labels();
         let masker = self.masker.clone();
         let titles: Vec<String> = self
@@ -493,9 +497,45 @@ impl<'a> Attempt<'a> {
             ),
         ]);
         if !self.ctx.project.is_empty() {
-            labels.insert("slipway.project".to_string(), self.ctx.project.clone());
+            labels.insert(PROJECT_LABEL.to_string(), self.ctx.project.clone());
+            labels.insert(PROTECTED_LABEL.to_string(), self.ctx.protected.to_string());
         }
         labels
+    }
+
+    /// Whose images this job may tag and use; `None` for `slipway run` (no
+    /// project: the developer's own machine keeps free tags).
+    fn image_owner(&self) -> Option<Owner<'_>> {
+        (!self.ctx.project.is_empty()).then(|| Owner {
+            project: &self.ctx.project,
+            protected: self.ctx.protected,
+            registry: self.ctx.registry.as_ref().map(|r| r.host.as_str()),
+        })
+    }
+
+    /// Before a build: every tag is the project's and replaces no other
+    /// project's image, and every `FROM` image is one this job may use.
+    async fn check_image_names(
+        &self,
+        engine: &Engine,
+        build: &slipway_spec::ImageBuild,
+        ws: &Path,
+        tags: &[String],
+    ) -> Result<(), String> {
+        let Some(owner) = self.image_owner() else {
+            return Ok(());
+        };
+        for tag in tags {
+            owner.may_tag(tag)?;
+            owner.may_overwrite(engine, tag).await?;
+        }
+        let path = ws.join(&build.context).join(&build.dockerfile);
+        let dockerfile = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read the Dockerfile {}: {e}", path.display()))?;
+        for base in image_owner::base_images(&dockerfile, &build.build_args) {
+            owner.may_use(engine, &base).await?;
+        }
+        Ok(())
     }
 
     async fn build_image(
@@ -540,6 +580,8 @@ impl<'a> Attempt<'a> {
                 _ => pushed.clone(),
             };
         }
+        let all: Vec<String> = tags.iter().chain(&pushed).cloned().collect();
+        self.check_image_names(&engine, build, ws, &all).await?;
         let spec = image_build::Build {
             job: self.job.name.as_str(),
             masker: &self.masker,

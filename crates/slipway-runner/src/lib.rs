@@ -15,6 +15,7 @@ mod files;
 mod gate;
 mod host;
 mod image_build;
+mod image_owner;
 mod job;
 mod local;
 mod mask;

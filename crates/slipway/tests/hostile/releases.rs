@@ -9,7 +9,7 @@ use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use super::support::{SERVED, agent_token, audit, live_commit, peak_rss_kib};
+use super::support::{SERVED, agent_token, audit, live_commit, log_of, peak_rss_kib};
 use crate::common::server::{AgentProcess, Remote, ServerProcess, commit_file, git};
 use crate::common::service::{status, succeeded};
 
@@ -317,4 +317,124 @@ fn an_agent_upload_for_a_job_it_does_not_hold_is_refused_before_its_body_is_read
             "the server took in the body before refusing it: peak RSS +{grew} KiB"
         );
     }
+}
+
+/// `docker ARGS`; whether it succeeded and what it printed.
+fn docker(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+/// The image id a local tag names (empty when there is none).
+fn image_id(tag: &str) -> String {
+    match docker(&["image", "inspect", "-f", "{{.Id}}", tag]) {
+        (true, id) => id.trim().to_string(),
+        (false, _) => String::new(),
+    }
+}
+
+/// One job per attack on local images: replacing a base image an admin
+/// imported, running another project's image, building `FROM` it.
+fn image_attacks(base: &str, other: &str, own: &str) -> String {
+    format!(
+        r#"jobs:
+  overwrite:
+    image_build:
+      dockerfile: Dockerfile.mine
+      tags: ["{base}"]
+  use_other:
+    image: {other}
+    steps: ["echo ran-$(echo other)-image"]
+  from_other:
+    image_build:
+      dockerfile: Dockerfile.other
+      tags: ["{own}"]
+"#
+    )
+}
+
+#[test]
+fn a_job_cannot_replace_or_use_another_projects_local_image() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let base = format!("{}:latest", super::support::unique_tag("base"));
+    let other_project = super::support::unique_tag("other");
+    let other = format!("{other_project}:1");
+    let own = format!("demo/{}:1", super::support::unique_tag("own"));
+    // What an admin imported: no Slipway labels.
+    assert!(docker(&["tag", "slipway/busybox:latest", &base]).0);
+    let base_before = image_id(&base);
+
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "1"]);
+    let other_remote = Remote::new(
+        &tmp.path().join("other"),
+        &format!("jobs:\n  image:\n    image_build:\n      tags: [\"{other}\"]\n"),
+    );
+    commit_file(
+        &other_remote.work,
+        "Dockerfile",
+        &format!("FROM {base}\nRUN echo other > /made-by\n"),
+        "image",
+    );
+    other_remote.push();
+    let bare = other_remote.bare.to_str().expect("utf8");
+    succeeded(&server.cli(&["project", "add", &other_project, "--git", bare]));
+    succeeded(&server.cli(&["trigger", &other_project, "--wait"]));
+    assert!(
+        !image_id(&other).is_empty(),
+        "the other project built its own image"
+    );
+
+    let remote = Remote::new(
+        &tmp.path().join("demo"),
+        &image_attacks(&base, &other, &own),
+    );
+    commit_file(
+        &remote.work,
+        "Dockerfile.mine",
+        &format!("FROM {base}\nRUN echo pwned > /made-by\n"),
+        "mine",
+    );
+    commit_file(
+        &remote.work,
+        "Dockerfile.other",
+        &format!("ARG FROM_IMAGE={other}\nFROM ${{FROM_IMAGE}}\n"),
+        "from",
+    );
+    remote.push();
+    server.add_project(&remote, &[]);
+    let _ = server.cli(&["trigger", "demo", "--wait"]);
+    let log = log_of(&server, "demo/1");
+    let jobs = server.run_status("demo/1")["jobs"].clone();
+    println!("jobs: {jobs}\nlog: {log}");
+
+    let replaced = image_id(&base) != base_before;
+    let ran_other = log
+        .lines()
+        .any(|l| l.trim_end().ends_with("ran-other-image"));
+    let built_from_other = !image_id(&own).is_empty();
+    for tag in [&base, &other, &own] {
+        let _ = docker(&["rmi", "-f", tag]);
+    }
+    assert!(
+        !replaced,
+        "project demo replaced the imported base image {base}"
+    );
+    assert!(
+        !ran_other,
+        "project demo ran project {other_project}'s image"
+    );
+    assert!(
+        !built_from_other,
+        "project demo built FROM project {other_project}'s image"
+    );
+    assert!(log.contains("tags images only under its own name"), "{log}");
+    assert!(
+        log.contains(&format!("a job of project `{other_project}` built it")),
+        "{log}"
+    );
 }

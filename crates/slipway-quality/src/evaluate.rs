@@ -319,9 +319,12 @@ fn refuse_links_in(dir: &Path, literal: &[&str], pattern: &str) -> Result<()> {
     Ok(())
 }
 
-/// A report the job wrote: never through a link, never a FIFO or a device.
-fn open(path: &Path) -> Result<std::io::BufReader<std::fs::File>> {
-    let file = crate::job_files::open_regular(path)
+/// A report the job wrote below `dir`: never through a link (in any
+/// component: a directory may have been swapped for one since the listing),
+/// never a FIFO or a device.
+fn open(dir: &Path, path: &Path) -> Result<std::io::BufReader<std::fs::File>> {
+    let rel = path.strip_prefix(dir).unwrap_or(path);
+    let file = crate::job_files::open_regular_beneath(dir, rel)
         .context(|| format!("cannot read report {}", path.display()))?;
     Ok(std::io::BufReader::with_capacity(256 * 1024, file))
 }
@@ -329,7 +332,8 @@ fn open(path: &Path) -> Result<std::io::BufReader<std::fs::File>> {
 fn read_tests(dir: &Path, globs: &[String]) -> Result<TestReport> {
     let mut all = TestReport::default();
     for path in matching(dir, globs)? {
-        let report = crate::junit::parse(open(&path)?).context(|| path.display().to_string())?;
+        let report =
+            crate::junit::parse(open(dir, &path)?).context(|| path.display().to_string())?;
         all.counts.add(&report.counts);
         all.failures.extend(report.failures);
     }
@@ -340,7 +344,9 @@ fn read_tests(dir: &Path, globs: &[String]) -> Result<TestReport> {
 fn parse_coverage(dir: &Path, globs: &[String]) -> Result<Vec<(Coverage, Vec<String>)>> {
     matching(dir, globs)?
         .into_iter()
-        .map(|path| crate::coverage::parse(open(&path)?).context(|| path.display().to_string()))
+        .map(|path| {
+            crate::coverage::parse(open(dir, &path)?).context(|| path.display().to_string())
+        })
         .collect()
 }
 
@@ -367,7 +373,7 @@ fn resolve_coverage(
 fn read_issues(dir: &Path, globs: &[String]) -> Result<Vec<Issue>> {
     let mut all = Vec::new();
     for path in matching(dir, globs)? {
-        all.extend(crate::issues::parse(open(&path)?).context(|| path.display().to_string())?);
+        all.extend(crate::issues::parse(open(dir, &path)?).context(|| path.display().to_string())?);
     }
     Ok(all)
 }
@@ -408,7 +414,7 @@ fn lines_of_code(dir: &Path, files: &[String]) -> u64 {
         })
         .filter_map(|f| {
             // The job may have put a FIFO or a link where a source file was.
-            let file = crate::job_files::open_regular(&dir.join(f)).ok()?;
+            let file = crate::job_files::open_regular_beneath(dir, Path::new(f)).ok()?;
             std::io::read_to_string(file).ok()
         })
         .map(|text| text.lines().filter(|l| !l.trim().is_empty()).count() as u64)

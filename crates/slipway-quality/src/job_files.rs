@@ -21,7 +21,8 @@ use nix::sys::stat::{Mode, mkdirat};
 /// Opens the regular file at `path` for reading. Refused when `path` is a
 /// symbolic link, a directory, a FIFO, a socket or a device (checked before
 /// it is opened, and again on what was opened: it may have been swapped).
-/// The directories above `path` are the caller's to trust.
+/// The directories above `path` are the caller's to trust: below a root,
+/// use [`open_regular_beneath`], which follows no link on the way.
 pub fn open_regular(path: &Path) -> io::Result<File> {
     let before = std::fs::symlink_metadata(path)?;
     if !before.is_file() {

@@ -166,7 +166,8 @@ fn copy_file(from: &Path, to: &Path, rel: &Path) -> io::Result<()> {
     let mode = source.metadata()?.permissions().mode() & 0o7777;
     let (dir, name) = job_files::parent_beneath(to, rel, true).map_err(laying)?;
     replace(&dir, name, to, rel)?;
-    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let flags =
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let fd = nix::fcntl::openat(&dir, name, flags, Mode::from_bits_truncate(0o600))
         .map_err(io::Error::from)?;
     let mut dest = std::fs::File::from(fd);
@@ -176,7 +177,12 @@ fn copy_file(from: &Path, to: &Path, rel: &Path) -> io::Result<()> {
 
 /// Removes what is at `name` in `dir` (a file or a link, never followed) so
 /// a new entry can take its place; a directory there is an error.
-fn replace(dir: &std::os::fd::OwnedFd, name: &std::ffi::OsStr, to: &Path, rel: &Path) -> io::Result<()> {
+fn replace(
+    dir: &std::os::fd::OwnedFd,
+    name: &std::ffi::OsStr,
+    to: &Path,
+    rel: &Path,
+) -> io::Result<()> {
     use nix::unistd::{UnlinkatFlags, unlinkat};
     match unlinkat(dir, name, UnlinkatFlags::NoRemoveDir) {
         Ok(()) | Err(nix::errno::Errno::ENOENT) => Ok(()),

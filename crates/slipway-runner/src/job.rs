@@ -515,18 +515,22 @@ impl<'a> Attempt<'a> {
 
     /// Before a build: every tag is the project's and replaces no other
     /// project's image, and every `FROM` image is one this job may use.
+    /// Names to push are held to the registry's push rule instead, which
+    /// refuses them with its own message.
     async fn check_image_names(
         &self,
         engine: &Engine,
         build: &slipway_spec::ImageBuild,
         ws: &Path,
-        tags: &[String],
+        (tags, pushed): (&[String], &[String]),
     ) -> Result<(), String> {
         let Some(owner) = self.image_owner() else {
             return Ok(());
         };
-        for tag in tags {
+        for tag in tags.iter().filter(|t| !pushed.contains(t)) {
             owner.may_tag(tag)?;
+        }
+        for tag in tags.iter().chain(pushed) {
             owner.may_overwrite(engine, tag).await?;
         }
         let path = ws.join(&build.context).join(&build.dockerfile);
@@ -580,8 +584,8 @@ impl<'a> Attempt<'a> {
                 _ => pushed.clone(),
             };
         }
-        let all: Vec<String> = tags.iter().chain(&pushed).cloned().collect();
-        self.check_image_names(&engine, build, ws, &all).await?;
+        self.check_image_names(&engine, build, ws, (&tags, &pushed))
+            .await?;
         let spec = image_build::Build {
             job: self.job.name.as_str(),
             masker: &self.masker,

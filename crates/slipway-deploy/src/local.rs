@@ -156,30 +156,30 @@ fn spawn(spec: &LocalSpec, port: u16) -> std::io::Result<tokio::process::Child> 
             spec.sandbox.tree().display()
         ))
     };
+    let mut env = spec.env.clone();
+    env.push(("PORT".to_string(), port.to_string()));
+    // In a process group (a session, confined) of its own, made by the shell.
     let mut cmd = spec
         .sandbox
-        .shell(&format!("exec {}", spec.command))
+        .shell(&format!("exec {}", spec.command), &env)
         .map_err(cannot)?;
-    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .env("PORT", port.to_string())
-        .stdin(std::process::Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .process_group(0)
-        .kill_on_drop(false);
+    cmd.stdout(log.try_clone()?).stderr(log).kill_on_drop(false);
     cmd.spawn().map_err(cannot)
 }
 
 async fn stop_group(pgid: u32, child: &mut tokio::process::Child) {
     let Ok(raw) = i32::try_from(pgid) else { return };
     let group = Pid::from_raw(raw);
-    let _ = killpg(group, Signal::SIGTERM);
+    // ESRCH: a launcher that has not called setsid yet; its pid is the group's id.
+    if killpg(group, Signal::SIGTERM) == Err(nix::Error::ESRCH) {
+        let _ = nix::sys::signal::kill(group, Signal::SIGTERM);
+    }
     if tokio::time::timeout(STOP_GRACE, child.wait())
         .await
         .is_err()
     {
         let _ = killpg(group, Signal::SIGKILL);
-        let _ = child.wait().await;
+        let _ = child.kill().await;
     }
     // Anything the process left in its group goes too.
     let _ = killpg(group, Signal::SIGKILL);

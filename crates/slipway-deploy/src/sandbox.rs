@@ -40,26 +40,38 @@ impl ReleaseSandbox {
         &self.tree
     }
 
-    /// `sh -c SCRIPT` in the release's tree, confined, with the environment's
-    /// `HOME` and `TMPDIR` and none of Slipway's own settings.
-    pub fn shell(&self, script: &str) -> std::io::Result<Command> {
+    /// `sh -c SCRIPT` in the release's tree, confined, with `env` over the
+    /// environment's `HOME` and `TMPDIR` and none of Slipway's own settings.
+    /// Confined, the variables reach only the script, once the sandbox
+    /// holds, and it runs in a session of its own; callers add no
+    /// variables and no stdin to the command (see `Sandbox::launch`).
+    pub fn shell(&self, script: &str, env: &[(String, String)]) -> std::io::Result<Command> {
         for dir in [&self.home, &self.tmp] {
             std::fs::create_dir_all(dir)?;
         }
+        let mut all = vec![
+            ("HOME".to_string(), self.home.display().to_string()),
+            ("TMPDIR".to_string(), self.tmp.display().to_string()),
+        ];
+        all.extend(env.iter().cloned());
         let mut command = match &self.sandbox {
             Some(sandbox) => sandbox.launch(
                 std::slice::from_ref(&self.tree),
                 &[self.home.clone(), self.tmp.clone()],
                 "sh",
-            ),
-            None => Command::new("sh"),
+                &all,
+            )?,
+            None => {
+                let mut command = Command::new("sh");
+                slipway_runner::without_slipway_settings(&mut command);
+                command
+                    .envs(all.iter().map(|(k, v)| (k, v)))
+                    .stdin(std::process::Stdio::null())
+                    .process_group(0);
+                command
+            }
         };
-        slipway_runner::without_slipway_settings(&mut command);
-        command
-            .args(["-c", script])
-            .current_dir(&self.tree)
-            .env("HOME", &self.home)
-            .env("TMPDIR", &self.tmp);
+        command.args(["-c", script]).current_dir(&self.tree);
         Ok(command)
     }
 }

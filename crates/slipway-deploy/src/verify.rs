@@ -45,16 +45,11 @@ pub async fn probe(
         }
         HealthCheck::Command(cmd) => {
             let url = format!("http://{addr}");
+            let env = [("SLIPWAY_INSTANCE_URL".to_string(), url)];
             let mut command = sandbox
-                .shell(cmd)
+                .shell(cmd, &env)
                 .map_err(|e| format!("cannot run `{cmd}`: {e}"))?;
-            let out = tokio::time::timeout(
-                PROBE_TIMEOUT,
-                command
-                    .env("SLIPWAY_INSTANCE_URL", &url)
-                    .kill_on_drop(true)
-                    .output(),
-            )
+            let out = tokio::time::timeout(PROBE_TIMEOUT, command.kill_on_drop(true).output())
             .await
             .map_err(|_| format!("`{cmd}` took longer than {PROBE_TIMEOUT:?}"))?
             .map_err(|e| format!("cannot run `{cmd}`: {e}"))?;
@@ -117,14 +112,12 @@ pub async fn smoke(
     env: &[(String, String)],
 ) -> Result<(), String> {
     for cmd in commands {
+        let mut all = env.to_vec();
+        all.push(("SLIPWAY_ENV_URL".to_string(), env_url.to_string()));
         let mut command = sandbox
-            .shell(cmd)
+            .shell(cmd, &all)
             .map_err(|e| format!("cannot run smoke test `{cmd}`: {e}"))?;
-        let run = command
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .env("SLIPWAY_ENV_URL", env_url)
-            .kill_on_drop(true)
-            .output();
+        let run = command.kill_on_drop(true).output();
         let out = tokio::time::timeout(SMOKE_TIMEOUT, run)
             .await
             .map_err(|_| format!("smoke test `{cmd}` took longer than {SMOKE_TIMEOUT:?}"))?

@@ -82,35 +82,28 @@ impl HostJob {
         env: &[(String, String)],
         cancel: &CancellationToken,
     ) -> std::io::Result<Option<i32>> {
-        let mut command = match &self.confinement {
-            Some((sandbox, writable)) => sandbox.command(writable, self.shell[0]),
-            None => Command::new(self.shell[0]),
-        };
         // A long script cannot be one argument (Linux caps each at 128 KiB):
         // the shell reads it from a file in the job's workspace instead,
         // removed when the step ends.
         let workspace = self.record.as_ref().map_or(dir, |(_, ws)| ws.as_path());
         let file = long_script_file(script, workspace)?;
-        match &file {
-            Some(file) => command
-                .args(&self.shell[1..self.shell.len() - 1])
-                .arg(file.path()),
-            None => command.args(&self.shell[1..]).arg(script),
+        let (options, last) = match &file {
+            Some(file) => (
+                &self.shell[1..self.shell.len() - 1],
+                file.path().as_os_str().to_owned(),
+            ),
+            None => (&self.shell[1..], script.into()),
         };
+        let args: Vec<std::ffi::OsString> = options.iter().map(Into::into).chain([last]).collect();
         if let Containment::NotYet = self.cgroup {
             self.cgroup = self.contain(workspace).await?;
         }
-        if let Containment::Cgroup(cgroup) = &self.cgroup {
-            command = cgroup.enter_first(&command);
-        }
-        without_slipway_settings(&mut command);
+        let mut command = self.command(env)?;
         let mut child = command
+            .args(&args)
             .current_dir(dir)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
             .kill_on_drop(true)
             .spawn()?;
         if let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) {
@@ -135,6 +128,31 @@ impl HostJob {
                 Ok(None)
             }
         }
+    }
+
+    /// What starts a step's shell. Confined: the launcher, which joins the
+    /// cgroup itself, leaves the server's session and takes the job's
+    /// variables as data (see `Sandbox::launch`). Unconfined (the admin's
+    /// `--unsafe-host-jobs`): the shell with the job's variables, in a
+    /// process group of its own, entering the cgroup through `/bin/sh`.
+    fn command(&self, env: &[(String, String)]) -> std::io::Result<Command> {
+        let cgroup = match &self.cgroup {
+            Containment::Cgroup(cgroup) => Some(cgroup),
+            _ => None,
+        };
+        if let Some((sandbox, writable)) = &self.confinement {
+            return sandbox.command(writable, self.shell[0], env, cgroup.map(JobCgroup::path));
+        }
+        let mut command = Command::new(self.shell[0]);
+        if let Some(cgroup) = cgroup {
+            command = cgroup.enter_first(&command);
+        }
+        without_slipway_settings(&mut command);
+        command
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .process_group(0);
+        Ok(command)
     }
 
     /// Makes the job's cgroup and writes it down before any step runs in
@@ -197,8 +215,11 @@ impl HostJob {
 
     fn signal_all(&self, signal: Signal) {
         for pgid in self.groups.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            // ESRCH: the group is already gone, which is what we want.
-            let _ = killpg(*pgid, signal);
+            // ESRCH: the group is gone, or a launcher has not made it yet
+            // (it calls setsid first thing; its group's id is its pid).
+            if killpg(*pgid, signal) == Err(nix::Error::ESRCH) {
+                let _ = nix::sys::signal::kill(*pgid, signal);
+            }
         }
         if let Containment::Cgroup(cgroup) = &self.cgroup {
             match signal {

@@ -57,6 +57,43 @@ const ENGINE_SOCKETS: &[&str] = &[
     "/run/buildkit",
 ];
 
+/// Where pathname sockets of the host's services live (Landlock cannot
+/// refuse a `connect()`): the user sessions' runtime directories (D-Bus,
+/// rootless Docker and Podman, agents), the system bus, screen's sockets and
+/// PostgreSQL's (peer authentication trusts the connecting uid). Each that
+/// exists gets an empty read-only tmpfs over it in the job's mount namespace.
+const SERVICE_SOCKET_DIRS: &[&str] = &[
+    "/run/user",
+    "/run/dbus",
+    "/run/screen",
+    "/var/run/screen",
+    "/var/run/postgresql",
+    "/run/postgresql",
+];
+
+/// Covered socket by socket, not whole: `/etc/resolv.conf` may lead into it.
+const SYSTEMD_RUNTIME: &str = "/run/systemd";
+
+/// Variables of the server's own session that name a way out (an SSH or
+/// GPG agent, the session bus, a terminal multiplexer, a display): never
+/// handed to a step, whatever the server inherited.
+const SESSION_VARIABLES: &[&str] = &[
+    "SSH_AUTH_SOCK",
+    "SSH_AGENT_PID",
+    "GPG_AGENT_INFO",
+    "DBUS_SESSION_BUS_ADDRESS",
+    "DBUS_SYSTEM_BUS_ADDRESS",
+    "XDG_RUNTIME_DIR",
+    "TMUX",
+    "TMUX_PANE",
+    "STY",
+    "DISPLAY",
+    "WAYLAND_DISPLAY",
+    "XAUTHORITY",
+    "DOCKER_HOST",
+    "CONTAINER_HOST",
+];
+
 /// Paths no job reads whoever runs it: the engine's state (images, volumes,
 /// other containers' files) and the credentials of the server's user.
 const ALWAYS_PROTECTED: &[&str] = &["/var/lib/docker", "/var/lib/containerd"];
@@ -77,7 +114,6 @@ const DEVICES: &[&str] = &[
     "/dev/full",
     "/dev/random",
     "/dev/urandom",
-    "/dev/tty",
     "/dev/ptmx",
     "/dev/pts",
     "/dev/shm",
@@ -137,6 +173,11 @@ pub struct Sandbox {
     protected: Vec<PathBuf>,
     /// Directories every job may write besides its own, as the admin chose.
     shared: Vec<PathBuf>,
+    /// Sockets and socket directories covered in the job's mount namespace,
+    /// found here, from the server's environment: the job's own variables
+    /// never choose them. (Those that come and go are found at each launch:
+    /// see `runtime_sockets`.)
+    hidden: Vec<PathBuf>,
 }
 
 impl Sandbox {
@@ -171,6 +212,7 @@ impl Sandbox {
             launcher,
             protected: all,
             shared: shared.to_vec(),
+            hidden: sockets_to_hide(),
         };
         sandbox.probe().await?;
         Ok(sandbox)
@@ -193,27 +235,61 @@ impl Sandbox {
     }
 
     /// The launcher command that runs a job's `program ARGS` confined,
-    /// writing only in `writable` and the admin's shared directories.
-    pub(crate) fn command(&self, writable: &[PathBuf], program: &str) -> tokio::process::Command {
+    /// writing only in `writable` and the admin's shared directories, with
+    /// `env` (see [`Sandbox::launch`]); in `cgroup` when given.
+    pub(crate) fn command(
+        &self,
+        writable: &[PathBuf],
+        program: &str,
+        env: &[(String, String)],
+        cgroup: Option<&Path>,
+    ) -> std::io::Result<tokio::process::Command> {
         let mut all = writable.to_vec();
         all.extend(self.shared.iter().cloned());
-        self.launch(&[], &all, program)
+        self.launcher_command(cgroup, &[], &all, program, env)
     }
 
     /// The launcher command that runs `program ARGS` confined, reading also
     /// `readable` (which may lie inside a protected path: a release's tree in
     /// the data directory) and writing only in `writable`. The jobs' shared
     /// directories are not given: this is for what a release runs.
+    ///
+    /// The launcher starts with a fixed environment of the server's (no
+    /// variable of the job reaches the dynamic loader or anything that runs
+    /// before the sandbox holds); `env`, over the server's own variables
+    /// (less Slipway's settings and its session's agents), is handed over
+    /// as data on the launcher's standard input and becomes the program's
+    /// environment only once the sandbox is in force. The program's
+    /// standard input is `/dev/null`: callers must not set stdin, nor add
+    /// variables to the returned command (they would reach the launcher).
     pub fn launch(
         &self,
         readable: &[PathBuf],
         writable: &[PathBuf],
         program: &str,
-    ) -> tokio::process::Command {
+        env: &[(String, String)],
+    ) -> std::io::Result<tokio::process::Command> {
+        self.launcher_command(None, readable, writable, program, env)
+    }
+
+    fn launcher_command(
+        &self,
+        cgroup: Option<&Path>,
+        readable: &[PathBuf],
+        writable: &[PathBuf],
+        program: &str,
+        env: &[(String, String)],
+    ) -> std::io::Result<tokio::process::Command> {
         let mut command = tokio::process::Command::new(&self.launcher);
         command.arg(LAUNCHER_COMMAND);
+        if let Some(cgroup) = cgroup {
+            command.arg("--cgroup").arg(cgroup);
+        }
         for path in &self.protected {
             command.arg("--protect").arg(path);
+        }
+        for path in self.hidden.iter().cloned().chain(runtime_sockets()) {
+            command.arg("--hide").arg(path);
         }
         for path in readable {
             command.arg("--read").arg(path);
@@ -222,7 +298,9 @@ impl Sandbox {
             command.arg("--write").arg(path);
         }
         command.arg("--").arg(program);
-        command
+        command.env_clear().envs(launcher_environment());
+        command.stdin(environment_file(env)?);
+        Ok(command)
     }
 
     /// Runs `true` confined once: a launcher that cannot confine fails here,
@@ -230,8 +308,8 @@ impl Sandbox {
     async fn probe(&self) -> Result<(), SandboxError> {
         let scratch = tempfile::tempdir().map_err(setup("create a probe directory"))?;
         let out = self
-            .command(&[scratch.path().to_path_buf()], "true")
-            .stdin(std::process::Stdio::null())
+            .command(&[scratch.path().to_path_buf()], "true", &[], None)
+            .map_err(setup("hand the probe its environment"))?
             .output()
             .await
             .map_err(|source| SandboxError::Launcher {
@@ -246,6 +324,164 @@ impl Sandbox {
             ))
         }
     }
+}
+
+/// The launcher's own environment: the server's `PATH` and nothing else.
+fn launcher_environment() -> Vec<(OsString, OsString)> {
+    std::env::var_os("PATH")
+        .map(|path| ("PATH".into(), path))
+        .into_iter()
+        .collect()
+}
+
+/// What a confined program's environment is: the server's variables, less
+/// Slipway's settings and the server's session's, then `env` over them.
+fn program_environment(env: &[(String, String)]) -> Vec<(OsString, OsString)> {
+    let mut all: Vec<(OsString, OsString)> = std::env::vars_os()
+        .filter(|(name, _)| {
+            let name = name.to_string_lossy();
+            !name.starts_with("SLIPWAY_") && !SESSION_VARIABLES.contains(&name.as_ref())
+        })
+        .collect();
+    for (name, value) in env {
+        all.retain(|(n, _)| n != name.as_str());
+        all.push((name.into(), value.into()));
+    }
+    all
+}
+
+/// The program's environment as `NAME=VALUE\0` entries in an unnamed file
+/// (no path another process could swap), read from the start.
+fn environment_file(env: &[(String, String)]) -> std::io::Result<std::fs::File> {
+    use std::io::{Seek as _, Write as _};
+    use std::os::unix::ffi::OsStrExt as _;
+    let mut file = tempfile::tempfile()?;
+    let mut data = Vec::new();
+    for (name, value) in program_environment(env) {
+        data.extend_from_slice(name.as_bytes());
+        data.push(b'=');
+        data.extend_from_slice(value.as_bytes());
+        data.push(0);
+    }
+    file.write_all(&data)?;
+    file.rewind()?;
+    Ok(file)
+}
+
+/// Reads what [`environment_file`] wrote from the launcher's standard input.
+fn read_environment() -> Result<Vec<(OsString, OsString)>, SandboxError> {
+    use std::io::Read as _;
+    use std::os::unix::ffi::OsStringExt as _;
+    let mut data = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut data)
+        .map_err(setup("read the step's environment from standard input"))?;
+    Ok(data
+        .split(|b| *b == 0)
+        .filter(|entry| !entry.is_empty())
+        .filter_map(|entry| {
+            let at = entry.iter().position(|b| *b == b'=')?;
+            Some((
+                OsString::from_vec(entry[..at].to_vec()),
+                OsString::from_vec(entry[at + 1..].to_vec()),
+            ))
+        })
+        .collect())
+}
+
+/// The sockets of container engines and host services a job must not
+/// reach, from this (the server's) environment: the fixed places and the
+/// engine named by `DOCKER_HOST`/`CONTAINER_HOST`.
+fn sockets_to_hide() -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = ENGINE_SOCKETS
+        .iter()
+        .chain(SERVICE_SOCKET_DIRS)
+        .map(PathBuf::from)
+        .collect();
+    for name in ["DOCKER_HOST", "CONTAINER_HOST"] {
+        let from_env = std::env::var(name)
+            .ok()
+            .and_then(|h| h.strip_prefix("unix://").map(PathBuf::from));
+        paths.extend(from_env);
+    }
+    if let Some(tmux) = std::env::var_os("TMUX_TMPDIR") {
+        paths.extend(tmux_dirs(Path::new(&tmux)));
+    }
+    let mut seen = Vec::new();
+    for path in paths.into_iter().filter_map(|p| p.canonicalize().ok()) {
+        if !seen.contains(&path) {
+            seen.push(path);
+        }
+    }
+    seen
+}
+
+/// Sockets that appear and go while the server runs, found at each launch:
+/// rootless engines in every user's runtime directory, tmux's and
+/// ssh-agent's socket directories in `/tmp`, and the sockets systemd keeps in `/run/systemd`.
+fn runtime_sockets() -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    for user in entries(Path::new("/run/user")) {
+        paths.push(user.join("docker.sock"));
+        paths.push(user.join("podman"));
+    }
+    paths.extend(tmux_dirs(Path::new("/tmp")));
+    paths.extend(sockets_below(Path::new(SYSTEMD_RUNTIME), 3));
+    paths
+}
+
+/// The socket directories sessions make in `root`: tmux's per user
+/// (`tmux-UID`), ssh-agent's (`ssh-XXXX`).
+fn tmux_dirs(root: &Path) -> Vec<PathBuf> {
+    entries(root)
+        .into_iter()
+        .filter(|p| p.is_dir())
+        .filter(|p| {
+            p.file_name().is_some_and(|n| {
+                let n = n.to_string_lossy();
+                n.starts_with("tmux-") || n.starts_with("ssh-")
+            })
+        })
+        .collect()
+}
+
+fn entries(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+/// The Unix sockets in `dir`, down to `depth` levels.
+fn sockets_below(dir: &Path, depth: u32) -> Vec<PathBuf> {
+    use std::os::unix::fs::FileTypeExt as _;
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in read.flatten() {
+        let Ok(kind) = entry.file_type() else { continue };
+        if kind.is_socket() {
+            found.push(entry.path());
+        } else if kind.is_dir() && depth > 1 {
+            found.extend(sockets_below(&entry.path(), depth - 1));
+        }
+    }
+    found
+}
+
+/// The launcher's first acts: into the job's cgroup (so nothing it starts
+/// escapes it), then out of the server's session (a step has no
+/// controlling terminal to type into). The server started it in no process
+/// group of its own, so `setsid` may succeed; the new group's id is the pid.
+pub fn begin(cgroup: Option<&Path>) -> Result<(), SandboxError> {
+    if let Some(cgroup) = cgroup {
+        let procs = cgroup.join("cgroup.procs");
+        std::fs::write(&procs, "0")
+            .map_err(setup(format!("join the job's cgroup ({})", procs.display())))?;
+    }
+    nix::unistd::setsid()
+        .map(drop)
+        .map_err(|e| setup("leave the server's session (setsid)")(errno(e)))
 }
 
 /// Whether this kernel offers what the sandbox needs (Landlock with scopes).
@@ -268,6 +504,8 @@ fn ruleset() -> Result<Ruleset, landlock::RulesetError> {
 #[derive(Debug, Clone, Default)]
 pub struct Confinement {
     pub protected: Vec<PathBuf>,
+    /// Sockets and socket directories to cover (see [`Sandbox`]).
+    pub hidden: Vec<PathBuf>,
     pub readable: Vec<PathBuf>,
     pub writable: Vec<PathBuf>,
 }
@@ -282,11 +520,21 @@ impl Confinement {
                 source: std::io::Error::other("no command given"),
             };
         };
+        // Read before anything else: it is data until the sandbox holds.
+        let env = match read_environment() {
+            Ok(env) => env,
+            Err(e) => return e,
+        };
         if let Err(e) = self.enter() {
             return e;
         }
         use std::os::unix::process::CommandExt as _;
-        let source = std::process::Command::new(program).args(args).exec();
+        let source = std::process::Command::new(program)
+            .args(args)
+            .env_clear()
+            .envs(env)
+            .stdin(std::process::Stdio::null())
+            .exec();
         SandboxError::Exec {
             program: program.to_string_lossy().into_owned(),
             source,
@@ -301,7 +549,7 @@ impl Confinement {
         let ruleset = self.read_rules()?;
         private_mounts()?;
         private_devices()?;
-        hide_engine_sockets()?;
+        self.hide_sockets()?;
         // After the mounts: the rules on `/dev/shm` and `/dev/pts` must
         // name the job's own instances, not the host's they cover.
         let ruleset = self.own_rules(ruleset)?;
@@ -475,38 +723,46 @@ fn private_devices() -> Result<(), SandboxError> {
     Ok(())
 }
 
-/// Covers each engine socket (and socket directory) that exists.
-fn hide_engine_sockets() -> Result<(), SandboxError> {
-    let mut seen: Vec<PathBuf> = Vec::new();
-    let from_env = std::env::var("DOCKER_HOST")
-        .ok()
-        .and_then(|h| h.strip_prefix("unix://").map(PathBuf::from));
-    let candidates = ENGINE_SOCKETS.iter().map(PathBuf::from).chain(from_env);
-    for path in candidates.filter_map(|p| p.canonicalize().ok()) {
-        if seen.contains(&path) {
-            continue;
+impl Confinement {
+    /// Covers each socket (bound to `/dev/null`) and socket directory (an
+    /// empty read-only tmpfs) asked for that exists, but not one that holds
+    /// a directory the job is given.
+    fn hide_sockets(&self) -> Result<(), SandboxError> {
+        let given: Vec<PathBuf> = self
+            .writable
+            .iter()
+            .chain(&self.readable)
+            .filter_map(|p| canonical(p))
+            .collect();
+        for path in self.hidden.iter().filter_map(|p| canonical(p)) {
+            if given.iter().any(|g| g.starts_with(&path)) {
+                continue;
+            }
+            hide(&path)?;
         }
-        let result = if path.is_dir() {
-            mount(
-                Some("tmpfs"),
-                &path,
-                Some("tmpfs"),
-                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                Some("size=4k,mode=0555"),
-            )
-        } else {
-            mount(
-                Some("/dev/null"),
-                &path,
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )
-        };
-        result.map_err(|e| setup(format!("hide {}", path.display()))(errno(e)))?;
-        seen.push(path);
+        Ok(())
     }
-    Ok(())
+}
+
+fn hide(path: &Path) -> Result<(), SandboxError> {
+    let result = if path.is_dir() {
+        mount(
+            Some("tmpfs"),
+            path,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some("size=4k,mode=0555"),
+        )
+    } else {
+        mount(
+            Some("/dev/null"),
+            path,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+    };
+    result.map_err(|e| setup(format!("hide {}", path.display()))(errno(e)))
 }
 
 /// Every capability goes, the bounding set first (dropping it needs one).

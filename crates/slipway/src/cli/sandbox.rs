@@ -10,6 +10,12 @@ use slipway_runner::sandbox::Confinement;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The job's cgroup, which the launcher joins before anything else.
+    #[arg(long)]
+    cgroup: Option<PathBuf>,
+    /// A socket or socket directory to cover.
+    #[arg(long)]
+    hide: Vec<PathBuf>,
     /// A path the step may not read or write.
     #[arg(long)]
     protect: Vec<PathBuf>,
@@ -25,8 +31,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
+    if let Err(error) = slipway_runner::sandbox::begin(args.cgroup.as_deref()) {
+        eprintln!("error: {error}");
+        return ExitCode::from(126);
+    }
     let confinement = Confinement {
         protected: args.protect,
+        hidden: args.hide,
         readable: args.read,
         writable: args.write,
     };

@@ -268,3 +268,154 @@ fn a_job_token_reaches_only_its_project_and_ends_with_its_job() {
     eprintln!("job token after its job ended: {after} {body}");
     assert_eq!(after, 401, "the token outlived its job: {body}");
 }
+
+/// A shared object whose constructor appends to `$MARKER` and to
+/// `./preloaded` (the second shows it was loaded where it is allowed: in the
+/// step, inside the sandbox).
+const EVIL_SO: &str = r#"#include <stdio.h>
+#include <stdlib.h>
+__attribute__((constructor)) static void evil(void) {
+  const char *marker = getenv("MARKER");
+  FILE *f = marker ? fopen(marker, "a") : NULL;
+  if (f) { fputs("loaded unconfined\n", f); fclose(f); }
+  f = fopen("preloaded", "a");
+  if (f) { fputs("loaded\n", f); fclose(f); }
+}
+"#;
+
+/// A server started with `env` added to the test's environment (the
+/// server's own session: an agent socket, a Docker host).
+fn server_with_env(data: &Path, env: &[(&str, &str)]) -> ServerProcess {
+    use std::io::BufRead as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args(["server", "--listen", "127.0.0.1:0", "--workers", "1", "--data-dir"])
+        .arg(data)
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("server starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("listening on ").map(str::to_string))
+        .expect("the server says where it listens");
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    let token = std::fs::read_to_string(data.join("admin.token"))
+        .expect("admin token")
+        .trim()
+        .to_string();
+    ServerProcess {
+        child,
+        url,
+        token,
+        data_dir: data.to_path_buf(),
+    }
+}
+
+/// `LD_PRELOAD` (and its kin) in a job's variables reaches only the step's
+/// own shell, inside the sandbox: not the launcher, not a shell that runs
+/// before the sandbox holds, which would write where the job cannot.
+#[test]
+fn a_jobs_loader_variables_reach_no_code_before_the_sandbox() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let remote = Remote::new(tmp.path(), "jobs:\n  noop:\n    steps: [true]\n");
+    commit_file(&remote.work, "evil.c", EVIL_SO, "evil");
+    let marker = data.join("marker");
+    let pipeline = format!(
+        "env:\n  LD_PRELOAD: ./evil.so\n  MARKER: \"{}\"\njobs:\n  preload:\n    steps:\n      \
+         - run: gcc -shared -fPIC -o evil.so evil.c\n      \
+         - run: echo second step ran\n      \
+         - run: test -s preloaded && echo PRELOAD-IN-STEP\n",
+        marker.display()
+    );
+    remote.commit(".slipway.yml", &pipeline, "pipeline");
+    remote.push();
+    let server = ServerProcess::start(&data, &["--workers", "1"]);
+    server.add_project(&remote, &[]);
+    let out = server.cli(&["trigger", "demo", "--wait"]);
+    let log = log_of(&server, "demo/1");
+    let leaked = std::fs::read_to_string(&marker).unwrap_or_default();
+    eprintln!("marker in the data directory: {leaked:?}");
+    assert!(
+        leaked.is_empty(),
+        "a job's LD_PRELOAD ran outside the sandbox:\n{leaked}\n{log}"
+    );
+    assert!(out.status.success(), "the job failed:\n{log}");
+    assert!(log.contains("second step ran"), "{log}");
+    assert!(log.contains("PRELOAD-IN-STEP"), "{log}");
+}
+
+/// Whether a process can connect to the Unix socket at `$1` (python: the
+/// same on every machine).
+const CONNECT: &str = r#"python3 -c "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])" "$0""#;
+
+/// Sockets of the server's session and the host's services: a job's own
+/// `DOCKER_HOST` does not choose which engine socket is hidden; a socket in
+/// a user's runtime directory, tmux's, PostgreSQL's are out of reach; the
+/// server's `SSH_AUTH_SOCK` is not handed on; the step has no controlling
+/// terminal and a session of its own.
+#[test]
+fn a_job_reaches_no_socket_of_the_servers_session_and_no_terminal() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let tag = format!("slipway-test-{}", std::process::id());
+    let engine = tmp.path().join("engine.sock");
+    let runtime = Path::new("/run/user").join(&tag);
+    let tmux = Path::new("/tmp").join(format!("tmux-{tag}"));
+    let agent = Path::new("/tmp").join(format!("ssh-{tag}")).join("agent.1");
+    let listeners: Vec<std::os::unix::net::UnixListener> = [
+        engine.clone(),
+        runtime.join("bus"),
+        tmux.join("default"),
+        agent.clone(),
+    ]
+    .iter()
+    .map(|path| {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::os::unix::net::UnixListener::bind(path).expect("listen")
+    })
+    .collect();
+    // The server may ask its engine something: answered by a closed connection.
+    let engine_listener = listeners[0].try_clone().expect("clone");
+    std::thread::spawn(move || for stream in engine_listener.incoming() { drop(stream) });
+    let docker_host = format!("unix://{}", engine.display());
+    let server = server_with_env(
+        &data,
+        &[
+            ("DOCKER_HOST", &docker_host),
+            ("SSH_AUTH_SOCK", &agent.display().to_string()),
+        ],
+    );
+    let remote = Remote::new(tmp.path(), "jobs:\n  noop:\n    steps: [true]\n");
+    let mut attack = String::from(
+        "probe() { n=$1; shift; if sh -c \"$@\" >/dev/null 2>&1; then echo \"PROBE $n LEAKED\"; else echo \"PROBE $n refused\"; fi; }\n",
+    );
+    for (name, path) in [
+        ("engine-named-by-server", &engine),
+        ("user-runtime-dir", &runtime.join("bus")),
+        ("tmux-socket", &tmux.join("default")),
+        ("ssh-agent-socket", &agent),
+    ] {
+        attack += &format!("probe {name} '{CONNECT}' '{}'\n", path.display());
+    }
+    if Path::new("/var/run/postgresql/.s.PGSQL.5432").exists() {
+        attack += &format!("probe postgresql '{CONNECT}' /var/run/postgresql/.s.PGSQL.5432\n");
+    }
+    attack += r#"probe ssh-auth-sock 'test -n "$SSH_AUTH_SOCK"'
+probe controlling-terminal ': </dev/tty'
+probe servers-session 'test "$(cut -d" " -f6 /proc/self/stat)" = "$(cut -d" " -f6 /proc/$0/stat)"' SERVER_PID
+echo "PROBE done"
+"#;
+    let attack = attack.replace("SERVER_PID", &server.child.id().to_string());
+    let pipeline = "env:\n  DOCKER_HOST: unix:///nowhere.sock\njobs:\n  attack:\n    steps:\n      - run: sh attack.sh\n";
+    let found = run_attack(&server, &remote, pipeline, &attack);
+    let _ = std::fs::remove_dir_all(&runtime);
+    let _ = std::fs::remove_dir_all(&tmux);
+    let _ = std::fs::remove_dir_all(agent.parent().expect("parent"));
+    assert_server_works(&server, &data);
+    assert_all_refused(&found);
+}

@@ -114,6 +114,10 @@ impl WorkTree {
     }
 }
 
+/// Where a mirror's `HEAD` points when the remote has no default branch:
+/// outside `refs/heads`, so no branch, whatever its name, is taken for it.
+const NO_DEFAULT: &str = "refs/slipway/no-default-branch";
+
 /// A bare mirror of a project's remote repository, kept by the server: runs
 /// read their pipeline file and sources from it, never from a work tree.
 #[derive(Debug, Clone)]
@@ -171,6 +175,26 @@ impl Mirror {
             creds,
         )
         .await?;
+        self.refresh_default(url, creds).await
+    }
+
+    /// Points the mirror's `HEAD` where the remote's points now: the default
+    /// branch is protected, and one the remote's admin moved away from must
+    /// stop being so.
+    async fn refresh_default(
+        &self,
+        url: &str,
+        creds: Option<&Credentials>,
+    ) -> Result<(), GitError> {
+        let out = remote_git(&self.path, ["ls-remote", "--symref", url, "HEAD"], creds).await?;
+        let out = String::from_utf8_lossy(&out);
+        let named = out.lines().find_map(|l| {
+            let (target, name) = l.strip_prefix("ref: ")?.split_once('\t')?;
+            (name == "HEAD").then(|| target.strip_prefix("refs/heads/"))?
+        });
+        // A remote whose HEAD names a missing branch lists none: no default then.
+        let target = named.map_or_else(|| NO_DEFAULT.to_string(), |b| format!("refs/heads/{b}"));
+        git(&self.path, ["symbolic-ref", "HEAD", target.as_str()]).await?;
         Ok(())
     }
 
@@ -204,13 +228,22 @@ impl Mirror {
         }
     }
 
-    /// The remote's default branch (what its `HEAD` named when it was mirrored).
+    /// The remote's default branch (what its `HEAD` named at the last fetch),
+    /// if that branch exists: a default naming a missing branch protects nothing
+    /// (else whoever pushes a branch of that name first gets its protection).
     pub async fn default_branch(&self) -> Option<String> {
-        git(&self.path, ["symbolic-ref", "--quiet", "--short", "HEAD"])
+        let branch = git(&self.path, ["symbolic-ref", "--quiet", "HEAD"])
+            .await
+            .ok()?
+            .trim()
+            .strip_prefix("refs/heads/")
+            .filter(|b| !b.is_empty())?
+            .to_string();
+        self.branch_tip(&branch)
             .await
             .ok()
-            .map(|b| b.trim().to_string())
-            .filter(|b| !b.is_empty())
+            .flatten()
+            .map(|_| branch)
     }
 
     /// A file's text at a commit, or `None` when the commit has no such file.
@@ -597,6 +630,29 @@ mod tests {
         let rev = tree.revision().await.expect("rev");
         assert_eq!(rev.branch, "trunk");
         assert_eq!(rev.commit.len(), 40);
+    }
+
+    #[tokio::test]
+    async fn the_default_branch_follows_the_remote_and_must_exist() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let origin = tmp.path().join("origin");
+        std::fs::create_dir_all(&origin).expect("mkdir");
+        sh(
+            &origin,
+            "git init -q -b main . && echo x > a && git add . \
+             && git -c user.name=t -c user.email=t@t commit -qm one && git branch trunk",
+        );
+        let url = origin.to_string_lossy().to_string();
+        let mirror = Mirror::at(&tmp.path().join("mirror.git"));
+        mirror.update(&url, None).await.expect("clone");
+        assert_eq!(mirror.default_branch().await.as_deref(), Some("main"));
+        sh(&origin, "git symbolic-ref HEAD refs/heads/trunk");
+        mirror.update(&url, None).await.expect("fetch");
+        assert_eq!(mirror.default_branch().await.as_deref(), Some("trunk"));
+        // The remote's default names no branch: nothing is the default.
+        sh(&origin, "git symbolic-ref HEAD refs/heads/gone");
+        mirror.update(&url, None).await.expect("fetch");
+        assert_eq!(mirror.default_branch().await, None);
     }
 
     #[tokio::test]

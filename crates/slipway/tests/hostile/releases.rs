@@ -438,3 +438,49 @@ fn a_job_cannot_replace_or_use_another_projects_local_image() {
         "{log}"
     );
 }
+
+/// `trigger demo --branch BRANCH --wait` of a job that needs the protected
+/// secret `DEPLOY_KEY`: whether the job got it.
+fn got_protected_secret(server: &ServerProcess, branch: &str) -> bool {
+    let out = server.cli(&["trigger", "demo", "--branch", branch, "--wait"]);
+    println!(
+        "trigger {branch}: {:?} {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.status.success()
+}
+
+#[test]
+fn a_default_branch_the_remote_left_protects_no_longer() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pipeline = "jobs:\n  deploy:\n    secrets: [DEPLOY_KEY]\n    steps:\n      - run: test -n \"$DEPLOY_KEY\"\n";
+    let remote = Remote::new(tmp.path(), pipeline);
+    git(&remote.work, &["push", "-q", "origin", "main:trunk"]);
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "1"]);
+    // No --branch: the remote's default branch is the protected one.
+    server.add_project(&remote, &[]);
+    server.set_secret("demo", "DEPLOY_KEY", "the-key-7");
+    assert!(
+        got_protected_secret(&server, "main"),
+        "the default branch gets it"
+    );
+
+    // The remote's admin makes `trunk` the default; `main` is now anyone's scratch branch.
+    git(&remote.bare, &["symbolic-ref", "HEAD", "refs/heads/trunk"]);
+    assert!(
+        !got_protected_secret(&server, "main"),
+        "main still counted as the default branch after the remote moved to trunk"
+    );
+    assert!(
+        got_protected_secret(&server, "trunk"),
+        "the new default gets it"
+    );
+
+    // A default naming a branch that does not exist protects nothing.
+    git(&remote.bare, &["symbolic-ref", "HEAD", "refs/heads/gone"]);
+    assert!(
+        !got_protected_secret(&server, "trunk"),
+        "a stale default kept its protection"
+    );
+}

@@ -50,9 +50,9 @@ pub async fn probe(
                 .shell(cmd, &env)
                 .map_err(|e| format!("cannot run `{cmd}`: {e}"))?;
             let out = tokio::time::timeout(PROBE_TIMEOUT, command.kill_on_drop(true).output())
-            .await
-            .map_err(|_| format!("`{cmd}` took longer than {PROBE_TIMEOUT:?}"))?
-            .map_err(|e| format!("cannot run `{cmd}`: {e}"))?;
+                .await
+                .map_err(|_| format!("`{cmd}` took longer than {PROBE_TIMEOUT:?}"))?
+                .map_err(|e| format!("cannot run `{cmd}`: {e}"))?;
             if out.status.success() {
                 Ok(())
             } else {

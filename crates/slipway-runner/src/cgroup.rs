@@ -12,9 +12,11 @@
 //! made (no cgroup v2 hierarchy, no right to write it), jobs fall back to
 //! process groups, and the start log says so.
 //!
-//! A step enters its job's cgroup before it runs anything: the command is
-//! started through `/bin/sh`, which writes its own pid into the cgroup's
-//! `cgroup.procs` and only then `exec`s the launcher (or the step's shell).
+//! A step enters its job's cgroup before it runs anything: the sandbox
+//! launcher writes its own pid into the cgroup's `cgroup.procs` as its first
+//! act (`--cgroup`; no shell runs with the job's variables before the sandbox
+//! holds). Unconfined steps (`--unsafe-host-jobs`) are started through
+//! `/bin/sh`, which does the same and then `exec`s the step's shell.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -61,7 +63,8 @@ impl JobCgroup {
         &self.path
     }
 
-    /// `command` started inside this cgroup: through `/bin/sh` (an absolute
+    /// `command` started inside this cgroup, for unconfined steps (confined
+    /// ones join through the launcher): through `/bin/sh` (an absolute
     /// path: the job's `PATH` must not choose it), which enters the cgroup
     /// and then execs the command with its arguments.
     pub fn enter_first(&self, command: &tokio::process::Command) -> tokio::process::Command {

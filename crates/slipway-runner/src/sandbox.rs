@@ -8,12 +8,19 @@
 //! confinement with ordinary, allocating, safe code (and report a clear
 //! error) instead of doing it between `fork` and `exec`.
 //!
-//! What the launcher does, in this order (each step needs the one before
+//! The launcher starts with a fixed environment (the server's `PATH`): what
+//! a job sets (`LD_PRELOAD`, `LD_AUDIT`, `GCONV_PATH`, `BASH_FUNC_*`, …) is
+//! handed over as data on its standard input and becomes the step's
+//! environment only at the final `exec`. Its first acts are joining the job's
+//! cgroup (`--cgroup`) and `setsid` (no controlling terminal to type into).
+//!
+//! What the launcher does next, in this order (each step needs the one before
 //! to still hold its privileges):
 //! 1. a private mount namespace (with a user namespace when not root), in
-//!    which the Docker and containerd sockets are covered (the engine is
-//!    root-equivalent, and Landlock up to ABI 8 cannot refuse a `connect()`
-//!    to a pathname socket), `/dev/shm` is a tmpfs of its own (the host's is
+//!    which the sockets the server named (`--hide`: the container engines',
+//!    user runtime directories, the system bus, PostgreSQL's, tmux's, …) are
+//!    covered (an engine is root-equivalent, and Landlock up to ABI 8 cannot
+//!    refuse a `connect()` to a pathname socket), `/dev/shm` is a tmpfs of its own (the host's is
 //!    shared by every process) and `/dev/pts` a new devpts instance (the
 //!    host's holds the terminals of the server's user: with one open, a
 //!    `TIOCSTI` types commands into it);
@@ -459,7 +466,9 @@ fn sockets_below(dir: &Path, depth: u32) -> Vec<PathBuf> {
     };
     let mut found = Vec::new();
     for entry in read.flatten() {
-        let Ok(kind) = entry.file_type() else { continue };
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
         if kind.is_socket() {
             found.push(entry.path());
         } else if kind.is_dir() && depth > 1 {
@@ -476,8 +485,10 @@ fn sockets_below(dir: &Path, depth: u32) -> Vec<PathBuf> {
 pub fn begin(cgroup: Option<&Path>) -> Result<(), SandboxError> {
     if let Some(cgroup) = cgroup {
         let procs = cgroup.join("cgroup.procs");
-        std::fs::write(&procs, "0")
-            .map_err(setup(format!("join the job's cgroup ({})", procs.display())))?;
+        std::fs::write(&procs, "0").map_err(setup(format!(
+            "join the job's cgroup ({})",
+            procs.display()
+        )))?;
     }
     nix::unistd::setsid()
         .map(drop)

@@ -288,7 +288,14 @@ __attribute__((constructor)) static void evil(void) {
 fn server_with_env(data: &Path, env: &[(&str, &str)]) -> ServerProcess {
     use std::io::BufRead as _;
     let mut child = Command::new(env!("CARGO_BIN_EXE_slipway"))
-        .args(["server", "--listen", "127.0.0.1:0", "--workers", "1", "--data-dir"])
+        .args([
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+            "--data-dir",
+        ])
         .arg(data)
         .env("RUST_LOG", "warn")
         .envs(env.iter().copied())
@@ -381,7 +388,11 @@ fn a_job_reaches_no_socket_of_the_servers_session_and_no_terminal() {
     .collect();
     // The server may ask its engine something: answered by a closed connection.
     let engine_listener = listeners[0].try_clone().expect("clone");
-    std::thread::spawn(move || for stream in engine_listener.incoming() { drop(stream) });
+    std::thread::spawn(move || {
+        for stream in engine_listener.incoming() {
+            drop(stream)
+        }
+    });
     let docker_host = format!("unix://{}", engine.display());
     let server = server_with_env(
         &data,

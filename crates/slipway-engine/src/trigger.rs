@@ -34,6 +34,12 @@ impl Engine {
         trigger: &str,
         cause: RunCause,
     ) -> Result<Run> {
+        let (Target::Branch(branch) | Target::Commit { branch, .. }) = &target;
+        // Before any git command sees it: a name git would read as an option
+        // or a revision expression (`main~1`, `x@{1}`) names no branch.
+        if !branch.is_empty() {
+            slipway_spec::names::check_branch_name(branch).map_err(EngineError::Invalid)?;
+        }
         let mirror = self.fetched_mirror(project).await?;
         let (branch, commit) = on_branch(&mirror, project, &target).await?;
         let mut new = NewRun {

@@ -38,9 +38,76 @@ pub fn is_variable_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// A branch name, by git's rules (`git check-ref-format --branch`): it must
+/// not pass for an option (`-x`), a range or revision expression (`a..b`,
+/// `x~1`, `x^`, `x@{1}`, `a:b`), or a path trick (`.x`, `a//b`, `x.lock`).
+pub fn check_branch_name(name: &str) -> Result<(), String> {
+    if ref_name_ok(name, " ~^:?*[\\") {
+        Ok(())
+    } else {
+        Err(branch_refusal(name, "branch name"))
+    }
+}
+
+/// A protected-branch pattern (`main`, `release/*`): a branch name whose
+/// components may hold the glob characters `*`, `?` and `[…]`.
+pub fn check_branch_pattern(pattern: &str) -> Result<(), String> {
+    if ref_name_ok(pattern, " ~^:\\") {
+        Ok(())
+    } else {
+        Err(branch_refusal(pattern, "branch pattern"))
+    }
+}
+
+fn ref_name_ok(name: &str, refused: &str) -> bool {
+    let bad_char = |c: char| c.is_ascii_control() || c == '\u{7f}' || refused.contains(c);
+    !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with(['-', '/', '.'])
+        && !name.ends_with(['/', '.'])
+        && !name.ends_with(".lock")
+        && !name.contains("..")
+        && !name.contains("//")
+        && !name.contains("/.")
+        && !name.contains(".lock/")
+        && !name.contains("@{")
+        && name != "@"
+        && !name.chars().any(bad_char)
+}
+
+fn branch_refusal(name: &str, what: &str) -> String {
+    format!(
+        "`{}` is not a valid {what}: git refuses names that start with `-`, `.` or `/`, end with `/`, `.` or \
+         `.lock`, or hold `..`, `//`, `@{{`, a space, a control character or one of ~ ^ : ? * [ \\ \
+         (see `git check-ref-format --branch`)",
+        name.escape_debug()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn branch_names_follow_git() {
+        for good in [
+            "main",
+            "feature/x",
+            "release/1.2",
+            "bugfix/SLIP-12",
+            "ünïcode",
+        ] {
+            assert!(check_branch_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "", "-x", "a..b", "a b", "a/", "x.lock", "a//b", "a@{1}", "@", ".x", "x~1", "x^",
+            "a:b", "a\\b", "a\nb", "HEAD@{u}", "r/*",
+        ] {
+            assert!(check_branch_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_branch_pattern("release/*").is_ok());
+        assert!(check_branch_pattern("-x").is_err() && check_branch_pattern("a..b").is_err());
+    }
 
     #[test]
     fn project_names_are_safe_path_segments() {

@@ -86,6 +86,9 @@ pub async fn remove(
 
 fn validate(new: &NewProject) -> ApiResult<()> {
     slipway_spec::names::check_project_name(&new.name).map_err(ApiError::bad_request)?;
+    for branch in &new.branches {
+        slipway_spec::names::check_branch_pattern(branch).map_err(ApiError::bad_request)?;
+    }
     if new.git.trim().is_empty() {
         return Err(ApiError::bad_request(
             "`git` must be a repository URL or path",

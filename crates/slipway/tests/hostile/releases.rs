@@ -484,3 +484,56 @@ fn a_default_branch_the_remote_left_protects_no_longer() {
         "a stale default kept its protection"
     );
 }
+
+/// `POST /api/v1/PATH` of JSON `body` with the admin's token.
+fn admin_post(server: &ServerProcess, path: &str, body: &str) -> (u16, String) {
+    super::support::curl(&[
+        "-X",
+        "POST",
+        "-H",
+        &format!("Authorization: Bearer {}", server.token),
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        body,
+        &format!("{}/api/v1/{path}", server.url),
+    ])
+}
+
+#[test]
+fn branch_names_git_would_read_as_revisions_or_options_are_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let remote = Remote::new(tmp.path(), "jobs:\n  build:\n    steps: [\"true\"]\n");
+    remote.commit("README", "two", "a second commit");
+    remote.push();
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "0"]);
+    server.add_project(&remote, &[]);
+    for branch in ["main~1", "main^", "main@{1}", "-x", "a..b", "main:x"] {
+        let body = serde_json::json!({ "branch": branch }).to_string();
+        let (code, said) = admin_post(&server, "projects/demo/trigger", &body);
+        println!("trigger {branch:?}: {code} {said}");
+        // 422 like every trigger the engine refuses (no such branch, commit not on it).
+        assert_eq!(code, 422, "branch {branch:?} made a run: {said}");
+        assert!(said.contains("not a valid branch name"), "{said}");
+    }
+    let runs = server.json(&["runs", "demo"]);
+    assert_eq!(runs.as_array().map(Vec::len), Some(0), "{runs}");
+
+    let git_url = remote.bare.to_str().expect("utf8");
+    for pattern in ["a..b", "-x", "main@{1}"] {
+        let body = serde_json::json!({ "name": "other", "git": git_url, "branches": [pattern] });
+        let (code, said) = admin_post(&server, "projects", &body.to_string());
+        println!("project add --branch {pattern:?}: {code} {said}");
+        assert_eq!(code, 400, "pattern {pattern:?} accepted: {said}");
+    }
+    let (code, said) = admin_post(
+        &server,
+        "projects",
+        &serde_json::json!({ "name": "other", "git": git_url, "branches": ["release/*"] })
+            .to_string(),
+    );
+    assert_eq!(
+        code, 201,
+        "a glob pattern is still a valid branch pattern: {said}"
+    );
+}

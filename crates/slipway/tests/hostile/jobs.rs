@@ -11,7 +11,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::support::{
-    agent_post, claim, image_job_queued, log_of, probes, start_upload, wait_for_end,
+    SERVED, agent_post, claim, image_job_queued, live_commit, log_of, probes, start_upload,
+    wait_for_end,
 };
 use crate::common::server::{AgentProcess, Remote, ServerProcess, commit_file};
 use crate::common::{BUSYBOX, require_docker};
@@ -270,8 +271,8 @@ fn a_job_token_reaches_only_its_project_and_ends_with_its_job() {
 }
 
 /// A shared object whose constructor appends to `$MARKER` and to
-/// `./preloaded` (the second shows it was loaded where it is allowed: in the
-/// step, inside the sandbox).
+/// `./preloaded` and `$HOME/preloaded` (these show it was loaded where it is
+/// allowed: in the step or the release's process, inside the sandbox).
 const EVIL_SO: &str = r#"#include <stdio.h>
 #include <stdlib.h>
 __attribute__((constructor)) static void evil(void) {
@@ -279,6 +280,11 @@ __attribute__((constructor)) static void evil(void) {
   FILE *f = marker ? fopen(marker, "a") : NULL;
   if (f) { fputs("loaded unconfined\n", f); fclose(f); }
   f = fopen("preloaded", "a");
+  if (f) { fputs("loaded\n", f); fclose(f); }
+  char path[4096];
+  const char *home = getenv("HOME");
+  snprintf(path, sizeof path, "%s/preloaded", home ? home : "/nonexistent");
+  f = fopen(path, "a");
   if (f) { fputs("loaded\n", f); fclose(f); }
 }
 "#;
@@ -429,4 +435,60 @@ echo "PROBE done"
     let _ = std::fs::remove_dir_all(agent.parent().expect("parent"));
     assert_server_works(&server, &data);
     assert_all_refused(&found);
+}
+
+/// A deployment's configuration variables reach the release's process only
+/// inside its sandbox, as a job's do its steps: `LD_PRELOAD` in `config`
+/// loads nothing into the launcher.
+#[test]
+fn a_deployments_loader_variables_reach_no_code_before_the_sandbox() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let source = tmp.path().join("evil.c");
+    std::fs::write(&source, EVIL_SO).expect("write");
+    let evil = tmp.path().join("evil.so");
+    let built = Command::new("gcc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&evil)
+        .arg(&source)
+        .status()
+        .expect("gcc");
+    assert!(built.success(), "gcc cannot build the shared object");
+    let marker = data.join("marker");
+    let pipeline = SERVED.replace(
+        "    health: { http: /index.html }\n",
+        &format!(
+            "    health: {{ http: /index.html }}\n    config:\n      LD_PRELOAD: \"{}\"\n      MARKER: \"{}\"\n",
+            evil.display(),
+            marker.display()
+        ),
+    );
+    assert_ne!(
+        pipeline, SERVED,
+        "the pipeline has no environment to configure"
+    );
+    let remote = Remote::new(tmp.path(), &pipeline);
+    let server = ServerProcess::start(&data, &["--workers", "1"]);
+    server.add_project(&remote, &[]);
+    let out = server.cli(&["trigger", "demo", "--wait"]);
+    assert!(out.status.success(), "{}", log_of(&server, "demo/1"));
+    let head = remote.head();
+    server.wait_until("dev to run the release", Duration::from_secs(30), || {
+        live_commit(&server, "dev") == head
+    });
+    let leaked = std::fs::read_to_string(&marker).unwrap_or_default();
+    eprintln!("marker in the data directory: {leaked:?}");
+    assert!(
+        leaked.is_empty(),
+        "a deployment's LD_PRELOAD ran outside the sandbox:\n{leaked}"
+    );
+    let loaded = Command::new("find")
+        .arg(&data)
+        .args(["-name", "preloaded"])
+        .output()
+        .expect("find");
+    assert!(
+        !loaded.stdout.is_empty(),
+        "the release's process did not get its LD_PRELOAD at all"
+    );
 }

@@ -403,27 +403,52 @@ impl Deployer {
         } else {
             Vec::new()
         };
-        let run = self.store().run(release.run_id).await?;
-        let n = run.number;
-        match (&run.cause.person, &run.cause.pusher) {
-            (Some(person), Some(p)) => excluded.push(format!(
-                "{person} (pushed run {n}: {}, as {} reports)",
-                p.describe(),
-                p.forge
-            )),
-            (None, Some(p)) => excluded.push(format!(
-                "{} (pushed run {n}, as {} reports)",
-                p.describe(),
-                p.forge
-            )),
-            (Some(person), None) => excluded.push(format!("{person} (started run {n})")),
-            (None, None) => {}
+        let runs = self.causing_runs(release, &deployment.environment).await?;
+        for run in &runs {
+            let n = run.number;
+            match (&run.cause.person, &run.cause.pusher) {
+                (Some(person), Some(p)) => excluded.push(format!(
+                    "{person} (pushed run {n}: {}, as {} reports)",
+                    p.describe(),
+                    p.forge
+                )),
+                (None, Some(p)) => excluded.push(format!(
+                    "{} (pushed run {n}, as {} reports)",
+                    p.describe(),
+                    p.forge
+                )),
+                (Some(person), None) => excluded.push(format!("{person} (started run {n})")),
+                (None, None) => {}
+            }
         }
         let asked = &deployment.requested_by;
-        if run.cause.person.as_ref() != Some(asked) && self.store().user(asked).await?.is_some() {
+        let caused = runs.iter().any(|r| r.cause.person.as_ref() == Some(asked));
+        if !caused && self.store().user(asked).await?.is_some() {
             excluded.push(format!("{asked} (asked for it)"));
         }
         Ok(excluded)
+    }
+
+    /// The release's run and every other run of the project that built a
+    /// commit the deployment brings: whoever pushed or started any of them
+    /// caused what it ships, however the run that made the release came about
+    /// (a rerun, a trigger by someone else, another branch's push).
+    async fn causing_runs(&self, release: &Release, environment: &str) -> Result<Vec<Run>> {
+        let mut commits: std::collections::HashSet<String> = self
+            .new_commits(release, environment)
+            .await
+            .into_iter()
+            .map(|c| c.sha)
+            .collect();
+        commits.insert(release.commit.clone());
+        let runs = self
+            .store()
+            .runs(release.project_id, RUNS_LOOKED_AT)
+            .await?;
+        Ok(runs
+            .into_iter()
+            .filter(|r| r.id == release.run_id || commits.contains(&r.commit))
+            .collect())
     }
 
     /// Approves (`approve`) or rejects a waiting deployment.
@@ -537,12 +562,13 @@ impl Deployer {
                 dep.id, by.name
             )));
         }
-        let run = self.store().run(release.run_id).await?;
-        if let Some(how) = caused(&run, by) {
-            return Err(DeployError::Forbidden(format!(
-                "`{}` {how}, which made release {}: someone else must decide on deploying it",
-                by.name, release.version
-            )));
+        for run in self.causing_runs(&release, &dep.environment).await? {
+            if let Some(how) = caused(&run, by) {
+                return Err(DeployError::Forbidden(format!(
+                    "`{}` {how}, which brings code release {} ships: someone else must decide on deploying it",
+                    by.name, release.version
+                )));
+            }
         }
         if dep.requested_by == by.name {
             return Err(DeployError::Forbidden(format!(
@@ -668,6 +694,10 @@ fn tighten(env: &mut Environment, live: &Environment) {
         }),
     };
 }
+
+/// How many of a project's newest runs are searched for the people who
+/// caused a release's commits: years of runs of a busy project.
+const RUNS_LOOKED_AT: i64 = 100_000;
 
 /// Who asks for an automatic deployment of a run's release: whoever caused
 /// the run, or the run itself when nobody known did (a poll, a promotion's merge).

@@ -129,7 +129,12 @@ impl Engine {
             trigger: format!("rerun of {}", old.number),
             pipeline: pipeline_text,
             jobs,
-            cause,
+            // The new caller starts it, the old run's pusher still pushed
+            // its commit: neither may approve what it ships.
+            cause: RunCause {
+                pusher: cause.pusher.or_else(|| old.cause.pusher.clone()),
+                ..cause
+            },
         };
         let run = store.create_run(old.project_id, &new).await?;
         for job in new.jobs.iter().filter(|j| j.kept_from.is_some()) {

@@ -255,3 +255,61 @@ fn a_first_attempts_registry_token_is_refused_during_the_next_attempt() {
         "the first attempt's token works in the second: {body}"
     );
 }
+
+/// The deployment to staging once release `version` waits for approval there.
+fn waiting_for(server: &ServerProcess, version: &str) -> serde_json::Value {
+    let mut latest = serde_json::Value::Null;
+    server.wait_until(
+        &format!("staging's deployment of release {version} waits for approval"),
+        Duration::from_secs(60),
+        || {
+            latest = environment(&status(server, "demo"), "staging")["latest"].clone();
+            latest["release"] == version && latest["state"] == "awaiting_approval"
+        },
+    );
+    latest
+}
+
+#[test]
+fn the_pusher_cannot_approve_after_someone_else_reruns_or_triggers_the_commit() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (remote, server, secret) = auto_approved(tmp.path(), 1);
+    std::fs::write(remote.work.join("change.txt"), "x").expect("write");
+    commit_as(
+        &remote.work,
+        ("Victor", "victor@example.com"),
+        "a change",
+        &[],
+    );
+    remote.push();
+    let commit = remote.head();
+    let wendy = token(&server, "wendy", "developer", "wendy@example.com");
+    let (code, answer) = push_by(&server, &secret, &commit, ("wendy", "wendy@example.com"));
+    assert_eq!(code, 202, "{answer}");
+    waiting_for(&server, "1");
+
+    // Someone else runs Wendy's commit again: the run that makes the release
+    // is theirs, the code is still what Wendy pushed.
+    for (again, version) in [
+        (&["rerun", "demo/1"][..], "2"),
+        (&["trigger", "demo", "--branch", "main"][..], "3"),
+    ] {
+        succeeded(&server.cli(again));
+        let latest = waiting_for(&server, version);
+        let id = latest["id"].to_string();
+        println!("{again:?}: excluded {}", latest["pending"]["excluded"]);
+        let out = cli_as(&server, &wendy, &["approve", &id, "-m", "lgtm"]);
+        println!(
+            "the pusher approves release {version}: {} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        refused(&out, "pushed the commit run");
+        assert!(
+            latest["pending"]["excluded"]
+                .to_string()
+                .contains("pushed run 1"),
+            "{latest}"
+        );
+    }
+}

@@ -34,12 +34,6 @@ impl Engine {
         trigger: &str,
         cause: RunCause,
     ) -> Result<Run> {
-        let (Target::Branch(branch) | Target::Commit { branch, .. }) = &target;
-        // Before any git command sees it: a name git would read as an option
-        // or a revision expression (`main~1`, `x@{1}`) names no branch.
-        if !branch.is_empty() {
-            slipway_spec::names::check_branch_name(branch).map_err(EngineError::Invalid)?;
-        }
         let mirror = self.fetched_mirror(project).await?;
         let (branch, commit) = on_branch(&mirror, project, &target).await?;
         let mut new = NewRun {
@@ -195,6 +189,10 @@ async fn on_branch(
             rev.unwrap_or_default()
         )));
     }
+    // Before any git command sees it: a name git would read as an option or
+    // a revision expression (`main~1`, `x@{1}`) names no branch. Here rather
+    // than at each edge, so reruns of runs stored before the rule refuse too.
+    slipway_spec::names::check_branch_name(branch).map_err(EngineError::Invalid)?;
     let tip = mirror.branch_tip(branch).await?.ok_or_else(|| {
         EngineError::Invalid(format!(
             "{} has no branch `{branch}`; push it first, or name one of its branches",

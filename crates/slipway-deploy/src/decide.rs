@@ -417,8 +417,10 @@ impl Deployer {
                     p.describe(),
                     p.forge
                 )),
-                (Some(person), None) => excluded.push(format!("{person} (started run {n})")),
-                (None, None) => {}
+                (Some(person), None) if run.id == release.run_id => {
+                    excluded.push(format!("{person} (started run {n})"));
+                }
+                _ => {}
             }
         }
         let asked = &deployment.requested_by;
@@ -430,9 +432,11 @@ impl Deployer {
     }
 
     /// The release's run and every other run of the project that built a
-    /// commit the deployment brings: whoever pushed or started any of them
-    /// caused what it ships, however the run that made the release came about
-    /// (a rerun, a trigger by someone else, another branch's push).
+    /// commit the deployment brings: whoever pushed any of them brought what
+    /// it ships, however the run that made the release came about (a rerun, a
+    /// trigger by someone else, another branch's push). Starting a run brings
+    /// no code, so only the release's own starter counts: they chose what
+    /// became the release.
     async fn causing_runs(&self, release: &Release, environment: &str) -> Result<Vec<Run>> {
         let mut commits: std::collections::HashSet<String> = self
             .new_commits(release, environment)
@@ -563,7 +567,7 @@ impl Deployer {
             )));
         }
         for run in self.causing_runs(&release, &dep.environment).await? {
-            if let Some(how) = caused(&run, by) {
+            if let Some(how) = caused(&run, by, run.id == release.run_id) {
                 return Err(DeployError::Forbidden(format!(
                     "`{}` {how}, which brings code release {} ships: someone else must decide on deploying it",
                     by.name, release.version
@@ -707,10 +711,10 @@ pub(crate) fn requester_of(run: &Run) -> String {
         .unwrap_or_else(|| format!("run {} ({})", run.number, run.trigger))
 }
 
-/// How the approver caused the release's run, if they did: they started it
-/// (trigger, re-run) or pushed its commit as the forge reports (the email,
-/// login or name the webhook gave is theirs).
-fn caused(run: &Run, by: &Approver) -> Option<String> {
+/// How the approver caused `run`, if they did: they pushed its commit as the
+/// forge reports (the email, login or name the webhook gave is theirs) or,
+/// for the release's own run (`own`), started it (trigger, re-run).
+fn caused(run: &Run, by: &Approver, own: bool) -> Option<String> {
     let same = |a: &str, b: &str| !b.trim().is_empty() && a.trim().eq_ignore_ascii_case(b.trim());
     let cause = &run.cause;
     if let Some(pusher) = &cause.pusher {
@@ -732,7 +736,7 @@ fn caused(run: &Run, by: &Approver) -> Option<String> {
             ));
         }
     }
-    (cause.person.as_deref() == Some(by.name.as_str()))
+    (own && cause.person.as_deref() == Some(by.name.as_str()))
         .then(|| format!("started run {} ({})", run.number, run.trigger))
 }
 

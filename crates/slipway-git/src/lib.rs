@@ -194,6 +194,12 @@ impl Mirror {
         });
         // A remote whose HEAD names a missing branch lists none: no default then.
         let target = named.map_or_else(|| NO_DEFAULT.to_string(), |b| format!("refs/heads/{b}"));
+        // Written only when it moved: a fetch that brought nothing writes
+        // nothing (and so still works on a full disk).
+        let current = git(&self.path, ["symbolic-ref", "--quiet", "HEAD"]).await;
+        if current.is_ok_and(|c| c.trim() == target) {
+            return Ok(());
+        }
         git(&self.path, ["symbolic-ref", "HEAD", target.as_str()]).await?;
         Ok(())
     }

@@ -325,7 +325,11 @@ fn reason_of(server: &ServerProcess, job: &str) -> String {
 /// prints the route's outcome for the record.
 fn assert_not_escaped(data: &Path, route: &str) {
     let escaped = data.join("escaped");
-    eprintln!("{route}: {} exists: {}", escaped.display(), escaped.exists());
+    eprintln!(
+        "{route}: {} exists: {}",
+        escaped.display(),
+        escaped.exists()
+    );
     assert!(
         !escaped.exists(),
         "{route}: the server wrote {} through a link",

@@ -164,59 +164,11 @@ impl Deployer {
     }
 
     async fn make_release(&self, run: &Run, pipeline: &Pipeline) -> Result<Release> {
-        let vars = TemplateVars {
-            run_number: u64::try_from(run.number).unwrap_or_default(),
-            commit: run.commit.clone(),
-            branch: run.branch.clone(),
-            job: String::new(),
-        };
-        let version = pipeline
-            .release
-            .version
-            .render(&vars, |_| Err::<String, _>(()))
-            .map_err(|()| DeployError::Invalid("`release.version` cannot use `hash`".into()))?;
-        let images: Vec<ReleaseImage> = self
-            .store()
-            .run_images(run.id)
-            .await?
-            .into_iter()
-            .map(|i| ReleaseImage {
-                reference: i.reference,
-                digest: i.digest,
-            })
-            .collect();
+        let version = release_version(run, pipeline)?;
+        let images = self.run_images(run.id).await?;
         let mirror = Mirror::at(&self.inner.engine.paths.mirror(run.project_id));
-        let before = self
-            .store()
-            .release_before(run.project_id, &run.branch, i64::MAX)
-            .await?;
-        let commits: Vec<ReleaseCommit> = mirror
-            .log(
-                before.as_ref().map(|r| r.commit.as_str()),
-                &run.commit,
-                MAX_COMMITS,
-            )
-            .await
-            .map_err(|e| DeployError::Invalid(format!("cannot list the release's commits: {e}")))?
-            .into_iter()
-            .map(|c| ReleaseCommit {
-                sha: c.sha,
-                author: c.author,
-                email: c.email,
-                message: c.subject,
-                at: c.at.map(|secs| secs * 1000),
-                committer: c.committer,
-                committer_email: c.committer_email,
-            })
-            .collect();
-        let head = mirror
-            .log(None, &run.commit, 1)
-            .await
-            .map_err(|e| DeployError::Invalid(format!("cannot read commit {}: {e}", run.commit)))?;
-        let (author, message) = head
-            .first()
-            .map(|c| (format!("{} <{}>", c.author, c.email), c.subject.clone()))
-            .unwrap_or_default();
+        let commits = self.release_commits(&mirror, run).await?;
+        let (author, message) = head_commit(&mirror, run).await?;
         self.keep_artifacts(run.id)?;
         let made = self
             .store()
@@ -234,25 +186,7 @@ impl Deployer {
             .await;
         let release = match made {
             Ok(release) => release,
-            // Another server made it first.
-            Err(StoreError::Conflict(_))
-                if let Some(r) = self.store().release_of_run(run.id).await? =>
-            {
-                return Ok(r);
-            }
-            Err(StoreError::Conflict(why)) => {
-                self.store()
-                    .audit(
-                        run.project_id,
-                        "slipway",
-                        "release-refused",
-                        &format!("run {}", run.number),
-                        &why,
-                    )
-                    .await?;
-                return Err(DeployError::Invalid(why));
-            }
-            Err(e) => return Err(e.into()),
+            Err(e) => return self.release_not_made(run, e).await,
         };
         self.store()
             .audit(
@@ -271,6 +205,73 @@ impl Deployer {
             )
             .await?;
         Ok(release)
+    }
+
+    /// The images the run pushed, as the release ships them.
+    async fn run_images(&self, run: RunId) -> Result<Vec<ReleaseImage>> {
+        Ok(self
+            .store()
+            .run_images(run)
+            .await?
+            .into_iter()
+            .map(|i| ReleaseImage {
+                reference: i.reference,
+                digest: i.digest,
+            })
+            .collect())
+    }
+
+    /// The commits the release brings since the branch's previous release.
+    async fn release_commits(&self, mirror: &Mirror, run: &Run) -> Result<Vec<ReleaseCommit>> {
+        let before = self
+            .store()
+            .release_before(run.project_id, &run.branch, i64::MAX)
+            .await?;
+        Ok(mirror
+            .log(
+                before.as_ref().map(|r| r.commit.as_str()),
+                &run.commit,
+                MAX_COMMITS,
+            )
+            .await
+            .map_err(|e| DeployError::Invalid(format!("cannot list the release's commits: {e}")))?
+            .into_iter()
+            .map(|c| ReleaseCommit {
+                sha: c.sha,
+                author: c.author,
+                email: c.email,
+                message: c.subject,
+                at: c.at.map(|secs| secs * 1000),
+                committer: c.committer,
+                committer_email: c.committer_email,
+            })
+            .collect())
+    }
+
+    /// When the store refuses the release: the one another server made
+    /// first for the same run, or the refusal, audited.
+    async fn release_not_made(&self, run: &Run, error: StoreError) -> Result<Release> {
+        match error {
+            // Another server made it first.
+            StoreError::Conflict(_)
+                if let Some(r) = self.store().release_of_run(run.id).await? =>
+            {
+                Ok(r)
+            }
+            StoreError::Conflict(why) => {
+                self.store()
+                    .audit(
+                        run.project_id,
+                        "slipway",
+                        "release-refused",
+                        &format!("run {}", run.number),
+                        &why,
+                    )
+                    .await?;
+                Err(DeployError::Invalid(why))
+            }
+            e => Err(e.into()),
+        }
     }
 
     /// Copies the run's artifacts (every job's) into the release's own tree,
@@ -315,4 +316,31 @@ impl Deployer {
 
 pub(crate) fn short(commit: &str) -> &str {
     commit.get(..12).unwrap_or(commit)
+}
+
+/// The release's version, from the pipeline's template for this run.
+fn release_version(run: &Run, pipeline: &Pipeline) -> Result<String> {
+    let vars = TemplateVars {
+        run_number: u64::try_from(run.number).unwrap_or_default(),
+        commit: run.commit.clone(),
+        branch: run.branch.clone(),
+        job: String::new(),
+    };
+    pipeline
+        .release
+        .version
+        .render(&vars, |_| Err::<String, _>(()))
+        .map_err(|()| DeployError::Invalid("`release.version` cannot use `hash`".into()))
+}
+
+/// The author and subject of the release's own commit.
+async fn head_commit(mirror: &Mirror, run: &Run) -> Result<(String, String)> {
+    let head = mirror
+        .log(None, &run.commit, 1)
+        .await
+        .map_err(|e| DeployError::Invalid(format!("cannot read commit {}: {e}", run.commit)))?;
+    Ok(head
+        .first()
+        .map(|c| (format!("{} <{}>", c.author, c.email), c.subject.clone()))
+        .unwrap_or_default())
 }

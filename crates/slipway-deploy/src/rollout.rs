@@ -3,6 +3,7 @@
 //! and stops. A failure before the end leaves (or puts) the old one serving.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use slipway_spec::{Environment, Pipeline, TargetSpec};
@@ -27,21 +28,9 @@ impl Deployer {
         for dep in self.store().deployments_in(DeployState::Queued).await? {
             let project = self.store().project_by_id(dep.project_id).await?;
             let release = self.store().release(dep.release_id).await?;
-            let (pipeline, env) = match self.environment_spec(&release, &dep.environment).await {
-                Ok(found) => found,
-                Err(e) => {
-                    self.finish(&dep, DeployState::Failed, &e.to_string())
-                        .await?;
-                    continue;
-                }
-            };
-            let rt = match self.runtime(&project, &env.name, env.port).await {
-                Ok(rt) => rt,
-                Err(e) => {
-                    self.finish(&dep, DeployState::Failed, &e.to_string())
-                        .await?;
-                    continue;
-                }
+            let Some((pipeline, env, rt)) = self.rollout_target(&dep, &project, &release).await?
+            else {
+                continue;
             };
             let Ok(busy) = rt.rollout.clone().try_lock_owned() else {
                 continue;
@@ -56,76 +45,130 @@ impl Deployer {
             let me = self.clone();
             tokio::spawn(async move {
                 let _busy = busy;
-                let dep = match me.store().deployment(dep.id).await {
-                    Ok(d) => d,
-                    Err(e) => return tracing::error!("deployment {} vanished: {e}", dep.id),
-                };
-                me.store()
-                    .set_health(
-                        project.id,
-                        &env.name,
-                        "deploying",
-                        Some(&format!("release {}", release.version)),
-                    )
-                    .await
-                    .ok();
-                // A rollout that panics must not leave the deployment deploying forever.
-                let rollout = tokio::spawn({
-                    let (me, project, rt, dep, release, pipeline, env) = (
-                        me.clone(),
-                        project.clone(),
-                        rt.clone(),
-                        dep.clone(),
-                        release.clone(),
-                        pipeline.clone(),
-                        env.clone(),
-                    );
-                    async move {
-                        me.roll_out(&project, &rt, &dep, &release, &pipeline, &env)
-                            .await
-                    }
-                });
-                let ending = match rollout.await {
-                    Ok(Ok(())) => Ending {
-                        state: DeployState::Succeeded,
-                        reason: format!("release {} is live and healthy", release.version),
-                    },
-                    Ok(Err(ending)) => ending,
-                    Err(e) => Ending {
-                        state: match rt.live() {
-                            Live::Nothing => DeployState::Failed,
-                            _ => DeployState::RolledBack,
-                        },
-                        reason: format!("the rollout stopped unexpectedly: {e}"),
-                    },
-                };
-                let health = match (&ending.state, rt.live()) {
-                    (_, Live::Nothing) => ("none", None),
-                    (DeployState::Succeeded, _) => ("healthy", None),
-                    _ => ("healthy", Some("the previous release kept serving")),
-                };
-                me.store()
-                    .set_health(project.id, &env.name, health.0, health.1)
-                    .await
-                    .ok();
-                if let Err(e) = me.finish(&dep, ending.state, &ending.reason).await {
-                    tracing::error!("deployment {} could not be recorded: {e}", dep.id);
-                }
-                if ending.state == DeployState::Succeeded {
-                    // A decision still pending on an older release would take the environment back.
-                    let superseded =
-                        format!("superseded: release {} went live first", release.version);
-                    let _ = me
-                        .store()
-                        .supersede_pending(project.id, &env.name, release.id, &superseded)
-                        .await;
-                    me.after_success(&project, &release, &env, &dep.requested_by)
-                        .await;
-                }
-                me.wake();
+                me.deploy(dep.id, project, rt, release, pipeline, env).await;
             });
         }
         Ok(())
+    }
+
+    /// The pipeline, environment and runtime a queued deployment goes to;
+    /// `None` when they cannot be had, and the deployment has failed.
+    async fn rollout_target(
+        &self,
+        dep: &Deployment,
+        project: &Project,
+        release: &Release,
+    ) -> Result<Option<(Arc<Pipeline>, Environment, Arc<Runtime>)>> {
+        let (pipeline, env) = match self.environment_spec(release, &dep.environment).await {
+            Ok(found) => found,
+            Err(e) => {
+                self.finish(dep, DeployState::Failed, &e.to_string())
+                    .await?;
+                return Ok(None);
+            }
+        };
+        match self.runtime(project, &env.name, env.port).await {
+            Ok(rt) => Ok(Some((pipeline, env, rt))),
+            Err(e) => {
+                self.finish(dep, DeployState::Failed, &e.to_string())
+                    .await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Rolls out a deployment already marked deploying, and records how it
+    /// ended: its state, the environment's health, what follows a success.
+    async fn deploy(
+        &self,
+        id: i64,
+        project: Project,
+        rt: Arc<Runtime>,
+        release: Release,
+        pipeline: Arc<Pipeline>,
+        env: Environment,
+    ) {
+        let dep = match self.store().deployment(id).await {
+            Ok(d) => d,
+            Err(e) => return tracing::error!("deployment {id} vanished: {e}"),
+        };
+        self.store()
+            .set_health(
+                project.id,
+                &env.name,
+                "deploying",
+                Some(&format!("release {}", release.version)),
+            )
+            .await
+            .ok();
+        let ending = self
+            .guarded_roll_out(
+                project.clone(),
+                rt.clone(),
+                dep.clone(),
+                release.clone(),
+                pipeline,
+                env.clone(),
+            )
+            .await;
+        let health = match (&ending.state, rt.live()) {
+            (_, Live::Nothing) => ("none", None),
+            (DeployState::Succeeded, _) => ("healthy", None),
+            _ => ("healthy", Some("the previous release kept serving")),
+        };
+        self.store()
+            .set_health(project.id, &env.name, health.0, health.1)
+            .await
+            .ok();
+        if let Err(e) = self.finish(&dep, ending.state, &ending.reason).await {
+            tracing::error!("deployment {} could not be recorded: {e}", dep.id);
+        }
+        if ending.state == DeployState::Succeeded {
+            // A decision still pending on an older release would take the environment back.
+            let superseded = format!("superseded: release {} went live first", release.version);
+            let _ = self
+                .store()
+                .supersede_pending(project.id, &env.name, release.id, &superseded)
+                .await;
+            self.after_success(&project, &release, &env, &dep.requested_by)
+                .await;
+        }
+        self.wake();
+    }
+
+    /// The rollout in a task of its own: one that panics must not leave the
+    /// deployment deploying forever.
+    async fn guarded_roll_out(
+        &self,
+        project: Project,
+        rt: Arc<Runtime>,
+        dep: Deployment,
+        release: Release,
+        pipeline: Arc<Pipeline>,
+        env: Environment,
+    ) -> Ending {
+        let version = release.version.clone();
+        let rollout = tokio::spawn({
+            let (me, rt) = (self.clone(), rt.clone());
+            async move {
+                me.roll_out(&project, &rt, &dep, &release, &pipeline, &env)
+                    .await
+            }
+        });
+        match rollout.await {
+            Ok(Ok(())) => Ending {
+                state: DeployState::Succeeded,
+                reason: format!("release {version} is live and healthy"),
+            },
+            Ok(Err(ending)) => ending,
+            Err(e) => Ending {
+                state: match rt.live() {
+                    Live::Nothing => DeployState::Failed,
+                    _ => DeployState::RolledBack,
+                },
+                reason: format!("the rollout stopped unexpectedly: {e}"),
+            },
+        }
     }
 
     pub(crate) async fn finish(

@@ -94,18 +94,39 @@ fn auto_approved(tmp: &std::path::Path, required: u32) -> (Remote, ServerProcess
     (remote, server, secret)
 }
 
-/// The deployment to staging once it waits for approval.
-fn waiting(server: &ServerProcess) -> serde_json::Value {
+/// The deployment to staging once it (of release `version`, when given)
+/// waits for approval.
+fn waiting_for(server: &ServerProcess, version: Option<&str>) -> serde_json::Value {
+    let what = match version {
+        Some(version) => format!("staging's deployment of release {version} waits for approval"),
+        None => "staging's deployment waits for approval".to_string(),
+    };
     let mut latest = serde_json::Value::Null;
-    server.wait_until(
-        "staging's deployment waits for approval",
-        Duration::from_secs(60),
-        || {
-            latest = environment(&status(server, "demo"), "staging")["latest"].clone();
-            latest["state"] == "awaiting_approval"
-        },
-    );
+    server.wait_until(&what, Duration::from_secs(60), || {
+        latest = environment(&status(server, "demo"), "staging")["latest"].clone();
+        version.is_none_or(|version| latest["release"] == version)
+            && latest["state"] == "awaiting_approval"
+    });
     latest
+}
+
+/// `approve ID` as `token`, which must be refused naming `reason`; `who`
+/// says on stderr who tried.
+fn approval_refused(
+    server: &ServerProcess,
+    token: &str,
+    id: &str,
+    note: &str,
+    who: &str,
+    reason: &str,
+) {
+    let out = cli_as(server, token, &["approve", id, "-m", note]);
+    eprintln!(
+        "{who} approves: {} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    refused(&out, reason);
 }
 
 /// Two users with one email, as a database from before emails were unique
@@ -115,7 +136,7 @@ fn an_approval_by_an_earlier_approvers_email_is_refused() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (_remote, server, _) = auto_approved(tmp.path(), 2);
     succeeded(&server.cli(&["trigger", "demo", "--branch", "main", "--wait"]));
-    let id = waiting(&server)["id"].to_string();
+    let id = waiting_for(&server, None)["id"].to_string();
     let laptop = token(&server, "carol-laptop", "developer", "carol@example.com");
     // What `user add carol --email CAROL@…` made before emails were unique.
     let db = server.data_dir.join("slipway.db");
@@ -155,7 +176,7 @@ fn the_person_who_triggered_a_release_cannot_approve_its_automatic_deployment() 
         &paul,
         &["trigger", "demo", "--branch", "main", "--wait"],
     ));
-    let latest = waiting(&server);
+    let latest = waiting_for(&server, None);
     eprintln!(
         "requested by {}, excluded {}",
         latest["requested_by"], latest["pending"]["excluded"]
@@ -167,13 +188,14 @@ fn the_person_who_triggered_a_release_cannot_approve_its_automatic_deployment() 
         "{excluded}"
     );
     let id = latest["id"].to_string();
-    let out = cli_as(&server, &paul, &["approve", &id, "-m", "mine, fine"]);
-    eprintln!(
-        "the triggering person approves: {} {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr).trim()
+    approval_refused(
+        &server,
+        &paul,
+        &id,
+        "mine, fine",
+        "the triggering person",
+        "started run 1",
     );
-    refused(&out, "started run 1");
     // Somebody else may.
     let quinn = token(&server, "quinn", "developer", "quinn@example.com");
     succeeded(&cli_as(&server, &quinn, &["approve", &id, "-m", "ok"]));
@@ -192,11 +214,14 @@ fn push_by(
     server.github_push("demo", Some(secret), "people-1", &body)
 }
 
-#[test]
-fn the_person_who_pushed_cannot_approve_the_automatic_deployment() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (remote, server, secret) = auto_approved(tmp.path(), 1);
-    // Wendy pushes a commit someone else wrote (authorship proves nothing).
+/// Wendy (with her email as `email`) pushes a commit Victor wrote, and the
+/// push is delivered; returns her token.
+fn wendy_pushes_victors_commit(
+    remote: &Remote,
+    server: &ServerProcess,
+    secret: &str,
+    email: &str,
+) -> String {
     std::fs::write(remote.work.join("change.txt"), "x").expect("write");
     commit_as(
         &remote.work,
@@ -206,10 +231,19 @@ fn the_person_who_pushed_cannot_approve_the_automatic_deployment() {
     );
     remote.push();
     let commit = remote.head();
-    let wendy = token(&server, "wendy", "developer", "wendy@example.com");
-    let (code, answer) = push_by(&server, &secret, &commit, ("wendy", "Wendy@Example.com"));
+    let wendy = token(server, "wendy", "developer", "wendy@example.com");
+    let (code, answer) = push_by(server, secret, &commit, ("wendy", email));
     assert_eq!(code, 202, "{answer}");
-    let latest = waiting(&server);
+    wendy
+}
+
+#[test]
+fn the_person_who_pushed_cannot_approve_the_automatic_deployment() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (remote, server, secret) = auto_approved(tmp.path(), 1);
+    // Wendy pushes a commit someone else wrote (authorship proves nothing).
+    let wendy = wendy_pushes_victors_commit(&remote, &server, &secret, "Wendy@Example.com");
+    let latest = waiting_for(&server, None);
     eprintln!(
         "requested by {}, excluded {}",
         latest["requested_by"], latest["pending"]["excluded"]
@@ -219,13 +253,7 @@ fn the_person_who_pushed_cannot_approve_the_automatic_deployment() {
         "{latest}"
     );
     let id = latest["id"].to_string();
-    let out = cli_as(&server, &wendy, &["approve", &id, "-m", "lgtm"]);
-    eprintln!(
-        "the pusher approves: {} {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    refused(&out, "pushed");
+    approval_refused(&server, &wendy, &id, "lgtm", "the pusher", "pushed");
 }
 
 /// A job's registry token is its attempt's: once the job was given back and
@@ -256,37 +284,12 @@ fn a_first_attempts_registry_token_is_refused_during_the_next_attempt() {
     );
 }
 
-/// The deployment to staging once release `version` waits for approval there.
-fn waiting_for(server: &ServerProcess, version: &str) -> serde_json::Value {
-    let mut latest = serde_json::Value::Null;
-    server.wait_until(
-        &format!("staging's deployment of release {version} waits for approval"),
-        Duration::from_secs(60),
-        || {
-            latest = environment(&status(server, "demo"), "staging")["latest"].clone();
-            latest["release"] == version && latest["state"] == "awaiting_approval"
-        },
-    );
-    latest
-}
-
 #[test]
 fn the_pusher_cannot_approve_after_someone_else_reruns_or_triggers_the_commit() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (remote, server, secret) = auto_approved(tmp.path(), 1);
-    std::fs::write(remote.work.join("change.txt"), "x").expect("write");
-    commit_as(
-        &remote.work,
-        ("Victor", "victor@example.com"),
-        "a change",
-        &[],
-    );
-    remote.push();
-    let commit = remote.head();
-    let wendy = token(&server, "wendy", "developer", "wendy@example.com");
-    let (code, answer) = push_by(&server, &secret, &commit, ("wendy", "wendy@example.com"));
-    assert_eq!(code, 202, "{answer}");
-    waiting_for(&server, "1");
+    let wendy = wendy_pushes_victors_commit(&remote, &server, &secret, "wendy@example.com");
+    waiting_for(&server, Some("1"));
 
     // Someone else runs Wendy's commit again: the run that makes the release
     // is theirs, the code is still what Wendy pushed.
@@ -295,16 +298,11 @@ fn the_pusher_cannot_approve_after_someone_else_reruns_or_triggers_the_commit() 
         (&["trigger", "demo", "--branch", "main"][..], "3"),
     ] {
         succeeded(&server.cli(again));
-        let latest = waiting_for(&server, version);
+        let latest = waiting_for(&server, Some(version));
         let id = latest["id"].to_string();
         println!("{again:?}: excluded {}", latest["pending"]["excluded"]);
-        let out = cli_as(&server, &wendy, &["approve", &id, "-m", "lgtm"]);
-        println!(
-            "the pusher approves release {version}: {} {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        refused(&out, "pushed the commit run");
+        let who = format!("the pusher of release {version}");
+        approval_refused(&server, &wendy, &id, "lgtm", &who, "pushed the commit run");
         assert!(
             latest["pending"]["excluded"]
                 .to_string()

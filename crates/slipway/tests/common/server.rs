@@ -25,11 +25,23 @@ impl ServerProcess {
 
     /// Starts a server on a given address (a restart on the port clients know).
     pub fn start_on(data_dir: &Path, listen: &str, extra: &[&str]) -> ServerProcess {
+        ServerProcess::start_with_env(data_dir, listen, extra, &[])
+    }
+
+    /// Starts a server with `env` added to the test's environment (the
+    /// server's own session: an agent socket, a Docker host).
+    pub fn start_with_env(
+        data_dir: &Path,
+        listen: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_slipway"))
             .args(["server", "--listen", listen, "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -289,45 +289,6 @@ __attribute__((constructor)) static void evil(void) {
 }
 "#;
 
-/// A server started with `env` added to the test's environment (the
-/// server's own session: an agent socket, a Docker host).
-fn server_with_env(data: &Path, env: &[(&str, &str)]) -> ServerProcess {
-    use std::io::BufRead as _;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_slipway"))
-        .args([
-            "server",
-            "--listen",
-            "127.0.0.1:0",
-            "--workers",
-            "1",
-            "--data-dir",
-        ])
-        .arg(data)
-        .env("RUST_LOG", "warn")
-        .envs(env.iter().copied())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("server starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = std::io::BufReader::new(stdout).lines();
-    let url = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix("listening on ").map(str::to_string))
-        .expect("the server says where it listens");
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    let token = std::fs::read_to_string(data.join("admin.token"))
-        .expect("admin token")
-        .trim()
-        .to_string();
-    ServerProcess {
-        child,
-        url,
-        token,
-        data_dir: data.to_path_buf(),
-    }
-}
-
 /// `LD_PRELOAD` (and its kin) in a job's variables reaches only the step's
 /// own shell, inside the sandbox: not the launcher, not a shell that runs
 /// before the sandbox holds, which would write where the job cannot.
@@ -400,8 +361,10 @@ fn a_job_reaches_no_socket_of_the_servers_session_and_no_terminal() {
         }
     });
     let docker_host = format!("unix://{}", engine.display());
-    let server = server_with_env(
+    let server = ServerProcess::start_with_env(
         &data,
+        "127.0.0.1:0",
+        &["--workers", "1"],
         &[
             ("DOCKER_HOST", &docker_host),
             ("SSH_AUTH_SOCK", &agent.display().to_string()),

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::support::{agent_token, log_of, probes};
+use super::support::{SERVED, agent_token, log_of, probes};
 use crate::common::server::{AgentProcess, Remote, ServerProcess, commit_file};
 use crate::common::service::{environment, get, status, succeeded};
 
@@ -140,21 +140,11 @@ fn a_deployed_local_process_cannot_read_the_admin_token_or_write_the_data_dir() 
     );
 }
 
-/// A release whose health check (`health`) and smoke tests (`smoke`) are given.
+/// [`SERVED`] with its health check (`health`) and smoke tests (`smoke`) given.
 fn checked_pipeline(health: &str, smoke: &str) -> String {
-    format!(
-        r#"jobs:
-  page:
-    steps:
-      - echo "$SLIPWAY_COMMIT" > index.html
-    artifacts: [index.html]
-environments:
-  dev:
-    branch: main
-    target: {{ local: {{ command: python3 -m http.server $PORT --bind 127.0.0.1 }} }}
-    health: {health}
-    smoke: [{smoke}]
-"#
+    SERVED.replace(
+        "    health: { http: /index.html }\n",
+        &format!("    health: {health}\n    smoke: [{smoke}]\n"),
     )
 }
 

@@ -118,17 +118,16 @@ fn a_server_killed_mid_run_finishes_the_run_after_restart() {
     std::fs::create_dir_all(&marks).expect("mkdir");
     let remote = Remote::new(tmp.path(), &gated_pipeline(&marks));
     let data = tmp.path().join("data");
-    let mut server = ServerProcess::start(
-        &data,
-        &[
-            "--workers",
-            "1",
-            "--lease-seconds",
-            "2",
-            "--job-writable",
-            marks.to_str().expect("utf8"),
-        ],
-    );
+    // The same flags after the restart: the marks stay writable.
+    let flags = [
+        "--workers",
+        "1",
+        "--lease-seconds",
+        "2",
+        "--job-writable",
+        marks.to_str().expect("utf8"),
+    ];
+    let mut server = ServerProcess::start(&data, &flags);
     server.add_project(&remote, &[]);
     assert!(server.cli(&["trigger", "demo"]).status.success());
     server.wait_until("the job to start", Duration::from_secs(30), || {
@@ -142,17 +141,7 @@ fn a_server_killed_mid_run_finishes_the_run_after_restart() {
         Path::new(&format!("/proc/{}", orphan[0])).exists(),
         "the step should outlive a SIGKILLed server"
     );
-    let server = ServerProcess::start(
-        &data,
-        &[
-            "--workers",
-            "1",
-            "--lease-seconds",
-            "2",
-            "--job-writable",
-            marks.to_str().expect("utf8"),
-        ],
-    );
+    let server = ServerProcess::start(&data, &flags);
     server.wait_until(
         "the orphaned step to be killed",
         Duration::from_secs(10),

@@ -153,7 +153,10 @@ fn copy_link(from: &Path, to: &Path, rel: &Path) -> io::Result<()> {
     nix::unistd::symlinkat(target.as_os_str(), &dir, name).map_err(io::Error::from)
 }
 
-/// Copies a regular file's contents and mode. What a job left may be a FIFO
+/// Copies a regular file's contents, mode and access and modification
+/// times: a restored Cargo `target` (or any build tool's output) is judged
+/// fresh by comparing times, so a copy stamped "now" rebuilds everything.
+/// What a job left may be a FIFO
 /// (the copy would hang) or a device node (the host's disk, read by this
 /// unconfined process): those are refused with what to do, never opened.
 /// The copy is a new file (`O_EXCL|O_NOFOLLOW`), never a write into what
@@ -163,7 +166,8 @@ fn copy_file(from: &Path, to: &Path, rel: &Path) -> io::Result<()> {
     use nix::sys::stat::Mode;
     use std::os::unix::fs::PermissionsExt as _;
     let mut source = open_regular(from, rel)?;
-    let mode = source.metadata()?.permissions().mode() & 0o7777;
+    let meta = source.metadata()?;
+    let mode = meta.permissions().mode() & 0o7777;
     let (dir, name) = job_files::parent_beneath(to, rel, true).map_err(laying)?;
     replace(&dir, name, to, rel)?;
     let flags =
@@ -172,7 +176,18 @@ fn copy_file(from: &Path, to: &Path, rel: &Path) -> io::Result<()> {
         .map_err(io::Error::from)?;
     let mut dest = std::fs::File::from(fd);
     io::copy(&mut source, &mut dest)?;
-    dest.set_permissions(std::fs::Permissions::from_mode(mode))
+    dest.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    keep_times(&dest, &meta)
+}
+
+/// Stamps `dest` (an open file, so no path is followed) with the access and
+/// modification times of `source`, to the nanosecond.
+fn keep_times(dest: &std::fs::File, source: &std::fs::Metadata) -> io::Result<()> {
+    use nix::sys::time::TimeSpec;
+    use std::os::unix::fs::MetadataExt as _;
+    let atime = TimeSpec::new(source.atime(), source.atime_nsec());
+    let mtime = TimeSpec::new(source.mtime(), source.mtime_nsec());
+    nix::sys::stat::futimens(dest, &atime, &mtime).map_err(io::Error::from)
 }
 
 /// Removes what is at `name` in `dir` (a file or a link, never followed) so
@@ -291,6 +306,27 @@ mod tests {
         let err =
             copy_paths(dir.path(), dst.path(), &[PathBuf::from("in")]).expect_err("FIFO refused");
         assert!(err.to_string().contains("in/pipe` is a FIFO"), "{err}");
+    }
+
+    #[test]
+    fn copies_keep_times_and_modes() {
+        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+        let src = tree(&["a/tool", "a/data"]);
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::new(1_000_000_000, 123_456_789);
+        let file = std::fs::File::options()
+            .write(true)
+            .open(src.path().join("a/tool"))
+            .expect("open");
+        file.set_times(std::fs::FileTimes::new().set_modified(old).set_accessed(old))
+            .expect("set times");
+        std::fs::set_permissions(src.path().join("a/tool"), std::fs::Permissions::from_mode(0o750))
+            .expect("chmod");
+        let dst = tempfile::tempdir().expect("tempdir");
+        copy_paths(src.path(), dst.path(), &[PathBuf::from("a")]).expect("copy");
+        let copied = std::fs::metadata(dst.path().join("a/tool")).expect("copied");
+        assert_eq!(copied.modified().expect("mtime"), old);
+        assert_eq!(copied.accessed().expect("atime"), old);
+        assert_eq!(copied.mode() & 0o7777, 0o750);
     }
 
     #[test]

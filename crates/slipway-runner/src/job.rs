@@ -227,17 +227,31 @@ impl<'a> Attempt<'a> {
     async fn restore_caches(&mut self, ws: &Path) -> Result<Vec<(String, bool)>, String> {
         let mut keys = Vec::new();
         for cache in &self.job.caches {
+            // As GitHub's hashFiles: globs that match nothing hash to nothing
+            // (a project without a lock file yet still gets its cache).
+            let mut unmatched = Vec::new();
             let key =
                 cache.key.render(&self.vars(), |globs| {
                     match crate::files::hash_matching(ws, globs) {
                         Ok(Some(h)) => Ok(h),
-                        Ok(None) => Err(format!(
-                            "cache key `{}`: hash {:?} matches no file",
-                            cache.key, globs
-                        )),
+                        Ok(None) => {
+                            unmatched.push(format!("{globs:?}"));
+                            Ok(String::new())
+                        }
                         Err(e) => Err(format!("cache key `{}`: {e}", cache.key)),
                     }
                 })?;
+            for globs in unmatched {
+                note(
+                    &self.ctx.events,
+                    self.name(),
+                    format!(
+                        "cache key `{}`: hash {globs} matches no file; it hashes nothing",
+                        cache.key
+                    ),
+                )
+                .await;
+            }
             let key = CacheStore::sanitize(&key);
             if key.is_empty() {
                 return Err(format!(

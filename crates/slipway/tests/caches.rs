@@ -1,0 +1,87 @@
+//! Caches that make builds incremental: what is restored keeps its times and
+//! modes (build tools judge freshness by them), `hash` over nothing hashes
+//! nothing, and paths no cache could ever save are refused up front.
+
+mod common;
+
+use common::{Repo, job, text};
+
+/// The `LABEL=…` lines a run printed, in order.
+fn lines_with<'a>(output: &'a str, label: &str) -> Vec<&'a str> {
+    output
+        .lines()
+        .filter_map(|l| l.split_once(label).map(|(_, rest)| rest.trim()))
+        .collect()
+}
+
+#[test]
+fn a_restored_file_keeps_its_modification_time_and_mode() {
+    let repo = Repo::new(
+        r#"
+jobs:
+  build:
+    cache:
+      key: out-v1
+      paths: [out]
+    steps:
+      - run: |
+          if [ ! -f out/made ]; then mkdir -p out; echo x > out/made; chmod 750 out/made; fi
+          echo "stamp=$(stat -c '%y %A' out/made | cut -c1-40)"
+"#,
+        &[],
+    );
+    let first = repo.slipway(&["run"]);
+    assert!(first.status.success(), "{}", text(&first));
+    let second = repo.slipway(&["run"]);
+    assert!(second.status.success(), "{}", text(&second));
+    assert_eq!(job(&repo.summary(2), "build")["cache_hits"][0], "out-v1");
+    let (one, two) = (text(&first), text(&second));
+    let (made, restored) = (lines_with(&one, "stamp="), lines_with(&two, "stamp="));
+    assert_eq!(made.len(), 1, "{one}");
+    // The owner's bits are the file's; group and others get what umask 022
+    // gives (README "A job has only its own powers").
+    assert_eq!(made, restored, "saved vs restored (mtime to the ns, owner's mode)");
+}
+
+#[test]
+fn hash_over_no_file_hashes_nothing_and_says_so() {
+    let repo = Repo::new(
+        r#"
+jobs:
+  deps:
+    cache:
+      key: deps-{{ hash "package-lock.json" }}
+      paths: [deps]
+    steps:
+      - run: mkdir -p deps && echo ok > deps/x
+"#,
+        &[],
+    );
+    let out = repo.slipway(&["run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("matches no file; it hashes nothing"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(job(&repo.summary(1), "deps")["cache_misses"][0], "deps-");
+}
+
+#[test]
+fn validate_refuses_cache_paths_that_can_never_be_saved() {
+    for path in ["/abs", "../x"] {
+        let repo = Repo::new(
+            &format!(
+                "jobs:\n  deps:\n    cache:\n      key: k\n      paths: [\"{path}\"]\n    steps:\n      - run: true\n"
+            ),
+            &[],
+        );
+        let out = repo.slipway(&["validate"]);
+        assert_eq!(out.status.code(), Some(1), "{path}: {}", text(&out));
+        assert!(
+            text(&out).contains(&format!("`{path}` leaves the workspace")),
+            "{path}: {}",
+            text(&out)
+        );
+    }
+}

@@ -1,6 +1,8 @@
-//! The quality gate of a job with `reports:`: read after its steps, judged
-//! against the run's new code, printed into the job's log; a failed gate fails
-//! the job with the failed conditions as its reason.
+//! The quality gate of a job with `reports:`: read after its steps (passed,
+//! failed or timed out), judged against the run's new code, printed into the
+//! job's log; a failed gate fails the job with the failed conditions as its
+//! reason. After a failed step the gate is failed whatever it measured: a
+//! failed job is never a green reference, so its coverage must not read as one.
 
 use std::path::Path;
 
@@ -50,4 +52,16 @@ pub async fn judge(
         note(events, job, line.to_string()).await;
     }
     Ok(outcome)
+}
+
+/// Marks the gate JSON of a job whose steps failed as failed, with the
+/// failure it follows (`failed_step`); returns the line that says so in the log.
+pub fn fail_after_failed_step(gate: &mut serde_json::Value, failed_step: &str) -> String {
+    if let Some(fields) = gate.as_object_mut() {
+        fields.insert("status".into(), "failed".into());
+        fields.insert("failed_step".into(), failed_step.into());
+    }
+    format!(
+        "quality gate counts as failed: {failed_step}; the measures above are shown, but a failed job never passes its gate"
+    )
 }

@@ -181,14 +181,16 @@ impl<'a> Attempt<'a> {
             .await
             .map_err(|e| format!("cannot prepare the workspace: {e}"))?;
         let env = self.env(workspace.path());
-        if self.job.image.is_some() {
-            self.container_steps(workspace.path(), env.clone()).await?;
+        let steps = if self.job.image.is_some() {
+            self.container_steps(workspace.path(), env.clone()).await
         } else {
-            self.host_steps(workspace.path(), &env).await?;
-        }
-        if let Some(reports) = &self.job.reports {
-            self.judge(reports, workspace.path()).await?;
-        }
+            self.host_steps(workspace.path(), &env).await
+        };
+        let gate = self
+            .judge_reports(workspace.path(), steps.as_ref().err())
+            .await;
+        steps?;
+        gate?;
         if let Some(build) = &self.job.image_build {
             self.build_image(build, workspace.path()).await?;
         }
@@ -614,8 +616,47 @@ impl<'a> Attempt<'a> {
         self.push_images(&engine, &tags[0], &pushed).await
     }
 
-    /// The quality gate over the job's reports; its outcome goes into the report either way.
-    async fn judge(&mut self, reports: &slipway_spec::Reports, ws: &Path) -> Result<(), String> {
+    /// Reads the reports and judges the gate whatever the steps did: a failing
+    /// test run (`pytest` exits 1) is when its failed tests matter most. Only a
+    /// job canceled by hand is not judged. After a failed step the job keeps
+    /// that failure as its reason; the gate is recorded and logged beside it.
+    async fn judge_reports(
+        &mut self,
+        ws: &Path,
+        failed_step: Option<&String>,
+    ) -> Result<(), String> {
+        let job = self.job;
+        let Some(reports) = &job.reports else {
+            return Ok(());
+        };
+        if self.cancel.is_cancelled() && !self.timed_out.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let failed_step = failed_step.map(|reason| {
+            if self.timed_out.load(Ordering::SeqCst) {
+                "the job timed out".to_string()
+            } else {
+                reason.clone()
+            }
+        });
+        let judged = self.judge(reports, ws, failed_step.as_deref()).await;
+        match (judged, failed_step) {
+            (Err(gate), Some(_)) => {
+                note(&self.ctx.events, self.name(), gate).await;
+                Ok(())
+            }
+            (judged, _) => judged,
+        }
+    }
+
+    /// The quality gate over the job's reports; its outcome goes into the report
+    /// either way. After `failed_step` the gate is failed whatever it measured.
+    async fn judge(
+        &mut self,
+        reports: &slipway_spec::Reports,
+        ws: &Path,
+        failed_step: Option<&str>,
+    ) -> Result<(), String> {
         let files = self
             .ctx
             .source
@@ -634,8 +675,13 @@ impl<'a> Attempt<'a> {
             &self.ctx.events,
         )
         .await?;
-        self.report.gate = Some(outcome.to_json());
-        if outcome.passed {
+        let mut gate = outcome.to_json();
+        if let Some(reason) = failed_step {
+            let line = crate::gate::fail_after_failed_step(&mut gate, reason);
+            note(&self.ctx.events, self.name(), line).await;
+        }
+        self.report.gate = Some(gate);
+        if outcome.passed && failed_step.is_none() {
             Ok(())
         } else {
             Err(outcome.summary())

@@ -97,3 +97,119 @@ fn a_run_fails_on_its_gate_until_tests_cover_the_new_code() {
         .collect();
     assert_eq!(statuses, ["passed", "failed", "passed"]);
 }
+
+/// A test step as `pytest --junitxml` behaves when a test fails: it writes its
+/// reports (one failing test, full coverage of `calc.py`), then exits 1.
+const FAILING_TESTS: &str = "jobs:\n  test:\n    steps:\n      - run: printf '%s' \"$JUNIT\" > junit.xml && printf 'SF:calc.py\\nDA:1,1\\nDA:2,1\\nend_of_record\\n' > coverage.lcov && exit 1\n        env:\n          JUNIT: '<testsuite name=\"calc\" tests=\"2\" failures=\"1\"><testcase classname=\"test_calc\" name=\"test_add\"/><testcase classname=\"test_calc\" name=\"test_divide\"><failure message=\"assert 3.0 == 2\">AssertionError</failure></testcase></testsuite>'\n    reports:\n      junit: junit.xml\n      coverage: coverage.lcov\n";
+
+const CALC: &str = "def add(a, b):\n    return a + b\n";
+
+/// What a run with a failed step shows of its gate, wherever it is shown.
+fn assert_failed_step_keeps_its_gate(job: &serde_json::Value, gate: &serde_json::Value) {
+    assert_eq!(
+        job["state"].as_str().or(job["status"].as_str()),
+        Some("failed"),
+        "{job:#}"
+    );
+    let reason = job["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("exited with code 1"),
+        "the step's failure stays the reason: {reason}"
+    );
+    assert_eq!(gate["status"], "failed", "{gate:#}");
+    assert_eq!(gate["measures"]["tests_failed"], 1, "{gate:#}");
+    assert_eq!(gate["failed_tests"][0]["name"], "test_calc::test_divide");
+    assert_eq!(gate["failed_tests"][0]["message"], "assert 3.0 == 2");
+    // Measured and shown, though a failed job's coverage never passes a gate.
+    assert_eq!(gate["measures"]["coverage"], 100.0, "{gate:#}");
+}
+
+fn assert_log_names_the_failure(log: &str) {
+    assert!(
+        log.contains("quality gate FAILED")
+            && log.contains("test_calc::test_divide (failed): assert 3.0 == 2")
+            && log.contains("tests: 2 run, 1 passed, 1 failed"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_failing_test_step_still_reports_its_tests_and_gate_on_a_server() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let remote = Remote::new(tmp.path(), FAILING_TESTS);
+    remote.commit("calc.py", CALC, "add");
+    remote.push();
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "1"]);
+    server.add_project(&remote, &[]);
+    let out = server.cli(&["trigger", "demo", "--wait"]);
+    assert!(
+        !out.status.success(),
+        "the run fails: {}",
+        common::text(&out)
+    );
+    let status = server.run_status("demo/1");
+    assert_failed_step_keeps_its_gate(&status["jobs"][0], &status["gates"][0]["report"]);
+    assert_eq!(status["gates"][0]["status"], "failed");
+    assert_log_names_the_failure(&common::text(&server.cli(&["logs", "demo/1"])));
+}
+
+#[test]
+fn a_failing_test_step_still_reports_its_tests_and_gate_in_slipway_run() {
+    let repo = common::Repo::new(FAILING_TESTS, &[("calc.py", CALC)]);
+    let out = repo.slipway(&["run"]);
+    assert!(
+        !out.status.success(),
+        "the run fails: {}",
+        common::text(&out)
+    );
+    let summary = repo.summary(1);
+    let job = common::job(&summary, "test");
+    assert_failed_step_keeps_its_gate(job, &job["gate"]);
+    assert_log_names_the_failure(&repo.recorded());
+}
+
+/// Reports that pass every condition do not pass the gate of a job whose step failed.
+#[test]
+fn a_failed_step_never_makes_a_green_gate() {
+    let pipeline = "jobs:\n  test:\n    steps:\n      - run: printf '<testsuite name=\"t\"><testcase name=\"ok\"/></testsuite>' > junit.xml && printf 'SF:calc.py\\nDA:1,1\\nDA:2,1\\nend_of_record\\n' > coverage.lcov\n      - run: exit 3\n    reports:\n      junit: junit.xml\n      coverage: coverage.lcov\n";
+    let repo = common::Repo::new(pipeline, &[("calc.py", CALC)]);
+    let out = repo.slipway(&["run"]);
+    assert!(!out.status.success(), "{}", common::text(&out));
+    let summary = repo.summary(1);
+    let job = common::job(&summary, "test");
+    assert!(
+        job["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("exited with code 3"),
+        "{job:#}"
+    );
+    let gate = &job["gate"];
+    assert_eq!(
+        gate["measures"]["coverage"], 100.0,
+        "coverage is shown: {gate:#}"
+    );
+    assert_eq!(gate["measures"]["tests_failed"], 0);
+    assert_eq!(gate["status"], "failed", "{gate:#}");
+}
+
+/// A job stopped by its timeout still shows what its tests had reported.
+#[test]
+fn a_timed_out_job_still_reports_its_tests() {
+    let pipeline = "jobs:\n  test:\n    timeout: 1s\n    steps:\n      - run: printf '<testsuite name=\"t\"><testcase name=\"slow\"><failure message=\"too slow\"/></testcase></testsuite>' > junit.xml && sleep 30\n    reports:\n      junit: junit.xml\n";
+    let repo = common::Repo::new(pipeline, &[]);
+    let started = std::time::Instant::now();
+    let out = repo.slipway(&["run"]);
+    assert!(!out.status.success(), "{}", common::text(&out));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "the timeout stopped it"
+    );
+    let summary = repo.summary(1);
+    let job = common::job(&summary, "test");
+    assert_eq!(job["reason"], "timed out after 1s", "{job:#}");
+    let gate = &job["gate"];
+    assert_eq!(gate["measures"]["tests_failed"], 1, "{gate:#}");
+    assert_eq!(gate["failed_tests"][0]["message"], "too slow");
+    assert_eq!(gate["failed_step"], "the job timed out");
+}

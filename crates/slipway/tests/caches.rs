@@ -44,6 +44,49 @@ jobs:
 }
 
 #[test]
+fn a_cached_cargo_target_does_not_recompile() {
+    // A crate with a path dependency: Cargo rebuilds a crate whose
+    // dependency's output is newer than its own, so a restore that stamped
+    // files with the time of copying would recompile `app` (`deps/app-…` is
+    // copied before `deps/libhelper-….rlib`).
+    let repo = Repo::new(
+        r#"
+jobs:
+  build:
+    cache:
+      key: target-{{ hash "Cargo.toml" "src/**" "helper/**" }}
+      paths: [target]
+    steps:
+      - run: CARGO_TARGET_DIR=target cargo build --offline 2>&1
+"#,
+        &[
+            (
+                "Cargo.toml",
+                "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+                 [dependencies]\nhelper = { path = \"helper\" }\n\n[workspace]\n",
+            ),
+            ("src/main.rs", "fn main() { println!(\"{}\", helper::word()); }\n"),
+            (
+                "helper/Cargo.toml",
+                "[package]\nname = \"helper\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+            ),
+            ("helper/src/lib.rs", "pub fn word() -> &'static str { \"tiny\" }\n"),
+        ],
+    );
+    let first = repo.slipway(&["run"]);
+    assert!(first.status.success(), "{}", text(&first));
+    assert!(text(&first).contains("Compiling app"), "{}", text(&first));
+    assert!(text(&first).contains("Compiling helper"), "{}", text(&first));
+    let second = repo.slipway(&["run"]);
+    assert!(second.status.success(), "{}", text(&second));
+    assert_eq!(
+        job(&repo.summary(2), "build")["cache_hits"].as_array().map(Vec::len),
+        Some(1)
+    );
+    assert!(!text(&second).contains("Compiling"), "{}", text(&second));
+}
+
+#[test]
 fn hash_over_no_file_hashes_nothing_and_says_so() {
     let repo = Repo::new(
         r#"

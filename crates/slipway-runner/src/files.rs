@@ -117,6 +117,19 @@ pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
     copy_walk(from, to, Path::new(""), 1)
 }
 
+/// [`copy_tree`] but for the top-level entry `skip` (a cache entry's home part).
+pub fn copy_tree_except(from: &Path, to: &Path, skip: &Path) -> io::Result<()> {
+    let mut tops = Vec::new();
+    for entry in std::fs::read_dir(from)? {
+        let name = PathBuf::from(entry?.file_name());
+        if name != skip {
+            tops.push(name);
+        }
+    }
+    tops.sort();
+    copy_paths(from, to, &tops)
+}
+
 /// Copies `top` below `from` (everything under it, from `min_depth`) to the
 /// same place below `to`. Both sides are the job's to shape: what is already
 /// in `to` may hold links (laid by another job's artifacts, committed in the

@@ -263,7 +263,13 @@ impl<'a> Attempt<'a> {
             }
             self.fetch_shared(&key).await;
             let (store, dest, k) = (self.ctx.caches.clone(), ws.to_path_buf(), key.clone());
-            let hit = blocking(move || store.restore(&k, &dest))
+            let home = self.cache_home(cache).await;
+            let hit = blocking(move || {
+                if let Some(home) = &home {
+                    std::fs::create_dir_all(home)?;
+                }
+                store.restore(&k, &dest, home.as_deref())
+            })
                 .await
                 .map_err(|e| format!("cannot restore cache `{key}`: {e}"))?;
             let text = if hit { "restored" } else { "no entry yet for" };
@@ -281,6 +287,33 @@ impl<'a> Attempt<'a> {
             keys.push((key, hit));
         }
         Ok(keys)
+    }
+
+    /// The home whose `~/…` paths `cache` keeps: a sandboxed host job's own
+    /// (per project and protection level). Other jobs' HOME is the server
+    /// user's or the image's, never the job's to keep, so their `~/…` paths
+    /// are skipped, and the log says so.
+    async fn cache_home(&self, cache: &slipway_spec::Cache) -> Option<PathBuf> {
+        if !cache.paths.iter().any(|p| p.starts_with("~/")) {
+            return None;
+        }
+        if self.ctx.sandbox.is_some() && self.job.image.is_none() {
+            return Some(JobHome::home_of(
+                &self.ctx.work_root,
+                &self.ctx.project,
+                self.ctx.protected,
+            ));
+        }
+        note(
+            &self.ctx.events,
+            self.name(),
+            format!(
+                "cache `{}`: `~/…` paths skipped: only host jobs confined by a server worker or agent have a home of their own",
+                cache.key
+            ),
+        )
+        .await;
+        None
     }
 
     /// Variables for every step: pipeline, job, built-ins, then secrets.
@@ -765,7 +798,8 @@ impl<'a> Attempt<'a> {
                 key.clone(),
                 cache.paths.clone(),
             );
-            let saved = blocking(move || store.save(&k, &src, &paths))
+            let home = self.cache_home(cache).await;
+            let saved = blocking(move || store.save(&k, &src, home.as_deref(), &paths))
                 .await
                 .map_err(|e| format!("cannot save cache `{key}`: {e}"))?;
             note(

@@ -121,30 +121,62 @@ pub struct CacheStore {
     pub root: PathBuf,
 }
 
+/// Where, inside a cache entry, the paths saved from the job's home (`~/…`)
+/// are kept: under Slipway's own directory, which no workspace path can be.
+const HOME_IN_ENTRY: &str = ".slipway/home";
+
+/// Splits cache paths into workspace globs and home globs (`~/` stripped).
+fn split_home(patterns: &[String]) -> (Vec<String>, Vec<String>) {
+    let (home, workspace): (Vec<_>, Vec<_>) =
+        patterns.iter().partition(|p| p.starts_with("~/"));
+    let home = home
+        .into_iter()
+        .map(|p| p.trim_start_matches("~/").to_string())
+        .collect();
+    (workspace.into_iter().cloned().collect(), home)
+}
+
 impl CacheStore {
-    /// Restores the entry for `key` into the workspace; `false` on a miss.
-    pub fn restore(&self, key: &str, workspace: &Path) -> io::Result<bool> {
+    /// Restores the entry for `key` into the workspace (and what it keeps of
+    /// the job's home into `home`, when the job has one); `false` on a miss.
+    pub fn restore(&self, key: &str, workspace: &Path, home: Option<&Path>) -> io::Result<bool> {
         let entry = self.root.join(key);
         if !entry.is_dir() {
             return Ok(false);
         }
-        files::copy_tree(&entry, workspace)?;
+        files::copy_tree_except(&entry, workspace, Path::new(STATE_DIR))?;
+        let saved_home = entry.join(HOME_IN_ENTRY);
+        if let Some(home) = home.filter(|_| saved_home.is_dir()) {
+            files::copy_tree(&saved_home, home)?;
+        }
         Ok(true)
     }
 
-    /// Saves what `patterns` match under `key`; returns the saved paths.
+    /// Saves what `patterns` match under `key` (`~/…` from `home`, skipped
+    /// when the job has none); returns the saved paths.
     pub fn save(
         &self,
         key: &str,
         workspace: &Path,
+        home: Option<&Path>,
         patterns: &[String],
     ) -> io::Result<Vec<PathBuf>> {
-        let found = files::matches(workspace, patterns)?;
+        let (in_workspace, in_home) = split_home(patterns);
+        let found = files::matches(workspace, &in_workspace)?;
+        let found_home = match home {
+            Some(home) if !in_home.is_empty() => files::matches(home, &in_home)?,
+            _ => Vec::new(),
+        };
         std::fs::create_dir_all(&self.root)?;
         let staging = tempfile::Builder::new()
             .prefix(".staging-")
             .tempdir_in(&self.root)?;
         files::copy_paths(workspace, staging.path(), &found)?;
+        if let Some(home) = home.filter(|_| !found_home.is_empty()) {
+            let into = staging.path().join(HOME_IN_ENTRY);
+            std::fs::create_dir_all(&into)?;
+            files::copy_paths(home, &into, &found_home)?;
+        }
         set_modes(staging.path(), private_mode)?;
         match std::fs::rename(staging.path(), self.root.join(key)) {
             Ok(()) => {}
@@ -152,7 +184,8 @@ impl CacheStore {
             Err(e) if self.root.join(key).is_dir() => drop(e),
             Err(e) => return Err(e),
         }
-        Ok(found)
+        let home_paths = found_home.into_iter().map(|p| Path::new("~").join(p));
+        Ok(found.into_iter().chain(home_paths).collect())
     }
 
     /// Turns a rendered key into a directory name: anything unusual becomes `-`.
@@ -194,6 +227,19 @@ pub struct JobHome {
 }
 
 impl JobHome {
+    /// The home of `project`'s jobs at this protection level (made by
+    /// [`JobHome::create`]); caches of `~/…` are saved from and restored into it.
+    pub fn home_of(work_root: &Path, project: &str, protected: bool) -> PathBuf {
+        let project = match CacheStore::sanitize(project) {
+            p if p.is_empty() => "_local".to_string(),
+            p => p,
+        };
+        work_root
+            .join(".homes")
+            .join(protection_level(protected))
+            .join(project)
+    }
+
     /// Makes (or reuses) them under `work_root`, which jobs cannot list.
     pub fn create(
         work_root: &Path,
@@ -210,14 +256,7 @@ impl JobHome {
         let tmp = tempfile::Builder::new()
             .prefix(&format!("{name}-"))
             .tempdir_in(&tmp_root)?;
-        let project = match CacheStore::sanitize(project) {
-            p if p.is_empty() => "_local".to_string(),
-            p => p,
-        };
-        let home = work_root
-            .join(".homes")
-            .join(protection_level(protected))
-            .join(project);
+        let home = Self::home_of(work_root, project, protected);
         std::fs::create_dir_all(&home)?;
         Ok(JobHome { tmp, home })
     }

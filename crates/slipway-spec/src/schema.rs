@@ -423,11 +423,42 @@ fn caches(r: &mut Reader, node: &Node, job: &str) -> Vec<Cache> {
 fn cache(r: &mut Reader, node: &Node, what: &str) -> Option<Cache> {
     let f = r.fields(node, what, CACHE_KEYS)?;
     let key = required(r, &f, "key", what).and_then(|n| cache_key(r, n, what));
-    let paths = required(r, &f, "paths", what).map(|n| glob_list(r, n, &format!("{what}.paths")));
+    let paths = required(r, &f, "paths", what).map(|n| cache_paths(r, n, &format!("{what}.paths")));
     Some(Cache {
         key: key?,
         paths: paths?,
     })
+}
+
+/// Cache paths: globs in the workspace, or under the job's home as `~/…`
+/// (`~/.npm`, `~/.cargo/registry`), where tools keep their downloads.
+fn cache_paths(r: &mut Reader, node: &Node, what: &str) -> Vec<String> {
+    let mut paths = Vec::new();
+    for (pattern, pos) in r.strings(node, what) {
+        let in_home = pattern.strip_prefix("~/");
+        let rest = in_home.unwrap_or(&pattern);
+        let escapes = rest.starts_with('/') || rest.split('/').any(|c| c == "..");
+        if pattern.starts_with('~') && in_home.is_none_or(str::is_empty) {
+            r.error_with_help(
+                pos,
+                format!("`{pattern}` is not a path a cache can keep"),
+                "name something inside the job's home, e.g. `~/.npm`; `~` alone and `~user` are not allowed",
+            );
+        } else if escapes {
+            r.error_with_help(
+                pos,
+                format!("`{pattern}` leaves the workspace: a cache can never save it"),
+                "use a path relative to the repository root (or `~/…` for the job's home), without `..`",
+            );
+        } else if rest.split('/').next() == Some(".slipway") {
+            r.error(pos, format!("`{pattern}` is Slipway's own directory; caches cannot keep it"));
+        } else if let Err(e) = GlobBuilder::new(rest).literal_separator(true).build() {
+            r.error(pos, format!("`{pattern}` is not a valid glob: {}", e.kind()));
+        } else {
+            paths.push(pattern);
+        }
+    }
+    paths
 }
 
 fn required<'a>(r: &mut Reader, f: &Fields<'a>, key: &str, what: &str) -> Option<&'a Node> {

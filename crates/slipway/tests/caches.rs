@@ -112,7 +112,7 @@ jobs:
 
 #[test]
 fn validate_refuses_cache_paths_that_can_never_be_saved() {
-    for path in ["/abs", "../x"] {
+    for path in ["/abs", "../x", "~/../x"] {
         let repo = Repo::new(
             &format!(
                 "jobs:\n  deps:\n    cache:\n      key: k\n      paths: [\"{path}\"]\n    steps:\n      - run: true\n"
@@ -122,9 +122,44 @@ fn validate_refuses_cache_paths_that_can_never_be_saved() {
         let out = repo.slipway(&["validate"]);
         assert_eq!(out.status.code(), Some(1), "{path}: {}", text(&out));
         assert!(
-            text(&out).contains(&format!("`{path}` leaves the workspace")),
+            text(&out).contains(&format!("`{path}` leaves the workspace: a cache can never save it")),
             "{path}: {}",
             text(&out)
         );
     }
+}
+
+#[test]
+fn a_cached_home_path_is_back_in_the_next_run_on_a_server_worker() {
+    use common::server::{Remote, ServerProcess};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pipeline = r#"
+jobs:
+  tools:
+    cache:
+      key: tools-v1
+      paths: ["~/.cache/x"]
+    steps:
+      - run: |
+          if [ -f ~/.cache/x/made ]; then echo "found=$(cat ~/.cache/x/made)"; exit 0; fi
+          mkdir -p ~/.cache/x && echo in-run-1 > ~/.cache/x/made
+"#;
+    let remote = Remote::new(tmp.path(), pipeline);
+    let data = tmp.path().join("data");
+    let server = ServerProcess::start(&data, &["--workers", "1"]);
+    server.add_project(&remote, &[]);
+    let follow = |run: &str| {
+        assert!(server.cli(&["trigger", "demo"]).status.success());
+        let out = server.cli(&["logs", "-f", run]);
+        let status = server.run_status(run);
+        assert_eq!(status["run"]["state"], "succeeded", "{status}");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let first = follow("demo/1");
+    assert!(first.contains("cache: saved `tools-v1` (1 paths)"), "{first}");
+    // The project's home goes, as on a fresh worker: only the cache can
+    // bring `~/.cache/x` back.
+    std::fs::remove_dir_all(data.join("work/.homes")).expect("remove the job homes");
+    let second = follow("demo/2");
+    assert!(second.contains("found=in-run-1"), "{second}");
 }

@@ -90,6 +90,8 @@ impl LocalRun {
             .map_err(|e| format!("cannot list the files of {}: {e}", dir.display()))?;
         let revision = revision(&dir).await;
         let state = dir.join(STATE_DIR);
+        ignore_everything_in(&state)
+            .map_err(|e| format!("cannot write {}/.gitignore: {e}", state.display()))?;
         let (run, run_dir) = allocate_run(&state.join("runs")).map_err(|e| {
             format!(
                 "cannot create a run directory under {}: {e}",
@@ -192,6 +194,18 @@ async fn connect_if_needed(jobs: &[Job]) -> Result<Option<Engine>, String> {
         .await
         .map(Some)
         .map_err(|e| format!("{e}\njobs that need Docker: {}", needing.join(", ")))
+}
+
+/// The run state is the user's clone's neighbour, not part of it: a
+/// `.gitignore` of `*` inside it keeps `git add -A` from ever picking it up,
+/// without touching the project's own `.gitignore`.
+fn ignore_everything_in(state: &Path) -> std::io::Result<()> {
+    let ignore = state.join(".gitignore");
+    if ignore.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(state)?;
+    std::fs::write(ignore, "# Slipway's local run state; never committed.\n*\n")
 }
 
 async fn revision(dir: &Path) -> slipway_git::Revision {

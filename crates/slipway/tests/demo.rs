@@ -20,14 +20,33 @@ fn the_demo_brings_the_example_to_a_healthy_dev_without_docker() {
     let stdout = demo.stdout.take().expect("stdout");
     let mut said = Vec::new();
     let mut lines = BufReader::new(stdout).lines();
+    let mut login = None;
     let url = lines
         .by_ref()
         .map_while(Result::ok)
         .find_map(|line| {
             said.push(line.clone());
+            if let Some(ui) = line.trim().strip_prefix("UI: ") {
+                login = Some(ui.split_whitespace().map(str::to_string).collect::<Vec<_>>());
+            }
             line.strip_prefix("dev is live: ").map(str::to_string)
         })
         .unwrap_or_else(|| panic!("the demo never said dev is live: {said:?}"));
+    // The printed name and password let a person into the UI.
+    let login = login.unwrap_or_else(|| panic!("the demo printed no UI login: {said:?}"));
+    let words: Vec<&str> = login.iter().map(String::as_str).collect();
+    let [address, "user", name, "password", password] = words.as_slice() else {
+        panic!("UI line: {login:?}");
+    };
+    let session = Command::new("curl")
+        .args(["-s", "--max-time", "5", "-o", "/dev/null", "-D", "-"])
+        .args(["--data-urlencode", &format!("name={name}")])
+        .args(["--data-urlencode", &format!("password={password}")])
+        .arg(address)
+        .output()
+        .expect("curl");
+    let headers = String::from_utf8_lossy(&session.stdout).to_lowercase();
+    assert!(headers.contains("set-cookie: slipway_session="), "{headers}");
     // Keep reading, so the demo never writes into a closed pipe.
     std::thread::spawn(move || for _ in lines.by_ref() {});
     let answer = Command::new("curl")

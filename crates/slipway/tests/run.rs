@@ -61,6 +61,22 @@ jobs:
 }
 
 #[test]
+fn the_run_state_stays_out_of_git_add() {
+    let repo = Repo::new("jobs:\n  a:\n    steps:\n      - run: true\n", &[]);
+    // A project that has never heard of Slipway's state directory.
+    repo.write(".gitignore", "target/\n");
+    repo.git(&["-c", "user.name=T", "-c", "user.email=t@example.com", "commit", "-qam", "plain"]);
+    let out = repo.slipway(&["run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let status = Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=all"])
+        .current_dir(repo.path())
+        .output()
+        .expect("git status");
+    assert_eq!(String::from_utf8_lossy(&status.stdout), "", "the clone is clean");
+}
+
+#[test]
 fn workspace_has_tracked_and_untracked_files_but_not_ignored_ones() {
     let repo = Repo::new(
         "jobs:\n  look:\n    steps:\n      - run: test -f src/lib.rs && test -f notes.txt && test ! -e target && test ! -e .slipway\n",

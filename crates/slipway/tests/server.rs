@@ -176,6 +176,8 @@ fn cancel_and_rerun_only_the_failed_jobs() {
         status["run"]["state"], "failed",
         "a failed job decides: {status}"
     );
+    // Scripts read the outcome from the exit code: 1 for a failed run.
+    assert_eq!(server.cli(&["run-status", "demo/1"]).status.code(), Some(1));
     assert_eq!(status["jobs"][2]["state"], "canceled");
     assert_eq!(status["jobs"][2]["reason"], "canceled by admin");
     std::fs::write(&gate, "").expect("gate");
@@ -266,4 +268,61 @@ fn a_run_whose_jobs_are_all_filtered_out_succeeds_at_once() {
     let status = server.run_status("demo/1");
     assert_eq!(status["run"]["state"], "succeeded");
     assert!(status["jobs"].as_array().expect("jobs").is_empty());
+}
+
+#[test]
+fn run_status_exits_2_for_a_canceled_run_and_logs_end_quietly_into_a_closed_pipe() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let gate = tmp.path().join("gate");
+    // `loud` writes far more than a pipe holds (64 KiB), so the reader's
+    // going away is certain to be seen by the writer.
+    let pipeline = format!(
+        "jobs:\n  loud:\n    steps:\n      - run: seq 1 30000\n  hang:\n    steps:\n      - run: while [ ! -f {} ]; do sleep 0.05; done\n",
+        gate.display()
+    );
+    let remote = Remote::new(tmp.path(), &pipeline);
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "2"]);
+    server.add_project(&remote, &[]);
+    assert!(server.cli(&["trigger", "demo"]).status.success());
+    server.wait_until("loud to finish", Duration::from_secs(30), || {
+        server.run_status("demo/1")["jobs"][0]["state"] == "succeeded"
+    });
+    assert!(server.cli(&["cancel", "demo/1"]).status.success());
+    std::fs::write(&gate, "").expect("gate");
+    server.wait_until("the run to end", Duration::from_secs(30), || {
+        server.run_status("demo/1")["run"]["state"] == "canceled"
+    });
+    assert_eq!(server.cli(&["run-status", "demo/1"]).status.code(), Some(2));
+    assert_eq!(
+        server.cli(&["run-status", "demo/1", "--json"]).status.code(),
+        Some(2)
+    );
+    // `slipway logs | head`: once head has gone, slipway ends quietly.
+    let piped = Command::new("sh")
+        .args(["-c", "\"$0\" logs demo/1 | head -n 1"])
+        .arg(env!("CARGO_BIN_EXE_slipway"))
+        .env("SLIPWAY_URL", &server.url)
+        .env("SLIPWAY_TOKEN", &server.token)
+        .output()
+        .expect("sh");
+    let first = String::from_utf8_lossy(&piped.stdout);
+    assert!(first.starts_with("loud │ ") && first.lines().count() == 1, "{first}");
+    let said = String::from_utf8_lossy(&piped.stderr);
+    assert!(said.is_empty(), "slipway said into a closed pipe: {said}");
+}
+
+#[test]
+fn an_empty_or_malformed_slipway_url_says_what_to_set() {
+    for url in ["", "127.0.0.1:8420", "localhost"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
+            .args(["runs", "demo"])
+            .env("SLIPWAY_URL", url)
+            .env("SLIPWAY_TOKEN", "slw_x")
+            .output()
+            .expect("slipway runs");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{url:?}: {said}");
+        assert!(said.contains("set SLIPWAY_URL"), "{url:?}: {said}");
+        assert!(!said.contains("relative URL without a base"), "{url:?}: {said}");
+    }
 }

@@ -38,7 +38,7 @@ impl Client {
             .ok_or_else(|| anyhow!("no API token: set SLIPWAY_TOKEN or pass --token (the first admin token is in the server's data directory, admin.token)"))?;
         Ok(Client {
             http: reqwest::Client::builder().build()?,
-            base: conn.url.trim_end_matches('/').to_string(),
+            base: server_url(&conn.url)?,
             token,
         })
     }
@@ -125,6 +125,23 @@ impl Client {
         }
         Ok(())
     }
+}
+
+/// The server's base URL, checked here so that an empty or half-typed
+/// `SLIPWAY_URL` is named as such instead of surfacing as reqwest's
+/// "relative URL without a base".
+fn server_url(given: &str) -> anyhow::Result<String> {
+    const HOW: &str = "set SLIPWAY_URL (or pass --server) to the server's address, e.g. http://127.0.0.1:8420";
+    let given = given.trim();
+    if given.is_empty() {
+        bail!("the server URL is empty: {HOW}");
+    }
+    let url = reqwest::Url::parse(given)
+        .map_err(|_| anyhow!("the server URL `{given}` is not a full URL: {HOW}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        bail!("the server URL `{given}` needs http:// or https:// and a host: {HOW}");
+    }
+    Ok(given.trim_end_matches('/').to_string())
 }
 
 fn error_message(status: StatusCode, body: &str) -> String {

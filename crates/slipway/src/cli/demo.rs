@@ -119,6 +119,8 @@ async fn demo(dir: PathBuf, listen: SocketAddr) -> anyhow::Result<ExitCode> {
     let stop = CancellationToken::new();
     tokio::spawn(super::server::stop_on_signal(stop.clone()));
     let serving = tokio::spawn(server.run(stop.clone()));
+    let password = ui_user(&dir, addr).await?;
+    println!("  UI: http://{addr}/ui/login  user {UI_USER}  password {password}");
 
     let store = &state.engine.store;
     let project = match store.project(PROJECT).await? {
@@ -152,6 +154,43 @@ async fn demo(dir: PathBuf, listen: SocketAddr) -> anyhow::Result<ExitCode> {
     }
     serving.await.context("the server task failed")??;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Who the demo lets into the web UI.
+const UI_USER: &str = "demo";
+
+/// Makes (or, on a later demo, re-makes) the UI user with a fresh password,
+/// through the API as an admin would, and returns the password to print.
+async fn ui_user(dir: &Path, addr: SocketAddr) -> anyhow::Result<String> {
+    let token_file = dir.join("server/admin.token");
+    let token = std::fs::read_to_string(&token_file)
+        .with_context(|| format!("cannot read the admin token {}", token_file.display()))?;
+    let client = super::client::Client::new(&super::client::Connection {
+        url: format!("http://{addr}"),
+        token: Some(token.trim().to_string()),
+    })?;
+    let password = new_password()?;
+    let user = serde_json::json!({
+        "name": UI_USER,
+        "password": password,
+        "role": "admin",
+        "replace": true,
+    });
+    client
+        .post("/users", &user)
+        .await
+        .context("cannot create the demo's UI user")?;
+    Ok(password)
+}
+
+/// 20 random hex digits from the kernel: no password is written in this binary.
+fn new_password() -> anyhow::Result<String> {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 10];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("cannot read /dev/urandom for the demo's UI password")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Shows the run and the deployment as they go; the dev URL once it is healthy.

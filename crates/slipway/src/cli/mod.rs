@@ -85,7 +85,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// A run's state and its jobs (RUN is PROJECT/NUMBER).
+    /// A run's state and its jobs (RUN is PROJECT/NUMBER); exits 1 if the
+    /// run failed, 2 if it was canceled.
     RunStatus {
         #[command(flatten)]
         conn: Connection,

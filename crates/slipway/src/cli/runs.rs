@@ -81,7 +81,7 @@ pub fn status(conn: &Connection, run: &str, as_json: bool) -> anyhow::Result<Exi
             .await?;
         if as_json {
             println!("{detail:#}");
-            return Ok(ExitCode::SUCCESS);
+            return Ok(outcome(&detail["run"]));
         }
         println!("{}", status_line(&detail["run"]));
         if let Some(reason) = detail["run"]["reason"].as_str() {
@@ -98,8 +98,18 @@ pub fn status(conn: &Connection, run: &str, as_json: bool) -> anyhow::Result<Exi
                 job["state"].as_str().unwrap_or_default()
             );
         }
-        Ok(ExitCode::SUCCESS)
+        Ok(outcome(&detail["run"]))
     })
+}
+
+/// `run-status`'s exit code, so scripts need not parse its output: 1 for a
+/// failed run, 2 for a canceled one, 0 otherwise (succeeded or still going).
+fn outcome(run: &Value) -> ExitCode {
+    match run["state"].as_str() {
+        Some("failed") => ExitCode::from(1),
+        Some("canceled") => ExitCode::from(2),
+        _ => ExitCode::SUCCESS,
+    }
 }
 
 pub fn cancel(conn: &Connection, run: &str) -> anyhow::Result<ExitCode> {

@@ -121,8 +121,16 @@ impl ServerProcess {
     }
 
     /// A run's state and jobs.
+    /// `slipway run-status RUN --json` parsed; its exit code (1 failed,
+    /// 2 canceled) is the state the JSON also says, so any of 0, 1, 2 is fine.
     pub fn run_status(&self, run: &str) -> serde_json::Value {
-        self.json(&["run-status", run])
+        let out = self.cli(&["run-status", run, "--json"]);
+        assert!(
+            matches!(out.status.code(), Some(0..=2)),
+            "run-status {run}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON")
     }
 
     /// `slipway project add demo --git REMOTE EXTRA…`; returns the webhook secret it printed.

@@ -325,15 +325,23 @@ mod tests {
     fn copies_keep_times_and_modes() {
         use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
         let src = tree(&["a/tool", "a/data"]);
-        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::new(1_000_000_000, 123_456_789);
+        let old = std::time::SystemTime::UNIX_EPOCH
+            + std::time::Duration::new(1_000_000_000, 123_456_789);
         let file = std::fs::File::options()
             .write(true)
             .open(src.path().join("a/tool"))
             .expect("open");
-        file.set_times(std::fs::FileTimes::new().set_modified(old).set_accessed(old))
-            .expect("set times");
-        std::fs::set_permissions(src.path().join("a/tool"), std::fs::Permissions::from_mode(0o750))
-            .expect("chmod");
+        file.set_times(
+            std::fs::FileTimes::new()
+                .set_modified(old)
+                .set_accessed(old),
+        )
+        .expect("set times");
+        std::fs::set_permissions(
+            src.path().join("a/tool"),
+            std::fs::Permissions::from_mode(0o750),
+        )
+        .expect("chmod");
         let dst = tempfile::tempdir().expect("tempdir");
         copy_paths(src.path(), dst.path(), &[PathBuf::from("a")]).expect("copy");
         let copied = std::fs::metadata(dst.path().join("a/tool")).expect("copied");

@@ -270,8 +270,8 @@ impl<'a> Attempt<'a> {
                 }
                 store.restore(&k, &dest, home.as_deref())
             })
-                .await
-                .map_err(|e| format!("cannot restore cache `{key}`: {e}"))?;
+            .await
+            .map_err(|e| format!("cannot restore cache `{key}`: {e}"))?;
             let text = if hit { "restored" } else { "no entry yet for" };
             note(
                 &self.ctx.events,

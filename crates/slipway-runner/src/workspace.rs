@@ -127,8 +127,7 @@ const HOME_IN_ENTRY: &str = ".slipway/home";
 
 /// Splits cache paths into workspace globs and home globs (`~/` stripped).
 fn split_home(patterns: &[String]) -> (Vec<String>, Vec<String>) {
-    let (home, workspace): (Vec<_>, Vec<_>) =
-        patterns.iter().partition(|p| p.starts_with("~/"));
+    let (home, workspace): (Vec<_>, Vec<_>) = patterns.iter().partition(|p| p.starts_with("~/"));
     let home = home
         .into_iter()
         .map(|p| p.trim_start_matches("~/").to_string())

@@ -451,9 +451,15 @@ fn cache_paths(r: &mut Reader, node: &Node, what: &str) -> Vec<String> {
                 "use a path relative to the repository root (or `~/…` for the job's home), without `..`",
             );
         } else if rest.split('/').next() == Some(".slipway") {
-            r.error(pos, format!("`{pattern}` is Slipway's own directory; caches cannot keep it"));
+            r.error(
+                pos,
+                format!("`{pattern}` is Slipway's own directory; caches cannot keep it"),
+            );
         } else if let Err(e) = GlobBuilder::new(rest).literal_separator(true).build() {
-            r.error(pos, format!("`{pattern}` is not a valid glob: {}", e.kind()));
+            r.error(
+                pos,
+                format!("`{pattern}` is not a valid glob: {}", e.kind()),
+            );
         } else {
             paths.push(pattern);
         }

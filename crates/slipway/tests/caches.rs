@@ -40,7 +40,10 @@ jobs:
     assert_eq!(made.len(), 1, "{one}");
     // The owner's bits are the file's; group and others get what umask 022
     // gives (README "A job has only its own powers").
-    assert_eq!(made, restored, "saved vs restored (mtime to the ns, owner's mode)");
+    assert_eq!(
+        made, restored,
+        "saved vs restored (mtime to the ns, owner's mode)"
+    );
 }
 
 #[test]
@@ -65,22 +68,34 @@ jobs:
                 "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
                  [dependencies]\nhelper = { path = \"helper\" }\n\n[workspace]\n",
             ),
-            ("src/main.rs", "fn main() { println!(\"{}\", helper::word()); }\n"),
+            (
+                "src/main.rs",
+                "fn main() { println!(\"{}\", helper::word()); }\n",
+            ),
             (
                 "helper/Cargo.toml",
                 "[package]\nname = \"helper\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
             ),
-            ("helper/src/lib.rs", "pub fn word() -> &'static str { \"tiny\" }\n"),
+            (
+                "helper/src/lib.rs",
+                "pub fn word() -> &'static str { \"tiny\" }\n",
+            ),
         ],
     );
     let first = repo.slipway(&["run"]);
     assert!(first.status.success(), "{}", text(&first));
     assert!(text(&first).contains("Compiling app"), "{}", text(&first));
-    assert!(text(&first).contains("Compiling helper"), "{}", text(&first));
+    assert!(
+        text(&first).contains("Compiling helper"),
+        "{}",
+        text(&first)
+    );
     let second = repo.slipway(&["run"]);
     assert!(second.status.success(), "{}", text(&second));
     assert_eq!(
-        job(&repo.summary(2), "build")["cache_hits"].as_array().map(Vec::len),
+        job(&repo.summary(2), "build")["cache_hits"]
+            .as_array()
+            .map(Vec::len),
         Some(1)
     );
     assert!(!text(&second).contains("Compiling"), "{}", text(&second));
@@ -122,7 +137,9 @@ fn validate_refuses_cache_paths_that_can_never_be_saved() {
         let out = repo.slipway(&["validate"]);
         assert_eq!(out.status.code(), Some(1), "{path}: {}", text(&out));
         assert!(
-            text(&out).contains(&format!("`{path}` leaves the workspace: a cache can never save it")),
+            text(&out).contains(&format!(
+                "`{path}` leaves the workspace: a cache can never save it"
+            )),
             "{path}: {}",
             text(&out)
         );
@@ -156,7 +173,10 @@ jobs:
         String::from_utf8_lossy(&out.stdout).to_string()
     };
     let first = follow("demo/1");
-    assert!(first.contains("cache: saved `tools-v1` (1 paths)"), "{first}");
+    assert!(
+        first.contains("cache: saved `tools-v1` (1 paths)"),
+        "{first}"
+    );
     // The project's home goes, as on a fresh worker: only the cache can
     // bring `~/.cache/x` back.
     std::fs::remove_dir_all(data.join("work/.homes")).expect("remove the job homes");

@@ -27,7 +27,11 @@ fn the_demo_brings_the_example_to_a_healthy_dev_without_docker() {
         .find_map(|line| {
             said.push(line.clone());
             if let Some(ui) = line.trim().strip_prefix("UI: ") {
-                login = Some(ui.split_whitespace().map(str::to_string).collect::<Vec<_>>());
+                login = Some(
+                    ui.split_whitespace()
+                        .map(str::to_string)
+                        .collect::<Vec<_>>(),
+                );
             }
             line.strip_prefix("dev is live: ").map(str::to_string)
         })
@@ -46,7 +50,10 @@ fn the_demo_brings_the_example_to_a_healthy_dev_without_docker() {
         .output()
         .expect("curl");
     let headers = String::from_utf8_lossy(&session.stdout).to_lowercase();
-    assert!(headers.contains("set-cookie: slipway_session="), "{headers}");
+    assert!(
+        headers.contains("set-cookie: slipway_session="),
+        "{headers}"
+    );
     // Keep reading, so the demo never writes into a closed pipe.
     std::thread::spawn(move || for _ in lines.by_ref() {});
     let answer = Command::new("curl")

@@ -65,7 +65,15 @@ fn the_run_state_stays_out_of_git_add() {
     let repo = Repo::new("jobs:\n  a:\n    steps:\n      - run: true\n", &[]);
     // A project that has never heard of Slipway's state directory.
     repo.write(".gitignore", "target/\n");
-    repo.git(&["-c", "user.name=T", "-c", "user.email=t@example.com", "commit", "-qam", "plain"]);
+    repo.git(&[
+        "-c",
+        "user.name=T",
+        "-c",
+        "user.email=t@example.com",
+        "commit",
+        "-qam",
+        "plain",
+    ]);
     let out = repo.slipway(&["run"]);
     assert!(out.status.success(), "{}", text(&out));
     let status = Command::new("git")
@@ -73,7 +81,11 @@ fn the_run_state_stays_out_of_git_add() {
         .current_dir(repo.path())
         .output()
         .expect("git status");
-    assert_eq!(String::from_utf8_lossy(&status.stdout), "", "the clone is clean");
+    assert_eq!(
+        String::from_utf8_lossy(&status.stdout),
+        "",
+        "the clone is clean"
+    );
 }
 
 #[test]

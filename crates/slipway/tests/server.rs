@@ -294,7 +294,10 @@ fn run_status_exits_2_for_a_canceled_run_and_logs_end_quietly_into_a_closed_pipe
     });
     assert_eq!(server.cli(&["run-status", "demo/1"]).status.code(), Some(2));
     assert_eq!(
-        server.cli(&["run-status", "demo/1", "--json"]).status.code(),
+        server
+            .cli(&["run-status", "demo/1", "--json"])
+            .status
+            .code(),
         Some(2)
     );
     // `slipway logs | head`: once head has gone, slipway ends quietly.
@@ -306,7 +309,10 @@ fn run_status_exits_2_for_a_canceled_run_and_logs_end_quietly_into_a_closed_pipe
         .output()
         .expect("sh");
     let first = String::from_utf8_lossy(&piped.stdout);
-    assert!(first.starts_with("loud │ ") && first.lines().count() == 1, "{first}");
+    assert!(
+        first.starts_with("loud │ ") && first.lines().count() == 1,
+        "{first}"
+    );
     let said = String::from_utf8_lossy(&piped.stderr);
     assert!(said.is_empty(), "slipway said into a closed pipe: {said}");
 }
@@ -323,6 +329,9 @@ fn an_empty_or_malformed_slipway_url_says_what_to_set() {
         let said = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{url:?}: {said}");
         assert!(said.contains("set SLIPWAY_URL"), "{url:?}: {said}");
-        assert!(!said.contains("relative URL without a base"), "{url:?}: {said}");
+        assert!(
+            !said.contains("relative URL without a base"),
+            "{url:?}: {said}"
+        );
     }
 }

@@ -131,7 +131,8 @@ impl Client {
 /// `SLIPWAY_URL` is named as such instead of surfacing as reqwest's
 /// "relative URL without a base".
 fn server_url(given: &str) -> anyhow::Result<String> {
-    const HOW: &str = "set SLIPWAY_URL (or pass --server) to the server's address, e.g. http://127.0.0.1:8420";
+    const HOW: &str =
+        "set SLIPWAY_URL (or pass --server) to the server's address, e.g. http://127.0.0.1:8420";
     let given = given.trim();
     if given.is_empty() {
         bail!("the server URL is empty: {HOW}");

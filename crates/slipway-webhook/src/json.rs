@@ -141,19 +141,10 @@ pub(crate) fn is_zero(commit: &str) -> bool {
     commit.bytes().all(|b| b == b'0')
 }
 
-/// git's rules for a branch name, enough that one can't pass for an option or a range.
+/// git's rules for a branch name (`git check-ref-format --branch`), the one
+/// rule triggers and project settings use too.
 fn valid_branch(name: &str) -> bool {
-    let bad_char = |c: char| c.is_ascii_control() || " ~^:?*[\\".contains(c);
-    !name.is_empty()
-        && !name.starts_with(['-', '/', '.'])
-        && !name.ends_with(['/', '.'])
-        && !name.ends_with(".lock")
-        && !name.contains("..")
-        && !name.contains("//")
-        && !name.contains("/.")
-        && !name.contains("@{")
-        && name != "@"
-        && !name.chars().any(bad_char)
+    slipway_spec::names::check_branch_name(name).is_ok()
 }
 
 #[cfg(test)]

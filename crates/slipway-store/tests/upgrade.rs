@@ -4,9 +4,13 @@
 //! with two tokens of one person count once, and the webhook secret ends up
 //! the server's alone.
 
+// The upgrade test uses only the harness's empty database, not the stories.
+#[allow(dead_code, unused_macros)]
+mod common;
+
 use slipway_store::{JobScope, ProjectId, Store};
+use sqlx::Executor;
 use sqlx::any::AnyPoolOptions;
-use sqlx::{Connection, Executor};
 
 /// The last migration of the schema before tokens belonged to people.
 const BEFORE_PEOPLE: i64 = 9;
@@ -127,23 +131,8 @@ async fn sqlite_people_survive_the_upgrade() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_people_survive_the_upgrade() {
-    let admin = std::env::var("SLIPWAY_TEST_DATABASE_URL").expect(
-        "SLIPWAY_TEST_DATABASE_URL is not set: run scripts/test, which starts PostgreSQL and sets it",
-    );
-    let name = format!("slipway_upgrade_{}", std::process::id());
-    let mut conn = sqlx::PgConnection::connect(&admin)
-        .await
-        .expect("connect to PostgreSQL");
-    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .await
-        .expect("create database");
-    let (base, _) = admin.rsplit_once('/').expect("a database URL");
-    let store = upgraded(&format!("{base}/{name}")).await;
+    let (url, _guard) = common::harness::empty_postgres("slipway_upgrade").await;
+    let store = upgraded(&url).await;
     people_survive_the_upgrade(store.clone()).await;
     store.close().await;
-    conn.execute(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .await
-    .expect("drop database");
 }

@@ -14,10 +14,19 @@ pub mod harness {
 
     /// A fresh PostgreSQL database, dropped when the guard goes.
     pub async fn postgres() -> (Store, Box<dyn std::any::Any>) {
+        let (url, guard) = empty_postgres("slipway_test").await;
+        let store = Store::open(&url).await.expect("open postgres");
+        (store, guard)
+    }
+
+    /// The URL of a new, empty PostgreSQL database named after `prefix`, and
+    /// the guard that drops it: for tests that build the schema themselves.
+    #[allow(dead_code)] // each test binary uses only some of the harness
+    pub async fn empty_postgres(prefix: &str) -> (String, Box<dyn std::any::Any>) {
         let admin = std::env::var("SLIPWAY_TEST_DATABASE_URL").expect(
             "SLIPWAY_TEST_DATABASE_URL is not set: run scripts/test, which starts PostgreSQL and sets it",
         );
-        let name = format!("slipway_test_{}_{}", std::process::id(), rand_suffix());
+        let name = format!("{prefix}_{}_{}", std::process::id(), rand_suffix());
         let mut conn = sqlx::PgConnection::connect(&admin)
             .await
             .expect("connect to PostgreSQL");
@@ -28,8 +37,7 @@ pub mod harness {
             Some((base, _)) => format!("{base}/{name}"),
             None => panic!("bad SLIPWAY_TEST_DATABASE_URL"),
         };
-        let store = Store::open(&url).await.expect("open postgres");
-        (store, Box::new(DropDb { admin, name }))
+        (url, Box::new(DropDb { admin, name }))
     }
 
     fn rand_suffix() -> u32 {

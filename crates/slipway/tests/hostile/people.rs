@@ -6,7 +6,7 @@
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use super::support::{agent_post, claim, curl, image_job_queued, start_upload};
+use super::support::{admin_post, agent_post, claim, image_job_queued, start_upload};
 use crate::common::server::{Remote, ServerProcess, commit_as, github_push_body};
 use crate::common::service::{cli_as, environment, refused, status, succeeded, token};
 
@@ -17,17 +17,7 @@ fn add_user(server: &ServerProcess, name: &str, email: &str) -> Output {
 
 /// `POST /api/v1/tokens` as the admin; returns (status, answer).
 fn create_token(server: &ServerProcess, body: &serde_json::Value) -> (u16, serde_json::Value) {
-    let (code, text) = curl(&[
-        "-X",
-        "POST",
-        "-H",
-        &format!("Authorization: Bearer {}", server.token),
-        "-H",
-        "Content-Type: application/json",
-        "-d",
-        &body.to_string(),
-        &format!("{}/api/v1/tokens", server.url),
-    ]);
+    let (code, text) = admin_post(server, "tokens", &body.to_string());
     (
         code,
         serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),

@@ -9,7 +9,7 @@ use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use super::support::{SERVED, agent_token, audit, live_commit, log_of, peak_rss_kib};
+use super::support::{SERVED, admin_post, agent_token, audit, live_commit, log_of, peak_rss_kib};
 use crate::common::server::{AgentProcess, Remote, ServerProcess, commit_file, git};
 use crate::common::service::{status, succeeded};
 
@@ -483,21 +483,6 @@ fn a_default_branch_the_remote_left_protects_no_longer() {
         !got_protected_secret(&server, "trunk"),
         "a stale default kept its protection"
     );
-}
-
-/// `POST /api/v1/PATH` of JSON `body` with the admin's token.
-fn admin_post(server: &ServerProcess, path: &str, body: &str) -> (u16, String) {
-    super::support::curl(&[
-        "-X",
-        "POST",
-        "-H",
-        &format!("Authorization: Bearer {}", server.token),
-        "-H",
-        "Content-Type: application/json",
-        "-d",
-        body,
-        &format!("{}/api/v1/{path}", server.url),
-    ])
 }
 
 #[test]

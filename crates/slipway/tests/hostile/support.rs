@@ -23,6 +23,21 @@ environments:
     health: { http: /index.html }
 "#;
 
+/// `POST /api/v1/PATH` of JSON `body` with the admin's token.
+pub fn admin_post(server: &ServerProcess, path: &str, body: &str) -> (u16, String) {
+    curl(&[
+        "-X",
+        "POST",
+        "-H",
+        &format!("Authorization: Bearer {}", server.token),
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        body,
+        &format!("{}/api/v1/{path}", server.url),
+    ])
+}
+
 /// `curl ARGS`; returns (status, body), status 0 when there was none.
 pub fn curl(args: &[&str]) -> (u16, String) {
     let out = Command::new("curl")

@@ -9,6 +9,12 @@ use std::path::{Path, PathBuf};
 
 use tokio::process::Command;
 
+mod bundle;
+mod checkout;
+
+pub use bundle::{AgentMirror, MAX_HAVES, bundle_since, is_commit_id};
+pub use checkout::{Checkout, CheckoutOptions, RefLayout, Submodules, without_credentials};
+
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
     #[error("cannot run `git` ({0}); install git and make sure it is on PATH")]
@@ -136,8 +142,9 @@ impl Mirror {
         &self.path
     }
 
-    /// Clones the remote the first time, then fetches every branch (pruning
-    /// deleted ones). `url` may be a path or any URL git understands.
+    /// Clones the remote the first time, then fetches every branch and tag
+    /// (pruning deleted ones: a job's checkout has the tags `git describe`
+    /// reads). `url` may be a path or any URL git understands.
     pub async fn update(&self, url: &str, creds: Option<&Credentials>) -> Result<(), GitError> {
         if !self.path.join("HEAD").exists() {
             let parent = self.path.parent().unwrap_or(Path::new("."));
@@ -171,6 +178,7 @@ impl Mirror {
                 "--prune",
                 url,
                 "+refs/heads/*:refs/heads/*",
+                "+refs/tags/*:refs/tags/*",
             ],
             creds,
         )

@@ -6,6 +6,7 @@
 //! the server and the CLI all validate through here, so a file means the same
 //! thing everywhere.
 
+mod checkout;
 mod dag;
 mod deploy;
 mod diagnostic;
@@ -16,6 +17,7 @@ mod schema;
 mod template;
 mod yaml;
 
+pub use checkout::{Checkout, CheckoutOptions, Submodules};
 pub use deploy::{
     Approval, Environment, Health, HealthCheck, Merge, Promote, ReleaseSpec, Source, TargetSpec,
 };

@@ -115,6 +115,9 @@ pub struct Job {
     /// Test, coverage and issue reports the job writes; a job with reports
     /// passes only if the quality gate does.
     pub reports: Option<Reports>,
+    /// The job's `checkout:`, or else the file's; `None` when neither says
+    /// (a full checkout: [`crate::Checkout::default`]).
+    pub checkout: Option<crate::Checkout>,
 }
 
 /// Globs of the reports a job writes, relative to its workspace.

@@ -20,6 +20,7 @@ const PIPELINE_KEYS: &[&str] = &[
     "debt_minutes",
     "release",
     "environments",
+    "checkout",
 ];
 const SEVERITIES: &[&str] = &["info", "minor", "major", "critical", "blocker"];
 const NEW_CODE_KEYS: &[&str] = &["reference", "branch", "days", "lenient_below"];
@@ -40,6 +41,7 @@ const JOB_KEYS: &[&str] = &[
     "image_build",
     "reports",
     "labels",
+    "checkout",
 ];
 const STEP_KEYS: &[&str] = &["name", "run", "env"];
 const CACHE_KEYS: &[&str] = &["key", "paths"];
@@ -81,6 +83,7 @@ pub fn pipeline(r: &mut Reader, root: &Node) -> Option<Pipeline> {
         .unwrap_or_default();
     let debt_minutes = top.get("debt_minutes").and_then(|n| debt_minutes(r, n));
     let mut jobs = jobs(r, jobs_node);
+    crate::checkout::default_for(r, top.get("checkout"), &mut jobs);
     for reports in jobs.iter_mut().filter_map(|j| j.reports.as_mut()) {
         reports.debt_minutes = debt_minutes;
         reports.gate = gate.clone();
@@ -208,6 +211,9 @@ fn job(r: &mut Reader, name: JobName, pos: Pos, node: &Node) -> Option<(Job, Vec
             .unwrap_or_default(),
         image_build,
         reports: f.get("reports").and_then(|n| reports(r, n, &what)),
+        checkout: f
+            .get("checkout")
+            .and_then(|n| crate::checkout::read(r, n, &format!("{what}.checkout"))),
         name,
     };
     Some((job, needs_pos))

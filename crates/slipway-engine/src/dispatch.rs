@@ -64,7 +64,7 @@ pub trait Dispatch: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<Assignment>>> + Send;
     /// Keeps the claim alive; `false` means stop: the job was canceled or given to another worker.
     fn heartbeat(&self, job: i64, worker: &str) -> impl Future<Output = Result<bool>> + Send;
-    /// Stores a chunk of masked log lines.
+    /// Stores a chunk of masked log lines and step times.
     fn append_log(
         &self,
         job: i64,
@@ -324,11 +324,12 @@ impl Dispatch for LocalDispatch {
             .await?)
     }
 
-    async fn append_log(&self, job: i64, seq: i64, lines: Vec<String>) -> Result<()> {
-        self.engine
-            .store
-            .append_log(JobId(job), seq, &lines)
+    async fn append_log(&self, job: i64, chunk: crate::LogChunk) -> Result<()> {
+        let store = &self.engine.store;
+        store
+            .append_log(JobId(job), chunk.seq, &chunk.lines, &chunk.times)
             .await?;
+        store.record_steps(JobId(job), &chunk.steps).await?;
         // Nobody listening is fine: live streams are optional.
         let _ = self.engine.logs.send(job);
         Ok(())

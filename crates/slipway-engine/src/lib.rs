@@ -11,6 +11,7 @@ mod paths;
 mod pipeline_file;
 mod poll;
 mod secret_grant;
+mod shipper;
 mod trigger;
 mod worker;
 
@@ -25,6 +26,7 @@ pub use dispatch::{
 pub use paths::Paths;
 pub use poll::{poll_once, run_poller, run_reaper};
 pub use secret_grant::Grant;
+pub use shipper::LogChunk;
 pub use trigger::Target;
 pub use worker::{Worker, WorkerConfig};
 

@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use slipway_runner::{
     ArtifactStore, CacheStore, Engine as Docker, Event, JobReport, RunContext, Sandbox, Source,
-    Stream, run_job,
+    run_job,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::Result;
 use crate::dispatch::{Assignment, Dispatch};
+use crate::shipper::Batch;
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -224,10 +225,8 @@ impl<D: Dispatch> Worker<D> {
         })
     }
 
-    /// Collects the job's events into log lines and stores them in chunks.
-    /// Chunk numbers are per attempt (the attempt is their high half), so a
-    /// job that runs again after losing its worker appends to its log rather
-    /// than colliding with the chunks of the try before.
+    /// Collects the job's events into log chunks (lines with their times,
+    /// steps with theirs) and stores them.
     fn spawn_log_shipper(
         &self,
         job: i64,
@@ -236,8 +235,8 @@ impl<D: Dispatch> Worker<D> {
         let (tx, mut rx) = mpsc::channel::<Event>(1024);
         let dispatch = self.dispatch.clone();
         let handle = tokio::spawn(async move {
-            let (mut seq, mut lines) = (attempt << 32, Vec::new());
-            // A line waits at most CHUNK_WAIT to be stored, however slowly others follow.
+            let mut batch = Batch::new(attempt);
+            // What a chunk holds waits at most CHUNK_WAIT to be stored, however slowly more follows.
             let mut due: Option<tokio::time::Instant> = None;
             loop {
                 let next = match due {
@@ -246,20 +245,15 @@ impl<D: Dispatch> Worker<D> {
                 };
                 let ended = matches!(next, Ok(None));
                 if let Ok(Some(event)) = next
-                    && let Some(line) = log_line(&event)
+                    && batch.take(&event)
                 {
-                    lines.push(line);
                     due.get_or_insert_with(|| tokio::time::Instant::now() + CHUNK_WAIT);
                 }
                 let overdue = due.is_some_and(|at| tokio::time::Instant::now() >= at);
-                if !lines.is_empty() && (ended || overdue || lines.len() >= CHUNK_LINES) {
-                    if let Err(e) = dispatch
-                        .append_log(job, seq, std::mem::take(&mut lines))
-                        .await
-                    {
+                if !batch.is_empty() && (ended || overdue || batch.lines() >= CHUNK_LINES) {
+                    if let Err(e) = dispatch.append_log(job, batch.take_chunk()).await {
                         tracing::warn!(job, "cannot store log lines: {e}");
                     }
-                    seq += 1;
                     due = None;
                 }
                 if ended {
@@ -268,33 +262,5 @@ impl<D: Dispatch> Worker<D> {
             }
         });
         (tx, handle)
-    }
-}
-
-/// The stored text of an event, if it has any.
-fn log_line(event: &Event) -> Option<String> {
-    match event {
-        Event::Line {
-            stream: Stream::System,
-            text,
-            ..
-        } => Some(format!("▸ {text}")),
-        Event::Line { text, .. } => Some(text.clone()),
-        Event::StepStarted {
-            index,
-            count,
-            title,
-            ..
-        } => Some(format!("▸ step {}/{count}: {title}", index + 1)),
-        Event::JobFinished { status, reason, .. } => Some(format!(
-            "▸ job {}{}",
-            status.as_str(),
-            reason
-                .as_ref()
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default()
-        )),
-        Event::JobStarted { attempt, .. } if *attempt > 1 => Some(format!("▸ attempt {attempt}")),
-        _ => None,
     }
 }

@@ -1,7 +1,7 @@
 //! What a running job tells the world: the events a UI, a log file or the server
 //! consume. Secrets are masked before any event is made.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +64,9 @@ pub enum Event {
         job: String,
         stream: Stream,
         text: String,
+        /// When the line was complete: stamped here, not where it is stored,
+        /// so a backlog of lines does not bunch their times together.
+        at: SystemTime,
     },
     StepFinished {
         job: String,

@@ -59,6 +59,7 @@ impl LineStream {
                 job: self.job.clone(),
                 stream: self.stream,
                 text,
+                at: std::time::SystemTime::now(),
             })
             .await;
     }
@@ -86,6 +87,7 @@ pub async fn note(events: &EventSender, job: &str, text: impl Into<String>) {
             job: job.to_string(),
             stream: Stream::System,
             text: text.into(),
+            at: std::time::SystemTime::now(),
         })
         .await;
 }

@@ -17,6 +17,7 @@ mod projects;
 mod registry;
 mod runs;
 mod secrets;
+mod steps;
 mod triggers;
 mod users;
 
@@ -40,6 +41,7 @@ pub use registry::{
 };
 pub use runs::{NewJob, NewRun, Pusher, RunCause};
 pub use secrets::{JobScope, SecretEntry, SecretScope};
+pub use steps::StepTime;
 pub use users::{NO_PASSWORD, Session, User};
 
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 mod common;
 
 use slipway_store::{
-    Claim, JobId, JobScope, NewJob, NewRun, SecretScope, State, Store, StoreError,
+    Claim, JobId, JobScope, NewJob, NewRun, SecretScope, State, StepTime, Store, StoreError,
 };
 
 stories!(
@@ -18,6 +18,7 @@ stories!(
     expired_leases_are_requeued,
     transitions_are_recorded_and_checked,
     logs_are_read_in_pages,
+    log_lines_and_steps_keep_their_times,
     needs_release_skip_and_settle_the_run,
     triggers_secrets_and_tokens_are_remembered,
     concurrency_limits_hold_claims_back,
@@ -246,13 +247,13 @@ async fn logs_are_read_in_pages(store: Store) {
     let lines: Vec<String> = (0..100_000).map(|i| format!("line {i}")).collect();
     for (seq, chunk) in lines.chunks(500).enumerate() {
         store
-            .append_log(job, seq as i64, chunk)
+            .append_log(job, seq as i64, chunk, &[])
             .await
             .expect("append");
     }
     // A retried upload of chunk 0 changes nothing.
     store
-        .append_log(job, 0, &lines[..500])
+        .append_log(job, 0, &lines[..500], &[])
         .await
         .expect("append again");
     // A page in the middle, across a chunk boundary: only the two chunks holding it are read.
@@ -271,6 +272,73 @@ async fn logs_are_read_in_pages(store: Store) {
             .lines
             .is_empty()
     );
+}
+
+async fn log_lines_and_steps_keep_their_times(store: Store) {
+    let p = store.add_project("p", "/p", &[], None).await.expect("add");
+    let run = store.create_run(p.id, &jobs(&["j"])).await.expect("run");
+    let job = store.jobs_of(run.id).await.expect("jobs")[0].id;
+    let t0 = 1_700_000_000_000;
+    // A chunk from a worker too old to send times, then two timed ones.
+    store
+        .append_log(job, 0, &["old".to_string()], &[])
+        .await
+        .expect("untimed");
+    let lines: Vec<String> = (0..4).map(|i| format!("line {i}")).collect();
+    store
+        .append_log(job, 1, &lines[..2], &[t0, t0 + 5])
+        .await
+        .expect("timed");
+    store
+        .append_log(job, 2, &lines[2..], &[t0 + 5, t0 + 1_250])
+        .await
+        .expect("timed");
+    let page = store.read_log(job, 0, 100).await.expect("read");
+    assert_eq!(page.lines.len(), 5);
+    assert_eq!(
+        page.times,
+        [None, Some(t0), Some(t0 + 5), Some(t0 + 5), Some(t0 + 1_250)]
+    );
+    // A page starting inside a chunk gets that chunk's later times.
+    let page = store.read_log(job, 2, 2).await.expect("read");
+    assert_eq!(page.lines, ["line 1", "line 2"]);
+    assert_eq!(page.times, [Some(t0 + 5), Some(t0 + 5)]);
+
+    // A step recorded when it starts, then again when it ends.
+    let mut step = StepTime {
+        attempt: 1,
+        index: 0,
+        title: "make".into(),
+        started_at: t0,
+        finished_at: None,
+        exit_code: None,
+    };
+    store
+        .record_steps(job, &[step.clone()])
+        .await
+        .expect("started");
+    step.finished_at = Some(t0 + 1_250);
+    step.exit_code = Some(0);
+    let second = StepTime {
+        index: 1,
+        title: "test".into(),
+        started_at: t0 + 1_250,
+        ..step.clone()
+    };
+    store
+        .record_steps(job, &[step.clone(), second.clone()])
+        .await
+        .expect("ended");
+    // Steps of an earlier try are not this job's steps any more.
+    let stale = StepTime {
+        attempt: 0,
+        ..second.clone()
+    };
+    store.record_steps(job, &[stale]).await.expect("stale");
+    store.claim_job(&claim("w", &[])).await.expect("claim");
+    let steps = store.steps_of_run(run.id).await.expect("steps");
+    assert_eq!(steps, [(job, step.clone()), (job, second)]);
+    assert_eq!(steps[0].1.duration_ms(), Some(1_250));
 }
 
 async fn needs_release_skip_and_settle_the_run(store: Store) {

@@ -87,23 +87,24 @@ pub async fn heartbeat(
     Ok(Json(json!({ "continue": held })))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct LogChunk {
-    seq: i64,
-    lines: Vec<String>,
-}
+/// The most steps one log chunk may record: a job has a handful, and an
+/// agent's upload must not grow the server's tables without bound.
+const MAX_CHUNK_STEPS: usize = 1000;
 
 pub async fn log(
     State(state): State<AppState>,
     Authorized(caller): AsAgent,
     Path(job): Path<i64>,
-    Json(chunk): Json<LogChunk>,
+    Json(chunk): Json<slipway_engine::LogChunk>,
 ) -> ApiResult<StatusCode> {
     held(&state, job, &caller).await?;
-    state
-        .dispatch()
-        .append_log(job, chunk.seq, chunk.lines)
-        .await?;
+    if chunk.steps.len() > MAX_CHUNK_STEPS {
+        return Err(ApiError::bad_request(format!(
+            "a log chunk records at most {MAX_CHUNK_STEPS} steps (this one has {}); send them in several chunks",
+            chunk.steps.len()
+        )));
+    }
+    state.dispatch().append_log(job, chunk).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -34,6 +34,7 @@ pub async fn page(
     let LogPage {
         first_line,
         lines,
+        times,
         next_line,
     } = state
         .engine
@@ -44,9 +45,18 @@ pub async fn page(
             q.limit.unwrap_or(1000).clamp(1, 10_000),
         )
         .await?;
-    Ok(Json(
-        json!({ "job": job.name, "state": job.state, "first_line": first_line, "next_line": next_line, "lines": lines }),
-    ))
+    let times: Vec<Option<String>> = times.into_iter().map(|t| t.map(line_time)).collect();
+    Ok(Json(json!({
+        "job": job.name, "state": job.state, "first_line": first_line, "next_line": next_line,
+        "lines": lines, "times": times,
+    })))
+}
+
+/// A log line's time as people and tools read it: RFC 3339 in UTC with
+/// milliseconds (what `docker logs -t` and `kubectl logs --timestamps` show).
+pub(crate) fn line_time(ms: i64) -> String {
+    let at = std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_millis(at).to_string()
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,7 +65,8 @@ pub struct FollowQuery {
 }
 
 /// `GET /projects/{p}/runs/{n}/log?job=NAME`: every line of the run's jobs (or
-/// one job) as it is stored, as SSE `line` events `{job, line}`; an `end` event
+/// one job) as it is stored, as SSE `line` events `{job, line, at}` (`at`
+/// is the line's time, RFC 3339, or null for lines stored without one); an `end` event
 /// once every job followed has finished and its log is read out.
 pub async fn run_log(
     State(state): State<AppState>,
@@ -98,7 +109,7 @@ struct Follower {
     html: bool,
 }
 
-/// A run's lines for the web UI, as HTML (`html` events `{job, html}`).
+/// A run's lines for the web UI, as HTML (`html` events `{job, html, at}`).
 pub(crate) fn follow_lines(
     state: AppState,
     run: RunId,
@@ -226,17 +237,18 @@ impl Follower {
         self.next.insert(job, page.next_line);
         let name = self.names.get(&job).cloned().unwrap_or_default();
         let mut ended = false;
-        for line in page.lines {
+        for (line, at) in page.lines.into_iter().zip(page.times) {
             ended |= line.starts_with("▸ job ");
+            let at = at.map(line_time);
             let event = if self.html {
                 let html = crate::ui::ansi::to_html(&line);
                 Event::default()
                     .event("html")
-                    .data(json!({ "job": name, "html": html }).to_string())
+                    .data(json!({ "job": name, "html": html, "at": at }).to_string())
             } else {
                 Event::default()
                     .event("line")
-                    .data(json!({ "job": name, "line": line }).to_string())
+                    .data(json!({ "job": name, "line": line, "at": at }).to_string())
             };
             self.pending.push_back(event);
         }

@@ -69,12 +69,42 @@ pub async fn show(
     let run = run(&state, &name, number).await?;
     let store = &state.engine.store;
     let jobs = store.jobs_of(run.id).await?;
+    let steps = store.steps_of_run(run.id).await?;
+    let jobs: Vec<Value> = jobs.iter().map(|j| job_with_steps(j, &steps)).collect();
     let transitions = store.transitions("run", run.id.0).await?;
     let images = store.run_images(run.id).await?;
     let gates = store.gates_of(run.id).await?;
     Ok(Json(json!({
         "run": run, "jobs": jobs, "transitions": transitions, "images": images, "gates": gates,
     })))
+}
+
+/// A job as `show` gives it: its record, how long it took, and its steps
+/// (as last tried) with their times, so clients see where time went.
+fn job_with_steps(
+    job: &slipway_store::Job,
+    steps: &[(slipway_store::JobId, slipway_store::StepTime)],
+) -> Value {
+    let steps: Vec<Value> = steps
+        .iter()
+        .filter(|(id, _)| *id == job.id)
+        .map(|(_, s)| {
+            json!({
+                "index": s.index, "title": s.title, "started_at": s.started_at,
+                "finished_at": s.finished_at, "duration_ms": s.duration_ms(), "exit_code": s.exit_code,
+            })
+        })
+        .collect();
+    let duration_ms = job
+        .started_at
+        .zip(job.finished_at)
+        .map(|(start, end)| (end - start).max(0));
+    let mut value = serde_json::to_value(job).unwrap_or(Value::Null);
+    if let Some(fields) = value.as_object_mut() {
+        fields.insert("duration_ms".into(), json!(duration_ms));
+        fields.insert("steps".into(), Value::Array(steps));
+    }
+    value
 }
 
 #[derive(Debug, serde::Deserialize)]

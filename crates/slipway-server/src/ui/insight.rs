@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 
 use super::session::Viewer;
-use super::{Page, PageResult, fail, project_of, render, svg};
+use super::{Page, PageResult, chart, fail, project_of, render};
 use crate::AppState;
 
 pub struct GateBadge {
@@ -334,8 +334,24 @@ pub async fn metrics(
         environment: d.environment.clone(),
         days,
         figures,
-        per_day: svg::bars(&per_day, "deployments"),
-        durations: svg::bars(&durations, "s"),
+        per_day: chart::bars(
+            &per_day,
+            &chart::Axes {
+                x: "day of the window",
+                y: "deployments",
+                unit: "deployments",
+                whole: true,
+            },
+        ),
+        durations: chart::bars(
+            &durations,
+            &chart::Axes {
+                x: "job, percentile",
+                y: "seconds",
+                unit: "s",
+                whole: false,
+            },
+        ),
         definitions: d.definitions.clone(),
     })
 }

@@ -7,6 +7,7 @@
 
 mod actions;
 pub mod ansi;
+mod chart;
 mod insight;
 mod pages;
 pub mod session;

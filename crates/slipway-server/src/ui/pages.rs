@@ -9,7 +9,7 @@ use slipway_secrets::Role;
 use slipway_store::{DeployState, JobId, RunId};
 
 use super::session::Viewer;
-use super::{Page, PageResult, ansi, fail, project_of, render, svg};
+use super::{Page, PageResult, ansi, chart, fail, project_of, render, svg};
 use crate::AppState;
 
 fn short(commit: &str) -> String {
@@ -180,7 +180,16 @@ pub async fn project(
         environments,
         may_trigger: viewer.may(Role::Developer),
         default_branch: runs.first().map_or("main".into(), |r| r.branch.clone()),
-        trend: svg::sparkline(&coverage),
+        trend: chart::line(
+            &coverage,
+            &chart::Axes {
+                x: "gated run, oldest first",
+                y: "new-code coverage, %",
+                unit: "%",
+                whole: false,
+            },
+            Some(100.0),
+        ),
         branches,
         runs: runs.iter().map(|r| run_row(&p.name, r)).collect(),
     })
@@ -191,7 +200,10 @@ pub struct JobView {
     pub name: String,
     pub state: String,
     pub duration: String,
-    pub lines: Vec<String>,
+    /// Each line as HTML, with its time for the hover (empty when unknown).
+    pub lines: Vec<(String, String)>,
+    /// Where the job's time went, step by step (SVG; empty before its first step).
+    pub steps: String,
     pub earlier: bool,
     /// Lines the log had when the page was made: the live stream skips them.
     pub total: i64,
@@ -236,6 +248,7 @@ pub async fn run(
     let store = &state.engine.store;
     let run = store.run_by_number(p.id, number).await.map_err(fail)?;
     let jobs = store.jobs_of(run.id).await.map_err(fail)?;
+    let steps = store.steps_of_run(run.id).await.map_err(fail)?;
     let mut views = Vec::new();
     for j in &jobs {
         let total = store.log_length(j.id).await.map_err(fail)?;
@@ -246,7 +259,8 @@ pub async fn run(
             name: j.name.clone(),
             state: j.state.to_string(),
             duration: duration(j.started_at, j.finished_at),
-            lines: page.lines.iter().map(|l| ansi::to_html(l)).collect(),
+            lines: timed_lines(&page),
+            steps: step_timeline(j.id, &steps),
             earlier: from > 0,
             total,
         });
@@ -393,7 +407,7 @@ pub struct LogPageView {
     last: i64,
     previous: Option<i64>,
     next: Option<i64>,
-    lines: Vec<String>,
+    lines: Vec<(String, String)>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -431,8 +445,42 @@ pub async fn log(
         last: page.first_line + count,
         previous: (from > 0).then(|| (from - TAIL_LINES).max(0)),
         next: (count == TAIL_LINES).then_some(page.next_line),
-        lines: page.lines.iter().map(|l| ansi::to_html(l)).collect(),
+        lines: timed_lines(&page),
     })
+}
+
+/// A page of log lines as HTML, each with its time (RFC 3339) for the hover.
+fn timed_lines(page: &slipway_store::LogPage) -> Vec<(String, String)> {
+    page.lines
+        .iter()
+        .zip(&page.times)
+        .map(|(line, at)| {
+            let at = at.map(crate::api::logs::line_time).unwrap_or_default();
+            (ansi::to_html(line), at)
+        })
+        .collect()
+}
+
+/// A job's steps (as last tried) on a timeline from its first step's start.
+fn step_timeline(job: JobId, steps: &[(JobId, slipway_store::StepTime)]) -> String {
+    let mine: Vec<&slipway_store::StepTime> = steps
+        .iter()
+        .filter(|(id, _)| *id == job)
+        .map(|(_, s)| s)
+        .collect();
+    let Some(start) = mine.iter().map(|s| s.started_at).min() else {
+        return String::new();
+    };
+    let bars: Vec<svg::StepBar> = mine
+        .iter()
+        .map(|s| svg::StepBar {
+            title: format!("{}. {}", s.index + 1, s.title),
+            offset_ms: s.started_at - start,
+            duration_ms: s.duration_ms(),
+            failed: s.exit_code.is_some_and(|c| c != 0),
+        })
+        .collect();
+    svg::step_timeline(&bars, slipway_store::now_ms() - start)
 }
 
 /// Live lines of a run's jobs as SSE `html` events `{job, html}`.

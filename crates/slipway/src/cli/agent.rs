@@ -9,10 +9,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use slipway_engine::{Assignment, Dispatch, EngineError, Worker, WorkerConfig};
+use slipway_engine::{Assignment, Dispatch, EngineError, LogChunk, Worker, WorkerConfig};
 use slipway_runner::{BoxFuture, CacheRemote, JobReport};
 use tokio_util::sync::CancellationToken;
 
+use super::agent_mirror::Mirrors;
 use super::client::{Client, Connection};
 
 #[derive(Debug, clap::Args)]
@@ -80,7 +81,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("agent {name} ready (labels: {})", labels.join(","));
         let stop = CancellationToken::new();
         tokio::spawn(super::server::stop_on_signal(stop.clone()));
-        Worker::new(Arc::new(RemoteDispatch { client, work_dir }), config)
+        let mirrors = Mirrors::new(work_dir.join("mirrors"));
+        let dispatch = RemoteDispatch {
+            client,
+            work_dir,
+            mirrors,
+        };
+        Worker::new(Arc::new(dispatch), config)
             .run(stop)
             .await;
         anyhow::Ok(())
@@ -117,6 +124,7 @@ fn hostname() -> String {
 struct RemoteDispatch {
     client: Client,
     work_dir: PathBuf,
+    mirrors: Mirrors,
 }
 
 fn remote(e: impl std::fmt::Display) -> EngineError {
@@ -213,24 +221,17 @@ impl Dispatch for RemoteDispatch {
         Ok(answer["continue"].as_bool().unwrap_or(false))
     }
 
-    async fn append_log(&self, job: i64, seq: i64, lines: Vec<String>) -> Result<(), EngineError> {
+    async fn append_log(&self, job: i64, chunk: LogChunk) -> Result<(), EngineError> {
+        let body = serde_json::to_value(&chunk).map_err(remote)?;
         self.client
-            .post(
-                &format!("/agent/jobs/{job}/log"),
-                &json!({ "seq": seq, "lines": lines }),
-            )
+            .post(&format!("/agent/jobs/{job}/log"), &body)
             .await
             .map_err(remote)?;
         Ok(())
     }
 
     async fn source(&self, a: &Assignment) -> Result<PathBuf, EngineError> {
-        let dir = self.run_dir(a.run_id).join("source");
-        if !dir.is_dir() {
-            self.download_tar(&format!("/agent/runs/{}/source", a.run_id), &dir)
-                .await?;
-        }
-        Ok(dir)
+        self.mirrors.updated(&self.client, a).await
     }
 
     async fn artifacts(&self, a: &Assignment, needs: &[String]) -> Result<PathBuf, EngineError> {

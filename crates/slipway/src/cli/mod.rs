@@ -13,6 +13,7 @@ mod runs;
 mod sandbox;
 mod secret_flags;
 mod server;
+mod timing;
 mod validate;
 
 use std::path::PathBuf;

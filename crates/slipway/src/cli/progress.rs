@@ -69,7 +69,9 @@ impl Display {
                     &format!("step {}/{count}: {title}", index + 1),
                 );
             }
-            Event::Line { job, stream, text } => self.print(&job, stream, &text),
+            Event::Line {
+                job, stream, text, ..
+            } => self.print(&job, stream, &text),
             Event::StepFinished { .. } => {}
             Event::JobFinished {
                 job,

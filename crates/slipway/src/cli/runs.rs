@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::client::{Client, Connection};
 use super::remote::{parse_run, status_line};
+use super::timing;
 
 #[derive(Debug, clap::Args)]
 pub struct TriggerArgs {
@@ -32,6 +33,9 @@ pub struct LogsArgs {
     /// Keep following until the run ends.
     #[arg(short, long)]
     follow: bool,
+    /// Show each line's time (RFC 3339, UTC, milliseconds) before it.
+    #[arg(short, long)]
+    timestamps: bool,
 }
 
 fn block_on<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
@@ -52,7 +56,7 @@ pub fn trigger(conn: &Connection, args: TriggerArgs) -> anyhow::Result<ExitCode>
             return Ok(ExitCode::SUCCESS);
         }
         let number = run["number"].as_i64().unwrap_or_default();
-        follow(&client, &args.project, number, None, true).await?;
+        follow(&client, &args.project, number, Shown::default(), true).await?;
         finished(&client, &args.project, number).await
     })
 }
@@ -93,10 +97,14 @@ pub fn status(conn: &Connection, run: &str, as_json: bool) -> anyhow::Result<Exi
                 .map(|r| format!("  {r}"))
                 .unwrap_or_default();
             println!(
-                "  {:<24} {:<10}{why}",
+                "  {:<24} {:<10} {:>9}{why}",
                 job["name"].as_str().unwrap_or_default(),
-                job["state"].as_str().unwrap_or_default()
+                job["state"].as_str().unwrap_or_default(),
+                timing::job_duration(job)
             );
+            for step in timing::step_lines(job) {
+                println!("{step}");
+            }
         }
         Ok(outcome(&detail["run"]))
     })
@@ -145,7 +153,7 @@ pub fn rerun(
             return Ok(ExitCode::SUCCESS);
         }
         let number = new["number"].as_i64().unwrap_or_default();
-        follow(&client, &project, number, None, true).await?;
+        follow(&client, &project, number, Shown::default(), true).await?;
         finished(&client, &project, number).await
     })
 }
@@ -154,13 +162,36 @@ pub fn logs(conn: &Connection, args: LogsArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(conn)?;
     let (project, number) = parse_run(&args.run)?;
     block_on(async move {
+        let shown = Shown {
+            job: args.job.as_deref(),
+            timestamps: args.timestamps,
+        };
         if args.follow {
-            follow(&client, &project, number, args.job.as_deref(), false).await?;
+            follow(&client, &project, number, shown, false).await?;
         } else {
-            print_stored(&client, &project, number, args.job.as_deref()).await?;
+            print_stored(&client, &project, number, shown).await?;
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Which lines `logs` shows, and how.
+#[derive(Debug, Clone, Copy, Default)]
+struct Shown<'a> {
+    /// Only this job's.
+    job: Option<&'a str>,
+    /// Each with its time first.
+    timestamps: bool,
+}
+
+impl Shown<'_> {
+    fn line(&self, job: &str, line: &str, at: &Value) -> String {
+        if self.timestamps {
+            format!("{} {job} │ {line}", timing::line_time(at))
+        } else {
+            format!("{job} │ {line}")
+        }
+    }
 }
 
 /// Prints log lines as they are stored until the run (or job) ends; with a
@@ -169,11 +200,11 @@ async fn follow(
     client: &Client,
     project: &str,
     number: i64,
-    job: Option<&str>,
+    shown: Shown<'_>,
     progress: bool,
 ) -> anyhow::Result<()> {
     let mut path = format!("/projects/{project}/runs/{number}/log");
-    if let Some(job) = job {
+    if let Some(job) = shown.job {
         path.push_str(&format!("?job={job}"));
     }
     let bar = (progress && console::Term::stderr().is_term()).then(|| {
@@ -192,10 +223,10 @@ async fn follow(
                 return event != "end";
             }
             let v: Value = serde_json::from_str(data).unwrap_or(Value::Null);
-            let line = format!(
-                "{} │ {}",
+            let line = shown.line(
                 v["job"].as_str().unwrap_or_default(),
-                v["line"].as_str().unwrap_or_default()
+                v["line"].as_str().unwrap_or_default(),
+                &v["at"],
             );
             match &bar {
                 Some(bar) => bar.suspend(|| println!("{line}")),
@@ -214,14 +245,14 @@ async fn print_stored(
     client: &Client,
     project: &str,
     number: i64,
-    only: Option<&str>,
+    shown: Shown<'_>,
 ) -> anyhow::Result<()> {
     let detail = client
         .get(&format!("/projects/{project}/runs/{number}"))
         .await?;
     for job in detail["jobs"].as_array().into_iter().flatten() {
         let name = job["name"].as_str().unwrap_or_default();
-        if only.is_some_and(|o| o != name) {
+        if shown.job.is_some_and(|o| o != name) {
             continue;
         }
         let mut from = 0;
@@ -230,8 +261,9 @@ async fn print_stored(
                 .get(&format!("/jobs/{}/log?from={from}&limit=5000", job["id"]))
                 .await?;
             let lines = page["lines"].as_array().cloned().unwrap_or_default();
-            for line in &lines {
-                println!("{name} │ {}", line.as_str().unwrap_or_default());
+            for (i, line) in lines.iter().enumerate() {
+                let text = line.as_str().unwrap_or_default();
+                println!("{}", shown.line(name, text, &page["times"][i]));
             }
             if lines.is_empty() {
                 break;

@@ -24,6 +24,9 @@ pub struct Assignment {
     pub project: String,
     pub commit: String,
     pub branch: String,
+    /// The project's repository URL without credentials: the checkout's `origin`.
+    #[serde(default)]
+    pub origin: Option<String>,
     /// Whether the branch is one of the project's protected branches: the
     /// job's caches and home are then apart from other branches' (an old
     /// server that does not say is taken as unprotected).
@@ -68,10 +71,11 @@ pub trait Dispatch: Send + Sync + 'static {
     fn append_log(
         &self,
         job: i64,
-        seq: i64,
-        lines: Vec<String>,
+        chunk: crate::LogChunk,
     ) -> impl Future<Output = Result<()>> + Send;
-    /// Makes the run's source tree available locally; returns its directory.
+    /// A repository on this machine holding the run's commit, its
+    /// branches and tags (the server's mirror, or an agent's own brought up
+    /// to date): jobs check out from it.
     fn source(&self, a: &Assignment) -> impl Future<Output = Result<PathBuf>> + Send;
     /// The local directory holding the artifacts of the jobs this one needs.
     fn artifacts(
@@ -192,6 +196,7 @@ impl LocalDispatch {
             protected,
             commit: run.commit,
             branch: run.branch,
+            origin: Some(slipway_git::without_credentials(&project.git_url)),
             pipeline,
             secrets,
             withheld,
@@ -336,11 +341,10 @@ impl Dispatch for LocalDispatch {
     }
 
     async fn source(&self, a: &Assignment) -> Result<PathBuf> {
-        let dir = self.engine.paths.source(slipway_store::RunId(a.run_id));
-        if !dir.is_dir() {
-            export_once(&self.engine, a, &dir).await?;
-        }
-        Ok(dir)
+        Ok(self
+            .engine
+            .paths
+            .mirror(slipway_store::ProjectId(a.project_id)))
     }
 
     async fn artifacts(&self, a: &Assignment, _needs: &[String]) -> Result<PathBuf> {
@@ -437,27 +441,6 @@ impl Engine {
         self.wake_workers();
         Ok(())
     }
-}
-
-/// Exports the commit's tree for a run; safe when two workers race (the loser's copy is dropped).
-async fn export_once(engine: &Engine, a: &Assignment, dir: &std::path::Path) -> Result<()> {
-    let mirror =
-        slipway_git::Mirror::at(&engine.paths.mirror(slipway_store::ProjectId(a.project_id)));
-    let parent = dir.parent().unwrap_or(dir);
-    std::fs::create_dir_all(parent)?;
-    let staging = tempfile::Builder::new()
-        .prefix(".source-")
-        .tempdir_in(parent)?;
-    mirror
-        .export(&a.commit, &staging.path().join("tree"))
-        .await?;
-    if std::fs::rename(staging.path().join("tree"), dir).is_err() && !dir.is_dir() {
-        return Err(crate::EngineError::Invalid(format!(
-            "cannot place the source tree at {}",
-            dir.display()
-        )));
-    }
-    Ok(())
 }
 
 fn millis(d: Duration) -> i64 {

@@ -155,7 +155,7 @@ impl<D: Dispatch> Worker<D> {
                 commit: a.commit.clone(),
                 branch: a.branch.clone(),
             },
-            source: Source::walk(&source_dir)?,
+            source: Source::mirror(&source_dir, &a.commit, &a.branch, a.origin.clone()),
             artifacts: ArtifactStore { root: artifacts },
             caches: CacheStore {
                 root: self.dispatch.caches(a),

@@ -12,7 +12,7 @@ use tokio::process::Command;
 use crate::{GitError, Mirror, git};
 
 /// The most commits an agent may say it has: its branches and tags.
-pub const MAX_HAVES: usize = 50_000;
+pub const MAX_HAVES: usize = 20_000;
 
 /// Where an agent's mirror keeps the last commit it was sent, so that
 /// commit (even off every branch) counts among what it has.

@@ -17,9 +17,6 @@ use crate::{GitError, git};
 pub struct CheckoutOptions {
     /// Commits of history to fetch; `None` for all of it (with tags).
     pub depth: Option<u32>,
-    pub submodules: Submodules,
-    /// Whether to fetch Git LFS files (needs `git-lfs` on the machine).
-    pub lfs: bool,
 }
 
 /// Whether submodules are checked out with the commit.
@@ -58,7 +55,8 @@ pub struct Checkout<'a> {
 
 impl Checkout<'_> {
     /// Makes `dest` (an empty or missing directory) a working tree of the
-    /// commit with its `.git`, its branch checked out by name.
+    /// commit with its `.git`, its branch checked out by name. Submodules
+    /// and LFS files are left to the caller (see [`submodule_args`]).
     pub async fn make(&self, dest: &Path, options: &CheckoutOptions) -> Result<(), GitError> {
         std::fs::create_dir_all(dest).map_err(GitError::Spawn)?;
         git(dest, ["init", "--quiet"]).await?;
@@ -70,13 +68,9 @@ impl Checkout<'_> {
         args.extend(["--end-of-options", self.commit]);
         git(dest, args).await?;
         self.name_origin(dest).await?;
-        if options.submodules != Submodules::No {
-            submodules(dest, options.submodules).await?;
-        }
-        if options.lfs {
-            lfs(dest).await?;
-        }
-        Ok(())
+        stamp_last_changes(dest).await
+        // Submodules and LFS files come from URLs the commit names: the
+        // caller fetches them as the job would (see [`submodule_args`]).
     }
 
     async fn fetch(&self, dest: &Path, options: &CheckoutOptions) -> Result<(), GitError> {
@@ -117,9 +111,123 @@ impl Checkout<'_> {
     }
 }
 
-/// Submodules from the URLs the commit's `.gitmodules` names; local paths
-/// are allowed (git refuses `file` transport for submodules by default).
-async fn submodules(dest: &Path, mode: Submodules) -> Result<(), GitError> {
+/// What `slipway run` lays over a checkout of HEAD: the user's edits.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Edits {
+    /// Tracked files changed since HEAD and untracked files not ignored.
+    pub changed: Vec<std::path::PathBuf>,
+    /// Tracked files deleted from disk.
+    pub deleted: Vec<std::path::PathBuf>,
+}
+
+impl crate::WorkTree {
+    /// Whether this directory is the top of its work tree (a checkout of
+    /// the repository lays files where they are only from there).
+    pub async fn is_top(&self) -> Result<bool, GitError> {
+        let top = git(&self.dir, ["rev-parse", "--show-toplevel"]).await?;
+        let top = Path::new(top.trim())
+            .canonicalize()
+            .map_err(GitError::Spawn)?;
+        let here = self.dir.canonicalize().map_err(GitError::Spawn)?;
+        Ok(top == here)
+    }
+
+    /// The user's edits since HEAD (see [`Edits`]).
+    pub async fn edits(&self) -> Result<Edits, GitError> {
+        let list = |args: &'static [&'static str]| async move {
+            let out = git(&self.dir, args).await?;
+            Ok::<_, GitError>(
+                out.split('\0')
+                    .filter(|p| !p.is_empty())
+                    .map(std::path::PathBuf::from)
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let changed = list(&[
+            "ls-files",
+            "-z",
+            "--modified",
+            "--others",
+            "--exclude-standard",
+        ]);
+        let mut changed = changed.await?;
+        let deleted = list(&["ls-files", "-z", "--deleted"]).await?;
+        changed.retain(|p| self.dir.join(p).symlink_metadata().is_ok());
+        changed.sort();
+        changed.dedup();
+        Ok(Edits { changed, deleted })
+    }
+
+    /// `origin`'s URL, if the repository has one.
+    pub async fn origin_url(&self) -> Option<String> {
+        let url = git(&self.dir, ["config", "--get", "remote.origin.url"]).await;
+        url.ok()
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty())
+    }
+}
+
+/// Gives each tracked file the time of the last commit that changed it
+/// (git stamps them all "now"): build tools judge outputs by times, and a
+/// restored `target` built from an earlier commit must look newer than
+/// what did not change since, older than what did.
+async fn stamp_last_changes(dest: &Path) -> Result<(), GitError> {
+    let mut pending = regular_files(dest).await?;
+    let log = git(
+        dest,
+        [
+            "-c",
+            "core.quotePath=false",
+            "log",
+            "--format=@%ct",
+            "--name-only",
+            "--no-renames",
+            "--diff-merges=first-parent",
+            "HEAD",
+        ],
+    )
+    .await?;
+    let mut time = None;
+    for line in log.lines() {
+        if pending.is_empty() {
+            break;
+        }
+        if let Some(t) = line.strip_prefix('@').and_then(|t| t.parse::<u64>().ok()) {
+            time = Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t));
+        } else if let Some(at) = time.filter(|_| pending.remove(line)) {
+            stamp(&dest.join(line), at).map_err(GitError::Spawn)?;
+        }
+    }
+    Ok(())
+}
+
+/// The tracked regular files (not links, not submodules): the only ones stamped.
+async fn regular_files(dest: &Path) -> Result<std::collections::HashSet<String>, GitError> {
+    let listing = git(dest, ["-c", "core.quotePath=false", "ls-files", "--stage"]).await?;
+    Ok(listing
+        .lines()
+        .filter_map(|l| {
+            let (meta, path) = l.split_once('\t')?;
+            matches!(meta.split(' ').next(), Some("100644" | "100755")).then(|| path.to_string())
+        })
+        .collect())
+}
+
+/// Sets a regular file's modification time; a link is left alone (git
+/// never checks out a file beyond one, and its target is not ours).
+fn stamp(path: &Path, at: std::time::SystemTime) -> std::io::Result<()> {
+    if !path.symlink_metadata()?.is_file() {
+        return Ok(());
+    }
+    std::fs::File::open(path)?.set_modified(at)
+}
+
+/// The `git` arguments that check out the submodules the commit's
+/// `.gitmodules` names (local paths allowed: git refuses `file` transport
+/// for submodules by default), or `None` when none are wanted. Those URLs
+/// are the commit's to choose: run this with no more power than the job
+/// (it could name another project's repository on this machine).
+pub fn submodule_args(mode: Submodules) -> Option<Vec<&'static str>> {
     let mut args = vec![
         "-c",
         "protocol.file.allow=always",
@@ -128,25 +236,31 @@ async fn submodules(dest: &Path, mode: Submodules) -> Result<(), GitError> {
         "--init",
         "--quiet",
     ];
-    if mode == Submodules::Recursive {
-        args.push("--recursive");
+    match mode {
+        Submodules::No => return None,
+        Submodules::Yes => {}
+        Submodules::Recursive => args.push("--recursive"),
     }
-    git(dest, args).await.map(drop)
+    Some(args)
 }
 
-/// Git LFS files for the checkout, from `origin`.
-async fn lfs(dest: &Path) -> Result<(), GitError> {
-    if git(dest, ["lfs", "version"]).await.is_err() {
-        return Err(GitError::Failed {
+/// The `git` arguments that fetch and check out Git LFS files from
+/// `origin` (the same caution as [`submodule_args`] applies).
+pub const LFS_PULL: &[&str] = &["lfs", "pull"];
+
+/// Whether Git LFS is installed here; the error says what to do when not.
+pub async fn lfs_available(dest: &Path) -> Result<(), GitError> {
+    match git(dest, ["lfs", "version"]).await {
+        Ok(_) => git(dest, ["lfs", "install", "--local"]).await.map(drop),
+        Err(GitError::Failed { .. }) => Err(GitError::Failed {
             args: "lfs version".into(),
             dir: dest.to_path_buf(),
             stderr: "`checkout: { lfs: true }` needs Git LFS, which is not installed on this \
                      machine: install `git-lfs` where jobs run, or set `lfs: false`"
                 .into(),
-        });
+        }),
+        Err(e) => Err(e),
     }
-    git(dest, ["lfs", "install", "--local"]).await?;
-    git(dest, ["lfs", "pull"]).await.map(drop)
 }
 
 /// `url` without credentials: over HTTP(S) the whole user part goes (a
@@ -192,7 +306,8 @@ mod tests {
         sh(
             &origin,
             &format!(
-                "git init -q -b main . && echo a > a && git add . && {commit} one \
+                "git init -q -b main . && echo a > a && git add . \
+                 && GIT_COMMITTER_DATE=2020-01-01T00:00:00Z {commit} one \
                  && git tag -a -m r v1.2.3 && echo b > b && git add . && {commit} two"
             ),
         );
@@ -226,12 +341,16 @@ mod tests {
             "{config}"
         );
         assert_eq!(sh(&ws, "git status --porcelain"), "");
+        // Each file has the time of the commit that last changed it.
+        let times = sh(
+            &ws,
+            "stat -c %Y a b && git log -1 --format=%ct HEAD~1 && git log -1 --format=%ct HEAD",
+        );
+        let times: Vec<&str> = times.lines().collect();
+        assert_eq!((times[0], times[1]), (times[2], times[3]), "{times:?}");
 
         let shallow = tmp.path().join("shallow");
-        let options = CheckoutOptions {
-            depth: Some(1),
-            ..CheckoutOptions::default()
-        };
+        let options = CheckoutOptions { depth: Some(1) };
         checkout.make(&shallow, &options).await.expect("shallow");
         assert_eq!(
             sh(&shallow, "git rev-parse --is-shallow-repository"),

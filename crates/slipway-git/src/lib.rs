@@ -13,7 +13,10 @@ mod bundle;
 mod checkout;
 
 pub use bundle::{AgentMirror, MAX_HAVES, bundle_since, is_commit_id};
-pub use checkout::{Checkout, CheckoutOptions, RefLayout, Submodules, without_credentials};
+pub use checkout::{
+    Checkout, CheckoutOptions, Edits, LFS_PULL, RefLayout, Submodules, lfs_available,
+    submodule_args, without_credentials,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {

@@ -24,6 +24,7 @@ mod output;
 mod push;
 mod report;
 pub mod sandbox;
+mod source;
 mod workspace;
 
 pub use cgroup::describe as describe_job_containment;
@@ -39,6 +40,6 @@ pub use push::{PushedImage, RegistryAccess};
 pub use report::{JobReport, StepReport};
 pub use sandbox::{Sandbox, SandboxError};
 pub use workspace::{
-    ArtifactStore, BoxFuture, CacheRemote, CacheStore, STATE_DIR, Source, Workspace,
+    ArtifactStore, BoxFuture, CacheRemote, CacheStore, Repository, STATE_DIR, Source, Workspace,
     protection_level,
 };

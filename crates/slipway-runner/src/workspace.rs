@@ -1,60 +1,13 @@
-//! Where a job runs and what it starts with: a fresh copy of the sources, the
-//! artifacts of the jobs it needs, and its restored caches.
+//! Where a job runs and what it starts with: a fresh checkout of the sources
+//! (see [`crate::source`]), the artifacts of the jobs it needs, and its
+//! restored caches.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::files;
 
-/// The files a run starts from: a directory and the relative paths to copy.
-#[derive(Debug, Clone)]
-pub struct Source {
-    pub root: PathBuf,
-    pub files: Vec<PathBuf>,
-}
-
-/// Slipway's own directory in a repository: never copied into a workspace.
-pub const STATE_DIR: &str = ".slipway";
-
-impl Source {
-    /// The repository's tracked and untracked-but-not-ignored files; outside git,
-    /// every file but `.git` and Slipway's own state.
-    pub async fn discover(root: &Path) -> io::Result<Source> {
-        let tree = slipway_git::WorkTree::discover(root)
-            .await
-            .map_err(io::Error::other)?;
-        let files = match tree {
-            Some(tree) => tree.files().await.map_err(io::Error::other)?,
-            None => walk_all(root)?,
-        };
-        let files = files
-            .into_iter()
-            .filter(|f| !f.starts_with(STATE_DIR))
-            .collect();
-        Ok(Source {
-            root: root.to_path_buf(),
-            files,
-        })
-    }
-}
-
-impl Source {
-    /// Every file below `root` (but `.git` and Slipway's state), without asking
-    /// git: for trees exported from a commit, where ignore rules of an
-    /// enclosing repository must not apply.
-    pub fn walk(root: &Path) -> io::Result<Source> {
-        Ok(Source {
-            root: root.to_path_buf(),
-            files: walk_all(root)?,
-        })
-    }
-}
-
-fn walk_all(root: &Path) -> io::Result<Vec<PathBuf>> {
-    files::files_in(root, root, |e| {
-        e.file_name() != ".git" && e.file_name() != STATE_DIR
-    })
-}
+pub use crate::source::{Repository, STATE_DIR, Source};
 
 /// A job's private directory, removed when dropped.
 #[derive(Debug)]
@@ -63,13 +16,22 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    /// A fresh copy of `source` under `parent`.
-    pub fn create(parent: &Path, job: &str, source: &Source) -> io::Result<Workspace> {
-        std::fs::create_dir_all(parent)?;
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("{job}-"))
-            .tempdir_in(parent)?;
-        files::copy_paths(&source.root, dir.path(), &source.files)?;
+    /// A fresh checkout of `source` under `parent`, as `checkout` asks.
+    pub async fn create(
+        parent: &Path,
+        job: &str,
+        source: &Source,
+        checkout: &slipway_spec::Checkout,
+        sandbox: Option<&crate::Sandbox>,
+    ) -> Result<Workspace, String> {
+        let dir = std::fs::create_dir_all(parent)
+            .and_then(|()| {
+                tempfile::Builder::new()
+                    .prefix(&format!("{job}-"))
+                    .tempdir_in(parent)
+            })
+            .map_err(|e| format!("cannot create a workspace under {}: {e}", parent.display()))?;
+        source.lay(dir.path(), checkout, sandbox).await?;
         Ok(Workspace { dir })
     }
 

@@ -202,21 +202,29 @@ impl<'a> Attempt<'a> {
 
     /// A fresh workspace with the sources and the artifacts of the needed jobs.
     async fn prepare(&self) -> Result<Workspace, String> {
-        let (root, source, artifacts) = (
-            self.ctx.work_root.clone(),
-            self.ctx.source.clone(),
+        let checkout = self.job.checkout.clone().unwrap_or_default();
+        let ws = Workspace::create(
+            &self.ctx.work_root,
+            self.job.name.as_str(),
+            &self.ctx.source,
+            &checkout,
+            self.ctx.sandbox.as_ref(),
+        )
+        .await?;
+        let (artifacts, needs, dir) = (
             self.ctx.artifacts.clone(),
+            self.job.needs.clone(),
+            ws.path().to_path_buf(),
         );
-        let (name, needs) = (self.job.name.to_string(), self.job.needs.clone());
         blocking(move || {
-            let ws = Workspace::create(&root, &name, &source)?;
             for need in &needs {
-                artifacts.lay(need.as_str(), ws.path())?;
+                artifacts.lay(need.as_str(), &dir)?;
             }
-            Ok(ws)
+            Ok(())
         })
         .await
-        .map_err(|e| format!("cannot prepare the workspace: {e}"))
+        .map_err(|e| format!("cannot prepare the workspace: {e}"))?;
+        Ok(ws)
     }
 
     fn vars(&self) -> TemplateVars {

@@ -184,6 +184,46 @@ pub async fn source(
     Ok(([(header::CONTENT_TYPE, "application/x-tar")], tar).into_response())
 }
 
+/// What an agent's mirror of the project holds: the commits its branches,
+/// tags and last run name.
+#[derive(Debug, Deserialize)]
+pub struct Haves {
+    #[serde(default)]
+    have: Vec<String>,
+}
+
+/// The run's commit, the project's branches and tags, as a `git bundle`
+/// without what the agent says it has: a project's later jobs on an agent
+/// bring only new commits. Only for a token holding a job of this run, so
+/// only this run's project's objects.
+pub async fn bundle(
+    State(state): State<AppState>,
+    Authorized(caller): AsAgent,
+    Path(run): Path<i64>,
+    Json(haves): Json<Haves>,
+) -> ApiResult<Response> {
+    holds_in(&state, RunId(run), &caller).await?;
+    if haves.have.len() > slipway_git::MAX_HAVES {
+        return Err(ApiError::bad_request(format!(
+            "`have` lists {} commits; at most {} are taken",
+            haves.have.len(),
+            slipway_git::MAX_HAVES
+        )));
+    }
+    if let Some(bad) = haves.have.iter().find(|h| !slipway_git::is_commit_id(h)) {
+        return Err(ApiError::bad_request(format!(
+            "`have` must list full commit ids (hex); `{}` is not one",
+            bad.chars().take(80).collect::<String>()
+        )));
+    }
+    let run = state.engine.store.run(RunId(run)).await?;
+    let mirror = slipway_git::Mirror::at(&state.engine.paths.mirror(run.project_id));
+    let bundle = slipway_git::bundle_since(&mirror, &run.commit, &haves.have)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(([(header::CONTENT_TYPE, "application/x-git-bundle")], bundle).into_response())
+}
+
 /// A finished job's artifacts, as a tar archive (empty when it kept none).
 pub async fn download_artifacts(
     State(state): State<AppState>,

@@ -50,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/agent/jobs/{job}/finish", post(agent::finish))
         .route("/agent/jobs/{job}/release", post(agent::release))
         .route("/agent/runs/{run}/source", get(agent::source))
+        .route("/agent/runs/{run}/bundle", post(agent::bundle))
         .route(
             "/agent/runs/{run}/artifacts/{name}",
             // Artifacts and caches may be large; every other body keeps axum's 2 MiB limit.

@@ -125,6 +125,12 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "Agents: the run's source tree (tar)",
     ),
     (
+        "post",
+        "/agent/runs/{run}/bundle",
+        "agent",
+        "Agents: the run's commit, branches and tags as a git bundle, less the commits the agent has",
+    ),
+    (
         "get",
         "/agent/runs/{run}/artifacts/{name}",
         "agent",

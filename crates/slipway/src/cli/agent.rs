@@ -87,9 +87,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             work_dir,
             mirrors,
         };
-        Worker::new(Arc::new(dispatch), config)
-            .run(stop)
-            .await;
+        Worker::new(Arc::new(dispatch), config).run(stop).await;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)

@@ -1,6 +1,7 @@
 //! Subcommands. Each module gets typed options from clap and does one thing.
 
 mod agent;
+mod agent_mirror;
 mod client;
 mod demo;
 mod deploy;

@@ -275,6 +275,11 @@ fn jobs_for(pipeline: &Pipeline, branch: &str) -> Vec<NewJob> {
             needs: job.needs.iter().map(ToString::to_string).collect(),
             allow_failure: job.allow_failure,
             kept_from: None,
+            matrix: job.matrix.as_ref().map(|m| slipway_store::JobMatrix {
+                job: m.job.to_string(),
+                title: m.title(),
+                values: m.values.iter().cloned().collect(),
+            }),
         })
         .collect()
 }

@@ -162,6 +162,17 @@ impl Pipeline {
         let mut keep: BTreeSet<&str> = BTreeSet::new();
         let mut todo: Vec<&str> = Vec::new();
         for name in wanted {
+            // A job with a matrix is asked for by the name the file gives it.
+            let combinations: Vec<&str> = self
+                .jobs
+                .iter()
+                .filter(|j| j.matrix.as_ref().is_some_and(|m| m.job == *name))
+                .map(|j| j.name.as_str())
+                .collect();
+            if !combinations.is_empty() {
+                todo.extend(combinations);
+                continue;
+            }
             if self.job(name.as_str()).is_none() {
                 let names: Vec<&str> = self.jobs.iter().map(|j| j.name.as_str()).collect();
                 return Err(format!(

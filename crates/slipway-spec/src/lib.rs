@@ -10,6 +10,7 @@ mod checkout;
 mod dag;
 mod deploy;
 mod diagnostic;
+pub mod matrix;
 mod model;
 pub mod names;
 mod reader;
@@ -22,6 +23,7 @@ pub use deploy::{
     Approval, Environment, Health, HealthCheck, Merge, Promote, ReleaseSpec, Source, TargetSpec,
 };
 pub use diagnostic::{Diagnostic, Pos};
+pub use matrix::MatrixCell;
 pub use model::{
     BranchFilter, Cache, Env, ImageBuild, Job, JobName, NewCodeReference, Pipeline, Reports, Step,
 };

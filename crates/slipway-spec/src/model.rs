@@ -118,6 +118,19 @@ pub struct Job {
     /// The job's `checkout:`, or else the file's; `None` when neither says
     /// (a full checkout: [`crate::Checkout::default`]).
     pub checkout: Option<crate::Checkout>,
+    /// The job of the file and the values this job is one combination of
+    /// (`matrix:`); `None` for a job without a matrix.
+    pub matrix: Option<crate::matrix::MatrixCell>,
+}
+
+impl Job {
+    /// How people see the job: `test [PYTHON=3.11, DB=sqlite]` for a combination
+    /// of a matrix, else its name.
+    pub fn title(&self) -> String {
+        self.matrix
+            .as_ref()
+            .map_or_else(|| self.name.to_string(), crate::matrix::MatrixCell::title)
+    }
 }
 
 /// Globs of the reports a job writes, relative to its workspace.

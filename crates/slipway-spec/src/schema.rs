@@ -42,6 +42,7 @@ const JOB_KEYS: &[&str] = &[
     "reports",
     "labels",
     "checkout",
+    "matrix",
 ];
 const STEP_KEYS: &[&str] = &["name", "run", "env"];
 const CACHE_KEYS: &[&str] = &["key", "paths"];
@@ -122,18 +123,44 @@ fn jobs(r: &mut Reader, node: &Node) -> Vec<Job> {
         let Ok(name) = JobName::parse(name).map_err(|e| r.error(key.pos, e)) else {
             continue;
         };
-        if let Some((job, needs)) = job(r, name, key.pos, value) {
-            jobs.push(job);
-            needs_at.push(needs);
-        }
+        let Some((job, needs, matrix)) = job(r, name, key.pos, value) else {
+            continue;
+        };
+        let expanded = match matrix {
+            Some(Some(m)) => crate::matrix::expand(r, job, m),
+            Some(None) => Vec::new(),
+            None => {
+                crate::matrix::refuse_matrix_names(r, &job);
+                vec![job]
+            }
+        };
+        needs_at.extend(std::iter::repeat_n(needs, expanded.len()));
+        jobs.extend(expanded);
     }
+    if jobs.len() > MAX_JOBS {
+        r.error(
+            node.pos,
+            format!(
+                "{} jobs once matrices are expanded; at most {MAX_JOBS} are allowed",
+                jobs.len()
+            ),
+        );
+        return Vec::new();
+    }
+    crate::matrix::check_names(r, &jobs);
+    crate::matrix::resolve_needs(&mut jobs, &mut needs_at);
     dag::check(r, &jobs, &needs_at);
     jobs
 }
 
-fn job(r: &mut Reader, name: JobName, pos: Pos, node: &Node) -> Option<(Job, Vec<Pos>)> {
+/// A job, the positions of its `needs`, and its matrix: `None` without one,
+/// `Some(None)` when it is written but wrong.
+type ReadJob = (Job, Vec<Pos>, Option<Option<crate::matrix::Matrix>>);
+
+fn job(r: &mut Reader, name: JobName, pos: Pos, node: &Node) -> Option<ReadJob> {
     let what = format!("jobs.{name}");
     let f = r.fields(node, &what, JOB_KEYS)?;
+    let matrix = f.get("matrix").map(|n| crate::matrix::read(r, n, &name));
     let steps = f
         .get("steps")
         .map(|n| steps(r, n, &what))
@@ -214,9 +241,10 @@ fn job(r: &mut Reader, name: JobName, pos: Pos, node: &Node) -> Option<(Job, Vec
         checkout: f
             .get("checkout")
             .and_then(|n| crate::checkout::read(r, n, &format!("{what}.checkout"))),
+        matrix: None,
         name,
     };
-    Some((job, needs_pos))
+    Some((job, needs_pos, matrix))
 }
 
 /// `reports: { junit: GLOB, coverage: [GLOB, …], issues: GLOB }`
@@ -484,7 +512,7 @@ fn required<'a>(r: &mut Reader, f: &Fields<'a>, key: &str, what: &str) -> Option
 /// A cache key names a directory: outside `{{ }}` only `A-Z a-z 0-9 . _ -`.
 fn cache_key(r: &mut Reader, node: &Node, what: &str) -> Option<Template> {
     let what = format!("{what}.key");
-    let template = template(r, node, &what)?;
+    let template = job_template(r, node, &what)?;
     if let Some((offset, c)) = bad_key_char(&template.source) {
         let shown = if c.is_whitespace() {
             "whitespace".to_string()
@@ -494,7 +522,7 @@ fn cache_key(r: &mut Reader, node: &Node, what: &str) -> Option<Template> {
         r.error_with_help(
             node.pos.right(node.text_offset() + offset),
             format!("invalid cache key `{}`: {shown} is not allowed", template.source),
-            "cache keys use letters, digits, `.`, `_` and `-`, plus {{ hash \"FILE\" }}, {{ branch }}, {{ job }}",
+            "cache keys use letters, digits, `.`, `_` and `-`, plus {{ hash \"FILE\" }}, {{ branch }}, {{ job }}, {{ matrix.NAME }}",
         );
         return None;
     }
@@ -527,7 +555,23 @@ fn bad_key_char(source: &str) -> Option<(usize, char)> {
     }
 }
 
+/// A template outside a job: it has no matrix whose variables it could name.
 pub(crate) fn template(r: &mut Reader, node: &Node, what: &str) -> Option<Template> {
+    let template = job_template(r, node, what)?;
+    if let Some(name) = template.matrix_names().next() {
+        r.error(
+            node.pos,
+            format!(
+                "`{what}` cannot name `matrix.{name}`: only a job's cache keys and image tags can"
+            ),
+        );
+        return None;
+    }
+    Some(template)
+}
+
+/// A template of a job, which may name its matrix's variables (`matrix.NAME`).
+fn job_template(r: &mut Reader, node: &Node, what: &str) -> Option<Template> {
     let text = r.text(node, what)?;
     match Template::parse(&text) {
         Ok(t) => Some(t),
@@ -665,8 +709,11 @@ fn image_build(r: &mut Reader, node: &Node, job: &str) -> Option<ImageBuild> {
 /// One template or a list of them; at least one.
 fn template_list(r: &mut Reader, node: &Node, what: &str) -> Option<Vec<Template>> {
     let list: Vec<Template> = match &node.value {
-        Value::Seq(items) => items.iter().filter_map(|n| template(r, n, what)).collect(),
-        _ => template(r, node, what).into_iter().collect(),
+        Value::Seq(items) => items
+            .iter()
+            .filter_map(|n| job_template(r, n, what))
+            .collect(),
+        _ => job_template(r, node, what).into_iter().collect(),
     };
     if list.is_empty() {
         r.error(node.pos, format!("`{what}` needs at least one tag"));

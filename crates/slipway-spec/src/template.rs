@@ -36,6 +36,9 @@ pub enum Part {
     Var(Var),
     /// `hash "a" "b/**"`: the digest of every file the globs match.
     Hash(Vec<String>),
+    /// `matrix.NAME`: a variable of the job's matrix. Expanding the matrix
+    /// replaces it with the combination's value, so a runner never sees one.
+    Matrix(String),
 }
 
 /// A parsed template.
@@ -129,9 +132,78 @@ impl Template {
                 Part::Var(Var::Branch) => out.push_str(&vars.branch),
                 Part::Var(Var::Job) => out.push_str(&vars.job),
                 Part::Hash(globs) => out.push_str(&hash(globs)?),
+                // Unreachable for a parsed pipeline (see `Part::Matrix`); kept
+                // visible rather than silently empty should that ever change.
+                Part::Matrix(name) => out.push_str(&format!("matrix.{name}")),
             }
         }
         Ok(out)
+    }
+}
+
+impl Template {
+    /// The matrix variables the template names.
+    pub fn matrix_names(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Matrix(name) => Some(name.as_str()),
+            _ => None,
+        })
+    }
+
+    /// The template with every `matrix.NAME` replaced by its value made safe for
+    /// a cache key or an image tag (characters other than letters, digits, `.`,
+    /// `_` and `-` become `_`); `Err` names a variable `values` does not have.
+    pub fn with_matrix(&self, values: &[(String, String)]) -> Result<Template, String> {
+        let mut parts = Vec::with_capacity(self.parts.len());
+        for part in &self.parts {
+            parts.push(match part {
+                Part::Matrix(name) => {
+                    let value = values
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, v)| v)
+                        .ok_or_else(|| name.clone())?;
+                    Part::Text(safe_name(value))
+                }
+                other => other.clone(),
+            });
+        }
+        let source = parts.iter().map(part_source).collect();
+        Ok(Template { source, parts })
+    }
+}
+
+/// A value as a piece of a file, container or tag name: letters, digits, `.`,
+/// `_` and `-` kept, anything else `_`, never empty.
+pub fn safe_name(value: &str) -> String {
+    if value.is_empty() {
+        return "_".into();
+    }
+    value
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// A part written back as template text.
+fn part_source(part: &Part) -> String {
+    match part {
+        Part::Text(t) => t.clone(),
+        Part::Var(v) => {
+            let name = Var::ALL.iter().find(|(_, x)| x == v).map_or("", |(n, _)| n);
+            format!("{{{{ {name} }}}}")
+        }
+        Part::Hash(globs) => {
+            let quoted: Vec<String> = globs.iter().map(|g| format!("\"{g}\"")).collect();
+            format!("{{{{ hash {} }}}}", quoted.join(" "))
+        }
+        Part::Matrix(name) => format!("{{{{ matrix.{name} }}}}"),
     }
 }
 
@@ -165,10 +237,18 @@ fn parse_expr(expr: &str, source: &str, start: usize) -> Result<Part, TemplateEr
     {
         return parse_hash_args(args).map(Part::Hash).map_err(err);
     }
+    if let Some(name) = expr.strip_prefix("matrix.") {
+        if !crate::reader::is_identifier(name) {
+            return Err(err(format!(
+                "`{expr}` does not name a matrix variable; write `matrix.NAME`"
+            )));
+        }
+        return Ok(Part::Matrix(name.to_string()));
+    }
     Var::parse(expr).map(Part::Var).ok_or_else(|| {
         let known: Vec<_> = Var::ALL.iter().map(|(n, _)| *n).collect();
         err(format!(
-            "unknown template expression `{expr}`; known: {}, and hash \"GLOB\"",
+            "unknown template expression `{expr}`; known: {}, matrix.NAME, and hash \"GLOB\"",
             known.join(", ")
         ))
     })

@@ -9,7 +9,7 @@ use crate::{
     state_of, strings_of,
 };
 
-pub(crate) const JOB_COLUMNS: &str = "id, run_id, name, state, labels, needs, allow_failure, attempt, worker, lease_until, exit_code, reason, queued_at, started_at, finished_at";
+pub(crate) const JOB_COLUMNS: &str = "id, run_id, name, state, labels, needs, allow_failure, attempt, worker, lease_until, exit_code, reason, queued_at, started_at, finished_at, matrix";
 
 pub(crate) fn job(row: &AnyRow) -> Result<Job> {
     Ok(Job {
@@ -28,6 +28,11 @@ pub(crate) fn job(row: &AnyRow) -> Result<Job> {
         queued_at: row.try_get("queued_at")?,
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
+        matrix: row
+            .try_get::<Option<String>, _>("matrix")?
+            .map(|json| serde_json::from_str(&json))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("a job's matrix: {e}")))?,
     })
 }
 

@@ -34,7 +34,7 @@ pub use gates::GateRecord;
 pub use jobs::{Claim, JobRef, MAX_ATTEMPTS};
 pub use logs::LogPage;
 pub use metrics::{Counts, DeploymentFact, JobGroup};
-pub use model::{Job, JobId, Project, ProjectId, Run, RunId, State, Transition};
+pub use model::{Job, JobId, JobMatrix, Project, ProjectId, Run, RunId, State, Transition};
 pub use registry::{
     ManifestRecord, NewManifest, NewPromotion, Promotion, RawFile, RepoKind, Repository,
     RetiredTag, RunImage, TagPage, TagPolicy,

@@ -150,6 +150,20 @@ pub struct Job {
     pub queued_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// The combination of a matrix this job is; `None` for a job without one.
+    pub matrix: Option<JobMatrix>,
+}
+
+/// Which job of the pipeline file a job is one combination of (`matrix:`),
+/// so the UI and the CLI can group the combinations under it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct JobMatrix {
+    /// The job as the file names it (`test`).
+    pub job: String,
+    /// How people see the combination: `test [PYTHON=3.11, DB=sqlite]`.
+    pub title: String,
+    /// The combination's variables.
+    pub values: std::collections::BTreeMap<String, String>,
 }
 
 /// One recorded state change.

@@ -90,6 +90,7 @@ pub struct NewJob {
     pub allow_failure: bool,
     /// Carried over as succeeded from an earlier run (a rerun of failed jobs only).
     pub kept_from: Option<i64>,
+    pub matrix: Option<crate::JobMatrix>,
 }
 
 fn run(row: &AnyRow) -> Result<Run> {
@@ -165,8 +166,8 @@ impl Store {
                 None => (State::Waiting, None),
             };
             let id: i64 = sqlx::query(
-                "INSERT INTO jobs (run_id, name, state, labels, needs, allow_failure, queued_at, reason, finished_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                "INSERT INTO jobs (run_id, name, state, labels, needs, allow_failure, queued_at, reason, finished_at, matrix) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
             )
             .bind(created.id.0)
             .bind(&job.name)
@@ -177,6 +178,11 @@ impl Store {
             .bind(now)
             .bind(reason.as_deref())
             .bind(state.is_final().then_some(now))
+            .bind(
+                job.matrix
+                    .as_ref()
+                    .and_then(|m| serde_json::to_string(m).ok()),
+            )
             .fetch_one(&mut *tx)
             .await?
             .try_get("id")?;

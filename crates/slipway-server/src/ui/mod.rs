@@ -9,6 +9,7 @@ mod actions;
 pub mod ansi;
 mod chart;
 mod insight;
+mod matrix;
 mod pages;
 pub mod session;
 mod svg;

@@ -198,6 +198,10 @@ pub async fn project(
 pub struct JobView {
     pub id: i64,
     pub name: String,
+    /// `test [PYTHON=3.11, DB=sqlite]` for a combination of a matrix, else the name.
+    pub title: String,
+    /// Above the first combination of a matrix: the group's line.
+    pub group: Option<super::matrix::GroupHead>,
     pub state: String,
     pub duration: String,
     /// Each line as HTML, with its time for the hover (empty when unknown).
@@ -250,6 +254,7 @@ pub async fn run(
     let jobs = store.jobs_of(run.id).await.map_err(fail)?;
     let steps = store.steps_of_run(run.id).await.map_err(fail)?;
     let mut views = Vec::new();
+    let mut heads = super::matrix::heads(&jobs).into_iter();
     for j in &jobs {
         let total = store.log_length(j.id).await.map_err(fail)?;
         let from = (total - TAIL_LINES).max(0);
@@ -257,6 +262,8 @@ pub async fn run(
         views.push(JobView {
             id: j.id.0,
             name: j.name.clone(),
+            title: super::matrix::title(j),
+            group: heads.next().flatten(),
             state: j.state.to_string(),
             duration: duration(j.started_at, j.finished_at),
             lines: timed_lines(&page),
@@ -304,7 +311,7 @@ pub async fn run(
         branch: run.branch.clone(),
         commit: run.commit.clone(),
         reason: run.reason.clone(),
-        graph: svg::job_graph(&nodes),
+        graph: svg::job_graph(&super::matrix::group_nodes(nodes, &jobs)),
         gates,
         images,
         artifacts: artifacts(&state.engine.paths.artifacts(run.id)),

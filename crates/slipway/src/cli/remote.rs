@@ -352,3 +352,19 @@ pub fn status_line(run: &Value) -> String {
             .unwrap_or_default()
     )
 }
+
+/// How `run-status` names a job: its name, or for a combination of a matrix
+/// its values (`  [PYTHON=3.11, DB=sqlite]`) under a line naming the matrix's
+/// job, printed before its first combination (`group` remembers the last).
+pub fn job_label(job: &Value, group: &mut Option<String>) -> (Option<String>, String) {
+    let name = job["name"].as_str().unwrap_or_default().to_string();
+    let matrix = &job["matrix"];
+    let (Some(of), Some(title)) = (matrix["job"].as_str(), matrix["title"].as_str()) else {
+        *group = None;
+        return (None, name);
+    };
+    let values = title.strip_prefix(of).unwrap_or(title).trim_start();
+    let header = (group.as_deref() != Some(of)).then(|| of.to_string());
+    *group = Some(of.to_string());
+    (header, format!("  {values}"))
+}

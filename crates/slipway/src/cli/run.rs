@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use slipway_runner::{JobStatus, LocalRun, RunSummary};
-use slipway_spec::JobName;
+use slipway_spec::{JobName, MatrixCell};
 use tokio_util::sync::CancellationToken;
 
 use super::PipelineFile;
@@ -49,6 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|j| JobName::parse(j).map_err(anyhow::Error::msg))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let cells = matrix_cells(&pipeline);
     let run = LocalRun {
         dir: args.file.dir.clone(),
         pipeline,
@@ -58,7 +59,44 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let summary = runtime.block_on(execute(run))?;
-    Ok(report(&summary))
+    Ok(report(&summary, &cells))
+}
+
+/// The matrix combination each job of the pipeline is, by job name.
+fn matrix_cells(pipeline: &slipway_spec::Pipeline) -> BTreeMap<String, MatrixCell> {
+    pipeline
+        .jobs
+        .iter()
+        .filter_map(|j| Some((j.name.to_string(), j.matrix.clone()?)))
+        .collect()
+}
+
+/// The first column of the table: a job's name, or for a combination of a
+/// matrix its values, indented under a line with the matrix's job name.
+fn job_rows<'a>(
+    summary: &'a RunSummary,
+    cells: &BTreeMap<String, MatrixCell>,
+) -> Vec<(String, Option<&'a slipway_runner::JobReport>)> {
+    let mut rows = Vec::new();
+    let mut group: Option<&JobName> = None;
+    for job in &summary.jobs {
+        let Some(cell) = cells.get(&job.name) else {
+            group = None;
+            rows.push((job.name.clone(), Some(job)));
+            continue;
+        };
+        if group != Some(&cell.job) {
+            group = Some(&cell.job);
+            rows.push((cell.job.to_string(), None));
+        }
+        let values: Vec<String> = cell
+            .values
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        rows.push((format!("  [{}]", values.join(", ")), Some(job)));
+    }
+    rows
 }
 
 fn default_parallelism() -> usize {
@@ -128,11 +166,11 @@ fn secrets(
 }
 
 /// Prints the table of jobs and says how the run ended.
-fn report(summary: &RunSummary) -> ExitCode {
-    let width = summary
-        .jobs
+fn report(summary: &RunSummary, cells: &BTreeMap<String, MatrixCell>) -> ExitCode {
+    let rows = job_rows(summary, cells);
+    let width = rows
         .iter()
-        .map(|j| j.name.len())
+        .map(|(label, _)| label.chars().count())
         .max()
         .unwrap_or(3)
         .max(3);
@@ -141,14 +179,18 @@ fn report(summary: &RunSummary) -> ExitCode {
         "{:<width$}  {:<10}  {:>9}  NOTE",
         "JOB", "STATUS", "DURATION"
     );
-    for job in &summary.jobs {
+    for (label, job) in &rows {
+        let Some(job) = job else {
+            println!("{label}");
+            continue;
+        };
         let mut status = job.status.as_str().to_string();
         if job.status == JobStatus::Failed && job.allow_failure {
             status = "failed (allowed)".into();
         }
         let duration = format!("{:.1}s", job.duration_ms as f64 / 1000.0);
         let note = job.reason.as_deref().unwrap_or_default();
-        println!("{:<width$}  {status:<10}  {duration:>9}  {note}", job.name);
+        println!("{label:<width$}  {status:<10}  {duration:>9}  {note}");
     }
     println!("\nlogs and summary: {}", summary.run_dir.display());
     match summary.status {
@@ -164,7 +206,11 @@ fn report(summary: &RunSummary) -> ExitCode {
             let failed: Vec<String> = summary
                 .failed_jobs()
                 .iter()
-                .map(|j| j.name.clone())
+                .map(|j| {
+                    cells
+                        .get(&j.name)
+                        .map_or_else(|| j.name.clone(), MatrixCell::title)
+                })
                 .collect();
             println!("run {} failed: {}", summary.run, failed.join(", "));
             ExitCode::FAILURE

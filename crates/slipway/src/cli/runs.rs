@@ -91,14 +91,19 @@ pub fn status(conn: &Connection, run: &str, as_json: bool) -> anyhow::Result<Exi
         if let Some(reason) = detail["run"]["reason"].as_str() {
             println!("{reason}");
         }
+        let mut group = None;
         for job in detail["jobs"].as_array().into_iter().flatten() {
+            let (header, label) = super::remote::job_label(job, &mut group);
+            if let Some(header) = header {
+                println!("  {header}");
+            }
             let why = job["reason"]
                 .as_str()
                 .map(|r| format!("  {r}"))
                 .unwrap_or_default();
             println!(
                 "  {:<24} {:<10} {:>9}{why}",
-                job["name"].as_str().unwrap_or_default(),
+                label,
                 job["state"].as_str().unwrap_or_default(),
                 timing::job_duration(job)
             );

@@ -7,6 +7,9 @@
 #                       SLIPWAY_DIFF_COVER and SLIPWAY_TEST_PYTHON
 #   ensure_oras         oras-py (PyPI `oras`), a third OCI client, in the same
 #                       venv; exports SLIPWAY_TEST_PYTHON
+#   ensure_setuptools_scm  setuptools and setuptools-scm in the same venv (a
+#                       checkout's fixture package reads its version from a
+#                       tag); exports SLIPWAY_TEST_PYTHON
 
 SLIPWAY_TEST_VENV=${SLIPWAY_TEST_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/slipway/test-venv}
 
@@ -31,5 +34,15 @@ ensure_oras() {
     if ! "$SLIPWAY_TEST_PYTHON" -c 'import oras.client' 2>/dev/null; then
         printf 'slipway: installing oras-py into %s\n' "$SLIPWAY_TEST_VENV" >&2
         "$SLIPWAY_TEST_VENV/bin/pip" install -q oras || return 1
+    fi
+}
+
+# Jobs build a fixture package with `pip install --no-build-isolation
+# --no-index`: its build backend must already be in the interpreter.
+ensure_setuptools_scm() {
+    ensure_diff_cover || return 1
+    if ! "$SLIPWAY_TEST_PYTHON" -c 'import setuptools, setuptools_scm' 2>/dev/null; then
+        printf 'slipway: installing setuptools-scm into %s\n' "$SLIPWAY_TEST_VENV" >&2
+        "$SLIPWAY_TEST_VENV/bin/pip" install -q setuptools setuptools-scm wheel || return 1
     fi
 }

@@ -120,7 +120,11 @@ impl AgentMirror {
             .map_err(GitError::Spawn)?;
         std::fs::write(file.path(), bundle).map_err(GitError::Spawn)?;
         let from = file.path().to_string_lossy().to_string();
+        // Kept as the pack it came as (never exploded into loose objects):
+        // one file per update, and its size is what was sent.
         let args = [
+            "-c",
+            "fetch.unpackLimit=1",
             "fetch",
             "--quiet",
             "--no-write-fetch-head",

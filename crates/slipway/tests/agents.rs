@@ -198,7 +198,7 @@ fn a_restarted_server_removes_the_containers_its_killed_predecessor_left() {
         .data_dir
         .canonicalize()
         .expect("data dir")
-        .join("runs/1/source");
+        .join("repos/1.git");
     server.wait_until("the job's container", Duration::from_secs(30), || {
         containers_for(&source) == 1
     });

@@ -1,8 +1,14 @@
 //! `slipway demo`, the README's quick start: one command from nothing to the
-//! example service live in `dev`, without Docker.
+//! example service live in `dev`, without Docker, and a printed login that
+//! lets a person into the web UI in a real browser.
+
+mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::browser::{browser, chromedriver, log_in_as, shot, wait_for_text};
 
 #[test]
 fn the_demo_brings_the_example_to_a_healthy_dev_without_docker() {
@@ -54,6 +60,30 @@ fn the_demo_brings_the_example_to_a_healthy_dev_without_docker() {
         headers.contains("set-cookie: slipway_session="),
         "{headers}"
     );
+    // The same login in Chromium lands on the dashboard, which leads to the demo's project.
+    let (_driver, driver_url) = chromedriver();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let c = browser(&driver_url, &tmp.path().join("chrome")).await;
+        c.goto(address).await.expect("the printed address opens");
+        log_in_as(&c, name, password).await;
+        wait_for_text(&c, "h1", "Dashboard", Duration::from_secs(10)).await;
+        let base = address.trim_end_matches("/ui/login");
+        c.goto(&format!("{base}/ui/projects/hello-service"))
+            .await
+            .expect("the project page");
+        wait_for_text(&c, "h1", "hello-service", Duration::from_secs(10)).await;
+        shot(&c, "demo-project").await;
+        // Where the demo's time went, and its delivery metrics, photographed to be looked at.
+        for (page, path) in [("demo-run", "runs/1"), ("demo-metrics", "metrics")] {
+            c.goto(&format!("{base}/ui/projects/hello-service/{path}"))
+                .await
+                .expect(page);
+            wait_for_text(&c, "h1", "hello-service", Duration::from_secs(10)).await;
+            shot(&c, page).await;
+        }
+        c.close().await.expect("close");
+    });
     // Keep reading, so the demo never writes into a closed pipe.
     std::thread::spawn(move || for _ in lines.by_ref() {});
     let answer = Command::new("curl")

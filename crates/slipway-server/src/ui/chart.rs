@@ -121,7 +121,9 @@ pub fn bars(values: &[(String, f64)], axes: &Axes) -> String {
     let reach = longest * CHAR_W * std::f64::consts::FRAC_1_SQRT_2 + 8.0;
     let (bw, gap) = (28.0, 12.0);
     let left = (reach - gap - bw / 2.0).max(58.0);
-    let width = values.len() as f64 * (bw + gap) + gap;
+    // Wide enough for its bars, and for the x axis's title under them.
+    let title_w = axes.x.chars().count() as f64 * CHAR_W + 16.0;
+    let width = (values.len() as f64 * (bw + gap) + gap).max(title_w);
     let bottom_room = reach + 28.0;
     let (svg_w, svg_h) = (left + width + 10.0, TOP + PLOT_H + bottom_room);
     let mut svg = format!(

@@ -52,7 +52,7 @@ self_dependency.yml:2:3: error: dependency cycle: lint → lint
 duplicate_job.yml:5:3: error: duplicate key `build` in `jobs` (first defined on line 2)
 cache_key_space.yml:4:14: error: invalid cache key `my deps`: whitespace is not allowed
 cache_key_slash.yml:4:39: error: invalid cache key `deps-{{ hash \"src/*.rs\" }}/{{ branch }}`: `/` is not allowed
-cache_key_unknown_function.yml:4:20: error: invalid template in `jobs.build.cache.key`: unknown template expression `hsh \"x\"`; known: run.number, commit, commit.short, branch, job, and hash \"GLOB\"
+cache_key_unknown_function.yml:4:20: error: invalid template in `jobs.build.cache.key`: unknown template expression `hsh \"x\"`; known: run.number, commit, commit.short, branch, job, matrix.NAME, and hash \"GLOB\"
 cache_key_unclosed.yml:4:17: error: invalid template in `jobs.build.cache.key`: `{{` is never closed with `}}`
 cache_key_hash_no_arg.yml:4:21: error: invalid template in `jobs.build.cache.key`: `hash` needs at least one file glob, e.g. hash \"Cargo.lock\"
 bad_timeout.yml:3:24: error: `jobs.build.timeout` is not a duration: expected a number

@@ -6,6 +6,7 @@ mod client;
 mod demo;
 mod deploy;
 mod gate;
+mod init;
 mod progress;
 mod registry;
 mod remote;
@@ -40,6 +41,9 @@ pub struct Cli {
 enum Command {
     /// Check a pipeline file and report every problem with its line and column.
     Validate(validate::Args),
+    /// Write a `.slipway.yml` for this repository (Rust, Python, Node, Java),
+    /// explaining each choice; never overwrites one.
+    Init(init::Args),
     /// Try Slipway: a server on embedded defaults with the example service
     /// built, released and deployed to a healthy `dev` (no Docker needed).
     Demo(demo::Args),
@@ -177,6 +181,7 @@ impl PipelineFile {
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
+        Command::Init(args) => init::run(&args),
         Command::Demo(args) => demo::run(args),
         Command::Gate(args) => gate::run(&args),
         Command::Run(args) => run::run(args),

@@ -320,7 +320,7 @@ fn mocha(job: &mut Job, m: &Manager, package: &Value) {
     job.reports.junit = Report::new("junit.xml", "mocha-junit-reporter's report.");
     job.reports.coverage = Report::new(
         "coverage/lcov.info",
-        &format!("{coverage}'s LCOV coverage."),
+        format!("{coverage}'s LCOV coverage."),
     );
 }
 

@@ -67,8 +67,7 @@ impl Checkout<'_> {
         }
         args.extend(["--end-of-options", self.commit]);
         git(dest, args).await?;
-        self.name_origin(dest).await?;
-        stamp_last_changes(dest).await
+        self.name_origin(dest).await
         // Submodules and LFS files come from URLs the commit names: the
         // caller fetches them as the job would (see [`submodule_args`]).
     }
@@ -167,59 +166,23 @@ impl crate::WorkTree {
     }
 }
 
-/// Gives each tracked file the time of the last commit that changed it
-/// (git stamps them all "now"): build tools judge outputs by times, and a
-/// restored `target` built from an earlier commit must look newer than
-/// what did not change since, older than what did.
-async fn stamp_last_changes(dest: &Path) -> Result<(), GitError> {
-    let mut pending = regular_files(dest).await?;
-    let log = git(
-        dest,
-        [
-            "-c",
-            "core.quotePath=false",
-            "log",
-            "--format=@%ct",
-            "--name-only",
-            "--no-renames",
-            "--diff-merges=first-parent",
-            "HEAD",
-        ],
-    )
-    .await?;
-    let mut time = None;
-    for line in log.lines() {
-        if pending.is_empty() {
-            break;
-        }
-        if let Some(t) = line.strip_prefix('@').and_then(|t| t.parse::<u64>().ok()) {
-            time = Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t));
-        } else if let Some(at) = time.filter(|_| pending.remove(line)) {
-            stamp(&dest.join(line), at).map_err(GitError::Spawn)?;
-        }
-    }
-    Ok(())
-}
-
-/// The tracked regular files (not links, not submodules): the only ones stamped.
-async fn regular_files(dest: &Path) -> Result<std::collections::HashSet<String>, GitError> {
-    let listing = git(dest, ["-c", "core.quotePath=false", "ls-files", "--stage"]).await?;
+/// The tracked regular files of a fresh checkout (not links, not
+/// submodules) and the blob each holds: what a cache entry's record of
+/// source times is matched against. Only for a checkout no job has touched:
+/// git reads the repository's config, which a job may have written.
+pub async fn tracked_blobs(dest: &Path) -> Result<Vec<(std::path::PathBuf, String)>, GitError> {
+    let listing = git(dest, ["ls-files", "--stage", "-z"]).await?;
     Ok(listing
-        .lines()
-        .filter_map(|l| {
-            let (meta, path) = l.split_once('\t')?;
-            matches!(meta.split(' ').next(), Some("100644" | "100755")).then(|| path.to_string())
+        .split('\0')
+        .filter_map(|entry| {
+            let (meta, path) = entry.split_once('\t')?;
+            let mut fields = meta.split(' ');
+            let mode = fields.next()?;
+            let blob = fields.next()?;
+            matches!(mode, "100644" | "100755")
+                .then(|| (std::path::PathBuf::from(path), blob.to_string()))
         })
         .collect())
-}
-
-/// Sets a regular file's modification time; a link is left alone (git
-/// never checks out a file beyond one, and its target is not ours).
-fn stamp(path: &Path, at: std::time::SystemTime) -> std::io::Result<()> {
-    if !path.symlink_metadata()?.is_file() {
-        return Ok(());
-    }
-    std::fs::File::open(path)?.set_modified(at)
 }
 
 /// The `git` arguments that check out the submodules the commit's
@@ -306,8 +269,7 @@ mod tests {
         sh(
             &origin,
             &format!(
-                "git init -q -b main . && echo a > a && git add . \
-                 && GIT_COMMITTER_DATE=2020-01-01T00:00:00Z {commit} one \
+                "git init -q -b main . && echo a > a && git add . && {commit} one \
                  && git tag -a -m r v1.2.3 && echo b > b && git add . && {commit} two"
             ),
         );
@@ -341,13 +303,10 @@ mod tests {
             "{config}"
         );
         assert_eq!(sh(&ws, "git status --porcelain"), "");
-        // Each file has the time of the commit that last changed it.
-        let times = sh(
-            &ws,
-            "stat -c %Y a b && git log -1 --format=%ct HEAD~1 && git log -1 --format=%ct HEAD",
-        );
-        let times: Vec<&str> = times.lines().collect();
-        assert_eq!((times[0], times[1]), (times[2], times[3]), "{times:?}");
+        let blobs = tracked_blobs(&ws).await.expect("ls-files");
+        let names: Vec<_> = blobs.iter().map(|(p, _)| p.display().to_string()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(blobs[0].1, sh(&ws, "git hash-object a"));
 
         let shallow = tmp.path().join("shallow");
         let options = CheckoutOptions { depth: Some(1) };

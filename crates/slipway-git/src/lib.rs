@@ -15,7 +15,7 @@ mod checkout;
 pub use bundle::{AgentMirror, MAX_HAVES, bundle_since, is_commit_id};
 pub use checkout::{
     Checkout, CheckoutOptions, Edits, LFS_PULL, RefLayout, Submodules, lfs_available,
-    submodule_args, without_credentials,
+    submodule_args, tracked_blobs, without_credentials,
 };
 
 #[derive(Debug, thiserror::Error)]

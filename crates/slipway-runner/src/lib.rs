@@ -25,6 +25,7 @@ mod push;
 mod report;
 pub mod sandbox;
 mod source;
+mod stamps;
 mod workspace;
 
 pub use cgroup::describe as describe_job_containment;
@@ -40,6 +41,6 @@ pub use push::{PushedImage, RegistryAccess};
 pub use report::{JobReport, StepReport};
 pub use sandbox::{Sandbox, SandboxError};
 pub use workspace::{
-    ArtifactStore, BoxFuture, CacheRemote, CacheStore, Repository, STATE_DIR, Source, Workspace,
-    protection_level,
+    ArtifactStore, BoxFuture, CacheRemote, CacheStore, Repository, STATE_DIR, Source, SourceStamps,
+    Workspace, protection_level,
 };

@@ -11,6 +11,7 @@ use slipway_spec::Checkout;
 use tokio::process::Command;
 
 use crate::files;
+use crate::stamps::SourceStamps;
 
 /// Slipway's own directory in a repository: never copied into a workspace.
 pub const STATE_DIR: &str = ".slipway";
@@ -109,15 +110,16 @@ impl Source {
 
     /// Lays the source into `dest` (a fresh, empty directory) as the job's
     /// `checkout:` asks; submodules and LFS files are fetched inside
-    /// `sandbox` when there is one, as the job's steps would be.
+    /// `sandbox` when there is one, as the job's steps would be. Returns
+    /// the checkout's source times (see [`SourceStamps`]).
     pub(crate) async fn lay(
         &self,
         dest: &Path,
         checkout: &Checkout,
         sandbox: Option<&crate::Sandbox>,
-    ) -> Result<(), String> {
+    ) -> Result<SourceStamps, String> {
         let options = match checkout {
-            Checkout::Skip => return Ok(()),
+            Checkout::Skip => return Ok(SourceStamps::default()),
             Checkout::Repository(options) => options,
         };
         if let Some(repo) = &self.repository {
@@ -148,7 +150,11 @@ impl Source {
         })
         .await
         .map_err(|e| e.to_string())?
-        .map_err(|e| format!("cannot lay the sources into the workspace: {e}"))
+        .map_err(|e| format!("cannot lay the sources into the workspace: {e}"))?;
+        Ok(match &self.repository {
+            Some(_) => SourceStamps::of_checkout(dest, &self.files).await,
+            None => SourceStamps::default(),
+        })
     }
 }
 

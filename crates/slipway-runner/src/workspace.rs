@@ -8,11 +8,13 @@ use std::path::{Path, PathBuf};
 use crate::files;
 
 pub use crate::source::{Repository, STATE_DIR, Source};
+pub use crate::stamps::SourceStamps;
 
 /// A job's private directory, removed when dropped.
 #[derive(Debug)]
 pub struct Workspace {
     dir: tempfile::TempDir,
+    stamps: std::sync::Arc<SourceStamps>,
 }
 
 impl Workspace {
@@ -31,12 +33,20 @@ impl Workspace {
                     .tempdir_in(parent)
             })
             .map_err(|e| format!("cannot create a workspace under {}: {e}", parent.display()))?;
-        source.lay(dir.path(), checkout, sandbox).await?;
-        Ok(Workspace { dir })
+        let stamps = source.lay(dir.path(), checkout, sandbox).await?;
+        Ok(Workspace {
+            dir,
+            stamps: std::sync::Arc::new(stamps),
+        })
     }
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Its sources' times as checked out, for cache entries.
+    pub fn stamps(&self) -> std::sync::Arc<SourceStamps> {
+        self.stamps.clone()
     }
 }
 
@@ -99,13 +109,21 @@ fn split_home(patterns: &[String]) -> (Vec<String>, Vec<String>) {
 
 impl CacheStore {
     /// Restores the entry for `key` into the workspace (and what it keeps of
-    /// the job's home into `home`, when the job has one); `false` on a miss.
-    pub fn restore(&self, key: &str, workspace: &Path, home: Option<&Path>) -> io::Result<bool> {
+    /// the job's home into `home`, when the job has one), and gives sources
+    /// unchanged since it was saved their times of then; `false` on a miss.
+    pub fn restore(
+        &self,
+        key: &str,
+        workspace: &Path,
+        home: Option<&Path>,
+        stamps: &SourceStamps,
+    ) -> io::Result<bool> {
         let entry = self.root.join(key);
         if !entry.is_dir() {
             return Ok(false);
         }
         files::copy_tree_except(&entry, workspace, Path::new(STATE_DIR))?;
+        stamps.apply(workspace, &entry)?;
         let saved_home = entry.join(HOME_IN_ENTRY);
         if let Some(home) = home.filter(|_| saved_home.is_dir()) {
             files::copy_tree(&saved_home, home)?;
@@ -114,13 +132,15 @@ impl CacheStore {
     }
 
     /// Saves what `patterns` match under `key` (`~/…` from `home`, skipped
-    /// when the job has none); returns the saved paths.
+    /// when the job has none), with the times of the sources it was built
+    /// from; returns the saved paths.
     pub fn save(
         &self,
         key: &str,
         workspace: &Path,
         home: Option<&Path>,
         patterns: &[String],
+        stamps: &SourceStamps,
     ) -> io::Result<Vec<PathBuf>> {
         let (in_workspace, in_home) = split_home(patterns);
         let found = files::matches(workspace, &in_workspace)?;
@@ -138,6 +158,7 @@ impl CacheStore {
             std::fs::create_dir_all(&into)?;
             files::copy_paths(home, &into, &found_home)?;
         }
+        stamps.record(workspace, staging.path())?;
         set_modes(staging.path(), private_mode)?;
         match std::fs::rename(staging.path(), self.root.join(key)) {
             Ok(()) => {}

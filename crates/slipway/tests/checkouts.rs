@@ -227,3 +227,55 @@ fn slipway_run_checks_out_head_with_the_users_edits_over_it() {
     assert!(out.contains(" M edited.txt"), "{out}");
     assert_eq!(job(&repo.summary(1), "look")["status"], "succeeded");
 }
+
+#[test]
+fn a_restored_cargo_target_rebuilds_only_what_the_next_commit_changed_on_a_server() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pipeline = "jobs:\n  build:\n    cache:\n      key: target-v1\n      paths: [target]\n    \
+                    steps:\n      - run: CARGO_TARGET_DIR=target cargo build --offline 2>&1\n";
+    let remote = Remote::new(tmp.path(), pipeline);
+    let files = [
+        (
+            "Cargo.toml",
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+             [dependencies]\nhelper = { path = \"helper\" }\n\n[workspace]\n",
+        ),
+        (
+            "src/main.rs",
+            "fn main() { println!(\"{}\", helper::word()); }\n",
+        ),
+        (
+            "helper/Cargo.toml",
+            "[package]\nname = \"helper\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+        ),
+        (
+            "helper/src/lib.rs",
+            "pub fn word() -> &'static str { \"tiny\" }\n",
+        ),
+    ];
+    for (path, content) in files {
+        std::fs::create_dir_all(remote.work.join(path).parent().expect("parent")).expect("mkdir");
+        commit_file(&remote.work, path, content, path);
+    }
+    remote.push();
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "1"]);
+    server.add_project(&remote, &[]);
+    trigger(&server, "demo/1");
+    let first = log(&server, "demo/1", "build");
+    assert!(
+        first.contains("Compiling helper") && first.contains("Compiling app"),
+        "{first}"
+    );
+
+    remote.commit(
+        "src/main.rs",
+        "fn main() { println!(\"{}!\", helper::word()); }\n",
+        "louder",
+    );
+    remote.push();
+    trigger(&server, "demo/2");
+    let second = log(&server, "demo/2", "build");
+    assert!(second.contains("cache: restored `target-v1`"), "{second}");
+    assert!(second.contains("Compiling app"), "{second}");
+    assert!(!second.contains("Compiling helper"), "{second}");
+}

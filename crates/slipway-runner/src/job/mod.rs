@@ -178,7 +178,9 @@ impl<'a> Attempt<'a> {
 
     async fn execute(&mut self) -> Result<(), String> {
         let workspace = self.prepare().await?;
-        let keys = self.restore_caches(workspace.path()).await?;
+        let keys = self
+            .restore_caches(workspace.path(), workspace.stamps())
+            .await?;
         let ws = workspace.path().to_path_buf();
         blocking(move || crate::workspace::open_for_job(&ws))
             .await
@@ -197,7 +199,7 @@ impl<'a> Attempt<'a> {
         if let Some(build) = &self.job.image_build {
             self.build_image(build, workspace.path()).await?;
         }
-        self.keep(workspace.path(), &keys).await
+        self.keep(workspace.path(), &keys, workspace.stamps()).await
     }
 
     /// A fresh workspace with the sources and the artifacts of the needed jobs.

@@ -11,6 +11,7 @@ impl Attempt<'_> {
     pub(super) async fn restore_caches(
         &mut self,
         ws: &Path,
+        stamps: std::sync::Arc<crate::SourceStamps>,
     ) -> Result<Vec<(String, bool)>, String> {
         let mut keys = Vec::new();
         for cache in &self.job.caches {
@@ -49,11 +50,12 @@ impl Attempt<'_> {
             self.fetch_shared(&key).await;
             let (store, dest, k) = (self.ctx.caches.clone(), ws.to_path_buf(), key.clone());
             let home = self.cache_home(cache).await;
+            let stamps = stamps.clone();
             let hit = blocking(move || {
                 if let Some(home) = &home {
                     std::fs::create_dir_all(home)?;
                 }
-                store.restore(&k, &dest, home.as_deref())
+                store.restore(&k, &dest, home.as_deref(), &stamps)
             })
             .await
             .map_err(|e| format!("cannot restore cache `{key}`: {e}"))?;
@@ -135,7 +137,12 @@ impl Attempt<'_> {
     }
 
     /// After success: save caches that missed, keep artifacts.
-    pub(super) async fn keep(&mut self, ws: &Path, keys: &[(String, bool)]) -> Result<(), String> {
+    pub(super) async fn keep(
+        &mut self,
+        ws: &Path,
+        keys: &[(String, bool)],
+        stamps: std::sync::Arc<crate::SourceStamps>,
+    ) -> Result<(), String> {
         for (cache, (key, hit)) in self.job.caches.iter().zip(keys) {
             if *hit {
                 continue;
@@ -147,7 +154,8 @@ impl Attempt<'_> {
                 cache.paths.clone(),
             );
             let home = self.cache_home(cache).await;
-            let saved = blocking(move || store.save(&k, &src, home.as_deref(), &paths))
+            let stamps = stamps.clone();
+            let saved = blocking(move || store.save(&k, &src, home.as_deref(), &paths, &stamps))
                 .await
                 .map_err(|e| format!("cannot save cache `{key}`: {e}"))?;
             note(

@@ -6,6 +6,8 @@
 #
 #   ensure_docker          install docker.io if needed, start dockerd if needed
 #   ensure_busybox_image   build slipway/busybox:latest locally if it is missing
+#   ensure_postgres_image  build slipway/postgres:latest (a service image for
+#                          jobs' `services:`) from the host's PostgreSQL
 #
 # Nothing here pulls an image: the base image is made from the host's static
 # busybox, so it works on machines that can only reach package registries.
@@ -125,6 +127,104 @@ ensure_busybox_image() (
         docker import \
             --change 'CMD ["/bin/sh"]' \
             --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
+            - "$image" >/dev/null; then
+        _slipway_error "could not import $image with 'docker import'"
+        exit 1
+    fi
+)
+
+SLIPWAY_POSTGRES_IMAGE=slipway/postgres:latest
+
+# The entrypoint of slipway/postgres: a new cluster on first start, made the
+# way the usual PostgreSQL images make it (POSTGRES_USER, POSTGRES_PASSWORD,
+# POSTGRES_DB), then the server on 0.0.0.0:5432 in the foreground.
+_slipway_postgres_entrypoint() {
+    cat <<'SCRIPT'
+#!/bin/sh
+set -eu
+: "${POSTGRES_USER:=postgres}"
+: "${POSTGRES_DB:=$POSTGRES_USER}"
+: "${PGDATA:=/var/lib/postgresql/data}"
+export PGDATA
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+    if [ -z "${POSTGRES_PASSWORD:-}" ]; then
+        echo "slipway/postgres: set POSTGRES_PASSWORD (the password of $POSTGRES_USER)" >&2
+        exit 1
+    fi
+    mkdir -p "$PGDATA" && chmod 700 "$PGDATA"
+    pwfile=$(mktemp)
+    printf '%s\n' "$POSTGRES_PASSWORD" >"$pwfile"
+    initdb -D "$PGDATA" -U "$POSTGRES_USER" --pwfile="$pwfile" -E UTF8 --locale=C \
+        --auth-local=trust --auth-host=scram-sha-256 >/dev/null
+    rm -f "$pwfile"
+    echo "host all all all scram-sha-256" >>"$PGDATA/pg_hba.conf"
+    if [ "$POSTGRES_DB" != postgres ]; then
+        echo "CREATE DATABASE \"$POSTGRES_DB\"" | postgres --single -D "$PGDATA" postgres >/dev/null
+    fi
+fi
+exec postgres -D "$PGDATA" -c listen_addresses='*' "$@"
+SCRIPT
+}
+
+# slipway/postgres:latest from the host's own PostgreSQL (the one
+# ensure_postgres installs): its programs, the libraries ldd names for them,
+# its share directory, static busybox for a shell, and a non-root user. Built
+# with `docker import`, so nothing is pulled. Fast when the image exists.
+ensure_postgres_image() (
+    set -o pipefail
+    umask 022
+    local image=$SLIPWAY_POSTGRES_IMAGE busybox=/bin/busybox pg bin lib tmp rootfs applet
+    docker image inspect "$image" >/dev/null 2>&1 && exit 0
+
+    pg=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    pg=${pg%/bin}
+    if [[ -z $pg ]] || [[ ! -x $pg/bin/postgres ]]; then
+        _slipway_error "no PostgreSQL under /usr/lib/postgresql; run ensure_postgres (scripts/lib/postgres.sh) first"
+        exit 1
+    fi
+    _slipway_is_static "$busybox" || {
+        _slipway_error "no static $busybox; run ensure_busybox_image first"
+        exit 1
+    }
+    _slipway_info "building the service image $image from $pg"
+    tmp=$(mktemp -d) || exit 1
+    trap 'rm -rf "$tmp"' EXIT
+    rootfs=$tmp/rootfs
+    mkdir -p "$rootfs"/{bin,etc,tmp,usr/local/bin,var/lib/postgresql,var/run/postgresql} &&
+        chmod 1777 "$rootfs"/{tmp,var/lib/postgresql,var/run/postgresql} &&
+        cp "$busybox" "$rootfs/bin/busybox" || exit 1
+    for applet in $("$busybox" --list); do
+        [[ $applet == busybox ]] || ln -s busybox "$rootfs/bin/$applet" || exit 1
+    done
+    # The server loads its own modules (plpgsql, snowball) from the package's lib.
+    # Not the JIT (LLVM alone is larger than the rest), which is off by default.
+    mkdir -p "$rootfs$pg/bin" && cp -a "$pg/lib" "$rootfs$pg/" &&
+        rm -rf "$rootfs$pg/lib/bitcode" "$rootfs$pg"/lib/llvmjit* || exit 1
+    for bin in postgres initdb pg_ctl psql pg_isready; do
+        cp "$pg/bin/$bin" "$rootfs$pg/bin/" && ln -s "$pg/bin/$bin" "$rootfs/usr/local/bin/$bin" || exit 1
+    done
+    # ldd prints `name => /path (addr)` for libraries and `/path (addr)` for the loader.
+    for lib in $(ldd "$rootfs$pg"/bin/* "$rootfs$pg"/lib/*.so 2>/dev/null |
+        awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// && $2 ~ /^\(/ {print $1}' | sort -u); do
+        cp -L --parents "$lib" "$rootfs/" || {
+            _slipway_error "cannot copy $lib, which PostgreSQL needs"
+            exit 1
+        }
+    done
+    local share=${pg/\/lib\//\/share\/}
+    mkdir -p "$rootfs/usr/share/zoneinfo" "$rootfs${share%/*}" && cp -a "$share" "$rootfs${share%/*}/" &&
+        cp -a /usr/share/zoneinfo/{UTC,Etc} "$rootfs/usr/share/zoneinfo/" || exit 1
+    printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'postgres:x:70:70:PostgreSQL:/var/lib/postgresql:/bin/sh' \
+        'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' >"$rootfs/etc/passwd" &&
+        printf '%s\n' 'root:x:0:' 'postgres:x:70:' 'nogroup:x:65534:' >"$rootfs/etc/group" &&
+        _slipway_postgres_entrypoint >"$rootfs/usr/local/bin/slipway-postgres" &&
+        chmod 755 "$rootfs/usr/local/bin/slipway-postgres" || exit 1
+    if ! tar -C "$rootfs" --owner=0 --group=0 --numeric-owner -c . |
+        docker import \
+            --change 'ENTRYPOINT ["/usr/local/bin/slipway-postgres"]' \
+            --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin TZ=UTC' \
+            --change 'USER postgres' \
+            --change 'EXPOSE 5432' \
             - "$image" >/dev/null; then
         _slipway_error "could not import $image with 'docker import'"
         exit 1

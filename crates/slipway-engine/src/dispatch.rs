@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use slipway_quality::diff::NewCodeBase;
 use slipway_runner::{JobReport, JobStatus};
+use slipway_spec::NewCodeReference;
 use slipway_store::{Claim, Job, JobId, Project, Run, State};
 
 use crate::{Engine, Result};
@@ -46,10 +48,15 @@ pub struct Assignment {
     /// Credentials for the job's `image_build.push`, issued with the claim.
     #[serde(default)]
     pub registry: Option<slipway_runner::RegistryAccess>,
-    /// For a job with reports: `git diff -U0 -M` from the branch's last
-    /// successful run (or from nothing) to this commit.
+    /// For a job with reports: `git diff -U0 -M` from the run's reference
+    /// (its branch's last successful run; without one, what the run's push
+    /// or commit changed) to this commit.
     #[serde(default)]
     pub new_code: Option<String>,
+    /// What `new_code` was measured from, for the gate's report (an older
+    /// server does not say).
+    #[serde(default)]
+    pub new_code_base: Option<NewCodeBase>,
     /// For a job with reports: the issue fingerprints its gate recorded at
     /// the reference commit (issues with these are not new).
     #[serde(default)]
@@ -175,15 +182,16 @@ impl LocalDispatch {
             .and_then(|j| j.image_build.as_ref())
             .and_then(|b| b.push.as_deref());
         let registry = push.and_then(|target| self.registry_access(&project, &run, &job, target));
-        let (new_code, reference_issues) = match spec.as_ref().and_then(|j| j.reports.as_ref()) {
-            Some(reports) => {
-                let (diff, known) = self
-                    .gate_reference(&run, &job.name, &reports.new_code)
-                    .await?;
-                (Some(diff), known)
-            }
-            None => (None, None),
-        };
+        let (new_code, new_code_base, reference_issues) =
+            match spec.as_ref().and_then(|j| j.reports.as_ref()) {
+                Some(reports) => {
+                    let (base, diff, known) = self
+                        .gate_reference(&run, &job.name, &reports.new_code)
+                        .await?;
+                    (Some(diff), Some(base), known)
+                }
+                None => (None, None, None),
+            };
         let protected = self.engine.protects_branch(&project, &run.branch).await;
         Ok(Assignment {
             job_id: job.id.0,
@@ -196,13 +204,14 @@ impl LocalDispatch {
             protected,
             commit: run.commit,
             branch: run.branch,
-            origin: Some(slipway_git::without_credentials(&project.git_url)),
+            origin: Some(project.git_url.clone()),
             pipeline,
             secrets,
             withheld,
             lease_ms: u64::try_from(millis(self.engine.lease)).unwrap_or(30_000),
             registry,
             new_code,
+            new_code_base,
             reference_issues,
         })
     }
@@ -249,49 +258,79 @@ impl LocalDispatch {
         Some(issue(&project.name, target, &subject))
     }
 
-    /// A gate's new code (the diff from the run's reference commit) and the
-    /// issue fingerprints the job had at that commit, if it ran there.
+    /// A gate's new code: what it was measured from, the diff from there,
+    /// and the issue fingerprints the job had at that commit, if it ran there.
     async fn gate_reference(
         &self,
         run: &Run,
         job: &str,
-        reference: &slipway_spec::NewCodeReference,
-    ) -> Result<(String, Option<Vec<String>>)> {
-        let (base, diff) = self.new_code(run, run.project_id, reference).await?;
-        let known = match &base {
-            Some(base) => {
+        reference: &NewCodeReference,
+    ) -> Result<(NewCodeBase, String, Option<Vec<String>>)> {
+        let mirror = slipway_git::Mirror::at(&self.engine.paths.mirror(run.project_id));
+        let base = match self.reference(run, &mirror, reference).await? {
+            Some(base) => base,
+            None => self.change_of(run, &mirror).await?,
+        };
+        let diff = mirror.diff(base.commit.as_deref(), &run.commit).await?;
+        let known = match &base.commit {
+            Some(commit) => {
                 self.engine
                     .store
-                    .gate_fingerprints(run.project_id, base, job)
+                    .gate_fingerprints(run.project_id, commit, job)
                     .await?
             }
             None => None,
         };
-        Ok((diff, known))
+        Ok((base, diff, known))
     }
 
-    /// The run's reference commit and new code: the diff from it (without
-    /// one, every line is new).
-    async fn new_code(
+    /// The commit the pipeline's `new_code:` names for this run, if there is one.
+    async fn reference(
         &self,
         run: &Run,
-        project: slipway_store::ProjectId,
-        reference: &slipway_spec::NewCodeReference,
-    ) -> Result<(Option<String>, String)> {
-        use slipway_spec::NewCodeReference as R;
-        let mirror = slipway_git::Mirror::at(&self.engine.paths.mirror(project));
-        let base = match reference {
-            R::PreviousSuccess => {
-                self.engine
-                    .store
-                    .last_successful_commit(project, &run.branch, run.number)
-                    .await?
+        mirror: &slipway_git::Mirror,
+        reference: &NewCodeReference,
+    ) -> Result<Option<NewCodeBase>> {
+        Ok(match reference {
+            NewCodeReference::PreviousSuccess => self
+                .engine
+                .store
+                .last_successful_commit(run.project_id, &run.branch, run.number)
+                .await?
+                .map(|c| NewCodeBase::since(c, format!("last green run of {}", run.branch))),
+            NewCodeReference::Branch(branch) => mirror
+                .merge_base(branch, &run.commit)
+                .await
+                .map(|c| NewCodeBase::since(c, format!("merge-base with {branch}"))),
+            // A history younger than the window is new code, all of it.
+            NewCodeReference::Days(days) => {
+                Some(match mirror.commit_before(&run.commit, *days).await {
+                    Some(c) => NewCodeBase::since(c, format!("last commit over {days} days old")),
+                    None => NewCodeBase::everything(format!("no commit is over {days} days old")),
+                })
             }
-            R::Branch(branch) => mirror.merge_base(branch, &run.commit).await,
-            R::Days(days) => mirror.commit_before(&run.commit, *days).await,
-        };
-        let diff = mirror.diff(base.as_deref(), &run.commit).await?;
-        Ok((base, diff))
+        })
+    }
+
+    /// New code of a run with no reference (a branch's first run, or one
+    /// after failed runs only: a failed run is never a reference): the change
+    /// it brings, never every line. That is its push's `before..after` when
+    /// the push said and `before` is in the commit's history, else the commit
+    /// against its first parent; only a root commit has nothing to compare with.
+    async fn change_of(&self, run: &Run, mirror: &slipway_git::Mirror) -> Result<NewCodeBase> {
+        if let Some(before) = self.engine.store.push_before(run.id).await?
+            && before != run.commit
+            && mirror.is_ancestor(&before, &run.commit).await?
+        {
+            return Ok(NewCodeBase::since(
+                before,
+                "the push's previous head, no green run before",
+            ));
+        }
+        Ok(match mirror.first_parent(&run.commit).await? {
+            Some(parent) => NewCodeBase::since(parent, "first parent, no green run before"),
+            None => NewCodeBase::everything("a root commit: nothing to compare with"),
+        })
     }
 }
 

@@ -27,7 +27,7 @@ pub use paths::Paths;
 pub use poll::{poll_once, run_poller, run_reaper};
 pub use secret_grant::Grant;
 pub use shipper::LogChunk;
-pub use trigger::Target;
+pub use trigger::{Pushed, Target};
 pub use worker::{Worker, WorkerConfig};
 
 #[derive(Debug, thiserror::Error)]

@@ -34,6 +34,21 @@ impl Engine {
         trigger: &str,
         cause: RunCause,
     ) -> Result<Run> {
+        self.trigger_after(project, target, trigger, cause, None)
+            .await
+    }
+
+    /// [`Engine::trigger_by`] for a push that moved the branch from
+    /// `push_before`: without a green run to compare with, the run measures
+    /// that push's change.
+    async fn trigger_after(
+        &self,
+        project: &Project,
+        target: Target,
+        trigger: &str,
+        cause: RunCause,
+        push_before: Option<String>,
+    ) -> Result<Run> {
         let mirror = self.fetched_mirror(project).await?;
         let (branch, commit) = on_branch(&mirror, project, &target).await?;
         let mut new = NewRun {
@@ -41,6 +56,7 @@ impl Engine {
             branch,
             trigger: trigger.to_string(),
             cause,
+            push_before,
             ..NewRun::default()
         };
         let text = match crate::pipeline_file::read(&mirror, &commit).await? {
@@ -129,6 +145,8 @@ impl Engine {
                 pusher: cause.pusher.or_else(|| old.cause.pusher.clone()),
                 ..cause
             },
+            // The same change as the old run, measured the same way.
+            push_before: store.push_before(old.id).await?,
         };
         let run = store.create_run(old.project_id, &new).await?;
         for job in new.jobs.iter().filter(|j| j.kept_from.is_some()) {
@@ -149,14 +167,19 @@ impl Engine {
     /// the commit is new to it. A commit the branch's recent runs built, or
     /// one in their history, makes no run: a captured delivery sent again
     /// (under a new delivery id) must not build and ship old code over new.
+    /// `before` is where the push moved the branch from, when it said.
     pub async fn on_push(
         &self,
         project: &Project,
-        branch: &str,
-        commit: &str,
+        push: Pushed<'_>,
         trigger: &str,
         cause: RunCause,
     ) -> Result<Option<Run>> {
+        let Pushed {
+            branch,
+            commit,
+            before,
+        } = push;
         if !builds_branch(project, branch) || self.built_already(project, branch, commit).await? {
             return Ok(None);
         }
@@ -164,10 +187,19 @@ impl Engine {
             branch: branch.to_string(),
             commit: commit.to_string(),
         };
-        self.trigger_by(project, target, trigger, cause)
+        let before = before.map(str::to_string);
+        self.trigger_after(project, target, trigger, cause, before)
             .await
             .map(Some)
     }
+}
+
+/// A branch a push moved: to `commit`, from `before` when the push said.
+#[derive(Debug, Clone, Copy)]
+pub struct Pushed<'a> {
+    pub branch: &'a str,
+    pub commit: &'a str,
+    pub before: Option<&'a str>,
 }
 
 /// The branch and the full commit a target names, once the commit is known

@@ -169,6 +169,7 @@ impl<D: Dispatch> Worker<D> {
             sandbox: self.config.sandbox.clone(),
             registry: a.registry.clone(),
             new_code: a.new_code.clone(),
+            new_code_base: a.new_code_base.clone(),
             reference_issues: a.reference_issues.clone(),
             events,
         };

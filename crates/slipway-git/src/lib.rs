@@ -11,6 +11,7 @@ use tokio::process::Command;
 
 mod bundle;
 mod checkout;
+mod revisions;
 
 pub use bundle::{AgentMirror, MAX_HAVES, bundle_since, is_commit_id};
 pub use checkout::{

@@ -3,7 +3,51 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::{Deserialize, Serialize};
+
 use crate::ParseError;
+
+/// What new code is measured from, so a report can say what it measured:
+/// a run's reference (its branch's last green run, the push's previous head,
+/// its first parent) or `slipway gate`'s base.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewCodeBase {
+    /// The commit new code is compared with; `None`: nothing (a root commit),
+    /// so every line is new.
+    pub commit: Option<String>,
+    /// Why that commit, for people: `first parent`, `last green run 4`,
+    /// `merge-base of origin/main and HEAD`.
+    pub why: String,
+}
+
+impl NewCodeBase {
+    pub fn since(commit: impl Into<String>, why: impl Into<String>) -> NewCodeBase {
+        NewCodeBase {
+            commit: Some(commit.into()),
+            why: why.into(),
+        }
+    }
+
+    /// Nothing to compare with: every line is new, and `why` says so.
+    pub fn everything(why: impl Into<String>) -> NewCodeBase {
+        NewCodeBase {
+            commit: None,
+            why: why.into(),
+        }
+    }
+
+    /// `12 lines since abc1234 (first parent)`.
+    pub fn describe(&self, lines: u64) -> String {
+        let noun = if lines == 1 { "line" } else { "lines" };
+        match &self.commit {
+            Some(commit) => {
+                let short = commit.get(..7).unwrap_or(commit);
+                format!("{lines} {noun} since {short} ({})", self.why)
+            }
+            None => format!("{lines} {noun}, every line ({})", self.why),
+        }
+    }
+}
 
 /// New lines by repository-relative path.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::diff::NewCodeBase;
 use crate::issues::Issue;
-use crate::measures::{Inputs, is_new_issue};
+use crate::measures::{Inputs, LineGap, is_new_issue, new_line_gaps};
 use crate::{
     Condition, Coverage, DEFAULT_GATE, Measures, RepoFiles, TestCounts, TestReport, Verdict,
     evaluate, parse_condition, uncovered_new_lines,
@@ -54,6 +55,8 @@ pub struct GateConfig {
     /// Fingerprints of the reference's issues (a run gets them from its
     /// reference run's gate); issues with one of these are not new.
     pub reference_fingerprints: Option<HashSet<String>>,
+    /// What the new code was measured from, for the report to say.
+    pub new_code_base: Option<NewCodeBase>,
 }
 
 impl Default for GateConfig {
@@ -63,6 +66,7 @@ impl Default for GateConfig {
             lenient_below: None,
             debt_minutes: crate::issues::DEFAULT_DEBT_MINUTES,
             reference_fingerprints: None,
+            new_code_base: None,
         }
     }
 }
@@ -169,6 +173,8 @@ impl Reports {
         let outcome = Outcome {
             passed: verdicts.iter().all(|v| v.passed),
             uncovered_new_lines: uncovered_new_lines(&coverage, &new_code),
+            new_line_gaps: new_line_gaps(&coverage, &new_code),
+            new_code_base: gate.new_code_base.clone(),
             verdicts,
             measures,
             tests: self.tests,
@@ -187,7 +193,12 @@ pub struct Outcome {
     pub verdicts: Vec<Verdict>,
     pub measures: Measures,
     pub tests: TestReport,
+    /// Ranges of new lines not fully covered (never run or partly), per file.
     pub uncovered_new_lines: BTreeMap<String, Vec<String>>,
+    /// The same lines one by one, partly covered ones marked with their branches.
+    pub new_line_gaps: BTreeMap<String, Vec<LineGap>>,
+    /// What the new code was measured from.
+    pub new_code_base: Option<NewCodeBase>,
     pub unmatched_files: Vec<String>,
     pub new_issues: Vec<Issue>,
     /// Every issue's fingerprint: what the next run's new issues are judged against.
@@ -202,6 +213,8 @@ impl Outcome {
             "conditions": self.verdicts,
             "measures": self.measures,
             "uncovered_new_lines": self.uncovered_new_lines,
+            "uncovered_new_lines_detail": self.new_line_gaps,
+            "new_code": self.new_code_json(),
             "unmatched_files": self.unmatched_files,
             "failed_tests": self.tests.failures,
             "new_issues": self.new_issues,
@@ -209,16 +222,37 @@ impl Outcome {
         })
     }
 
+    /// What was measured as new code: the base, why it, and how many lines
+    /// (`null` when the caller did not say).
+    fn new_code_json(&self) -> Value {
+        match &self.new_code_base {
+            Some(base) => json!({
+                "commit": base.commit,
+                "why": base.why,
+                "lines": self.measures.new_lines,
+                "summary": base.describe(self.measures.new_lines),
+            }),
+            None => Value::Null,
+        }
+    }
+
     /// The readable report.
     pub fn render(&self) -> String {
-        render(
+        let mut out = render(
             self.passed,
             &self.verdicts,
             &self.measures,
             &self.tests,
-            &self.uncovered_new_lines,
+            &self.new_line_gaps,
             &self.unmatched_files,
-        )
+        );
+        if let Some(base) = &self.new_code_base {
+            out.push_str(&format!(
+                "new code: {}\n",
+                base.describe(self.measures.new_lines)
+            ));
+        }
+        out
     }
 
     /// The failed conditions in one line, for a job's reason.
@@ -426,7 +460,7 @@ fn render(
     verdicts: &[Verdict],
     m: &Measures,
     tests: &TestReport,
-    uncovered: &BTreeMap<String, Vec<String>>,
+    gaps: &BTreeMap<String, Vec<LineGap>>,
     unmatched: &[String],
 ) -> String {
     let mut out = format!(
@@ -447,7 +481,6 @@ fn render(
         ));
     }
     let TestCounts {
-        total,
         passed: ok,
         failed,
         errored,
@@ -455,8 +488,10 @@ fn render(
         flaky,
         ..
     } = tests.counts;
+    // "run" as the `tests_run` measure counts: skipped tests did not run.
+    let run = tests.counts.run();
     out.push_str(&format!(
-        "tests: {total} run, {ok} passed, {failed} failed, {errored} errored, {skipped} skipped, {flaky} flaky\n"
+        "tests: {run} run, {ok} passed, {failed} failed, {errored} errored, {flaky} flaky; {skipped} skipped\n"
     ));
     out.push_str(&format!(
         "coverage: {} overall ({} lines, {} conditions); new code: {} of {} lines and {} conditions to cover\n",
@@ -476,12 +511,10 @@ fn render(
         m.rating
             .map_or("n/a".to_string(), |r| char::from(b'A' + r - 1).to_string()),
     ));
-    if !uncovered.is_empty() {
+    if !gaps.is_empty() {
         out.push_str("uncovered new lines:\n");
-        for (file, ranges) in uncovered {
-            for range in ranges {
-                out.push_str(&format!("  {file}:{range}\n"));
-            }
+        for (file, lines) in gaps {
+            render_gaps(&mut out, file, lines);
         }
     }
     if !tests.failures.is_empty() {
@@ -497,6 +530,31 @@ fn render(
         ));
     }
     out
+}
+
+/// `  app.py:9-12` for lines never run, `  app.py:8 (partly: 2/4 branches)`
+/// for lines run without taking every branch.
+fn render_gaps(out: &mut String, file: &str, lines: &[LineGap]) {
+    let mut never: Vec<u32> = Vec::new();
+    let flush = |out: &mut String, never: &mut Vec<u32>| {
+        for range in crate::measures::ranges(never) {
+            out.push_str(&format!("  {file}:{range}\n"));
+        }
+        never.clear();
+    };
+    for gap in lines {
+        if gap.partly {
+            flush(out, &mut never);
+            let branches = gap.branches.as_deref().unwrap_or("some");
+            out.push_str(&format!(
+                "  {file}:{} (partly: {branches} branches taken)\n",
+                gap.line
+            ));
+        } else {
+            never.push(gap.line);
+        }
+    }
+    flush(out, &mut never);
 }
 
 fn percent(value: Option<f64>) -> String {
@@ -543,5 +601,76 @@ mod tests {
         assert_eq!(fresh.issue_fingerprints, ["f1"]);
         assert_eq!(judge(Some(&["f1"])).measures.new_issues, 0);
         assert_eq!(judge(Some(&["other"])).measures.new_issues, 1);
+    }
+
+    /// Skipped tests did not run: the measure, the report's text and its JSON agree.
+    #[test]
+    fn run_means_executed_and_partly_covered_lines_are_marked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("junit.xml"),
+            r#"<testsuite><testcase name="a"/><testcase name="b"><skipped/></testcase><testcase name="c"><skipped message="later"/></testcase></testsuite>"#,
+        )
+        .expect("junit");
+        // Line 1 ran taking 1 of 2 branches, 2 never ran (2 branches), 3 ran whole, 4 never ran.
+        std::fs::write(
+            dir.path().join("c.lcov"),
+            "SF:a.py\nDA:1,3\nBRDA:1,0,0,3\nBRDA:1,0,1,0\nDA:2,0\nBRDA:2,0,0,-\nBRDA:2,0,1,-\nDA:3,1\nDA:4,0\nend_of_record\n",
+        )
+        .expect("lcov");
+        let diff = "+++ b/a.py\n@@ -0,0 +1,4 @@\n+a\n+b\n+c\n+d\n";
+        let globs = Globs {
+            junit: vec!["junit.xml".into()],
+            coverage: vec!["c.lcov".into()],
+            ..Globs::default()
+        };
+        let config = GateConfig {
+            new_code_base: Some(NewCodeBase::since("abc1234def", "first parent")),
+            ..GateConfig::default()
+        };
+        let outcome = Reports::read(dir.path(), &globs)
+            .and_then(|r| r.evaluate(dir.path(), vec!["a.py".into()], diff, &config))
+            .expect("evaluates");
+        assert_eq!(
+            (outcome.measures.tests_run, outcome.measures.tests_skipped),
+            (1, 2)
+        );
+        let text = outcome.render();
+        assert!(
+            text.contains("tests: 1 run, 1 passed, 0 failed, 0 errored, 0 flaky; 2 skipped"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  a.py:1 (partly: 1/2 branches taken)\n  a.py:2\n  a.py:4\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("new code: 4 lines since abc1234 (first parent)"),
+            "{text}"
+        );
+        let json = outcome.to_json();
+        assert_eq!(json["uncovered_new_lines"]["a.py"], json!(["1-2", "4"]));
+        assert_eq!(
+            json["uncovered_new_lines_detail"]["a.py"],
+            json!([
+                {"line": 1, "partly": true, "branches": "1/2"},
+                {"line": 2, "partly": false, "branches": "0/2"},
+                {"line": 4, "partly": false},
+            ])
+        );
+        assert_eq!(json["new_code"]["commit"], "abc1234def");
+        assert_eq!(json["new_code"]["lines"], 4);
+    }
+
+    #[test]
+    fn a_base_says_what_was_measured() {
+        assert_eq!(
+            NewCodeBase::since("0123456789", "first parent").describe(1),
+            "1 line since 0123456 (first parent)"
+        );
+        assert_eq!(
+            NewCodeBase::everything("a root commit: nothing to compare with").describe(40),
+            "40 lines, every line (a root commit: nothing to compare with)"
+        );
     }
 }

@@ -27,6 +27,12 @@ pub struct TestCounts {
 }
 
 impl TestCounts {
+    /// Tests that ran: every case but the skipped ones. What "run" means in
+    /// the `tests_run` measure, the gate's summary, the API and the UI.
+    pub fn run(&self) -> u64 {
+        self.total.saturating_sub(self.skipped)
+    }
+
     pub fn add(&mut self, other: &TestCounts) {
         self.total += other.total;
         self.passed += other.passed;

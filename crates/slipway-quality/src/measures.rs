@@ -152,7 +152,7 @@ impl Measures {
             .then(|| debt_minutes as f64 * 100.0 / (30.0 * lines_of_code as f64));
         Measures {
             tests_total: tests.total,
-            tests_run: tests.total.saturating_sub(tests.skipped),
+            tests_run: tests.run(),
             tests_passed: tests.passed,
             tests_failed: tests.failed,
             tests_errored: tests.errored,
@@ -257,7 +257,47 @@ pub fn uncovered_new_lines(coverage: &Coverage, new: &NewCode) -> BTreeMap<Strin
     out
 }
 
-fn ranges(lines: &[u32]) -> Vec<String> {
+/// A new line not fully covered: never run, or run without taking every
+/// branch (`partly`; LCOV `BRDA`, Cobertura `condition-coverage`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LineGap {
+    pub line: u32,
+    /// It ran, but some of its branches were never taken.
+    pub partly: bool,
+    /// Branches taken of those the line has (`1/2`), when the report has branch data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub branches: Option<String>,
+}
+
+/// New lines not fully covered, per file, one by one, partly covered ones marked.
+pub fn new_line_gaps(coverage: &Coverage, new: &NewCode) -> BTreeMap<String, Vec<LineGap>> {
+    let mut out = BTreeMap::new();
+    for (file, new_lines) in &new.files {
+        let Some(lines) = coverage.files.get(file) else {
+            continue;
+        };
+        let gaps: Vec<LineGap> = new_lines
+            .iter()
+            .filter_map(|l| Some((*l, lines.get(*l)?)))
+            .filter(|(_, d)| d.hits == 0 || d.uncovered_branches() > 0)
+            .map(|(line, d)| {
+                let total = d.branches.len() as u64;
+                LineGap {
+                    line,
+                    partly: d.hits > 0,
+                    branches: (total > 0)
+                        .then(|| format!("{}/{total}", total - d.uncovered_branches())),
+                }
+            })
+            .collect();
+        if !gaps.is_empty() {
+            out.insert(file.clone(), gaps);
+        }
+    }
+    out
+}
+
+pub(crate) fn ranges(lines: &[u32]) -> Vec<String> {
     let mut out = Vec::new();
     let mut iter = lines.iter().copied().peekable();
     while let Some(start) = iter.next() {

@@ -6,10 +6,22 @@
 
 use std::path::Path;
 
+use slipway_quality::diff::NewCodeBase;
 use slipway_quality::evaluate::{GateConfig, Globs, Outcome, Reports};
 
 use crate::EventSender;
 use crate::output::note;
+
+/// What a job's gate is judged against: its run's reference.
+#[derive(Debug, Clone, Copy)]
+pub struct Reference<'a> {
+    /// `git diff -U0 -M` from the reference to the run's commit: the new code.
+    pub new_code: &'a str,
+    /// What the new code was measured from, for the report to say.
+    pub base: Option<&'a NewCodeBase>,
+    /// The reference's issue fingerprints: issues with these are not new.
+    pub issues: Option<&'a [String]>,
+}
 
 /// Evaluates the gate over the workspace `ws` (blocking work on the blocking pool).
 pub async fn judge(
@@ -17,8 +29,7 @@ pub async fn judge(
     reports: &slipway_spec::Reports,
     ws: &Path,
     files: Vec<String>,
-    new_code: &str,
-    reference_issues: Option<&[String]>,
+    reference: Reference<'_>,
     events: &EventSender,
 ) -> Result<Outcome, String> {
     let config = GateConfig {
@@ -32,7 +43,8 @@ pub async fn judge(
         debt_minutes: reports
             .debt_minutes
             .unwrap_or(slipway_quality::issues::DEFAULT_DEBT_MINUTES),
-        reference_fingerprints: reference_issues.map(|f| f.iter().cloned().collect()),
+        reference_fingerprints: reference.issues.map(|f| f.iter().cloned().collect()),
+        new_code_base: reference.base.cloned(),
     };
     let globs = Globs {
         junit: reports.junit.clone(),
@@ -40,7 +52,7 @@ pub async fn judge(
         issues: reports.issues.clone(),
         reference_issues: Vec::new(),
     };
-    let (ws, new_code) = (ws.to_path_buf(), new_code.to_string());
+    let (ws, new_code) = (ws.to_path_buf(), reference.new_code.to_string());
     let outcome = tokio::task::spawn_blocking(move || {
         Reports::read(&ws, &globs)
             .and_then(|r| r.evaluate(&ws, files, &new_code, &config))

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
+use slipway_quality::diff::NewCodeBase;
 use slipway_spec::{Job, JobName, Pipeline};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -101,6 +102,11 @@ impl LocalRun {
         let work_root = std::env::temp_dir().join("slipway-workspaces");
         crate::orphans::reap(&work_root);
         let (events, recorder) = Recorder::start(run_dir.clone(), ui);
+        let new_code = if self.pipeline.jobs.iter().any(|j| j.reports.is_some()) {
+            local_new_code(&dir).await
+        } else {
+            None
+        };
         let ctx = Arc::new(RunContext {
             project: String::new(),
             run_number: run,
@@ -120,11 +126,8 @@ impl LocalRun {
             docker,
             sandbox: None,
             registry: None,
-            new_code: if self.pipeline.jobs.iter().any(|j| j.reports.is_some()) {
-                local_new_code(&dir).await
-            } else {
-                None
-            },
+            new_code_base: new_code.as_ref().map(|(_, base)| base.clone()),
+            new_code: new_code.map(|(diff, _)| diff),
             reference_issues: None,
             events,
         });
@@ -216,13 +219,22 @@ async fn revision(dir: &Path) -> slipway_git::Revision {
 }
 
 /// A local run's new code: the last commit and what is not committed yet
-/// (with a single commit, everything: compared with the empty tree).
-async fn local_new_code(dir: &Path) -> Option<String> {
+/// (with a single commit, everything: compared with the empty tree), and
+/// what it was measured from.
+async fn local_new_code(dir: &Path) -> Option<(String, NewCodeBase)> {
     const EMPTY_TREE: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
     let tree = slipway_git::WorkTree::discover(dir).await.ok()??;
-    match tree.diff_since("HEAD~1").await {
-        Ok(diff) => Some(diff),
-        Err(_) => tree.diff_since(EMPTY_TREE).await.ok(),
+    match tree.resolve("HEAD~1").await {
+        Ok(parent) => {
+            let diff = tree.diff_since(&parent).await.ok()?;
+            let why = "HEAD's first parent: the last commit and what is not committed";
+            Some((diff, NewCodeBase::since(parent, why)))
+        }
+        Err(_) => {
+            let diff = tree.diff_since(EMPTY_TREE).await.ok()?;
+            let why = "HEAD has no parent: nothing to compare with";
+            Some((diff, NewCodeBase::everything(why)))
+        }
     }
 }
 

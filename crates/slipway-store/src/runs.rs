@@ -24,6 +24,9 @@ pub struct NewRun {
     pub jobs: Vec<NewJob>,
     /// Who caused it.
     pub cause: RunCause,
+    /// The commit the branch pointed at before the push that made this run,
+    /// when a push said (its `before`): what a first run measures from.
+    pub push_before: Option<String>,
 }
 
 /// Who caused a run. Four-eyes keeps them from approving the deployments
@@ -129,8 +132,8 @@ impl Store {
         .ok_or_else(|| StoreError::NotFound(format!("no project with id {project}")))?
         .try_get("number")?;
         let row = sqlx::query(sql(format!(
-            "INSERT INTO runs (project_id, number, commit_sha, branch, state, trigger, pipeline, created_at, started_by, pushed_by) \
-             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
+            "INSERT INTO runs (project_id, number, commit_sha, branch, state, trigger, pipeline, created_at, started_by, pushed_by, push_before) \
+             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
         )))
         .bind(project.0)
         .bind(number)
@@ -146,6 +149,7 @@ impl Store {
                 .as_ref()
                 .and_then(|p| serde_json::to_string(p).ok()),
         )
+        .bind(&new.push_before)
         .fetch_one(&mut *tx)
         .await?;
         let created = run(&row)?;
@@ -253,6 +257,17 @@ impl Store {
             Some(row) => Some(row.try_get("commit_sha")?),
             None => None,
         })
+    }
+
+    /// The commit the branch pointed at before the push that made run `run`,
+    /// if a push made it and said.
+    pub async fn push_before(&self, run: RunId) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT push_before FROM runs WHERE id = $1")
+            .bind(run.0)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no run with id {run}")))?;
+        Ok(row.try_get("push_before")?)
     }
 
     /// The commits of the newest `limit` runs on `branch`, newest first: what

@@ -36,5 +36,11 @@ fn change(change: &Node) -> Result<Option<Push>, WebhookError> {
     } else {
         state.get("target").get("hash").commit()?
     };
-    Ok(Some(Push::new(branch, commit, deleted)))
+    let old = change.get("old");
+    let before = if deleted || old.is_null() {
+        None
+    } else {
+        old.get("target").get("hash").opt_commit()?
+    };
+    Ok(Some(Push::new(branch, commit, deleted).moved_from(before)))
 }

@@ -18,7 +18,9 @@ pub(crate) fn push(root: &Node) -> Result<Vec<Push>, WebhookError> {
         return Ok(Vec::new());
     }
     let deleted = root.get("deleted").flag()? || is_zero(&after);
-    Ok(vec![Push::new(branch, after, deleted)])
+    Ok(vec![
+        Push::new(branch, after, deleted).moved_from(before.opt_commit()?),
+    ])
 }
 
 /// Gitea's `delete` event: Gitea reports a deleted branch with it, not with a push.

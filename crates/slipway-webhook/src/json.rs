@@ -136,6 +136,17 @@ impl<'a> Node<'a> {
     }
 }
 
+impl Node<'_> {
+    /// A commit id that may be absent, `null` or the all-zero "no commit"
+    /// (a push that created its branch): `None` for each of those.
+    pub fn opt_commit(&self) -> Result<Option<String>, WebhookError> {
+        if self.is_null() {
+            return Ok(None);
+        }
+        Ok(Some(self.commit()?).filter(|c| !is_zero(c)))
+    }
+}
+
 /// Whether a commit id is the forges' all-zero "no commit".
 pub(crate) fn is_zero(commit: &str) -> bool {
     commit.bytes().all(|b| b == b'0')

@@ -85,6 +85,10 @@ pub struct Push {
     pub commit: String,
     /// Whether the push deleted the branch.
     pub deleted: bool,
+    /// The commit the branch pointed at before the push, when the payload
+    /// says (not for a branch the push created): a run measures what the
+    /// push brought from there.
+    pub before: Option<String>,
 }
 
 impl Push {
@@ -98,6 +102,15 @@ impl Push {
             branch,
             commit,
             deleted,
+            before: None,
+        }
+    }
+
+    /// A deleted branch builds nothing, so where it was does not matter.
+    fn moved_from(self, before: Option<String>) -> Push {
+        Push {
+            before: before.filter(|_| !self.deleted),
+            ..self
         }
     }
 }

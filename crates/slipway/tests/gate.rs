@@ -303,3 +303,222 @@ fn leniency_for_small_changes_only_when_asked() {
     let (_, bigger) = gate(dir.path(), &[&args[..], &["--lenient-below", "6"]].concat());
     assert_eq!(bigger["status"], "failed", "6 lines are not fewer than 6");
 }
+
+/// `slipway gate` with these arguments only (no `--base` of its own).
+fn gate_with(dir: &Path, args: &[&str]) -> (Output, serde_json::Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args(["gate", "-C", dir.to_str().expect("utf8"), "--json"])
+        .args(args)
+        .output()
+        .expect("slipway gate");
+    let json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("JSON ({e}): {}", common::text(&out)));
+    (out, json)
+}
+
+/// A branch behind `main`: it added lines 11 to 13 of app.py, and `main`
+/// rewrote lines 2 to 4 after the branch left it. HEAD is the branch.
+fn branch_behind_main() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path();
+    git(path, &["init", "-q", "-b", "main"]);
+    let base: Vec<String> = (1..=10).map(|n| format!("line_{n} = {n}")).collect();
+    commit(path, "app.py", &(base.join("\n") + "\n"), "base");
+    let fork = head(path);
+    git(path, &["checkout", "-q", "-b", "feature"]);
+    let mut added = base.clone();
+    added.extend((11..=13).map(|n| format!("added_{n} = {n}")));
+    commit(path, "app.py", &(added.join("\n") + "\n"), "add lines");
+    git(path, &["checkout", "-q", "main"]);
+    let mut rewritten = base;
+    for line in &mut rewritten[1..4] {
+        *line = format!("{line}  # rewritten on main");
+    }
+    commit(path, "app.py", &(rewritten.join("\n") + "\n"), "rewrite");
+    git(path, &["checkout", "-q", "feature"]);
+    // Lines 2, 3 and 12 never ran.
+    let mut lcov = String::from("SF:app.py\n");
+    for line in 1..=13 {
+        let hits = u8::from(![2, 3, 12].contains(&line));
+        lcov.push_str(&format!("DA:{line},{hits}\n"));
+    }
+    lcov.push_str("end_of_record\n");
+    std::fs::write(path.join("coverage.lcov"), lcov).expect("lcov");
+    std::fs::write(path.join("junit.xml"), JUNIT_ONE_PASS).expect("junit");
+    (dir, fork)
+}
+
+fn head(dir: &Path) -> String {
+    let out = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(dir)
+        .output()
+        .expect("git");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn base_measures_from_the_merge_base_as_diff_cover_does_and_base_exact_from_the_tip() {
+    let (dir, fork) = branch_behind_main();
+    let reports = ["--coverage", "coverage.lcov", "--junit", "junit.xml"];
+    let (_, merged) = gate_with(dir.path(), &[&reports[..], &["--base", "main"]].concat());
+    let measures = &merged["measures"];
+    assert_eq!(
+        (
+            measures["new_lines_to_cover"].as_u64(),
+            measures["new_uncovered_lines"].as_u64()
+        ),
+        (Some(3), Some(1)),
+        "main's later rewrite of lines 2-4 is not the branch's: {merged:#}"
+    );
+    assert_eq!(
+        merged["uncovered_new_lines"]["app.py"],
+        serde_json::json!(["12"])
+    );
+    assert_eq!(merged["new_code"]["commit"].as_str(), Some(fork.as_str()));
+    assert_eq!(merged["new_code"]["why"], "merge-base of main and HEAD");
+
+    // diff-cover compares with the merge-base too: the same lines.
+    let diff_cover = std::env::var("SLIPWAY_DIFF_COVER").expect(
+        "SLIPWAY_DIFF_COVER is not set: run scripts/test, which installs diff-cover from PyPI",
+    );
+    let report = dir.path().join("diff-cover.json");
+    let status = Command::new(&diff_cover)
+        .args(["coverage.lcov", "--compare-branch", "main", "--format"])
+        .arg(format!("json:{}", report.display()))
+        .current_dir(dir.path())
+        .status()
+        .expect("diff-cover runs");
+    assert!(status.success());
+    let theirs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("JSON");
+    assert_eq!(
+        (
+            theirs["total_num_lines"].as_u64(),
+            theirs["total_num_violations"].as_u64()
+        ),
+        (Some(3), Some(1)),
+        "{theirs}"
+    );
+
+    // The tip itself: what main rewrote since counts as changed.
+    let (_, exact) = gate_with(
+        dir.path(),
+        &[&reports[..], &["--base-exact", "main"]].concat(),
+    );
+    assert_eq!(exact["measures"]["new_lines_to_cover"], 6, "{exact:#}");
+    assert_eq!(
+        exact["uncovered_new_lines"]["app.py"],
+        serde_json::json!(["2-3", "12"])
+    );
+
+    // The readable report says what it measured from.
+    let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args([
+            "gate",
+            "-C",
+            dir.path().to_str().expect("utf8"),
+            "--base",
+            "main",
+        ])
+        .args(reports)
+        .output()
+        .expect("slipway gate");
+    let text = common::text(&out);
+    let short = &fork[..7];
+    assert!(
+        text.contains(&format!(
+            "new code: 3 lines since {short} (merge-base of main and HEAD)"
+        )),
+        "{text}"
+    );
+    // Both at once is a mistake, and a revision that is not there says so.
+    let both = gate_with_status(dir.path(), &["--base", "main", "--base-exact", "main"]);
+    assert!(both.contains("cannot be used with"), "{both}");
+    let missing = gate_with_status(
+        dir.path(),
+        &["--base", "origin/nope", "--junit", "junit.xml"],
+    );
+    assert!(
+        missing.contains("`origin/nope` and HEAD have no merge-base"),
+        "{missing}"
+    );
+}
+
+/// The output of a `slipway gate` that must fail to start.
+fn gate_with_status(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args(["gate", "-C", dir.to_str().expect("utf8")])
+        .args(args)
+        .output()
+        .expect("slipway gate");
+    assert!(!out.status.success(), "{}", common::text(&out));
+    common::text(&out)
+}
+
+#[test]
+fn skipped_tests_did_not_run_in_the_measure_the_summary_and_the_json() {
+    let dir = repository();
+    std::fs::write(
+        dir.path().join("junit.xml"),
+        r#"<testsuites><testsuite name="calc"><testcase classname="t" name="a" time="0.1"/><testcase classname="t" name="b"><skipped message="needs a GPU"/></testcase><testcase classname="t" name="c"><skipped/></testcase></testsuite></testsuites>"#,
+    )
+    .expect("junit");
+    std::fs::write(dir.path().join("gate.txt"), "tests_run >= 2\n").expect("gate");
+    let (out, ours) = gate(dir.path(), &["--junit", "junit.xml", "--gate", "gate.txt"]);
+    let measures = &ours["measures"];
+    assert_eq!(
+        (
+            measures["tests_total"].as_u64(),
+            measures["tests_run"].as_u64(),
+            measures["tests_skipped"].as_u64()
+        ),
+        (Some(3), Some(1), Some(2))
+    );
+    assert_eq!(
+        ours["conditions"][0]["value"], 1.0,
+        "skipped tests did not run"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let text = common::text(
+        &Command::new(env!("CARGO_BIN_EXE_slipway"))
+            .args([
+                "gate",
+                "-C",
+                dir.path().to_str().expect("utf8"),
+                "--junit",
+                "junit.xml",
+            ])
+            .output()
+            .expect("slipway gate"),
+    );
+    assert!(
+        text.contains("tests: 1 run, 1 passed, 0 failed, 0 errored, 0 flaky; 2 skipped"),
+        "{text}"
+    );
+}
+
+#[test]
+fn partly_covered_new_lines_are_marked_in_the_json() {
+    let dir = repository();
+    // New line 8 ran taking 1 of its 2 branches; new line 9 never ran.
+    let lcov =
+        "SF:app.py\nDA:3,1\nDA:8,4\nBRDA:8,0,0,4\nBRDA:8,0,1,0\nDA:9,0\nDA:10,1\nend_of_record\n";
+    std::fs::write(dir.path().join("coverage.lcov"), lcov).expect("lcov");
+    std::fs::write(dir.path().join("junit.xml"), JUNIT_ONE_PASS).expect("junit");
+    let (_, ours) = gate(
+        dir.path(),
+        &["--coverage", "coverage.lcov", "--junit", "junit.xml"],
+    );
+    assert_eq!(
+        ours["uncovered_new_lines"]["app.py"],
+        serde_json::json!(["8-9"])
+    );
+    assert_eq!(
+        ours["uncovered_new_lines_detail"]["app.py"],
+        serde_json::json!([
+            {"line": 8, "partly": true, "branches": "1/2"},
+            {"line": 9, "partly": false},
+        ])
+    );
+}

@@ -55,6 +55,8 @@ pub struct RunContext {
     pub registry: Option<crate::RegistryAccess>,
     /// The run's new code (`git diff -U0 -M` from its reference), for quality gates.
     pub new_code: Option<String>,
+    /// What `new_code` was measured from (the reference and why), for the gate's report.
+    pub new_code_base: Option<slipway_quality::diff::NewCodeBase>,
     /// Issue fingerprints of the reference's gate: issues with these are not new.
     pub reference_issues: Option<Vec<String>>,
     pub events: EventSender,
@@ -500,8 +502,11 @@ impl<'a> Attempt<'a> {
             reports,
             ws,
             files,
-            new_code,
-            self.ctx.reference_issues.as_deref(),
+            crate::gate::Reference {
+                new_code,
+                base: self.ctx.new_code_base.as_ref(),
+                issues: self.ctx.reference_issues.as_deref(),
+            },
             &self.ctx.events,
         )
         .await?;

@@ -121,8 +121,11 @@ async fn start_runs(
             .engine
             .on_push(
                 project,
-                &push.branch,
-                &push.commit,
+                slipway_engine::Pushed {
+                    branch: &push.branch,
+                    commit: &push.commit,
+                    before: push.before.as_deref(),
+                },
                 "webhook",
                 cause.clone(),
             )

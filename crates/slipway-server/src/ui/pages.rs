@@ -340,15 +340,19 @@ fn gate_summary(report: &serde_json::Value) -> String {
         ));
     }
     let m = &report["measures"];
-    if m["tests_total"].is_number() {
+    // "run" as the `tests_run` measure counts it: skipped tests did not run.
+    if m["tests_run"].is_number() {
         out.push_str(&format!(
-            "tests: {} passed, {} failed, {} errored, {} skipped of {}\n",
+            "tests: {} run, {} passed, {} failed, {} errored; {} skipped\n",
+            m["tests_run"],
             m["tests_passed"],
             m["tests_failed"],
             m["tests_errored"],
             m["tests_skipped"],
-            m["tests_total"]
         ));
+    }
+    if let Some(new_code) = report["new_code"]["summary"].as_str() {
+        out.push_str(&format!("new code: {new_code}\n"));
     }
     for t in report["failed_tests"]
         .as_array()
@@ -376,6 +380,32 @@ fn gate_summary(report: &serde_json::Value) -> String {
             "uncovered new lines in {file}: {}\n",
             ranges.join(", ")
         ));
+    }
+    out.push_str(&partly_covered(report));
+    out
+}
+
+/// New lines that ran without taking every branch: `8 (1/2 branches)`.
+fn partly_covered(report: &serde_json::Value) -> String {
+    let mut out = String::new();
+    let files = report["uncovered_new_lines_detail"].as_object();
+    for (file, lines) in files.into_iter().flatten() {
+        let partly: Vec<String> = lines
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|l| l["partly"].as_bool() == Some(true))
+            .map(|l| match l["branches"].as_str() {
+                Some(b) => format!("{} ({b} branches)", l["line"]),
+                None => l["line"].to_string(),
+            })
+            .collect();
+        if !partly.is_empty() {
+            out.push_str(&format!(
+                "partly covered new lines in {file}: {}\n",
+                partly.join(", ")
+            ));
+        }
     }
     out
 }
@@ -672,15 +702,22 @@ mod tests {
                 {"condition": "tests_failed == 0", "metric": "tests_failed", "op": "==", "threshold": 0.0, "value": 1.0, "passed": false},
                 {"condition": "new_coverage >= 80", "metric": "new_coverage", "op": ">=", "threshold": 80.0, "value": null, "passed": true, "note": "no new lines"}
             ],
-            "measures": {"tests_total": 3, "tests_passed": 2, "tests_failed": 1, "tests_errored": 0, "tests_skipped": 0},
+            "measures": {"tests_total": 4, "tests_run": 3, "tests_passed": 2, "tests_failed": 1, "tests_errored": 0, "tests_skipped": 1},
+            "new_code": {"commit": "abc1234def", "why": "first parent, no green run before", "lines": 12,
+                         "summary": "12 lines since abc1234 (first parent, no green run before)"},
             "failed_tests": [{"name": "test_total"}],
-            "uncovered_new_lines": {"src/app.py": ["4-6", "9"]}
+            "uncovered_new_lines": {"src/app.py": ["4-6", "9"]},
+            "uncovered_new_lines_detail": {"src/app.py": [{"line": 4, "partly": true, "branches": "1/2"},
+                {"line": 5, "partly": false}, {"line": 6, "partly": false}, {"line": 9, "partly": false}]}
         });
         assert_eq!(
             super::gate_summary(&report),
             "✘ tests_failed == 0 (is 1.0)\n✔ new_coverage >= 80 (is no new lines)\n\
-             tests: 2 passed, 1 failed, 0 errored, 0 skipped of 3\nfailed: test_total\n\
-             uncovered new lines in src/app.py: 4-6, 9\n"
+             tests: 3 run, 2 passed, 1 failed, 0 errored; 1 skipped\n\
+             new code: 12 lines since abc1234 (first parent, no green run before)\n\
+             failed: test_total\n\
+             uncovered new lines in src/app.py: 4-6, 9\n\
+             partly covered new lines in src/app.py: 4 (1/2 branches)\n"
         );
     }
 }

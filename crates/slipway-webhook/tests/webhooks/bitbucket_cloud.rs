@@ -3,7 +3,7 @@
 
 use slipway_webhook::{NO_COMMIT, Provider};
 
-use crate::common::{Forge, SECRET, deliver, pair, push};
+use crate::common::{Forge, SECRET, deliver, moved, pair, push};
 
 const CLOUD: Forge = Forge {
     event_header: "X-Event-Key",
@@ -26,7 +26,11 @@ fn push_of_two_branches_gives_two_pushes() {
     assert_eq!(
         delivery.pushes,
         [
-            push("main", "aba3758e15765702bd619821670e7952f79c428e", false),
+            moved(
+                "main",
+                "1c3eb7c5f3c931050b42cb6200283ed61862de12",
+                "aba3758e15765702bd619821670e7952f79c428e",
+            ),
             push(
                 "release/1.2",
                 "d8d385be74ca5f694770ca7256f2f35e2c749596",

@@ -3,7 +3,7 @@
 
 use slipway_webhook::{NO_COMMIT, Provider};
 
-use crate::common::{Forge, push, replace_first};
+use crate::common::{Forge, moved, push, replace_first};
 
 const DC: Forge = Forge {
     event_header: "X-Event-Key",
@@ -25,7 +25,11 @@ fn push_is_verified_and_read() {
         .expect("a valid delivery");
     assert_eq!(delivery.provider, Provider::BitbucketDataCenter);
     assert_eq!(delivery.id.as_deref(), Some(DC.id));
-    let main = push("main", "517481248c5067c2b98d19690b5658d0cb8ab378", false);
+    let main = moved(
+        "main",
+        "29a2bf6e7602b5605fb2f277f17d821ff57c9b02",
+        "517481248c5067c2b98d19690b5658d0cb8ab378",
+    );
     assert_eq!(delivery.pushes, [main]);
 }
 

@@ -91,12 +91,21 @@ pub fn pair(name: &str, value: &str) -> (String, String) {
     (name.to_owned(), value.to_owned())
 }
 
-/// The push the tests expect.
+/// The push the tests expect (one that says nothing of where the branch was).
 pub fn push(branch: &str, commit: &str, deleted: bool) -> Push {
     Push {
         branch: branch.to_owned(),
         commit: commit.to_owned(),
         deleted,
+        before: None,
+    }
+}
+
+/// A push that moved `branch` from `before` to `commit`.
+pub fn moved(branch: &str, before: &str, commit: &str) -> Push {
+    Push {
+        before: Some(before.to_owned()),
+        ..push(branch, commit, false)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use slipway_webhook::{NO_COMMIT, Provider, WebhookError};
 
-use crate::common::{Forge, SECRET, deliver, hmac_hex, pair, push};
+use crate::common::{Forge, SECRET, deliver, hmac_hex, moved, pair, push};
 
 const GITEA: Forge = Forge {
     event_header: "X-Gitea-Event",
@@ -34,7 +34,11 @@ fn push_is_verified_and_read() {
     assert_eq!(delivery.id.as_deref(), Some(GITEA.id));
     assert_eq!(
         delivery.pushes,
-        [push("feature/dark-mode", DARK_MODE, false)]
+        [moved(
+            "feature/dark-mode",
+            "29a2bf6e7602b5605fb2f277f17d821ff57c9b02",
+            DARK_MODE
+        )]
     );
 }
 

@@ -2,7 +2,7 @@
 
 use slipway_webhook::{NO_COMMIT, Provider, WebhookError};
 
-use crate::common::{Forge, deliver, pair, push};
+use crate::common::{Forge, deliver, moved, pair, push};
 
 const GITHUB: Forge = Forge {
     event_header: "X-GitHub-Event",
@@ -23,7 +23,11 @@ fn push_to_main_is_verified_and_read() {
     assert_eq!(delivery.provider, Provider::GitHub);
     assert_eq!(delivery.id.as_deref(), Some(GITHUB.id));
     assert_eq!(delivery.event, "push");
-    let main = push("main", "90120d05b9d0de250d0f57f0bba445510b87bb11", false);
+    let main = moved(
+        "main",
+        "517481248c5067c2b98d19690b5658d0cb8ab378",
+        "90120d05b9d0de250d0f57f0bba445510b87bb11",
+    );
     assert_eq!(delivery.pushes, [main]);
 }
 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use slipway_quality::diff::NewCodeBase;
 use slipway_quality::evaluate::{
     GateConfig, Globs, Reports, conditions_from_text, debt_minutes_from, default_conditions,
 };
@@ -24,9 +25,15 @@ pub struct Args {
     /// The reference's issue reports: issues whose fingerprint is there are not new.
     #[arg(long, value_name = "GLOB")]
     reference_issues: Vec<String>,
-    /// New code is what changed since this revision (commits and uncommitted changes).
-    #[arg(long, value_name = "REF", default_value = "HEAD~1")]
-    base: String,
+    /// New code is what changed since the merge-base of this revision and HEAD
+    /// (commits and uncommitted changes), as a run measured against a branch does;
+    /// default: HEAD~1.
+    #[arg(long, value_name = "REV", conflicts_with = "base_exact")]
+    base: Option<String>,
+    /// New code is what changed since this very revision, even when it moved on
+    /// after HEAD's branch left it (lines it rewrote later then count).
+    #[arg(long, value_name = "REV")]
+    base_exact: Option<String>,
     /// Conditions, one per line (`new_coverage >= 80`), relative to the directory; default: the default gate.
     #[arg(long, value_name = "FILE")]
     gate: Option<PathBuf>,
@@ -62,11 +69,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     };
     // git (file list and diff) runs while the reports are read.
     let (git, reports) = std::thread::scope(|scope| {
-        let git = scope.spawn(|| repository_state(&args.dir, &args.base));
+        let git = scope.spawn(|| repository_state(&args.dir, &Base::of(args)));
         let reports = Reports::read(&args.dir, &globs);
         (git.join(), reports)
     });
-    let (files, diff) = git.map_err(|_| anyhow::anyhow!("the git thread panicked"))??;
+    let (files, diff, base) = git.map_err(|_| anyhow::anyhow!("the git thread panicked"))??;
     let config = GateConfig {
         conditions,
         lenient_below: args.lenient_below,
@@ -75,6 +82,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             None => slipway_quality::issues::DEFAULT_DEBT_MINUTES,
         },
         reference_fingerprints: None,
+        new_code_base: Some(base),
     };
     let outcome = reports?.evaluate(&args.dir, files, &diff, &config)?;
     if args.json {
@@ -89,8 +97,50 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The work tree's files and its diff against `base`.
-fn repository_state(dir: &Path, base: &str) -> anyhow::Result<(Vec<String>, String)> {
+/// What new code is compared with, as the user named it.
+enum Base {
+    /// The merge-base of this revision and HEAD.
+    MergeBase(String),
+    /// This revision itself.
+    Exact(String),
+}
+
+impl Base {
+    fn of(args: &Args) -> Base {
+        match (&args.base, &args.base_exact) {
+            (_, Some(exact)) => Base::Exact(exact.clone()),
+            (Some(rev), None) => Base::MergeBase(rev.clone()),
+            (None, None) => Base::MergeBase("HEAD~1".into()),
+        }
+    }
+
+    /// The commit to diff against, and what it is for the report.
+    async fn resolve(&self, tree: &slipway_git::WorkTree) -> anyhow::Result<NewCodeBase> {
+        Ok(match self {
+            Base::MergeBase(rev) => {
+                let commit = tree.merge_base_with_head(rev).await.with_context(|| {
+                    format!(
+                        "`{rev}` and HEAD have no merge-base: pass --base with a revision HEAD's history \
+                         shares (e.g. origin/main after `git fetch`), or --base-exact REV"
+                    )
+                })?;
+                NewCodeBase::since(commit, format!("merge-base of {rev} and HEAD"))
+            }
+            Base::Exact(rev) => {
+                let commit = tree.resolve(rev).await.with_context(|| {
+                    format!("`{rev}` names no commit here: pass --base-exact with a branch, tag or commit")
+                })?;
+                NewCodeBase::since(
+                    commit,
+                    format!("{rev} exactly, with what it changed since HEAD's branch left it"),
+                )
+            }
+        })
+    }
+}
+
+/// The work tree's files, its diff against the base, and what the base is.
+fn repository_state(dir: &Path, base: &Base) -> anyhow::Result<(Vec<String>, String, NewCodeBase)> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -105,10 +155,14 @@ fn repository_state(dir: &Path, base: &str) -> anyhow::Result<(Vec<String>, Stri
             .iter()
             .map(|p| p.to_string_lossy().into_owned())
             .collect();
-        let diff = tree
-            .diff_since(base)
-            .await
-            .with_context(|| format!("cannot diff against `{base}`; pass --base REF"))?;
-        anyhow::Ok((files, diff))
+        let base = base.resolve(&tree).await?;
+        let commit = base.commit.as_deref().unwrap_or_default();
+        let diff = tree.diff_since(commit).await.with_context(|| {
+            format!(
+                "cannot diff against {commit} ({}); pass --base REV",
+                base.why
+            )
+        })?;
+        anyhow::Ok((files, diff, base))
     })
 }

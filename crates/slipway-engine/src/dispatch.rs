@@ -204,7 +204,7 @@ impl LocalDispatch {
             protected,
             commit: run.commit,
             branch: run.branch,
-            origin: Some(project.git_url.clone()),
+            origin: Some(slipway_git::without_credentials(&project.git_url)),
             pipeline,
             secrets,
             withheld,

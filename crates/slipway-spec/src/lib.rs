@@ -15,6 +15,7 @@ mod model;
 pub mod names;
 mod reader;
 mod schema;
+pub mod services;
 mod template;
 mod yaml;
 
@@ -27,6 +28,7 @@ pub use matrix::MatrixCell;
 pub use model::{
     BranchFilter, Cache, Env, ImageBuild, Job, JobName, NewCodeReference, Pipeline, Reports, Step,
 };
+pub use services::Service;
 pub use template::{Part, Template, TemplateVars, Var};
 pub use yaml::Limits;
 

@@ -121,6 +121,8 @@ pub struct Job {
     /// The job of the file and the values this job is one combination of
     /// (`matrix:`); `None` for a job without a matrix.
     pub matrix: Option<crate::matrix::MatrixCell>,
+    /// Containers started beside the job (`services:`), in the file's order.
+    pub services: Vec<crate::services::Service>,
 }
 
 impl Job {

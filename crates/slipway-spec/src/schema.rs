@@ -43,6 +43,7 @@ const JOB_KEYS: &[&str] = &[
     "labels",
     "checkout",
     "matrix",
+    "services",
 ];
 const STEP_KEYS: &[&str] = &["name", "run", "env"];
 const CACHE_KEYS: &[&str] = &["key", "paths"];
@@ -242,8 +243,13 @@ fn job(r: &mut Reader, name: JobName, pos: Pos, node: &Node) -> Option<ReadJob> 
             .get("checkout")
             .and_then(|n| crate::checkout::read(r, n, &format!("{what}.checkout"))),
         matrix: None,
+        services: f
+            .get("services")
+            .map(|n| crate::services::read(r, n, &what))
+            .unwrap_or_default(),
         name,
     };
+    crate::services::check_host_ports(r, &job.services, &what);
     Some((job, needs_pos, matrix))
 }
 

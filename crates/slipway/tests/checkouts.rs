@@ -279,3 +279,26 @@ fn a_restored_cargo_target_rebuilds_only_what_the_next_commit_changed_on_a_serve
     assert!(second.contains("Compiling app"), "{second}");
     assert!(!second.contains("Compiling helper"), "{second}");
 }
+
+#[test]
+fn lfs_without_git_lfs_fails_the_job_saying_what_to_install() {
+    let has_lfs = Command::new("git")
+        .args(["lfs", "version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if has_lfs {
+        eprintln!("git-lfs is installed here: the message for its absence cannot be seen");
+        return;
+    }
+    let repo = Repo::new(
+        "jobs:\n  big:\n    checkout: { lfs: true }\n    steps: [\"true\"]\n",
+        &[],
+    );
+    let run = repo.slipway(&["run"]);
+    assert!(!run.status.success(), "{}", text(&run));
+    let reason = job(&repo.summary(1), "big")["reason"].to_string();
+    assert!(
+        reason.contains("needs Git LFS") && reason.contains("install `git-lfs`"),
+        "{reason}"
+    );
+}

@@ -7,8 +7,9 @@ use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::support::{log_of, probes, wait_for_end};
+use super::support::{agent_post, agent_token, log_of, probes, wait_for_end};
 use crate::common::server::{Remote, ServerProcess, commit_file, git};
+use crate::common::service::succeeded;
 
 /// `$D` is the server's data directory (the workspaces' grandparent); the
 /// project under attack is project 2, the victim project 1.
@@ -189,4 +190,57 @@ fn the_checkouts_config_names_the_remote_without_its_credentials() {
         log.contains(&format!("origin http://127.0.0.1:{port}/remote.git")),
         "{log}"
     );
+}
+
+#[test]
+fn an_agent_token_gets_bundles_only_of_the_run_whose_job_it_holds() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "0"]);
+    let remote = Remote::new(
+        &tmp.path().join("demo"),
+        "jobs:\n  noop:\n    steps: [true]\n",
+    );
+    server.add_project(&remote, &[]);
+    let agent = agent_token(&server, "fake-agent");
+    succeeded(&server.cli(&["trigger", "demo"]));
+    let (code, claimed) = agent_post(
+        &server,
+        &agent,
+        "claim",
+        r#"{"worker":"fake","labels":[],"wait_ms":10000}"#,
+    );
+    assert_eq!(code, 200, "claim: {claimed}");
+    let claimed: serde_json::Value = serde_json::from_str(&claimed).expect("JSON");
+    let own_run = claimed["run_id"].as_i64().expect("run id");
+
+    let victim = Remote::new(
+        &tmp.path().join("victim"),
+        "jobs:\n  noop:\n    steps: [true]\n",
+    );
+    commit_file(
+        &victim.work,
+        "secret.txt",
+        "the victim's source\n",
+        "secret",
+    );
+    victim.push();
+    let victim_url = victim.bare.to_str().expect("utf8");
+    succeeded(&server.cli(&["project", "add", "victim", "--git", victim_url]));
+    succeeded(&server.cli(&["trigger", "victim"]));
+    let victim_run = server.run_status("victim/1")["run"]["id"]
+        .as_i64()
+        .expect("run id");
+    assert_ne!(victim_run, own_run);
+
+    let ask =
+        |run: i64, body: &str| agent_post(&server, &agent, &format!("runs/{run}/bundle"), body);
+    let (code, bundle) = ask(own_run, r#"{"have":[]}"#);
+    assert_eq!(code, 200, "{bundle}");
+    assert!(bundle.starts_with("# v2 git bundle"), "{bundle}");
+    let (code, body) = ask(victim_run, r#"{"have":[]}"#);
+    assert!(code == 403 || code == 404, "{code}: {body}");
+    assert!(!body.contains("git bundle"), "{body}");
+    // A have that is not a commit id is refused, not handed to git.
+    let (code, body) = ask(own_run, r#"{"have":["--all"]}"#);
+    assert_eq!(code, 400, "{body}");
 }

@@ -316,10 +316,11 @@ fn jobs_for(pipeline: &Pipeline, branch: &str) -> Vec<NewJob> {
         .collect()
 }
 
-/// The job's own labels, plus `docker` when it runs in a container or builds an image.
+/// The job's own labels, plus `docker` when it runs in a container, builds an
+/// image or has services.
 fn labels_of(job: &slipway_spec::Job) -> Vec<String> {
     let mut labels = job.labels.clone();
-    let docker = job.image.is_some() || job.image_build.is_some();
+    let docker = job.needs_docker();
     if docker && !labels.iter().any(|l| l == "docker") {
         labels.push("docker".into());
     }

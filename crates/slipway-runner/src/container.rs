@@ -40,6 +40,8 @@ pub struct ContainerJob<'a> {
     pub env: Vec<(String, String)>,
     pub steps: Vec<ContainerStep<'a>>,
     pub labels: HashMap<String, String>,
+    /// The network of the job's services, joined so steps reach them by name.
+    pub network: Option<&'a str>,
 }
 
 /// One step: its title, its script, and its own extra variables.
@@ -218,6 +220,7 @@ async fn create(
                 "/tmp".to_string(),
                 "mode=1777".to_string(),
             )])),
+            network_mode: spec.network.map(str::to_string),
             ..Default::default()
         }),
         ..Default::default()

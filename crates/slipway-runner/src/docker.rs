@@ -4,7 +4,9 @@ use std::collections::HashMap;
 
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
-use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
+use bollard::query_parameters::{
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder,
+};
 
 /// A reachable Docker engine.
 #[derive(Debug, Clone)]
@@ -61,8 +63,15 @@ impl Engine {
     }
 
     /// Removes the containers of jobs whose Slipway process on this host died
-    /// without cleaning up (a `kill -9`); returns how many it removed.
+    /// without cleaning up (a `kill -9`), step containers and services alike,
+    /// then the networks of those jobs' services; returns how many containers
+    /// and networks it removed.
     pub async fn reap_orphans(&self) -> usize {
+        let containers = self.reap_orphan_containers().await;
+        containers + self.reap_orphan_networks().await
+    }
+
+    async fn reap_orphan_containers(&self) -> usize {
         let filters = HashMap::from([("label", vec![OWNER_LABEL])]);
         let options = ListContainersOptionsBuilder::default()
             .all(true)
@@ -92,6 +101,32 @@ impl Engine {
                 .await
                 .is_ok()
             {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Networks go after their containers: Docker keeps one while anything is attached.
+    async fn reap_orphan_networks(&self) -> usize {
+        let filters = HashMap::from([("label", vec![OWNER_LABEL])]);
+        let options = ListNetworksOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let Ok(networks) = self.docker.list_networks(Some(options)).await else {
+            return 0;
+        };
+        let mut removed = 0;
+        for network in networks {
+            let orphan = network
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(OWNER_LABEL))
+                .is_some_and(|owner| is_orphan(owner));
+            let Some(id) = network.id.filter(|_| orphan) else {
+                continue;
+            };
+            if self.docker.remove_network(&id).await.is_ok() {
                 removed += 1;
             }
         }

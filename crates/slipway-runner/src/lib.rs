@@ -24,6 +24,7 @@ mod output;
 mod push;
 mod report;
 pub mod sandbox;
+mod services;
 mod source;
 mod stamps;
 mod workspace;

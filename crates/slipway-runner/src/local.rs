@@ -187,7 +187,7 @@ fn check_secrets(jobs: &[Job], secrets: &BTreeMap<String, String>) -> Result<(),
 async fn connect_if_needed(jobs: &[Job]) -> Result<Option<Engine>, String> {
     let needing: Vec<&str> = jobs
         .iter()
-        .filter(|j| j.image.is_some() || j.image_build.is_some())
+        .filter(|j| j.needs_docker())
         .map(|j| j.name.as_str())
         .collect();
     if needing.is_empty() {

@@ -126,6 +126,12 @@ pub struct Job {
 }
 
 impl Job {
+    /// Whether the job needs a Docker engine: it runs in a container, builds
+    /// an image or has services.
+    pub fn needs_docker(&self) -> bool {
+        self.image.is_some() || self.image_build.is_some() || !self.services.is_empty()
+    }
+
     /// How people see the job: `test [PYTHON=3.11, DB=sqlite]` for a combination
     /// of a matrix, else its name.
     pub fn title(&self) -> String {

@@ -249,7 +249,7 @@ fn job(r: &mut Reader, name: JobName, pos: Pos, node: &Node) -> Option<ReadJob> 
             .unwrap_or_default(),
         name,
     };
-    crate::services::check_host_ports(r, &job.services, &what);
+    crate::services::check(r, &job, &what);
     Some((job, needs_pos, matrix))
 }
 

@@ -335,8 +335,28 @@ fn secrets(r: &mut Reader, node: &Node, what: &str) -> Vec<String> {
     names
 }
 
-/// Two services of one job must not ask for the same fixed host port.
-pub(crate) fn check_host_ports(r: &mut Reader, services: &[Service], job: &str) {
+/// What holds across a job's services: no fixed host port asked for twice,
+/// and every secret a service takes is one the job gets (`jobs.NAME.secrets`
+/// decides what reaches the job, and masks it in logs).
+pub(crate) fn check(r: &mut Reader, job: &crate::Job, what: &str) {
+    for service in &job.services {
+        for name in service.secrets.iter().filter(|s| !job.secrets.contains(s)) {
+            r.error_with_help(
+                service.pos,
+                format!(
+                    "service `{}` takes the secret `{name}`, which `{what}.secrets` does not list",
+                    service.name
+                ),
+                format!(
+                    "add `{name}` to `{what}.secrets`: a job's services get only the job's secrets"
+                ),
+            );
+        }
+    }
+    check_host_ports(r, &job.services, what);
+}
+
+fn check_host_ports(r: &mut Reader, services: &[Service], job: &str) {
     let mut seen: Vec<u16> = Vec::new();
     for service in services {
         for host in service.ports.iter().filter_map(|p| p.host) {
@@ -448,6 +468,18 @@ mod tests {
             );
             assert!(err.contains("no Docker socket"), "{err}");
         }
+    }
+
+    #[test]
+    fn secrets_come_from_the_job() {
+        let err = services("      db:\n        image: x\n        secrets: [DB_PASSWORD]\n")
+            .expect_err("invalid");
+        assert!(err.contains("`jobs.it.secrets` does not list"), "{err}");
+        let file = "jobs:\n  it:\n    secrets: [DB_PASSWORD]\n    steps: [{ run: 'true' }]\n    \
+                    services:\n      db: { image: x, secrets: [DB_PASSWORD] }\n";
+        let p = crate::parse(file).expect("valid");
+        assert_eq!(p.jobs[0].services[0].secrets, ["DB_PASSWORD"]);
+        assert!(p.jobs[0].needs_docker());
     }
 
     #[test]

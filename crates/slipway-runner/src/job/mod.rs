@@ -3,6 +3,7 @@
 //! server both call [`run_job`].
 
 mod images;
+mod services;
 mod stores;
 
 use std::collections::{BTreeMap, HashMap};
@@ -188,11 +189,11 @@ impl<'a> Attempt<'a> {
             .await
             .map_err(|e| format!("cannot prepare the workspace: {e}"))?;
         let env = self.env(workspace.path());
-        let steps = if self.job.image.is_some() {
-            self.container_steps(workspace.path(), env.clone()).await
-        } else {
-            self.host_steps(workspace.path(), &env).await
-        };
+        let mut services = crate::services::Services::default();
+        let steps = self
+            .steps_beside_services(&mut services, workspace.path(), env)
+            .await;
+        services.remove().await;
         let gate = self
             .judge_reports(workspace.path(), steps.as_ref().err())
             .await;
@@ -402,6 +403,7 @@ impl<'a> Attempt<'a> {
         &mut self,
         ws: &Path,
         env: Vec<(String, String)>,
+        network: Option<&str>,
     ) -> Result<(), String> {
         let engine = self.engine()?;
         let image = self.job.image.as_deref().unwrap_or_default();
@@ -430,6 +432,7 @@ impl<'a> Attempt<'a> {
                 .map(|(s, t)| (t.as_str(), s.run.as_str(), s.env.clone()))
                 .collect(),
             labels: labels.into_iter().collect(),
+            network,
         };
         let outcome = container::run(&engine, spec, masker, &self.ctx.events, &self.cancel).await?;
         let ran = outcome.step_exits.len();

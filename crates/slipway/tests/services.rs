@@ -1,0 +1,264 @@
+//! `services:` — containers beside a job, through `slipway run`: a real
+//! PostgreSQL (slipway/postgres, built from the host's installation) reached
+//! from host and container steps, readiness, and removal however the job ends.
+
+mod common;
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{BUSYBOX, Repo, containers_of, job, require_docker, text};
+
+const POSTGRES: &str = "slipway/postgres:latest";
+
+/// The service image of these tests, built from the host's PostgreSQL when missing.
+fn require_postgres_image() {
+    require_docker();
+    let lib = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/lib");
+    let script = format!(
+        "source '{0}/postgres.sh' && ensure_postgres >/dev/null && source '{0}/docker.sh' && ensure_postgres_image",
+        lib.display()
+    );
+    let ok = Command::new("bash")
+        .args(["-c", &script])
+        .status()
+        .expect("bash")
+        .success();
+    assert!(
+        ok,
+        "the service tests need {POSTGRES}: run scripts/test, which builds it"
+    );
+}
+
+/// Networks Slipway made for jobs of this repository.
+fn networks_of(repo: &Repo) -> Vec<String> {
+    let filter = format!("label=slipway.source={}", repo.path().display());
+    let out = Command::new("docker")
+        .args(["network", "ls", "-q", "--filter", &filter])
+        .output()
+        .expect("docker network ls");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn assert_nothing_left(repo: &Repo) {
+    assert_eq!(containers_of(repo), Vec::<String>::new(), "containers left");
+    assert_eq!(networks_of(repo), Vec::<String>::new(), "networks left");
+}
+
+fn postgres_service(ready: &str) -> String {
+    format!(
+        "    services:\n      db:\n        image: {POSTGRES}\n        \
+         env: {{ POSTGRES_PASSWORD: test, POSTGRES_DB: app }}\n        ports: [5432]\n{ready}"
+    )
+}
+
+#[test]
+fn host_and_container_steps_run_sql_against_a_postgresql_service() {
+    require_postgres_image();
+    let psql = r#"PGPASSWORD=test psql -h "$DB_HOST" -p "$DB_PORT" -U postgres -d app -Atc"#;
+    let pipeline = format!(
+        "jobs:\n  host-sql:\n{}    steps:\n      - run: |\n          \
+         {psql} \"create table t (n int); insert into t values (40), (2)\"\n          \
+         {psql} \"select 'host sum ' || sum(n) || ' via ' || '$DB_HOST' from t\"\n  \
+         container-sql:\n    image: {POSTGRES}\n{}    steps:\n      - run: |\n          \
+         test \"$DB_HOST:$DB_PORT:$DB_PORT_5432\" = db:5432:5432\n          \
+         PGPASSWORD=test psql -h db -p 5432 -U postgres -d app -Atc \"select 'container ' || current_database() || ' ' || 6 * 7\"\n",
+        postgres_service("        ready: { run: \"pg_isready -h 127.0.0.1 -U postgres\" }\n"),
+        postgres_service(""),
+    );
+    let repo = Repo::new(&pipeline, &[]);
+    let out = repo.slipway(&["run"]);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    // Two jobs with a service of the same name ran at the same time, each
+    // reaching its own PostgreSQL (the container job's has no table `t`).
+    assert!(all.contains("host sum 42 via 127.0.0.1"), "{all}");
+    assert!(all.contains("container app 42"), "{all}");
+    assert!(
+        all.contains("service `db` (slipway/postgres:latest) ready after"),
+        "{all}"
+    );
+    assert_nothing_left(&repo);
+}
+
+#[test]
+fn a_failed_job_removes_its_services() {
+    require_docker();
+    let repo = Repo::new(
+        &format!(
+            "jobs:\n  fails:\n    services:\n      web:\n        image: {BUSYBOX}\n        \
+             command: [httpd, -f, -p, \"8080\"]\n        ports: [8080]\n    steps:\n      \
+             - run: 'echo \"web at $WEB_HOST:$WEB_PORT\" && exit 3'\n"
+        ),
+        &[],
+    );
+    let out = repo.slipway(&["run"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("web at 127.0.0.1:"), "{}", text(&out));
+    assert_eq!(job(&repo.summary(1), "fails")["status"], "failed");
+    assert_nothing_left(&repo);
+}
+
+#[test]
+fn a_service_that_never_gets_ready_fails_the_job_within_its_timeout() {
+    require_docker();
+    let repo = Repo::new(
+        &format!(
+            "jobs:\n  waits:\n    services:\n      deaf:\n        image: {BUSYBOX}\n        \
+             command: [sh, -c, \"echo deaf-service-started; sleep 600\"]\n        \
+             ready: {{ port: 9, timeout: 2s }}\n    steps: [\"echo never-runs\"]\n"
+        ),
+        &[],
+    );
+    let started = Instant::now();
+    let out = repo.slipway(&["run"]);
+    let all = text(&out);
+    assert!(!out.status.success(), "{all}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+    let reason = job(&repo.summary(1), "waits")["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        reason.contains("service `deaf` (slipway/busybox:latest) was not ready within 2s"),
+        "{reason}"
+    );
+    assert!(reason.contains("port 9"), "{reason}");
+    assert!(
+        reason.contains("deaf-service-started"),
+        "the last log lines: {reason}"
+    );
+    assert!(!all.contains("never-runs\n"), "{all}");
+    assert_nothing_left(&repo);
+}
+
+#[test]
+fn a_service_that_exits_fails_the_job_with_its_logs() {
+    require_docker();
+    let repo = Repo::new(
+        &format!(
+            "jobs:\n  crashes:\n    services:\n      db:\n        image: {BUSYBOX}\n        \
+             command: [sh, -c, \"echo missing-config-file >&2; exit 4\"]\n        \
+             ready: {{ run: 'false', timeout: 60s }}\n    steps: [\"true\"]\n"
+        ),
+        &[],
+    );
+    let started = Instant::now();
+    let out = repo.slipway(&["run"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "it waited for the timeout"
+    );
+    let reason = job(&repo.summary(1), "crashes")["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        reason.contains("service `db`") && reason.contains("exited with code 4"),
+        "{reason}"
+    );
+    assert!(reason.contains("missing-config-file"), "{reason}");
+    assert_nothing_left(&repo);
+}
+
+#[test]
+fn a_job_timeout_removes_its_services() {
+    require_docker();
+    let repo = Repo::new(
+        &format!(
+            "jobs:\n  slow:\n    timeout: 3s\n    image: {BUSYBOX}\n    services:\n      web:\n        \
+             image: {BUSYBOX}\n        command: [httpd, -f, -p, \"80\"]\n        ready: {{ port: 80 }}\n    \
+             steps: [\"wget -q -O /dev/null http://web:80/ || echo reached-web; sleep 600\"]\n"
+        ),
+        &[],
+    );
+    let out = repo.slipway(&["run"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let summary = repo.summary(1);
+    let slow = job(&summary, "slow");
+    assert!(
+        slow["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("timed out"),
+        "{slow}"
+    );
+    assert_nothing_left(&repo);
+}
+
+type Lines = std::io::Lines<BufReader<std::process::ChildStdout>>;
+
+/// Starts `slipway run ARGS` and waits for a line with `ready`; the rest of
+/// its output is still to be read (a closed pipe would end it early).
+fn run_until(repo: &Repo, args: &[&str], ready: &str) -> (std::process::Child, Lines) {
+    let mut child = common::slipway_cmd(repo.path())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let seen = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains(ready));
+    assert!(seen, "slipway never printed {ready:?}");
+    (child, lines)
+}
+
+fn long_service_job() -> String {
+    format!(
+        "jobs:\n  long:\n    services:\n      web:\n        image: {BUSYBOX}\n        \
+         command: [httpd, -f, -p, \"8080\"]\n        ports: [8080]\n    \
+         steps: [\"echo steps-running && sleep 600\"]\n  \
+         sweep:\n    image: {BUSYBOX}\n    steps: [\"true\"]\n"
+    )
+}
+
+#[test]
+fn ctrl_c_removes_the_services() {
+    require_docker();
+    let repo = Repo::new(&long_service_job(), &[]);
+    let (mut child, rest) = run_until(&repo, &["run", "--job", "long"], "steps-running");
+    assert_eq!(containers_of(&repo).len(), 1, "the service runs");
+    assert_eq!(networks_of(&repo).len(), 1);
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let _: Vec<String> = rest.map_while(Result::ok).collect();
+    assert_eq!(child.wait().expect("wait").code(), Some(130));
+    assert_eq!(job(&repo.summary(1), "long")["status"], "canceled");
+    assert_nothing_left(&repo);
+}
+
+#[test]
+fn services_of_a_killed_slipway_are_swept_by_the_next_run() {
+    require_docker();
+    let repo = Repo::new(&long_service_job(), &[]);
+    let (mut child, _) = run_until(&repo, &["run", "--job", "long"], "steps-running");
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+    assert_eq!(
+        containers_of(&repo).len(),
+        1,
+        "a kill -9 leaves the service"
+    );
+    assert_eq!(networks_of(&repo).len(), 1);
+    // Any run that talks to Docker sweeps what dead Slipways left.
+    let out = repo.slipway(&["run", "--job", "sweep"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_nothing_left(&repo);
+}

@@ -16,6 +16,7 @@ mod people;
 mod registry_auth;
 mod releases;
 mod secrets;
+mod services;
 mod support;
 mod trust;
 mod workspace_paths;

@@ -155,7 +155,7 @@ impl<D: Dispatch> Worker<D> {
                 commit: a.commit.clone(),
                 branch: a.branch.clone(),
             },
-            source: Source::mirror(&source_dir, &a.commit, &a.branch, a.origin.clone()),
+            source: Source::mirror(&source_dir, &a.commit, &a.branch, a.origin.clone()).await?,
             artifacts: ArtifactStore { root: artifacts },
             caches: CacheStore {
                 root: self.dispatch.caches(a),

@@ -166,6 +166,20 @@ impl crate::WorkTree {
     }
 }
 
+/// The paths of the files in `commit`'s tree (links included, submodules
+/// not), read from `repo` (a mirror or a clone): the repository's files a
+/// quality gate maps report paths onto.
+pub async fn tree_files(repo: &Path, commit: &str) -> Result<Vec<std::path::PathBuf>, GitError> {
+    let listing = git(repo, ["ls-tree", "-r", "-z", "--end-of-options", commit]).await?;
+    Ok(listing
+        .split('\0')
+        .filter_map(|entry| {
+            let (meta, path) = entry.split_once('\t')?;
+            (!meta.starts_with("160000")).then(|| std::path::PathBuf::from(path))
+        })
+        .collect())
+}
+
 /// The tracked regular files of a fresh checkout (not links, not
 /// submodules) and the blob each holds: what a cache entry's record of
 /// source times is matched against. Only for a checkout no job has touched:

@@ -16,7 +16,7 @@ mod revisions;
 pub use bundle::{AgentMirror, MAX_HAVES, bundle_since, is_commit_id};
 pub use checkout::{
     Checkout, CheckoutOptions, Edits, LFS_PULL, RefLayout, Submodules, lfs_available,
-    submodule_args, tracked_blobs, without_credentials,
+    submodule_args, tracked_blobs, tree_files, without_credentials,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -21,9 +21,11 @@ pub const STATE_DIR: &str = ".slipway";
 pub struct Source {
     /// Where `files` are copied from (for a mirror: the mirror).
     pub root: PathBuf,
-    /// Files laid into the workspace: all of them outside git; over a
-    /// checkout, the user's uncommitted edits.
+    /// The repository's files, relative to `root` (what report paths are
+    /// mapped onto); outside git, all of them are copied.
     pub files: Vec<PathBuf>,
+    /// Over a checkout, the files laid on it: the user's uncommitted edits.
+    pub overlay: Vec<PathBuf>,
     /// The commit checked out first, when there is one.
     pub repository: Option<Repository>,
 }
@@ -56,19 +58,21 @@ impl Source {
         };
         let revision = tree.revision().await.map_err(io::Error::other)?;
         let top = tree.is_top().await.map_err(io::Error::other)?;
+        let files = without_state(tree.files().await.map_err(io::Error::other)?);
         if revision.commit.is_empty() || !top {
             // No commit yet, or a directory inside a repository: its files.
-            let files = tree.files().await.map_err(io::Error::other)?;
             return Ok(Source {
                 root: root.to_path_buf(),
-                files: without_state(files),
+                files,
+                overlay: Vec::new(),
                 repository: None,
             });
         }
         let edits = tree.edits().await.map_err(io::Error::other)?;
         Ok(Source {
             root: root.to_path_buf(),
-            files: without_state(edits.changed),
+            files,
+            overlay: without_state(edits.changed),
             repository: Some(Repository {
                 from: root.to_path_buf(),
                 layout: RefLayout::Clone,
@@ -88,15 +92,25 @@ impl Source {
             files: files::files_in(root, root, |e| {
                 e.file_name() != ".git" && e.file_name() != STATE_DIR
             })?,
+            overlay: Vec::new(),
             repository: None,
         })
     }
 
     /// A run's commit in a bare mirror (the server's or an agent's).
-    pub fn mirror(mirror: &Path, commit: &str, branch: &str, origin: Option<String>) -> Source {
-        Source {
+    pub async fn mirror(
+        mirror: &Path,
+        commit: &str,
+        branch: &str,
+        origin: Option<String>,
+    ) -> io::Result<Source> {
+        let files = slipway_git::tree_files(mirror, commit)
+            .await
+            .map_err(io::Error::other)?;
+        Ok(Source {
             root: mirror.to_path_buf(),
-            files: Vec::new(),
+            files,
+            overlay: Vec::new(),
             repository: Some(Repository {
                 from: mirror.to_path_buf(),
                 layout: RefLayout::Mirror,
@@ -105,7 +119,7 @@ impl Source {
                 origin,
                 deleted: Vec::new(),
             }),
-        }
+        })
     }
 
     /// Lays the source into `dest` (a fresh, empty directory) as the job's
@@ -138,7 +152,12 @@ impl Source {
                 .map_err(|e| format!("cannot check out commit {}: {e}", short(&repo.commit)))?;
             fetch_extras(dest, options, sandbox).await?;
         }
-        let (root, files, dest_dir) = (self.root.clone(), self.files.clone(), dest.to_path_buf());
+        // Over a checkout only the edits are laid; without one, every file.
+        let laid = match self.repository {
+            Some(_) => self.overlay.clone(),
+            None => self.files.clone(),
+        };
+        let (root, files, dest_dir) = (self.root.clone(), laid, dest.to_path_buf());
         let deleted = self
             .repository
             .as_ref()
@@ -152,7 +171,7 @@ impl Source {
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("cannot lay the sources into the workspace: {e}"))?;
         Ok(match &self.repository {
-            Some(_) => SourceStamps::of_checkout(dest, &self.files).await,
+            Some(_) => SourceStamps::of_checkout(dest, &self.overlay).await,
             None => SourceStamps::default(),
         })
     }

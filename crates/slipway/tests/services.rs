@@ -8,6 +8,7 @@ use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::server::{Remote, ServerProcess};
 use common::{BUSYBOX, Repo, containers_of, job, require_docker, text};
 
 const POSTGRES: &str = "slipway/postgres:latest";
@@ -61,11 +62,12 @@ fn postgres_service(ready: &str) -> String {
     )
 }
 
-#[test]
-fn host_and_container_steps_run_sql_against_a_postgresql_service() {
-    require_postgres_image();
+/// Two jobs, each with its own PostgreSQL service named `db`: one runs SQL
+/// from a host step (127.0.0.1 and the published port), one from a container
+/// step (`db:5432`, with the same image for psql).
+fn sql_pipeline() -> String {
     let psql = r#"PGPASSWORD=test psql -h "$DB_HOST" -p "$DB_PORT" -U postgres -d app -Atc"#;
-    let pipeline = format!(
+    format!(
         "jobs:\n  host-sql:\n{}    steps:\n      - run: |\n          \
          {psql} \"create table t (n int); insert into t values (40), (2)\"\n          \
          {psql} \"select 'host sum ' || sum(n) || ' via ' || '$DB_HOST' from t\"\n  \
@@ -74,7 +76,13 @@ fn host_and_container_steps_run_sql_against_a_postgresql_service() {
          PGPASSWORD=test psql -h db -p 5432 -U postgres -d app -Atc \"select 'container ' || current_database() || ' ' || 6 * 7\"\n",
         postgres_service("        ready: { run: \"pg_isready -h 127.0.0.1 -U postgres\" }\n"),
         postgres_service(""),
-    );
+    )
+}
+
+#[test]
+fn host_and_container_steps_run_sql_against_a_postgresql_service() {
+    require_postgres_image();
+    let pipeline = sql_pipeline();
     let repo = Repo::new(&pipeline, &[]);
     let out = repo.slipway(&["run"]);
     let all = text(&out);
@@ -88,6 +96,42 @@ fn host_and_container_steps_run_sql_against_a_postgresql_service() {
         "{all}"
     );
     assert_nothing_left(&repo);
+}
+
+#[test]
+fn a_server_worker_runs_sql_against_a_service_from_sandboxed_host_steps_and_containers() {
+    require_postgres_image();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let remote = Remote::new(tmp.path(), &sql_pipeline());
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "2"]);
+    server.add_project(&remote, &[]);
+    let out = server.cli(&["trigger", "demo"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let mut status = serde_json::Value::Null;
+    server.wait_until("run demo/1 to end", Duration::from_secs(120), || {
+        status = server.run_status("demo/1");
+        matches!(
+            status["run"]["state"].as_str(),
+            Some("succeeded" | "failed" | "canceled")
+        )
+    });
+    let logs = text(&server.cli(&["logs", "demo/1"]));
+    assert_eq!(status["run"]["state"], "succeeded", "{status}\n{logs}");
+    assert!(logs.contains("host sum 42 via 127.0.0.1"), "{logs}");
+    assert!(logs.contains("container app 42"), "{logs}");
+    let filter = format!("label=slipway.project=demo");
+    let left = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &filter,
+            "--filter",
+            "label=slipway.service",
+        ])
+        .output()
+        .expect("docker ps");
+    assert!(left.stdout.is_empty(), "services left behind");
 }
 
 #[test]
@@ -182,12 +226,17 @@ fn a_job_timeout_removes_its_services() {
         &format!(
             "jobs:\n  slow:\n    timeout: 3s\n    image: {BUSYBOX}\n    services:\n      web:\n        \
              image: {BUSYBOX}\n        command: [httpd, -f, -p, \"80\"]\n        ready: {{ port: 80 }}\n    \
-             steps: [\"wget -q -O /dev/null http://web:80/ || echo reached-web; sleep 600\"]\n"
+             steps: [\"wget -S --spider http://web/ 2>&1 | grep HTTP/; sleep 600\"]\n"
         ),
         &[],
     );
     let out = repo.slipway(&["run"]);
     assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("404 Not Found"),
+        "web was not reached by name: {}",
+        text(&out)
+    );
     let summary = repo.summary(1);
     let slow = job(&summary, "slow");
     assert!(

@@ -230,9 +230,7 @@ fn port_mapping(r: &mut Reader, node: &Node, what: &str) -> Option<Port> {
             host: None,
         });
     }
-    let Some(text) = r.text(node, what) else {
-        return None;
-    };
+    let text = r.text(node, what)?;
     let Some((host, container)) = text.split_once(':') else {
         return port_number(r, node, &text, what, help).map(|container| Port {
             container,

@@ -91,7 +91,7 @@ const FULL_REPORTS: &[(&str, &str)] = &[
   |
 1 | stages: [build]
   | ^
-  = help: known keys: env, jobs, gate, new_code, debt_minutes, release, environments
+  = help: known keys: env, jobs, gate, new_code, debt_minutes, release, environments, checkout
 ",
     ),
     (

@@ -119,13 +119,12 @@ fn a_server_worker_runs_sql_against_a_service_from_sandboxed_host_steps_and_cont
     assert_eq!(status["run"]["state"], "succeeded", "{status}\n{logs}");
     assert!(logs.contains("host sum 42 via 127.0.0.1"), "{logs}");
     assert!(logs.contains("container app 42"), "{logs}");
-    let filter = format!("label=slipway.project=demo");
     let left = Command::new("docker")
         .args([
             "ps",
             "-aq",
             "--filter",
-            &filter,
+            "label=slipway.project=demo",
             "--filter",
             "label=slipway.service",
         ])

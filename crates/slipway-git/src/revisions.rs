@@ -21,6 +21,25 @@ impl WorkTree {
 }
 
 impl Mirror {
+    /// The paths of the files `commit` holds (`git ls-tree -r`): read from
+    /// the repository, never from a work tree a job may have changed.
+    pub async fn files_at(&self, commit: &str) -> Result<Vec<String>, GitError> {
+        let args = [
+            "ls-tree",
+            "-r",
+            "-z",
+            "--name-only",
+            "--end-of-options",
+            commit,
+        ];
+        let out = git(&self.path, args).await?;
+        Ok(out
+            .split('\0')
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect())
+    }
+
     /// `commit`'s first parent; `None` for a root commit (it has none).
     pub async fn first_parent(&self, commit: &str) -> Result<Option<String>, GitError> {
         let args = [
@@ -81,5 +100,6 @@ mod tests {
         let mirror = Mirror::at(&dir.join(".git"));
         assert_eq!(mirror.first_parent(&tip).await.expect("parent"), Some(fork));
         assert_eq!(mirror.first_parent(&root).await.expect("root"), None);
+        assert_eq!(mirror.files_at(&tip).await.expect("files"), ["a", "b", "c"]);
     }
 }

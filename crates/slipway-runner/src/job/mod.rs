@@ -484,6 +484,30 @@ impl<'a> Attempt<'a> {
         }
     }
 
+    /// The files of the run's commit (and the user's edits over it), which
+    /// report paths are matched with: listed from the repository the job
+    /// was checked out from, never from the workspace's `.git` (the job may
+    /// have rewritten its config to run commands as this process).
+    async fn repository_files(&self) -> Result<Vec<String>, String> {
+        let source = &self.ctx.source;
+        let mut files: Vec<String> = source
+            .files
+            .iter()
+            .map(|f| f.to_string_lossy().into_owned())
+            .collect();
+        if let Some(repo) = &source.repository {
+            let mirror = slipway_git::Mirror::at(&repo.from);
+            let tracked = mirror
+                .files_at(&repo.commit)
+                .await
+                .map_err(|e| format!("quality gate: cannot list the commit's files: {e}"))?;
+            files.extend(tracked);
+        }
+        files.sort();
+        files.dedup();
+        Ok(files)
+    }
+
     /// The quality gate over the job's reports; its outcome goes into the report
     /// either way. After `failed_step` the gate is failed whatever it measured.
     async fn judge(
@@ -492,13 +516,7 @@ impl<'a> Attempt<'a> {
         ws: &Path,
         failed_step: Option<&str>,
     ) -> Result<(), String> {
-        let files = self
-            .ctx
-            .source
-            .files
-            .iter()
-            .map(|f| f.to_string_lossy().into_owned())
-            .collect();
+        let files = self.repository_files().await?;
         let new_code = self.ctx.new_code.as_deref().unwrap_or("");
         let outcome = crate::gate::judge(
             self.name(),

@@ -318,10 +318,8 @@ fn mocha(job: &mut Job, m: &Manager, package: &Value) {
         format!("mocha found in package.json: mocha-junit-reporter for the gate, under {coverage} for LCOV coverage."),
     ));
     job.reports.junit = Report::new("junit.xml", "mocha-junit-reporter's report.");
-    job.reports.coverage = Report::new(
-        "coverage/lcov.info",
-        format!("{coverage}'s LCOV coverage."),
-    );
+    job.reports.coverage =
+        Report::new("coverage/lcov.info", format!("{coverage}'s LCOV coverage."));
 }
 
 fn node_test(job: &mut Job) {

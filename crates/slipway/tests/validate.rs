@@ -109,7 +109,7 @@ const FULL_REPORTS: &[(&str, &str)] = &[
   |
 4 |       key: 'deps-{{ hash \"src/*.rs\" }}/{{ branch }}'
   |                                       ^
-  = help: cache keys use letters, digits, `.`, `_` and `-`, plus {{ hash \"FILE\" }}, {{ branch }}, {{ job }}
+  = help: cache keys use letters, digits, `.`, `_` and `-`, plus {{ hash \"FILE\" }}, {{ branch }}, {{ job }}, {{ matrix.NAME }}
 ",
     ),
     (

@@ -162,36 +162,9 @@ fn job(r: &mut Reader, name: JobName, pos: Pos, node: &Node) -> Option<ReadJob> 
     let what = format!("jobs.{name}");
     let f = r.fields(node, &what, JOB_KEYS)?;
     let matrix = f.get("matrix").map(|n| crate::matrix::read(r, n, &name));
-    let steps = f
-        .get("steps")
-        .map(|n| steps(r, n, &what))
-        .unwrap_or_default();
+    let steps = job_steps(r, &f, &name, pos, &what);
     let image_build = f.get("image_build").and_then(|n| image_build(r, n, &what));
-    // Steps of the wrong type are already reported by `steps`; saying "no steps"
-    // as well would send the user looking for a missing key that is there.
-    let steps_written = f.get("steps").is_some_and(|n| {
-        !n.is_null() && !matches!(&n.value, Value::Seq(items) if items.is_empty())
-    });
-    if !steps_written && f.get("image_build").is_none() {
-        r.error_with_help(
-            pos,
-            format!("job `{name}` has no steps"),
-            "add `steps:` with at least one `- run: COMMAND`, or an `image_build:`",
-        );
-    }
-    let needs: Vec<(String, Pos)> = f
-        .get("needs")
-        .map(|n| r.strings(n, &format!("{what}.needs")))
-        .unwrap_or_default();
-    let (needs, needs_pos): (Vec<_>, Vec<_>) = needs
-        .into_iter()
-        .filter_map(|(n, p)| {
-            JobName::parse(&n)
-                .map_err(|e| r.error(p, e))
-                .ok()
-                .map(|n| (n, p))
-        })
-        .unzip();
+    let (needs, needs_pos) = job_needs(r, &f, &what);
     let job = Job {
         pos,
         steps,
@@ -251,6 +224,44 @@ fn job(r: &mut Reader, name: JobName, pos: Pos, node: &Node) -> Option<ReadJob> 
     };
     crate::services::check(r, &job, &what);
     Some((job, needs_pos, matrix))
+}
+
+/// The job's steps; a job with neither steps nor an image build is reported.
+fn job_steps(r: &mut Reader, f: &Fields, name: &JobName, pos: Pos, what: &str) -> Vec<Step> {
+    let steps = f
+        .get("steps")
+        .map(|n| steps(r, n, what))
+        .unwrap_or_default();
+    // Steps of the wrong type are already reported by `steps`; saying "no steps"
+    // as well would send the user looking for a missing key that is there.
+    let steps_written = f.get("steps").is_some_and(|n| {
+        !n.is_null() && !matches!(&n.value, Value::Seq(items) if items.is_empty())
+    });
+    if !steps_written && f.get("image_build").is_none() {
+        r.error_with_help(
+            pos,
+            format!("job `{name}` has no steps"),
+            "add `steps:` with at least one `- run: COMMAND`, or an `image_build:`",
+        );
+    }
+    steps
+}
+
+/// The jobs a job's `needs:` names, and where each is written.
+fn job_needs(r: &mut Reader, f: &Fields, what: &str) -> (Vec<JobName>, Vec<Pos>) {
+    let needs: Vec<(String, Pos)> = f
+        .get("needs")
+        .map(|n| r.strings(n, &format!("{what}.needs")))
+        .unwrap_or_default();
+    needs
+        .into_iter()
+        .filter_map(|(n, p)| {
+            JobName::parse(&n)
+                .map_err(|e| r.error(p, e))
+                .ok()
+                .map(|n| (n, p))
+        })
+        .unzip()
 }
 
 /// `reports: { junit: GLOB, coverage: [GLOB, …], issues: GLOB }`

@@ -242,7 +242,43 @@ pub async fn metrics(
         .delivery(&p, w.environment.as_deref(), days)
         .await
         .map_err(fail)?;
-    let figures = vec![
+    let figures = figures(&d);
+    let per_day = deployments_per_day(&state, &p, &d).await?;
+    let durations = job_durations(&d);
+    let page = Page::of(&viewer);
+    render(MetricsPage {
+        user: page.user,
+        role: page.role,
+        csrf: page.csrf,
+        project: p.name,
+        environment: d.environment.clone(),
+        days,
+        figures,
+        per_day: chart::bars(
+            &per_day,
+            &chart::Axes {
+                x: "day of the window",
+                y: "deployments",
+                unit: "deployments",
+                whole: true,
+            },
+        ),
+        durations: chart::bars(
+            &durations,
+            &chart::Axes {
+                x: "job, percentile",
+                y: "seconds",
+                unit: "s",
+                whole: false,
+            },
+        ),
+        definitions: d.definitions.clone(),
+    })
+}
+
+/// The delivery figures at the top of the metrics page, as label and text.
+fn figures(d: &slipway_deploy::Delivery) -> Vec<(String, String)> {
+    vec![
         (
             "Deployment frequency".into(),
             format!(
@@ -281,8 +317,15 @@ pub async fn metrics(
                 seconds(d.queue_seconds.p95)
             ),
         ),
-    ];
-    // Deployments per day, from the environment's history.
+    ]
+}
+
+/// Deployments per day of the window, from the environment's history.
+async fn deployments_per_day(
+    state: &AppState,
+    p: &slipway_store::Project,
+    d: &slipway_deploy::Delivery,
+) -> Result<Vec<(String, f64)>, axum::response::Response> {
     let mut per_day: Vec<(String, f64)> = Vec::new();
     for dep in state
         .engine
@@ -309,8 +352,12 @@ pub async fn metrics(
             .parse::<i64>()
             .unwrap_or_default()
     });
-    let durations: Vec<(String, f64)> = d
-        .jobs
+    Ok(per_day)
+}
+
+/// Each job's median and 95th-percentile duration, as chart bars.
+fn job_durations(d: &slipway_deploy::Delivery) -> Vec<(String, f64)> {
+    d.jobs
         .iter()
         .flat_map(|j| {
             [
@@ -324,34 +371,5 @@ pub async fn metrics(
                 ),
             ]
         })
-        .collect();
-    let page = Page::of(&viewer);
-    render(MetricsPage {
-        user: page.user,
-        role: page.role,
-        csrf: page.csrf,
-        project: p.name,
-        environment: d.environment.clone(),
-        days,
-        figures,
-        per_day: chart::bars(
-            &per_day,
-            &chart::Axes {
-                x: "day of the window",
-                y: "deployments",
-                unit: "deployments",
-                whole: true,
-            },
-        ),
-        durations: chart::bars(
-            &durations,
-            &chart::Axes {
-                x: "job, percentile",
-                y: "seconds",
-                unit: "s",
-                whole: false,
-            },
-        ),
-        definitions: d.definitions.clone(),
-    })
+        .collect()
 }

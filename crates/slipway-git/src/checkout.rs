@@ -170,31 +170,49 @@ impl crate::WorkTree {
 /// not), read from `repo` (a mirror or a clone): the repository's files a
 /// quality gate maps report paths onto.
 pub async fn tree_files(repo: &Path, commit: &str) -> Result<Vec<std::path::PathBuf>, GitError> {
+    let entries = tree_entries(repo, commit).await?;
+    Ok(entries
+        .into_iter()
+        .filter(|(mode, _, _)| mode != "160000")
+        .map(|(_, _, path)| path)
+        .collect())
+}
+
+/// The regular files in `commit`'s tree (not links, not submodules) and
+/// the blob each holds: what a cache entry's record of source times is
+/// matched against. Read from `repo` (the mirror or the user's clone the
+/// checkout was made from), never from the job's workspace: git reads a
+/// repository's config, and a job (or the confined fetch of submodules
+/// and LFS files) may have written `core.fsmonitor` into the workspace's.
+pub async fn tracked_blobs(
+    repo: &Path,
+    commit: &str,
+) -> Result<Vec<(std::path::PathBuf, String)>, GitError> {
+    let entries = tree_entries(repo, commit).await?;
+    Ok(entries
+        .into_iter()
+        .filter(|(mode, _, _)| matches!(mode.as_str(), "100644" | "100755"))
+        .map(|(_, blob, path)| (path, blob))
+        .collect())
+}
+
+/// `git ls-tree -r` of `commit` in `repo`: (mode, object id, path) of each entry.
+async fn tree_entries(
+    repo: &Path,
+    commit: &str,
+) -> Result<Vec<(String, String, std::path::PathBuf)>, GitError> {
     let listing = git(repo, ["ls-tree", "-r", "-z", "--end-of-options", commit]).await?;
     Ok(listing
         .split('\0')
         .filter_map(|entry| {
             let (meta, path) = entry.split_once('\t')?;
-            (!meta.starts_with("160000")).then(|| std::path::PathBuf::from(path))
-        })
-        .collect())
-}
-
-/// The tracked regular files of a fresh checkout (not links, not
-/// submodules) and the blob each holds: what a cache entry's record of
-/// source times is matched against. Only for a checkout no job has touched:
-/// git reads the repository's config, which a job may have written.
-pub async fn tracked_blobs(dest: &Path) -> Result<Vec<(std::path::PathBuf, String)>, GitError> {
-    let listing = git(dest, ["ls-files", "--stage", "-z"]).await?;
-    Ok(listing
-        .split('\0')
-        .filter_map(|entry| {
-            let (meta, path) = entry.split_once('\t')?;
             let mut fields = meta.split(' ');
-            let mode = fields.next()?;
-            let blob = fields.next()?;
-            matches!(mode, "100644" | "100755")
-                .then(|| (std::path::PathBuf::from(path), blob.to_string()))
+            let (mode, _kind, id) = (fields.next()?, fields.next()?, fields.next()?);
+            Some((
+                mode.to_string(),
+                id.to_string(),
+                std::path::PathBuf::from(path),
+            ))
         })
         .collect())
 }
@@ -225,7 +243,10 @@ pub fn submodule_args(mode: Submodules) -> Option<Vec<&'static str>> {
 /// `origin` (the same caution as [`submodule_args`] applies).
 pub const LFS_PULL: &[&str] = &["lfs", "pull"];
 
-/// Whether Git LFS is installed here; the error says what to do when not.
+/// Whether Git LFS is installed here (and if so, its filters set up in
+/// `dest`); the error says what to do when not. It runs git in `dest` as
+/// this process: call it on a fresh checkout, before anything confined
+/// (the submodules' fetch, `git lfs pull`, a step) could write its config.
 pub async fn lfs_available(dest: &Path) -> Result<(), GitError> {
     match git(dest, ["lfs", "version"]).await {
         Ok(_) => git(dest, ["lfs", "install", "--local"]).await.map(drop),
@@ -260,19 +281,21 @@ pub fn without_credentials(url: &str) -> String {
     format!("{scheme}://{user}@{host}{path}")
 }
 
+/// `sh -ec SCRIPT` in `dir`, for this crate's tests: its output, trimmed.
+#[cfg(test)]
+pub(crate) fn sh(dir: &Path, script: &str) -> String {
+    let out = std::process::Command::new("sh")
+        .args(["-ec", script])
+        .current_dir(dir)
+        .output()
+        .expect("sh runs");
+    assert!(out.status.success(), "{script}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sh(dir: &Path, script: &str) -> String {
-        let out = std::process::Command::new("sh")
-            .args(["-ec", script])
-            .current_dir(dir)
-            .output()
-            .expect("sh runs");
-        assert!(out.status.success(), "{script}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
 
     #[tokio::test]
     async fn a_checkout_has_tags_its_branch_and_no_secret() {
@@ -317,7 +340,7 @@ mod tests {
             "{config}"
         );
         assert_eq!(sh(&ws, "git status --porcelain"), "");
-        let blobs = tracked_blobs(&ws).await.expect("ls-files");
+        let blobs = tracked_blobs(mirror.path(), &head).await.expect("ls-tree");
         let names: Vec<_> = blobs.iter().map(|(p, _)| p.display().to_string()).collect();
         assert_eq!(names, ["a", "b"]);
         assert_eq!(blobs[0].1, sh(&ws, "git hash-object a"));

@@ -523,7 +523,8 @@ pub async fn merge_into(
     Ok(head)
 }
 
-fn short(commit: &str) -> &str {
+/// A commit id cut to its first 12 digits, as messages show it.
+pub fn short(commit: &str) -> &str {
     commit.get(..12).unwrap_or(commit)
 }
 
@@ -620,15 +621,7 @@ where
 mod tests {
     use super::*;
 
-    fn sh(dir: &Path, script: &str) {
-        let ok = std::process::Command::new("sh")
-            .args(["-ec", script])
-            .current_dir(dir)
-            .status()
-            .expect("sh runs")
-            .success();
-        assert!(ok, "{script}");
-    }
+    use crate::checkout::sh;
 
     #[tokio::test]
     async fn lists_tracked_and_untracked_but_not_ignored() {

@@ -24,7 +24,10 @@ pub fn glob_set(patterns: &[String]) -> io::Result<GlobSet> {
 }
 
 /// The topmost paths under `root` that a glob matches (a matched directory
-/// stands for everything inside it), relative to `root`, sorted.
+/// stands for everything inside it), relative to `root`, sorted. Slipway's
+/// own directory at the top (`.slipway`) is never matched, whatever the
+/// glob (`*`, `.s*`): a cache entry keeps its own state there, so a job's
+/// `.slipway` (a link to `/`, say) must never be copied into one.
 pub fn matches(root: &Path, patterns: &[String]) -> io::Result<Vec<PathBuf>> {
     let set = glob_set(patterns)?;
     let mut found = Vec::new();
@@ -35,6 +38,12 @@ pub fn matches(root: &Path, patterns: &[String]) -> io::Result<Vec<PathBuf>> {
     while let Some(entry) = walk.next() {
         let entry = entry.map_err(io::Error::from)?;
         let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
+        if rel == Path::new(crate::source::STATE_DIR) {
+            if entry.file_type().is_dir() {
+                walk.skip_current_dir();
+            }
+            continue;
+        }
         if set.is_match(rel) {
             found.push(rel.to_path_buf());
             if entry.file_type().is_dir() {

@@ -147,9 +147,12 @@ impl Source {
             let depth = CheckoutOptions {
                 depth: options.depth,
             };
-            git.make(dest, &depth)
-                .await
-                .map_err(|e| format!("cannot check out commit {}: {e}", short(&repo.commit)))?;
+            git.make(dest, &depth).await.map_err(|e| {
+                format!(
+                    "cannot check out commit {}: {e}",
+                    slipway_git::short(&repo.commit)
+                )
+            })?;
             fetch_extras(dest, options, sandbox).await?;
         }
         // Over a checkout only the edits are laid; without one, every file.
@@ -171,7 +174,9 @@ impl Source {
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("cannot lay the sources into the workspace: {e}"))?;
         Ok(match &self.repository {
-            Some(_) => SourceStamps::of_checkout(dest, &self.overlay).await,
+            Some(repo) => {
+                SourceStamps::of_checkout(dest, &repo.from, &repo.commit, &self.overlay).await
+            }
             None => SourceStamps::default(),
         })
     }
@@ -190,15 +195,19 @@ async fn fetch_extras(
         slipway_spec::Submodules::Yes => Submodules::Yes,
         slipway_spec::Submodules::Recursive => Submodules::Recursive,
     };
+    if options.lfs {
+        // Unconfined git in the workspace: only before anything confined
+        // ran there (it could have set `core.fsmonitor` in `.git/config`).
+        slipway_git::lfs_available(dest)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     if let Some(args) = slipway_git::submodule_args(mode) {
         confined_git(dest, &args, sandbox)
             .await
             .map_err(|e| format!("cannot check out the submodules: {e}"))?;
     }
     if options.lfs {
-        slipway_git::lfs_available(dest)
-            .await
-            .map_err(|e| e.to_string())?;
         confined_git(dest, slipway_git::LFS_PULL, sandbox)
             .await
             .map_err(|e| format!("cannot fetch the Git LFS files: {e}"))?;
@@ -266,8 +275,4 @@ fn remove_deleted(dest: &Path, deleted: &[PathBuf]) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-fn short(commit: &str) -> &str {
-    commit.get(..12).unwrap_or(commit)
 }

@@ -5,6 +5,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use slipway_quality::job_files;
+
 use crate::files;
 
 pub use crate::source::{Repository, STATE_DIR, Source};
@@ -123,10 +125,11 @@ impl CacheStore {
             return Ok(false);
         }
         files::copy_tree_except(&entry, workspace, Path::new(STATE_DIR))?;
-        stamps.apply(workspace, &entry)?;
-        let saved_home = entry.join(HOME_IN_ENTRY);
-        if let Some(home) = home.filter(|_| saved_home.is_dir()) {
-            files::copy_tree(&saved_home, home)?;
+        stamps
+            .apply(workspace, &entry)
+            .map_err(|e| poisoned(&entry, e))?;
+        if let Some(home) = home {
+            restore_home(&entry, home).map_err(|e| poisoned(&entry, e))?;
         }
         Ok(true)
     }
@@ -152,11 +155,14 @@ impl CacheStore {
         let staging = tempfile::Builder::new()
             .prefix(".staging-")
             .tempdir_in(&self.root)?;
+        // The entry's own directory is made here, before anything the job
+        // left is copied (`files::matches` never yields `.slipway`), and
+        // opened without following links whenever it is written.
+        job_files::dir_beneath(staging.path(), Path::new(STATE_DIR), true)?;
         files::copy_paths(workspace, staging.path(), &found)?;
         if let Some(home) = home.filter(|_| !found_home.is_empty()) {
-            let into = staging.path().join(HOME_IN_ENTRY);
-            std::fs::create_dir_all(&into)?;
-            files::copy_paths(home, &into, &found_home)?;
+            job_files::dir_beneath(staging.path(), Path::new(HOME_IN_ENTRY), true)?;
+            files::copy_paths(home, &staging.path().join(HOME_IN_ENTRY), &found_home)?;
         }
         stamps.record(workspace, staging.path())?;
         set_modes(staging.path(), private_mode)?;
@@ -184,6 +190,34 @@ impl CacheStore {
             .trim_start_matches('.')
             .to_string()
     }
+}
+
+/// Copies what the entry keeps of a job's home into `home`. The entry's
+/// `.slipway/home` is opened without following links: an entry saved
+/// before `.slipway` was kept out of caches may hold the job's link there.
+fn restore_home(entry: &Path, home: &Path) -> io::Result<()> {
+    match job_files::dir_beneath(entry, Path::new(HOME_IN_ENTRY), false) {
+        Ok(_) => files::copy_tree(&entry.join(HOME_IN_ENTRY), home),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// What to do about an entry whose own directory holds a link (or what is
+/// not a directory) where Slipway keeps its state; other errors pass.
+fn poisoned(entry: &Path, e: io::Error) -> io::Error {
+    if e.kind() != io::ErrorKind::InvalidInput {
+        return e;
+    }
+    io::Error::new(
+        e.kind(),
+        format!(
+            "{e}; the cache entry `{}` holds a job's file where Slipway keeps its own \
+             (saved before Slipway kept a job's `.slipway` out of caches, from a \
+             job that made it a link): delete that directory and run the job again",
+            entry.display()
+        ),
+    )
 }
 
 /// A shared cache behind a machine's own one (an agent's server): an entry the
@@ -341,5 +375,71 @@ mod tests {
         assert_eq!(job_mode(0o400), 0o444);
         assert_eq!(private_mode(0o755), 0o700);
         assert_eq!(private_mode(0o644), 0o600);
+    }
+
+    fn sh(dir: &Path, script: &str) {
+        let out = std::process::Command::new("sh")
+            .args(["-ec", script])
+            .current_dir(dir)
+            .output()
+            .expect("sh");
+        assert!(out.status.success(), "{script}: {out:?}");
+    }
+
+    /// A job's workspace (a checkout) and home, and a directory outside both.
+    fn job_dirs(tmp: &Path) -> (PathBuf, PathBuf, PathBuf) {
+        let (ws, home, outside) = (tmp.join("ws"), tmp.join("home"), tmp.join("outside"));
+        for dir in [&ws, &home, &outside] {
+            std::fs::create_dir_all(dir).expect("mkdir");
+        }
+        let commit = "git -c user.name=t -c user.email=t@t commit -qm one";
+        sh(
+            &ws,
+            &format!("git init -q . && echo a > a && git add a && {commit}"),
+        );
+        sh(&home, "mkdir .x && echo from-home > .x/file");
+        (ws, home, outside)
+    }
+
+    #[tokio::test]
+    async fn a_saved_cache_never_writes_through_the_jobs_slipway_link() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (ws, home, outside) = job_dirs(tmp.path());
+        let stamps = SourceStamps::of_checkout(&ws, &ws, "HEAD", &[]).await;
+        std::os::unix::fs::symlink(&outside, ws.join(STATE_DIR)).expect("symlink");
+        let store = CacheStore {
+            root: tmp.path().join("caches"),
+        };
+        let patterns = ["*".to_string(), "[.]s*".to_string(), "~/.x".to_string()];
+        let saved = store
+            .save("k", &ws, Some(&home), &patterns, &stamps)
+            .expect("save");
+        let written: Vec<_> = std::fs::read_dir(&outside).expect("ls").collect();
+        assert!(written.is_empty(), "written outside: {written:?}");
+        assert!(!saved.contains(&PathBuf::from(STATE_DIR)), "{saved:?}");
+        let state = store.root.join("k").join(STATE_DIR);
+        assert!(state.symlink_metadata().expect("state").is_dir());
+        let kept = std::fs::read_to_string(state.join("home/.x/file")).expect("home kept");
+        assert_eq!(kept, "from-home\n");
+        assert!(state.join("sources").is_file(), "the record is kept");
+    }
+
+    #[tokio::test]
+    async fn a_restore_never_reads_through_a_slipway_link_in_an_entry() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (ws, home, outside) = job_dirs(tmp.path());
+        let stamps = SourceStamps::of_checkout(&ws, &ws, "HEAD", &[]).await;
+        sh(&outside, "mkdir home && echo server-secret > home/secret");
+        let store = CacheStore {
+            root: tmp.path().join("caches"),
+        };
+        let entry = store.root.join("k");
+        std::fs::create_dir_all(&entry).expect("mkdir");
+        std::os::unix::fs::symlink(&outside, entry.join(STATE_DIR)).expect("symlink");
+        let err = store
+            .restore("k", &ws, Some(&home), &stamps)
+            .expect_err("a poisoned entry is refused");
+        assert!(err.to_string().contains("delete that directory"), "{err}");
+        assert!(!home.join("secret").exists(), "the server's file was read");
     }
 }

@@ -501,10 +501,11 @@ fn cache_paths(r: &mut Reader, node: &Node, what: &str) -> Vec<String> {
                 format!("`{pattern}` leaves the workspace: a cache can never save it"),
                 "use a path relative to the repository root (or `~/…` for the job's home), without `..`",
             );
-        } else if rest.split('/').next() == Some(".slipway") {
-            r.error(
+        } else if reaches_state_dir(rest) {
+            r.error_with_help(
                 pos,
-                format!("`{pattern}` is Slipway's own directory; caches cannot keep it"),
+                format!("`{pattern}` matches `.slipway`, Slipway's own directory; caches cannot keep it"),
+                "name the dot directories you mean (e.g. `.cache`); `*` is fine: `.slipway` is always left out",
             );
         } else if let Err(e) = GlobBuilder::new(rest).literal_separator(true).build() {
             r.error(
@@ -516,6 +517,18 @@ fn cache_paths(r: &mut Reader, node: &Node, what: &str) -> Vec<String> {
         }
     }
     paths
+}
+
+/// Whether a cache path's first component is aimed at `.slipway`: it
+/// matches that name, and not the same name without the dot (`*` matches
+/// both, and is kept: the runner always leaves `.slipway` out).
+fn reaches_state_dir(path: &str) -> bool {
+    let first = path.split('/').next().unwrap_or_default();
+    GlobBuilder::new(first)
+        .literal_separator(true)
+        .build()
+        .map(|g| g.compile_matcher())
+        .is_ok_and(|m| m.is_match(".slipway") && !m.is_match("slipway"))
 }
 
 fn required<'a>(r: &mut Reader, f: &Fields<'a>, key: &str, what: &str) -> Option<&'a Node> {

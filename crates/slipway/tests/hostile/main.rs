@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod caches;
 mod checkouts;
 mod deployments;
 mod faults;

@@ -20,7 +20,7 @@ use super::support::{log_of, unique_tag, wait_for_end};
 use crate::common::server::{Remote, ServerProcess, commit_file};
 
 /// A server with one worker, and a remote whose pipeline is replaced per test.
-fn setup(tmp: &Path) -> (ServerProcess, PathBuf, Remote) {
+pub(super) fn setup(tmp: &Path) -> (ServerProcess, PathBuf, Remote) {
     let data = tmp.join("data");
     let remote = Remote::new(tmp, "jobs:\n  noop:\n    steps: [true]\n");
     let server = ServerProcess::start(&data, &["--workers", "1"]);
@@ -29,7 +29,7 @@ fn setup(tmp: &Path) -> (ServerProcess, PathBuf, Remote) {
 
 /// Pushes `pipeline`, runs it to its end (bounded: a hung worker fails the
 /// test) and returns the run's state and log.
-fn run(server: &ServerProcess, remote: &Remote, pipeline: &str) -> (String, String) {
+pub(super) fn run(server: &ServerProcess, remote: &Remote, pipeline: &str) -> (String, String) {
     remote.commit(".slipway.yml", pipeline, "pipeline");
     remote.push();
     server.add_project(remote, &[]);

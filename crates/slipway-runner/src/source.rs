@@ -168,7 +168,11 @@ impl Source {
             .unwrap_or_default();
         tokio::task::spawn_blocking(move || {
             files::copy_paths(&root, &dest_dir, &files)?;
-            remove_deleted(&dest_dir, &deleted)
+            remove_deleted(&dest_dir, &deleted)?;
+            // The job's modes now, before the source times are taken: a
+            // chmod later would move every file's change time, and the
+            // times would match none (see `SourceStamps::record`).
+            crate::workspace::open_for_job(&dest_dir)
         })
         .await
         .map_err(|e| e.to_string())?

@@ -442,4 +442,43 @@ mod tests {
         assert!(err.to_string().contains("delete that directory"), "{err}");
         assert!(!home.join("secret").exists(), "the server's file was read");
     }
+
+    /// The server creates files owner-only (umask 077); the workspace is
+    /// opened to the usual modes before the source times are taken, or the
+    /// change time of every file moves and no entry records any.
+    #[tokio::test]
+    async fn a_server_checkout_records_its_sources() {
+        use nix::sys::stat::{Mode, umask};
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let repo = tmp.path().join("repo");
+        std::fs::create_dir_all(&repo).expect("mkdir");
+        let commit = "git -c user.name=t -c user.email=t@t commit -qm one";
+        sh(
+            &repo,
+            &format!("git init -q . && echo a > a && git add a && {commit}"),
+        );
+        let head = String::from_utf8(
+            std::process::Command::new("git")
+                .args(["rev-parse", "HEAD"])
+                .current_dir(&repo)
+                .output()
+                .expect("git")
+                .stdout,
+        )
+        .expect("utf-8");
+        let source = Source::mirror(&repo, head.trim(), "main", None)
+            .await
+            .expect("source");
+        // nextest runs each test in a process of its own: the umask stays here.
+        let before = umask(Mode::from_bits_truncate(0o077));
+        let ws = Workspace::create(tmp.path(), "job", &source, &Default::default(), None).await;
+        umask(before);
+        let ws = ws.expect("workspace");
+        open_for_job(ws.path()).expect("open");
+        let entry = tmp.path().join("entry");
+        std::fs::create_dir_all(&entry).expect("mkdir");
+        ws.stamps().record(ws.path(), &entry).expect("record");
+        let record = std::fs::read_to_string(entry.join(".slipway/sources")).expect("record");
+        assert!(record.ends_with(" a\0"), "{record:?}");
+    }
 }

@@ -312,12 +312,82 @@ impl LocalDispatch {
         })
     }
 
-    /// New code of a run with no reference (a branch's first run, or one
-    /// after failed runs only: a failed run is never a reference): the change
-    /// it brings, never every line. That is its push's `before..after` when
-    /// the push said and `before` is in the commit's history, else the commit
-    /// against its first parent; only a root commit has nothing to compare with.
+    /// New code of a run with no reference (no green run on its branch, or
+    /// the pipeline's `new_code:` found none), widest first so that no push
+    /// narrows what is measured: (b) the newest green run of the project, on
+    /// any branch, whose commit is in this one's history (a branch cut from
+    /// a green main measures everything since that green commit); (c) else,
+    /// when this branch had runs (none green), where the earliest of them
+    /// started, if in this commit's history; (d) else the change this run
+    /// brings ([`Self::base_of`]). A merge's first parent never comes before
+    /// (b) or (c).
     async fn change_of(&self, run: &Run, mirror: &slipway_git::Mirror) -> Result<NewCodeBase> {
+        if let Some(base) = self.green_ancestor(run, mirror).await? {
+            return Ok(base);
+        }
+        if let Some(base) = self.branch_start(run, mirror).await? {
+            return Ok(base);
+        }
+        self.base_of(run, mirror).await
+    }
+
+    /// The newest green run before `run`, on any branch, whose commit is in
+    /// its history (of the newest [`GREEN_ANCESTORS`] green runs).
+    async fn green_ancestor(
+        &self,
+        run: &Run,
+        mirror: &slipway_git::Mirror,
+    ) -> Result<Option<NewCodeBase>> {
+        let store = &self.engine.store;
+        let green = store
+            .green_runs_before(run.project_id, run.number, GREEN_ANCESTORS)
+            .await?;
+        let mut seen = std::collections::HashSet::new();
+        for g in green {
+            if seen.insert(g.commit.clone()) && mirror.is_ancestor(&g.commit, &run.commit).await? {
+                let why = format!(
+                    "newest green run in its history (run {} of {}), none on {} before",
+                    g.number, g.branch, run.branch
+                );
+                return Ok(Some(NewCodeBase::since(g.commit, why)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Where the branch's earliest run started (its own [`Self::base_of`]),
+    /// when the branch had runs before, none green, and that is in this
+    /// commit's history: a push after a failed, canceled or superseded one
+    /// still answers for everything since.
+    async fn branch_start(
+        &self,
+        run: &Run,
+        mirror: &slipway_git::Mirror,
+    ) -> Result<Option<NewCodeBase>> {
+        let store = &self.engine.store;
+        let Some(first) = store
+            .first_run_of_branch(run.project_id, &run.branch, run.number)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let (n, branch) = (first.number, &run.branch);
+        Ok(match self.base_of(&first, mirror).await?.commit {
+            None => Some(NewCodeBase::everything(format!(
+                "run {n}, the first of {branch}, was of a root commit; none green since"
+            ))),
+            Some(c) if mirror.is_ancestor(&c, &run.commit).await? => Some(NewCodeBase::since(
+                c,
+                format!("where run {n}, the first of {branch}, started; none green since"),
+            )),
+            Some(_) => None,
+        })
+    }
+
+    /// The change `run` brings: its push's `before..after` when the push
+    /// said and `before` is in the commit's history, else the commit against
+    /// its first parent; only a root commit has nothing to compare with.
+    async fn base_of(&self, run: &Run, mirror: &slipway_git::Mirror) -> Result<NewCodeBase> {
         if let Some(before) = self.engine.store.push_before(run.id).await?
             && before != run.commit
             && mirror.is_ancestor(&before, &run.commit).await?
@@ -333,6 +403,10 @@ impl LocalDispatch {
         })
     }
 }
+
+/// How many of a project's newest green runs a run with none on its branch
+/// looks through for one in its history.
+const GREEN_ANCESTORS: i64 = 200;
 
 impl Dispatch for LocalDispatch {
     async fn claim(

@@ -259,6 +259,41 @@ impl Store {
         })
     }
 
+    /// Green runs of the whole project (any branch) before run `number`,
+    /// newest first, at most `limit`: where a run with no green run on its
+    /// own branch looks for a green ancestor.
+    pub async fn green_runs_before(
+        &self,
+        project: ProjectId,
+        number: i64,
+        limit: i64,
+    ) -> Result<Vec<Run>> {
+        let rows = sqlx::query(sql(format!("SELECT {COLUMNS} FROM runs WHERE project_id = $1 AND number < $2 AND state = 'succeeded' ORDER BY number DESC LIMIT $3")))
+            .bind(project.0)
+            .bind(number)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(run).collect()
+    }
+
+    /// The earliest run on `branch` before run `number`, if any: a branch's
+    /// runs with none green are all measured from where its first one was.
+    pub async fn first_run_of_branch(
+        &self,
+        project: ProjectId,
+        branch: &str,
+        number: i64,
+    ) -> Result<Option<Run>> {
+        let row = sqlx::query(sql(format!("SELECT {COLUMNS} FROM runs WHERE project_id = $1 AND branch = $2 AND number < $3 ORDER BY number ASC LIMIT 1")))
+            .bind(project.0)
+            .bind(branch)
+            .bind(number)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(run).transpose()
+    }
+
     /// The commit the branch pointed at before the push that made run `run`,
     /// if a push made it and said.
     pub async fn push_before(&self, run: RunId) -> Result<Option<String>> {

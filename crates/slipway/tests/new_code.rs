@@ -1,7 +1,9 @@
-//! New code from a project's first run on: a run with no green run to
-//! compare with measures the change it brings (its push's before..after, or
-//! its commit against its first parent), never every line; only a root
-//! commit measures everything, and each run's gate says what it measured.
+//! New code from a project's first run on. A run with no green run on its
+//! branch measures from the newest green run in its history (any branch),
+//! else from where its branch's first run started, else the change it
+//! brings (its push's before..after, or its commit against its first
+//! parent), never every line; only a root commit measures everything, and
+//! each run's gate says what it measured. A later push never narrows it.
 //! Real pytest and coverage.py on a server.
 
 mod common;
@@ -111,8 +113,29 @@ fn a_first_run_at_60_percent_that_adds_a_covered_function_passes_the_default_gat
     assert!(log.contains(&said), "the log says what was measured: {log}");
 }
 
+/// A signed GitHub push delivery of `branch` from `before` to `after`.
+fn push_hook(
+    server: &ServerProcess,
+    secret: &str,
+    delivery: &str,
+    branch: &str,
+    before: &str,
+    after: &str,
+) {
+    let body = serde_json::json!({
+        "ref": format!("refs/heads/{branch}"), "before": before, "after": after, "deleted": false,
+        "repository": { "clone_url": "ignored" }, "commits": [], "head_commit": { "id": after }
+    });
+    let (code, answer) = server.github_push("demo", Some(secret), delivery, &body);
+    assert_eq!(code, 202, "{answer}");
+}
+
+/// The split-push attack: push A brings an untested function and fails;
+/// push B, a tested one on top, has no green run to compare with either,
+/// yet it answers for everything since the branch's first run started, so
+/// A's untested function still fails B's gate, until it is tested.
 #[test]
-fn with_no_green_run_each_push_measures_what_it_brought() {
+fn with_no_green_run_a_later_push_still_answers_for_the_earlier_ones() {
     let python = python();
     let tmp = tempfile::tempdir().expect("tempdir");
     let remote = Remote::new(tmp.path(), &pipeline(&python));
@@ -121,24 +144,15 @@ fn with_no_green_run_each_push_measures_what_it_brought() {
     remote.push();
     let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "1"]);
     let secret = server.add_project(&remote, &[]);
-    let push = |delivery: &str, before: &str, after: &str| {
-        let body = serde_json::json!({
-            "ref": "refs/heads/main", "before": before, "after": after, "deleted": false,
-            "repository": { "clone_url": "ignored" }, "commits": [], "head_commit": { "id": after }
-        });
-        let (code, answer) = server.github_push("demo", Some(&secret), delivery, &body);
-        assert_eq!(code, 202, "{answer}");
-    };
 
     // One push of two commits: an untested function, then a README. Its first
     // parent alone (the README) has nothing to cover; the push brought both.
     let mut six = FUNCTIONS.to_vec();
     six.push("floordiv");
-    std::fs::write(remote.work.join("calc.py"), calc(&six)).expect("calc");
     remote.commit("calc.py", &calc(&six), "floordiv, untested");
     let after = remote.commit("README", "calc\n", "a README");
     remote.push();
-    push("d-1", &before, &after);
+    push_hook(&server, &secret, "d-1", "main", &before, &after);
     let status = finished(&server, "demo/1");
     assert_eq!(status["run"]["state"], "failed", "{status:#}");
     let gate = &status["gates"][0]["report"];
@@ -153,8 +167,8 @@ fn with_no_green_run_each_push_measures_what_it_brought() {
         "the body never ran (the def line runs on import)"
     );
 
-    // The failed run is no reference, yet the next push is measured on its
-    // own change: a tested function passes though floordiv is still untested.
+    // A tested function on top: measured from where run 1 started, not from
+    // its own push's before, so floordiv is still new and still untested.
     let mut seven = six.clone();
     seven.push("other");
     std::fs::write(
@@ -164,12 +178,93 @@ fn with_no_green_run_each_push_measures_what_it_brought() {
     .expect("tests");
     let next = remote.commit("calc.py", &calc(&seven), "other, tested");
     remote.push();
-    push("d-2", &after, &next);
+    push_hook(&server, &secret, "d-2", "main", &after, &next);
     let status = finished(&server, "demo/2");
     let gate = &status["gates"][0]["report"];
-    assert_eq!(status["run"]["state"], "succeeded", "{gate:#}");
-    assert_eq!(gate["new_code"]["commit"].as_str(), Some(after.as_str()));
-    assert_eq!(gate["measures"]["new_lines_to_cover"], 2, "{gate:#}");
+    assert_eq!(status["run"]["state"], "failed", "{gate:#}");
+    assert_eq!(
+        gate["new_code"]["commit"].as_str(),
+        Some(before.as_str()),
+        "{gate:#}"
+    );
+    assert_eq!(
+        gate["new_code"]["why"],
+        "where run 1, the first of main, started; none green since"
+    );
+    assert_eq!(gate["measures"]["new_lines_to_cover"], 4, "{gate:#}");
+    assert_eq!(
+        gate["uncovered_new_lines"]["calc.py"],
+        serde_json::json!(["22"])
+    );
+
+    // Testing floordiv makes the branch green again.
+    let tested = remote.commit(
+        "test_calc.py",
+        &tests_of(&["add", "floordiv", "other"]),
+        "floordiv tested",
+    );
+    remote.push();
+    push_hook(&server, &secret, "d-3", "main", &next, &tested);
+    let status = finished(&server, "demo/3");
+    assert_eq!(status["run"]["state"], "succeeded", "{status:#}");
+}
+
+/// The new-branch attack: a branch cut from a green main, with untested
+/// code in one commit and a tested one-liner on top, pushed as a new branch
+/// (`before` all zeros): new code is everything since main's green commit,
+/// not the last commit against its first parent.
+#[test]
+fn a_new_branch_answers_for_everything_since_its_green_ancestor() {
+    let python = python();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let remote = Remote::new(tmp.path(), &pipeline(&python));
+    remote.commit("calc.py", &calc(&["add"]), "add");
+    let green = remote.commit("test_calc.py", &tests_of(&["add"]), "a test of add");
+    remote.push();
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "1"]);
+    let secret = server.add_project(&remote, &[]);
+    let out = server.cli(&["trigger", "demo", "--wait"]);
+    assert!(out.status.success(), "{:#}", server.run_status("demo/1"));
+
+    remote.commit("calc.py", &calc(&FUNCTIONS), "four untested functions");
+    let mut six = FUNCTIONS.to_vec();
+    six.push("floordiv");
+    std::fs::write(remote.work.join("calc.py"), calc(&six)).expect("calc");
+    let tip = remote.commit(
+        "test_calc.py",
+        &tests_of(&["add", "floordiv"]),
+        "floordiv, tested",
+    );
+    common::server::git(
+        &remote.work,
+        &["push", "-q", "origin", "HEAD:refs/heads/release/1.2"],
+    );
+    push_hook(
+        &server,
+        &secret,
+        "d-1",
+        "release/1.2",
+        &"0".repeat(40),
+        &tip,
+    );
+    let status = finished(&server, "demo/2");
+    let gate = &status["gates"][0]["report"];
+    assert_eq!(status["run"]["state"], "failed", "{gate:#}");
+    assert_eq!(status["run"]["branch"], "release/1.2", "{status:#}");
+    assert_eq!(
+        gate["new_code"]["commit"].as_str(),
+        Some(green.as_str()),
+        "{gate:#}"
+    );
+    assert_eq!(
+        gate["new_code"]["why"],
+        "newest green run in its history (run 1 of main), none on release/1.2 before"
+    );
+    assert_eq!(
+        gate["uncovered_new_lines"]["calc.py"],
+        serde_json::json!(["6", "10", "14", "18"]),
+        "the four untested bodies count: {gate:#}"
+    );
 }
 
 #[test]

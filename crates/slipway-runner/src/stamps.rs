@@ -154,19 +154,20 @@ fn stamp(ws: &Path, rel: &Path, time: Time) -> io::Result<()> {
     utimensat(&dir, name, &mtime, &mtime, UtimensatFlags::NoFollowSymlink).map_err(io::Error::from)
 }
 
+/// `sh -ec SCRIPT` in `dir`, for this crate's tests.
+#[cfg(test)]
+pub(crate) fn sh(dir: &Path, script: &str) {
+    let out = std::process::Command::new("sh")
+        .args(["-ec", script])
+        .current_dir(dir)
+        .output()
+        .expect("sh");
+    assert!(out.status.success(), "{script}: {out:?}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sh(dir: &Path, script: &str) {
-        let ok = std::process::Command::new("sh")
-            .args(["-ec", script])
-            .current_dir(dir)
-            .status()
-            .expect("sh")
-            .success();
-        assert!(ok, "{script}");
-    }
 
     fn mtime(path: &Path) -> i64 {
         path.metadata().expect("stat").mtime()

@@ -377,14 +377,7 @@ mod tests {
         assert_eq!(private_mode(0o644), 0o600);
     }
 
-    fn sh(dir: &Path, script: &str) {
-        let out = std::process::Command::new("sh")
-            .args(["-ec", script])
-            .current_dir(dir)
-            .output()
-            .expect("sh");
-        assert!(out.status.success(), "{script}: {out:?}");
-    }
+    use crate::stamps::sh;
 
     /// A job's workspace (a checkout) and home, and a directory outside both.
     fn job_dirs(tmp: &Path) -> (PathBuf, PathBuf, PathBuf) {

@@ -40,7 +40,7 @@ fn change(change: &Node) -> Result<Option<Push>, WebhookError> {
     let before = if deleted || old.is_null() {
         None
     } else {
-        old.get("target").get("hash").opt_commit()?
+        old.get("target").get("hash").opt_commit()
     };
     Ok(Some(Push::new(branch, commit, deleted).moved_from(before)))
 }

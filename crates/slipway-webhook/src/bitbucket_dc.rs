@@ -29,6 +29,6 @@ fn change(change: &Node) -> Result<Option<Push>, WebhookError> {
     };
     let commit = change.get("toHash").commit()?;
     let deleted = change.get("type").str()? == "DELETE" || is_zero(&commit);
-    let before = change.get("fromHash").opt_commit()?;
+    let before = change.get("fromHash").opt_commit();
     Ok(Some(Push::new(branch, commit, deleted).moved_from(before)))
 }

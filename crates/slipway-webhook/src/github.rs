@@ -14,12 +14,12 @@ pub(crate) fn push(root: &Node) -> Result<Vec<Push>, WebhookError> {
     };
     let after = root.get("after").commit()?;
     let before = root.get("before");
-    if !before.is_null() && before.commit()? == after {
+    if before.commit().is_ok_and(|b| b == after) {
         return Ok(Vec::new());
     }
     let deleted = root.get("deleted").flag()? || is_zero(&after);
     Ok(vec![
-        Push::new(branch, after, deleted).moved_from(before.opt_commit()?),
+        Push::new(branch, after, deleted).moved_from(before.opt_commit()),
     ])
 }
 

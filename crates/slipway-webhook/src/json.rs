@@ -138,12 +138,20 @@ impl<'a> Node<'a> {
 
 impl Node<'_> {
     /// A commit id that may be absent, `null` or the all-zero "no commit"
-    /// (a push that created its branch): `None` for each of those.
-    pub fn opt_commit(&self) -> Result<Option<String>, WebhookError> {
+    /// (a push that created its branch): `None` for each of those. One that
+    /// is not a commit id is `None` too, and logged: such a field (a push's
+    /// `before`) is only a hint, and must not cost the delivery its push.
+    pub fn opt_commit(&self) -> Option<String> {
         if self.is_null() {
-            return Ok(None);
+            return None;
         }
-        Ok(Some(self.commit()?).filter(|c| !is_zero(c)))
+        match self.commit() {
+            Ok(commit) => Some(commit).filter(|c| !is_zero(c)),
+            Err(e) => {
+                tracing::warn!("webhook: {e}; read as absent");
+                None
+            }
+        }
     }
 }
 

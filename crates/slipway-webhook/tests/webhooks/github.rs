@@ -2,7 +2,7 @@
 
 use slipway_webhook::{NO_COMMIT, Provider, WebhookError};
 
-use crate::common::{Forge, deliver, moved, pair, push};
+use crate::common::{Forge, deliver, moved, pair, push, replace_first};
 
 const GITHUB: Forge = Forge {
     event_header: "X-GitHub-Event",
@@ -85,4 +85,21 @@ fn the_pusher_is_read_as_reported() {
     assert_eq!(pusher.login.as_deref(), Some("octocat"));
     assert_eq!(pusher.name.as_deref(), Some("octocat"));
     assert_eq!(pusher.email.as_deref(), Some("mona@example.com"));
+}
+
+/// `before` is only where the branch was (a hint for what a first run
+/// measures): a malformed one is read as absent, and the push still counts.
+#[test]
+fn a_malformed_before_is_read_as_absent_and_the_push_still_counts() {
+    let after = "90120d05b9d0de250d0f57f0bba445510b87bb11";
+    for odd in ["\"not-a-commit\"", "42", "\"517481248c\""] {
+        let from = "\"517481248c5067c2b98d19690b5658d0cb8ab378\"";
+        let body = replace_first(PUSH, from, odd);
+        let delivery = GITHUB.deliver("push", &body).expect("a valid delivery");
+        assert_eq!(
+            delivery.pushes,
+            [push("main", after, false)],
+            "before: {odd}"
+        );
+    }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use slipway_quality::diff::NewCodeBase;
-use slipway_runner::{JobReport, JobStatus};
+use slipway_runner::{JobReport, JobStatus, millis};
 use slipway_spec::NewCodeReference;
 use slipway_store::{Claim, Job, JobId, Project, Run, State};
 
@@ -554,8 +554,4 @@ impl Engine {
         self.wake_workers();
         Ok(())
     }
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

@@ -2,10 +2,10 @@
 //! it was written, each step with when it started and ended.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
-use slipway_runner::{Event, Stream};
+use slipway_runner::{Event, Stream, epoch_millis, millis};
 use slipway_store::StepTime;
 
 /// One upload of a job's log: its lines with their times, and the steps
@@ -59,12 +59,14 @@ impl Batch {
         let now = SystemTime::now();
         if let Some((text, at)) = log_line(event, now) {
             self.chunk.lines.push(text);
-            self.chunk.times.push(millis(at));
+            self.chunk.times.push(epoch_millis(at));
         }
         match event {
             Event::StepStarted { index, title, .. } => {
                 self.titles.insert(*index, title.clone());
-                self.chunk.steps.push(self.step(*index, millis(now), None));
+                self.chunk
+                    .steps
+                    .push(self.step(*index, epoch_millis(now), None));
             }
             Event::StepFinished {
                 index,
@@ -74,8 +76,8 @@ impl Batch {
             } => {
                 // The runner measured the step on a monotonic clock: the
                 // start is its end less that, so start, end and duration agree.
-                let end = millis(now);
-                let start = end - i64::try_from(duration.as_millis()).unwrap_or(0);
+                let end = epoch_millis(now);
+                let start = end - millis(*duration);
                 let mut step = self.step(*index, start, Some(end));
                 step.exit_code = exit_code.map(i64::from);
                 self.chunk.steps.push(step);
@@ -114,14 +116,6 @@ impl Batch {
     }
 }
 
-fn millis(at: SystemTime) -> i64 {
-    at.duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_millis()
-        .try_into()
-        .unwrap_or(i64::MAX)
-}
-
 /// The stored text of an event, if it has any, and when it happened.
 fn log_line(event: &Event, now: SystemTime) -> Option<(String, SystemTime)> {
     let text = match event {
@@ -156,6 +150,7 @@ fn log_line(event: &Event, now: SystemTime) -> Option<(String, SystemTime)> {
 mod tests {
     use super::*;
     use slipway_runner::JobStatus;
+    use std::time::Duration;
 
     #[test]
     fn a_step_gets_its_start_and_an_end_that_agree_with_its_duration() {

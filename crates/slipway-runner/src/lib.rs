@@ -39,7 +39,7 @@ pub use local::{LocalRun, RunSummary};
 pub use mask::Masker;
 pub use orphans::reap as reap_orphans;
 pub use push::{PushedImage, RegistryAccess};
-pub use report::{JobReport, StepReport};
+pub use report::{JobReport, StepReport, epoch_millis, millis};
 pub use sandbox::{Sandbox, SandboxError};
 pub use workspace::{
     ArtifactStore, BoxFuture, CacheRemote, CacheStore, Repository, STATE_DIR, Source, SourceStamps,

@@ -2,12 +2,23 @@
 //! to the server.
 
 use std::path::PathBuf;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use slipway_spec::Job;
 
 use crate::event::JobStatus;
+
+/// Whole milliseconds of `d`, saturating: the one rounding of leases,
+/// heartbeats, step and job durations and log times, here and in the server.
+pub fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Milliseconds since the Unix epoch at `at` (0 for a time before it).
+pub fn epoch_millis(at: SystemTime) -> i64 {
+    millis(at.duration_since(UNIX_EPOCH).unwrap_or_default())
+}
 
 /// What happened to a job; stored in the run summary.
 #[derive(Debug, Clone, Serialize)]
@@ -92,5 +103,18 @@ mod rfc3339_opt {
             Some(t) => s.serialize_str(&humantime::format_rfc3339_millis(*t).to_string()),
             None => s.serialize_none(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn millis_saturate_and_times_before_the_epoch_are_zero() {
+        assert_eq!(millis(Duration::from_micros(1_999)), 1);
+        assert_eq!(millis(Duration::MAX), i64::MAX);
+        assert_eq!(epoch_millis(UNIX_EPOCH + Duration::from_secs(2)), 2_000);
+        assert_eq!(epoch_millis(UNIX_EPOCH - Duration::from_secs(2)), 0);
     }
 }

@@ -99,7 +99,7 @@ pub async fn run_job(ctx: &RunContext, job: &Job, cancel: &CancellationToken) ->
     }
     report.started_at = Some(started_at);
     report.finished_at = Some(SystemTime::now());
-    report.duration_ms = millis(started.elapsed());
+    report.duration_ms = crate::millis(started.elapsed()).unsigned_abs();
     let _ = ctx
         .events
         .send(Event::JobFinished {
@@ -110,10 +110,6 @@ pub async fn run_job(ctx: &RunContext, job: &Job, cancel: &CancellationToken) ->
         })
         .await;
     report
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// One try at a job.
@@ -386,7 +382,7 @@ impl<'a> Attempt<'a> {
         self.report.steps.push(StepReport {
             title: title.clone(),
             exit_code: exit,
-            duration_ms: millis(duration),
+            duration_ms: crate::millis(duration).unsigned_abs(),
         });
         self.report.exit_code = exit;
         match exit {

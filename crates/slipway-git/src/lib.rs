@@ -13,7 +13,10 @@ mod bundle;
 mod checkout;
 mod revisions;
 
-pub use bundle::{AgentMirror, MAX_HAVES, bundle_since, is_commit_id};
+pub use bundle::{
+    AgentMirror, BundleOutput, Incoming, MAX_HAVES, bundle_since, heads_and_tags, is_commit_id,
+    refs_digest,
+};
 pub use checkout::{
     Checkout, CheckoutOptions, Edits, LFS_PULL, RefLayout, Submodules, lfs_available,
     submodule_args, tracked_blobs, tree_files, without_credentials,

@@ -119,7 +119,8 @@ fn encode_times(times: &[i64]) -> String {
         if previous.is_some() {
             out.push(',');
         }
-        let value = previous.map_or(*t, |p| t - p);
+        // Saturating: a sum too large for i64 reads back as no times.
+        let value = previous.map_or(*t, |p| t.saturating_sub(p));
         out.push_str(&value.to_string());
         previous = Some(*t);
     }
@@ -154,6 +155,20 @@ mod tests {
         let text = encode_times(&times);
         assert_eq!(text, "1712345678901,0,99,-10");
         assert_eq!(decode_times(&text).as_deref(), Some(&times[..]));
+    }
+
+    #[test]
+    fn extreme_times_do_not_overflow() {
+        // Whatever a worker sends is stored without a panic.
+        // (They read back wrong, or as no times: the agent API clamps them first.)
+        let text = encode_times(&[i64::MIN, i64::MAX, i64::MIN]);
+        assert!(!text.is_empty());
+        let _ = decode_times(&text);
+        let times = [0, i64::MAX];
+        assert_eq!(
+            decode_times(&encode_times(&times)).as_deref(),
+            Some(&times[..])
+        );
     }
 
     #[test]

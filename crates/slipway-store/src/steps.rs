@@ -21,9 +21,14 @@ pub struct StepTime {
 }
 
 impl StepTime {
+    /// The most steps a job records: step indexes run from 0 to this, less
+    /// one (steps past it are not recorded), so a worker cannot grow the table.
+    pub const MAX_STEPS: i64 = 10_000;
+
     /// How long the step took, once it ended.
     pub fn duration_ms(&self) -> Option<i64> {
-        self.finished_at.map(|f| (f - self.started_at).max(0))
+        self.finished_at
+            .map(|f| f.saturating_sub(self.started_at).max(0))
     }
 }
 
@@ -33,13 +38,18 @@ const MAX_TITLE: usize = 500;
 
 impl Store {
     /// Records steps as they start and end; a step recorded again (its end,
-    /// or a retried upload) is updated in place.
+    /// or a retried upload) is updated in place. Steps whose index is not
+    /// below [`StepTime::MAX_STEPS`] are not recorded. (The agent API brings an
+    /// agent's times within the job's, and its try to the job's.)
     pub async fn record_steps(&self, job: JobId, steps: &[StepTime]) -> Result<()> {
         if steps.is_empty() {
             return Ok(());
         }
         let mut tx = self.write_tx().await?;
-        for s in steps {
+        for s in steps
+            .iter()
+            .filter(|s| (0..StepTime::MAX_STEPS).contains(&s.index))
+        {
             let title: String = s.title.chars().take(MAX_TITLE).collect();
             sqlx::query(
                 "INSERT INTO job_steps (job_id, attempt, step, title, started_at, finished_at, exit_code) \

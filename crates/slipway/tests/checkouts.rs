@@ -164,6 +164,58 @@ fn an_agent_checks_out_tags_and_the_branch_and_fetches_only_new_commits() {
     );
 }
 
+/// A job that prints what `git describe` says of its checkout.
+const DESCRIBE: &str =
+    "jobs:\n  describe:\n    steps:\n      - run: echo \"describe $(git describe --tags)\"\n";
+
+#[test]
+fn an_agent_mirror_follows_new_tags_and_recovers_from_damage() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let remote = Remote::new(tmp.path(), DESCRIBE);
+    remote.commit("a.txt", "a\n", "tagged");
+    git(&remote.work, &["tag", "-a", "-m", "first", "v0.1.0"]);
+    let head = remote.commit("b.txt", "b\n", "after the tag");
+    git(&remote.work, &["push", "-q", "origin", "main", "--tags"]);
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "0"]);
+    server.add_project(&remote, &[]);
+    let agent_dir = tmp.path().join("agent");
+    let _agent = AgentProcess::start(&server, "a1", &agent_dir);
+    trigger(&server, "demo/1");
+    let short = &head[..7];
+    let out = log(&server, "demo/1", "describe");
+    assert!(
+        out.contains(&format!("describe v0.1.0-1-g{short}")),
+        "{out}"
+    );
+
+    // A new tag on the commit the agent has: no object to send, yet the
+    // agent's checkout describes it as the server's workers would.
+    git(&remote.work, &["tag", "v0.2.0"]);
+    git(&remote.work, &["push", "-q", "origin", "--tags"]);
+    trigger(&server, "demo/2");
+    let out = log(&server, "demo/2", "describe");
+    assert!(out.contains("describe v0.2.0"), "{out}");
+
+    // A mirror missing its packs (and with a bundle a killed agent left)
+    // lacks what it says it has: it is fetched whole again.
+    let mirror = agent_dir.join("mirrors/1.git");
+    let packs = mirror.join("objects/pack");
+    for entry in std::fs::read_dir(&packs).expect("packs").flatten() {
+        std::fs::remove_file(entry.path()).expect("rm");
+    }
+    std::fs::write(mirror.join(".incoming-killed.bundle"), "cut short").expect("write");
+    let third = remote.commit("c.txt", "c\n", "after the damage");
+    remote.push();
+    trigger(&server, "demo/3");
+    let out = log(&server, "demo/3", "describe");
+    assert!(
+        out.contains(&format!("describe v0.2.0-1-g{}", &third[..7])),
+        "{out}"
+    );
+    assert!(!mirror.join(".incoming-killed.bundle").exists());
+    assert!(agent_dir.join("mirrors/1.git.broken").is_dir());
+}
+
 #[test]
 fn depth_gives_a_shallow_checkout_and_submodules_are_checked_out() {
     let tmp = tempfile::tempdir().expect("tempdir");

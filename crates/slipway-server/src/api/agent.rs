@@ -7,6 +7,7 @@
 //! lease lasts. So a succeeded job's artifacts never change, and one agent
 //! token cannot write what another's job (or another run) produced.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -97,15 +98,50 @@ pub async fn log(
     Path(job): Path<i64>,
     Json(chunk): Json<slipway_engine::LogChunk>,
 ) -> ApiResult<StatusCode> {
-    held(&state, job, &caller).await?;
+    let row = held(&state, job, &caller).await?;
     if chunk.steps.len() > MAX_CHUNK_STEPS {
         return Err(ApiError::bad_request(format!(
             "a log chunk records at most {MAX_CHUNK_STEPS} steps (this one has {}); send them in several chunks",
             chunk.steps.len()
         )));
     }
-    state.dispatch().append_log(job, chunk).await?;
+    let max = slipway_store::StepTime::MAX_STEPS;
+    if let Some(step) = chunk.steps.iter().find(|s| !(0..max).contains(&s.index)) {
+        return Err(ApiError::bad_request(format!(
+            "step index {} is out of range: a job's steps are numbered from 0 to {}",
+            step.index,
+            max - 1
+        )));
+    }
+    state
+        .dispatch()
+        .append_log(job, within_job(chunk, &row))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// How far ahead of the server's clock an agent's times are taken.
+const CLOCK_SKEW_MS: i64 = 60_000;
+
+/// An agent's chunk as the server keeps it: its times brought within the
+/// job's (from its claim to now, with [`CLOCK_SKEW_MS`] of skew), its steps
+/// those of the job's current try. An agent may send any numbers.
+fn within_job(
+    mut chunk: slipway_engine::LogChunk,
+    job: &slipway_store::Job,
+) -> slipway_engine::LogChunk {
+    let until = slipway_store::now_ms().saturating_add(CLOCK_SKEW_MS);
+    let since = job.started_at.unwrap_or(until).min(until);
+    let clamp = |t: i64| t.clamp(since, until);
+    for t in &mut chunk.times {
+        *t = clamp(*t);
+    }
+    for step in &mut chunk.steps {
+        step.attempt = job.attempt;
+        step.started_at = clamp(step.started_at);
+        step.finished_at = step.finished_at.map(|f| clamp(f).max(step.started_at));
+    }
+    chunk
 }
 
 #[derive(Debug, Deserialize)]
@@ -195,7 +231,12 @@ pub struct Haves {
 /// The run's commit, the project's branches and tags, as a `git bundle`
 /// without what the agent says it has: a project's later jobs on an agent
 /// bring only new commits. Only for a token holding a job of this run, so
-/// only this run's project's objects.
+/// only this run's project's objects. When the agent has every object, the
+/// answer is the branches and tags instead (`text/plain`, `ID REFNAME`
+/// lines); either way [`REFS_DIGEST`] tells the digest of those.
+///
+/// The bundle is streamed as git writes it, one at a time per project
+/// (others wait [`BUNDLE_QUEUE`], then get 503), for at most [`BUNDLE_TIME`].
 pub async fn bundle(
     State(state): State<AppState>,
     Authorized(caller): AsAgent,
@@ -203,25 +244,134 @@ pub async fn bundle(
     Json(haves): Json<Haves>,
 ) -> ApiResult<Response> {
     holds_in(&state, RunId(run), &caller).await?;
-    if haves.have.len() > slipway_git::MAX_HAVES {
+    check_haves(&haves.have)?;
+    let run = state.engine.store.run(RunId(run)).await?;
+    let path = state.engine.paths.mirror(run.project_id);
+    let Some(permit) = one_bundle_at_a_time(&path).await else {
+        return Ok(busy());
+    };
+    let mirror = slipway_git::Mirror::at(&path);
+    let refs = slipway_git::heads_and_tags(&path)
+        .await
+        .map_err(ApiError::internal)?;
+    let digest = slipway_git::refs_digest(&refs);
+    let Some(out) = slipway_git::bundle_since(&mirror, &run.commit, &haves.have)
+        .await
+        .map_err(ApiError::internal)?
+    else {
+        let headers = [
+            (header::CONTENT_TYPE, "text/plain"),
+            (REFS_DIGEST, digest.as_str()),
+        ];
+        return Ok((headers, refs).into_response());
+    };
+    let body = Body::from_stream(bundle_stream(out, permit, run.id));
+    let headers = [
+        (header::CONTENT_TYPE, "application/x-git-bundle"),
+        (REFS_DIGEST, digest.as_str()),
+    ];
+    Ok((headers, body).into_response())
+}
+
+/// The header of the bundle answer that holds the digest of the server's
+/// branches and tags (see `slipway_git::refs_digest`).
+pub const REFS_DIGEST: header::HeaderName = header::HeaderName::from_static("slipway-refs-digest");
+
+/// How long a bundle request waits for the one before it of the project.
+const BUNDLE_QUEUE: Duration = Duration::from_secs(10);
+
+/// The longest a bundle may take to make and send: git is then killed.
+const BUNDLE_TIME: Duration = Duration::from_secs(600);
+
+fn check_haves(have: &[String]) -> ApiResult<()> {
+    if have.len() > slipway_git::MAX_HAVES {
         return Err(ApiError::bad_request(format!(
             "`have` lists {} commits; at most {} are taken",
-            haves.have.len(),
+            have.len(),
             slipway_git::MAX_HAVES
         )));
     }
-    if let Some(bad) = haves.have.iter().find(|h| !slipway_git::is_commit_id(h)) {
+    if let Some(bad) = have.iter().find(|h| !slipway_git::is_commit_id(h)) {
         return Err(ApiError::bad_request(format!(
             "`have` must list full commit ids (hex); `{}` is not one",
             bad.chars().take(80).collect::<String>()
         )));
     }
-    let run = state.engine.store.run(RunId(run)).await?;
-    let mirror = slipway_git::Mirror::at(&state.engine.paths.mirror(run.project_id));
-    let bundle = slipway_git::bundle_since(&mirror, &run.commit, &haves.have)
+    Ok(())
+}
+
+/// The right to make the one bundle of the project's mirror at `mirror`
+/// (a whole repository's worth of git work); `None` when another one has
+/// not ended within [`BUNDLE_QUEUE`].
+async fn one_bundle_at_a_time(
+    mirror: &std::path::Path,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    static BUSY: std::sync::LazyLock<
+        std::sync::Mutex<
+            std::collections::HashMap<std::path::PathBuf, Arc<tokio::sync::Semaphore>>,
+        >,
+    > = std::sync::LazyLock::new(Default::default);
+    let one = {
+        let mut busy = BUSY
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        busy.entry(mirror.to_path_buf())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(1)))
+            .clone()
+    };
+    tokio::time::timeout(BUNDLE_QUEUE, one.acquire_owned())
         .await
-        .map_err(ApiError::internal)?;
-    Ok(([(header::CONTENT_TYPE, "application/x-git-bundle")], bundle).into_response())
+        .ok()?
+        .ok()
+}
+
+/// 503 with `Retry-After`: the project's one bundle is being made.
+fn busy() -> Response {
+    let mut response = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "busy",
+        format!(
+            "another agent is being sent this project's commits (one bundle at a time per project; \
+             waited {}s): ask again after the Retry-After seconds",
+            BUNDLE_QUEUE.as_secs()
+        ),
+    )
+    .into_response();
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from(BUNDLE_QUEUE.as_secs()),
+    );
+    response
+}
+
+/// The bundle as it comes from git, holding `permit` until it ends; git is
+/// killed past [`BUNDLE_TIME`] or when the agent goes (the stream dropped).
+fn bundle_stream(
+    out: slipway_git::BundleOutput,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    run: RunId,
+) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> {
+    let deadline = tokio::time::Instant::now() + BUNDLE_TIME;
+    futures_util::stream::unfold(Some((out, permit)), move |state| async move {
+        let (mut out, permit) = state?;
+        let chunk = match tokio::time::timeout_at(deadline, out.next_chunk()).await {
+            Ok(Ok(Some(chunk))) => chunk,
+            Ok(Ok(None)) => return None,
+            Ok(Err(e)) => {
+                tracing::warn!(run = run.0, "a bundle for an agent failed: {e}");
+                return Some((Err(std::io::Error::other(e.to_string())), None));
+            }
+            Err(_) => {
+                tracing::warn!(
+                    run = run.0,
+                    "a bundle for an agent took over {}s: git killed",
+                    BUNDLE_TIME.as_secs()
+                );
+                return Some((Err(std::io::Error::other("bundle timed out")), None));
+            }
+        };
+        Some((Ok(bytes::Bytes::from(chunk)), Some((out, permit))))
+    })
 }
 
 /// A finished job's artifacts, as a tar archive (empty when it kept none).

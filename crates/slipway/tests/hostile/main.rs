@@ -7,6 +7,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod agent_bundle;
+mod agent_times;
 mod caches;
 mod checkouts;
 mod deployments;

@@ -209,6 +209,61 @@ fn with_no_green_run_a_later_push_still_answers_for_the_earlier_ones() {
     assert_eq!(status["run"]["state"], "succeeded", "{status:#}");
 }
 
+/// The same when the earlier push's run was canceled before it ran: a
+/// canceled run is no reference, and the next push answers for it too.
+#[test]
+fn a_push_after_a_canceled_run_answers_for_that_run_too() {
+    let python = python();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let remote = Remote::new(tmp.path(), &pipeline(&python));
+    remote.commit("calc.py", &calc(&FUNCTIONS), "five functions");
+    let before = remote.commit("test_calc.py", &tests_of(&["add"]), "a test of add");
+    remote.push();
+    // No workers: run 1 waits in the queue until it is canceled.
+    let server = ServerProcess::start(&data, &["--workers", "0"]);
+    let secret = server.add_project(&remote, &[]);
+    let mut six = FUNCTIONS.to_vec();
+    six.push("floordiv");
+    let after = remote.commit("calc.py", &calc(&six), "floordiv, untested");
+    remote.push();
+    push_hook(&server, &secret, "d-1", "main", &before, &after);
+    server.wait_until("run 1", Duration::from_secs(30), || {
+        server
+            .cli(&["run-status", "demo/1", "--json"])
+            .status
+            .code()
+            == Some(0)
+    });
+    let out = server.cli(&["cancel", "demo/1"]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    drop(server);
+
+    let server = ServerProcess::start(&data, &["--workers", "1"]);
+    let mut seven = six.clone();
+    seven.push("other");
+    std::fs::write(
+        remote.work.join("test_calc.py"),
+        tests_of(&["add", "other"]),
+    )
+    .expect("tests");
+    let next = remote.commit("calc.py", &calc(&seven), "other, tested");
+    remote.push();
+    push_hook(&server, &secret, "d-2", "main", &after, &next);
+    let status = finished(&server, "demo/2");
+    let gate = &status["gates"][0]["report"];
+    assert_eq!(status["run"]["state"], "failed", "{gate:#}");
+    assert_eq!(
+        gate["new_code"]["commit"].as_str(),
+        Some(before.as_str()),
+        "{gate:#}"
+    );
+    assert_eq!(
+        gate["uncovered_new_lines"]["calc.py"],
+        serde_json::json!(["22"])
+    );
+}
+
 /// The new-branch attack: a branch cut from a green main, with untested
 /// code in one commit and a tested one-liner on top, pushed as a new branch
 /// (`before` all zeros): new code is everything since main's green commit,

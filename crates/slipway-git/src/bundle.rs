@@ -350,29 +350,35 @@ async fn git_input(dir: &Path, args: &[&str], input: &str) -> Result<String, Git
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// What this crate's tests share (with `checkout::sh`).
 #[cfg(test)]
 pub(crate) mod testing {
-    use std::path::Path;
+    use std::path::{Path, PathBuf};
 
-    /// `git commit` as a test's author.
+    use crate::Mirror;
+    use crate::checkout::sh;
+
+    /// `git commit -qm` as a test's author.
     pub const COMMIT: &str = "git -c user.name=t -c user.email=t@t commit -qm";
 
-    /// Runs a shell script in `dir`; its output, trimmed. Panics if it fails.
-    pub fn sh(dir: &Path, script: &str) -> String {
-        let out = std::process::Command::new("sh")
-            .args(["-ec", script])
-            .current_dir(dir)
-            .output()
-            .expect("sh runs");
-        assert!(out.status.success(), "{script}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    /// A repository `origin` in `tmp`, made by `script` run in it, and its
+    /// mirror `mirror.git` cloned from it; with the origin's URL.
+    pub async fn origin_and_mirror(tmp: &Path, script: &str) -> (PathBuf, Mirror, String) {
+        let origin = tmp.join("origin");
+        std::fs::create_dir_all(&origin).expect("mkdir");
+        sh(&origin, script);
+        let url = origin.to_string_lossy().to_string();
+        let mirror = Mirror::at(&tmp.join("mirror.git"));
+        mirror.update(&url, None).await.expect("clone");
+        (origin, mirror, url)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::testing::{COMMIT, sh};
+    use super::testing::{COMMIT, origin_and_mirror};
     use super::*;
+    use crate::checkout::sh;
 
     /// What the server would send, received by the agent; its size.
     async fn send(mirror: &Mirror, agent: &AgentMirror, commit: &str) -> usize {
@@ -394,18 +400,11 @@ mod tests {
     #[tokio::test]
     async fn a_second_bundle_brings_only_the_new_commit() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let origin = tmp.path().join("origin");
-        std::fs::create_dir_all(&origin).expect("mkdir");
-        sh(
-            &origin,
-            &format!(
-                "git init -q -b main . && head -c 200000 /dev/urandom > big && git add . \
-                 && {COMMIT} one && git tag v1"
-            ),
+        let script = format!(
+            "git init -q -b main . && head -c 200000 /dev/urandom > big && git add . \
+             && {COMMIT} one && git tag v1"
         );
-        let mirror = Mirror::at(&tmp.path().join("mirror.git"));
-        let url = origin.to_string_lossy().to_string();
-        mirror.update(&url, None).await.expect("mirror");
+        let (origin, mirror, url) = origin_and_mirror(tmp.path(), &script).await;
         let first = mirror.resolve("main").await.expect("main");
         let agent = AgentMirror::open(&tmp.path().join("agent.git"))
             .await
@@ -441,15 +440,8 @@ mod tests {
     #[tokio::test]
     async fn with_nothing_to_send_the_references_are_taken() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let origin = tmp.path().join("origin");
-        std::fs::create_dir_all(&origin).expect("mkdir");
-        sh(
-            &origin,
-            &format!("git init -q -b main . && echo x > a && git add a && {COMMIT} one"),
-        );
-        let mirror = Mirror::at(&tmp.path().join("mirror.git"));
-        let url = origin.to_string_lossy().to_string();
-        mirror.update(&url, None).await.expect("mirror");
+        let script = format!("git init -q -b main . && echo x > a && git add a && {COMMIT} one");
+        let (origin, mirror, url) = origin_and_mirror(tmp.path(), &script).await;
         let commit = mirror.resolve("main").await.expect("main");
         let agent = AgentMirror::open(&tmp.path().join("agent.git"))
             .await

@@ -302,7 +302,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let origin = tmp.path().join("origin");
         std::fs::create_dir_all(&origin).expect("mkdir");
-        let commit = "git -c user.name=t -c user.email=t@t commit -qm";
+        let commit = crate::bundle::testing::COMMIT;
         sh(
             &origin,
             &format!(

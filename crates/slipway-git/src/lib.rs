@@ -624,6 +624,7 @@ where
 mod tests {
     use super::*;
 
+    use crate::bundle::testing::{COMMIT, origin_and_mirror};
     use crate::checkout::sh;
 
     #[tokio::test]
@@ -649,16 +650,10 @@ mod tests {
     #[tokio::test]
     async fn the_default_branch_follows_the_remote_and_must_exist() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let origin = tmp.path().join("origin");
-        std::fs::create_dir_all(&origin).expect("mkdir");
-        sh(
-            &origin,
-            "git init -q -b main . && echo x > a && git add . \
-             && git -c user.name=t -c user.email=t@t commit -qm one && git branch trunk",
+        let script = format!(
+            "git init -q -b main . && echo x > a && git add . && {COMMIT} one && git branch trunk"
         );
-        let url = origin.to_string_lossy().to_string();
-        let mirror = Mirror::at(&tmp.path().join("mirror.git"));
-        mirror.update(&url, None).await.expect("clone");
+        let (origin, mirror, url) = origin_and_mirror(tmp.path(), &script).await;
         assert_eq!(mirror.default_branch().await.as_deref(), Some("main"));
         sh(&origin, "git symbolic-ref HEAD refs/heads/trunk");
         mirror.update(&url, None).await.expect("fetch");
@@ -672,16 +667,11 @@ mod tests {
     #[tokio::test]
     async fn mirrors_read_files_and_export_trees() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let origin = tmp.path().join("origin");
-        std::fs::create_dir_all(&origin).expect("mkdir");
-        sh(
-            &origin,
-            "git init -q -b main . && echo 'jobs: {}' > .slipway.yml && mkdir src && echo x > src/a \
-            && git add . && git -c user.name=t -c user.email=t@t commit -qm one",
+        let script = format!(
+            "git init -q -b main . && echo 'jobs: {{}}' > .slipway.yml && mkdir src && echo x > src/a \
+             && git add . && {COMMIT} one"
         );
-        let url = origin.to_string_lossy().to_string();
-        let mirror = Mirror::at(&tmp.path().join("mirror.git"));
-        mirror.update(&url, None).await.expect("clone");
+        let (origin, mirror, url) = origin_and_mirror(tmp.path(), &script).await;
         let head = mirror.resolve("main").await.expect("resolve");
         assert_eq!(
             remote_heads(&url, None).await.expect("ls-remote"),
@@ -712,22 +702,12 @@ mod tests {
     #[tokio::test]
     async fn new_code_references_in_a_mirror() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let origin = tmp.path().join("origin");
-        std::fs::create_dir_all(&origin).expect("mkdir");
-        let commit = "git -c user.name=t -c user.email=t@t commit -qm";
-        sh(
-            &origin,
-            &format!(
-                "git init -q -b main . && printf 'a\\n' > f && git add . && {commit} base \
-                 && git checkout -qb feature && printf 'a\\nb\\n' > f && git add f && {commit} feature \
-                 && git checkout -q main && printf 'z\\n' > g && git add g && {commit} main-only"
-            ),
+        let script = format!(
+            "git init -q -b main . && printf 'a\\n' > f && git add . && {COMMIT} base \
+             && git checkout -qb feature && printf 'a\\nb\\n' > f && git add f && {COMMIT} feature \
+             && git checkout -q main && printf 'z\\n' > g && git add g && {COMMIT} main-only"
         );
-        let mirror = Mirror::at(&tmp.path().join("mirror.git"));
-        mirror
-            .update(&origin.to_string_lossy(), None)
-            .await
-            .expect("clone");
+        let (_, mirror, _) = origin_and_mirror(tmp.path(), &script).await;
         let feature = mirror.resolve("feature").await.expect("feature");
         let main = mirror.resolve("main").await.expect("main");
         let base = mirror

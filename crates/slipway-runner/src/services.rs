@@ -1,7 +1,8 @@
 //! A job's services: containers started beside its steps (a database, a
 //! cache, the app under test) on a Docker network of the job's own, each
-//! reachable there by its name and from the host on 127.0.0.1 at a published
-//! port, waited for until ready, and removed however the job ends.
+//! reachable there by its name and, for a job with host steps, from the host
+//! on 127.0.0.1 at a published port (one every process on the host can
+//! reach), waited for until ready, and removed however the job ends.
 //!
 //! A service gets less than Docker's defaults: no mounts at all (the spec has
 //! no key for them), none of the capabilities that reach other containers or
@@ -57,17 +58,21 @@ pub(crate) struct Launch<'a> {
     pub secrets: &'a std::collections::BTreeMap<String, String>,
     pub masker: &'a Masker,
     pub cancel: &'a CancellationToken,
+    /// Whether ports are published on the host's 127.0.0.1: only a job with
+    /// host steps needs them (container steps reach a service by name), and
+    /// a published port is open to every process on the host.
+    pub publish: bool,
 }
 
 /// A started service: its container, its address on the job's network and
-/// its published ports (container port, host port).
+/// its ports (container port, and the host port when published).
 #[derive(Debug)]
 struct Started {
     name: String,
     prefix: String,
     id: String,
     address: Option<String>,
-    ports: Vec<(u16, u16)>,
+    ports: Vec<(u16, Option<u16>)>,
 }
 
 /// The services of one job attempt. Call [`Services::remove`] when the steps
@@ -128,8 +133,12 @@ impl Services {
                 "127.0.0.1"
             };
             env.push((format!("{}_HOST", s.prefix), host.to_string()));
-            let port = |&(container, host): &(u16, u16)| {
-                if in_container { container } else { host }.to_string()
+            let port = |&(container, host): &(u16, Option<u16>)| {
+                match host {
+                    Some(host) if !in_container => host,
+                    _ => container,
+                }
+                .to_string()
             };
             if let Some(first) = s.ports.first() {
                 env.push((format!("{}_PORT", s.prefix), port(first)));
@@ -300,6 +309,7 @@ fn container_body(
     let ports: HashMap<String, Option<Vec<PortBinding>>> = spec
         .ports
         .iter()
+        .filter(|_| launch.publish)
         .map(|p| {
             let binding = PortBinding {
                 host_ip: Some("127.0.0.1".into()),
@@ -358,9 +368,7 @@ async fn read_addresses(engine: &Engine, started: &mut Started, network: &str, s
             .into_iter()
             .flatten()
             .find_map(|b| b.host_port.and_then(|p| p.parse::<u16>().ok()));
-        if let Some(host) = host {
-            started.ports.push((port.container, host));
-        }
+        started.ports.push((port.container, host));
     }
 }
 
@@ -369,7 +377,7 @@ fn ready_note(spec: &Service, started: &Started, took: Duration) -> String {
         .ports
         .iter()
         .filter_map(|p| started.ports.iter().find(|(c, _)| *c == p.container))
-        .map(|(c, h)| format!("{}:{c} = 127.0.0.1:{h}", spec.name))
+        .filter_map(|(c, h)| h.map(|h| format!("{}:{c} = 127.0.0.1:{h}", spec.name)))
         .collect();
     let published = if published.is_empty() {
         String::new()

@@ -222,7 +222,7 @@ fn job(r: &mut Reader, name: JobName, pos: Pos, node: &Node) -> Option<ReadJob> 
             .unwrap_or_default(),
         name,
     };
-    crate::services::check(r, &job, &what);
+    crate::services::check(r, &job, &what, matrix.is_some());
     Some((job, needs_pos, matrix))
 }
 

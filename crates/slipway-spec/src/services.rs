@@ -334,9 +334,10 @@ fn secrets(r: &mut Reader, node: &Node, what: &str) -> Vec<String> {
 }
 
 /// What holds across a job's services: no fixed host port asked for twice,
-/// and every secret a service takes is one the job gets (`jobs.NAME.secrets`
+/// none below 1024 and none in a matrix job (whose cells run at once), and
+/// every secret a service takes is one the job gets (`jobs.NAME.secrets`
 /// decides what reaches the job, and masks it in logs).
-pub(crate) fn check(r: &mut Reader, job: &crate::Job, what: &str) {
+pub(crate) fn check(r: &mut Reader, job: &crate::Job, what: &str, in_matrix: bool) {
     for service in &job.services {
         for name in service.secrets.iter().filter(|s| !job.secrets.contains(s)) {
             r.error_with_help(
@@ -351,13 +352,32 @@ pub(crate) fn check(r: &mut Reader, job: &crate::Job, what: &str) {
             );
         }
     }
-    check_host_ports(r, &job.services, what);
+    check_host_ports(r, &job.services, what, in_matrix);
 }
 
-fn check_host_ports(r: &mut Reader, services: &[Service], job: &str) {
+/// The lowest host port a service may fix: those below are the host's own
+/// services' (Docker binds them as root for anyone who asks).
+const MIN_HOST_PORT: u16 = 1024;
+
+fn check_host_ports(r: &mut Reader, services: &[Service], job: &str, in_matrix: bool) {
     let mut seen: Vec<u16> = Vec::new();
     for service in services {
         for host in service.ports.iter().filter_map(|p| p.host) {
+            let at = format!("`{job}.services.{}.ports`", service.name);
+            if host < MIN_HOST_PORT {
+                r.error_with_help(
+                    service.pos,
+                    format!("{at}: host port {host} is below {MIN_HOST_PORT}, where the host's own services listen"),
+                    "write only the container port (`ports: [80]`): the job gets a free host port in `NAME_PORT`",
+                );
+            }
+            if in_matrix {
+                r.error_with_help(
+                    service.pos,
+                    format!("{at}: a matrix job cannot fix host port {host}: its cells run at once and would all ask for it"),
+                    "write only the container port: each cell gets a free host port in `NAME_PORT`",
+                );
+            }
             if seen.contains(&host) {
                 r.error(
                     service.pos,
@@ -478,6 +498,24 @@ mod tests {
         let p = crate::parse(file).expect("valid");
         assert_eq!(p.jobs[0].services[0].secrets, ["DB_PASSWORD"]);
         assert!(p.jobs[0].needs_docker());
+    }
+
+    #[test]
+    fn privileged_host_ports_and_fixed_ports_in_a_matrix_are_refused() {
+        let err = services("      web:\n        image: x\n        ports: [\"80:8080\"]\n")
+            .expect_err("invalid");
+        assert!(err.contains("host port 80 is below 1024"), "{err}");
+        let file = "jobs:\n  it:\n    matrix: { pg: [\"15\", \"16\"] }\n    steps: [{ run: 'true' }]\n    \
+                    services:\n      db: { image: x, ports: [\"15432:5432\"] }\n";
+        let err = crate::parse(file)
+            .map_err(|d| crate::render_all(".slipway.yml", file, &d))
+            .expect_err("invalid");
+        assert!(
+            err.contains("a matrix job cannot fix host port 15432"),
+            "{err}"
+        );
+        let ok = file.replace("\"15432:5432\"", "5432");
+        assert!(crate::parse(&ok).is_ok());
     }
 
     #[test]

@@ -31,6 +31,7 @@ impl Attempt<'_> {
         if self.job.services.is_empty() {
             return Ok(());
         }
+        self.refuse_fixed_host_ports()?;
         let engine = self.engine()?;
         crate::services::check_owners(&engine, self.image_owner(), &self.job.services).await?;
         let launch = Launch {
@@ -39,10 +40,37 @@ impl Attempt<'_> {
             secrets: &self.ctx.secrets,
             masker: &self.masker,
             cancel: &self.cancel,
+            publish: self.job.image.is_none(),
         };
         let notes = services.start(&engine, &self.job.services, &launch).await?;
         for line in notes {
             note(&self.ctx.events, self.name(), line).await;
+        }
+        Ok(())
+    }
+
+    /// A fixed host port is for `slipway run` on a developer's own machine.
+    /// On a server or agent, another project's job could take the port first
+    /// and be sent this job's connections (its host steps share the host's
+    /// network), so a service there gets a free port, named in `NAME_PORT`.
+    fn refuse_fixed_host_ports(&self) -> Result<(), String> {
+        if self.ctx.project.is_empty() {
+            return Ok(());
+        }
+        for service in &self.job.services {
+            if let Some(port) = service.ports.iter().find(|p| p.host.is_some()) {
+                let host = port.host.unwrap_or_default();
+                return Err(format!(
+                    "service `{}` asks for the fixed host port {host} (`\"{host}:{}\"` in its `ports`), \
+                     which jobs on a server or agent may not: another job on this host could take \
+                     the port first and be sent this job's connections; write `ports: [{}]` and \
+                     connect to `${}_PORT`",
+                    service.name,
+                    port.container,
+                    port.container,
+                    service.env_prefix()
+                ));
+            }
         }
         Ok(())
     }

@@ -176,3 +176,121 @@ fn a_running_service_has_no_mounts_raw_sockets_or_public_ports() {
         assert_eq!(binding["HostIp"], "127.0.0.1", "{binding}");
     }
 }
+
+#[test]
+fn a_fixed_host_port_on_a_server_job_is_refused_at_job_start() {
+    require_docker();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Started first, this job's service would be sent the connections (and
+    // passwords) of every other job on the host that uses port 15432.
+    let pipeline = format!(
+        "jobs:\n  squat:\n    services:\n      db:\n        image: {BUSYBOX}\n        \
+         command: [httpd, -f, -p, \"5432\"]\n        ports: [\"15432:5432\"]\n    \
+         steps: [\"echo steps-ran\"]\n"
+    );
+    let remote = Remote::new(tmp.path(), &pipeline);
+    let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "1"]);
+    server.add_project(&remote, &[]);
+    assert!(server.cli(&["trigger", "demo"]).status.success());
+    assert_eq!(
+        wait_for_end(&server, "demo/1", Duration::from_secs(60)),
+        "failed"
+    );
+    let status = server.run_status("demo/1");
+    let reason = status["jobs"][0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("service `db` asks for the fixed host port 15432")
+            && reason.contains("write `ports: [5432]`"),
+        "{status}"
+    );
+    assert!(!log_of(&server, "demo/1").contains("steps-ran"));
+    let ran = Command::new("docker")
+        .args(["ps", "-aq", "--filter", "label=slipway.project=demo"])
+        .output()
+        .expect("docker ps");
+    assert!(ran.stdout.is_empty(), "a service container was made");
+}
+
+#[test]
+fn privileged_host_ports_and_fixed_ports_in_a_matrix_are_refused_at_validate() {
+    let repo = Repo::new(
+        "jobs:\n  web:\n    steps: [\"true\"]\n    services:\n      \
+         http:\n        image: slipway/busybox:latest\n        ports: [\"80:8080\"]\n  \
+         cells:\n    matrix: { n: [\"1\", \"2\"] }\n    steps: [\"true\"]\n    services:\n      \
+         db:\n        image: slipway/busybox:latest\n        ports: [\"15432:5432\"]\n",
+        &[],
+    );
+    let out = repo.slipway(&["validate"]);
+    let all = text(&out);
+    assert!(!out.status.success(), "{all}");
+    assert!(
+        all.contains("`jobs.web.services.http.ports`: host port 80 is below 1024"),
+        "{all}"
+    );
+    assert!(
+        all.contains("`jobs.cells.services.db.ports`: a matrix job cannot fix host port 15432"),
+        "{all}"
+    );
+}
+
+#[test]
+fn a_container_jobs_service_publishes_no_port_on_the_host() {
+    require_docker();
+    let repo = Repo::new(
+        &format!(
+            "jobs:\n  boxed:\n    image: {BUSYBOX}\n    services:\n      web:\n        \
+             image: {BUSYBOX}\n        command: [httpd, -f, -p, \"8080\"]\n        ports: [8080]\n    \
+             steps: [\"echo \\\"web at $WEB_HOST:$WEB_PORT\\\" && sleep 600\"]\n"
+        ),
+        &[],
+    );
+    let mut child = super::common::slipway_cmd(repo.path())
+        .arg("run")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(
+        child.stdout.take().expect("stdout"),
+    ));
+    assert!(
+        lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.contains("web at web:8080")),
+        "the job never started, or its steps were not told `web:8080`"
+    );
+    let filter = format!("label=slipway.source={}", repo.path().display());
+    let id = Command::new("docker")
+        .args([
+            "ps",
+            "-q",
+            "--filter",
+            &filter,
+            "--filter",
+            "label=slipway.service=web",
+        ])
+        .output()
+        .expect("docker ps");
+    let id = String::from_utf8_lossy(&id.stdout).trim().to_string();
+    assert!(!id.is_empty(), "the service was not running");
+    let ports = Command::new("docker")
+        .args([
+            "inspect",
+            "--format",
+            "{{json .HostConfig.PortBindings}} {{json .NetworkSettings.Ports}}",
+            &id,
+        ])
+        .output()
+        .expect("docker inspect");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let _: Vec<String> = lines.map_while(Result::ok).collect();
+    let _ = child.wait();
+    let ports = String::from_utf8_lossy(&ports.stdout).trim().to_string();
+    assert!(ports.starts_with('{'), "docker inspect: {ports}");
+    assert!(
+        !ports.contains("HostPort") && !ports.contains("127.0.0.1"),
+        "published: {ports}"
+    );
+}

@@ -134,12 +134,14 @@ impl Engine {
     }
 }
 
-/// Label naming the Slipway process that started a container: `HOST:PID`.
+/// Label naming the Slipway process that started a container or network:
+/// `HOST:PID@START` (its start time, so a pid reused after a `kill -9` does
+/// not keep the orphan alive).
 pub const OWNER_LABEL: &str = "slipway.owner";
 
 /// This process as a container owner.
 pub fn owner() -> String {
-    format!("{}:{}", hostname(), std::process::id())
+    format!("{}:{}", hostname(), crate::orphans::this_owner())
 }
 
 fn hostname() -> String {
@@ -148,10 +150,33 @@ fn hostname() -> String {
         .unwrap_or_default()
 }
 
-/// An owner on this host whose process is gone.
+/// An owner on this host that is gone, dying (a zombie just after a
+/// `kill -9`) or whose pid another process has: the rule the process-group
+/// sweep uses ([`crate::orphans`]).
 fn is_orphan(owner: &str) -> bool {
-    let Some((host, pid)) = owner.rsplit_once(':') else {
+    let Some((host, process)) = owner.rsplit_once(':') else {
         return false;
     };
-    host == hostname() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    host == hostname() && !crate::orphans::owner_alive(process)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_label_with_a_reused_pid_is_an_orphan() {
+        let me = owner();
+        assert!(!is_orphan(&me), "this process owns {me}");
+        let (rest, start) = me.rsplit_once('@').expect("HOST:PID@START");
+        let start: u64 = start.parse().expect("start time");
+        // The same, live pid with another start time: a process that got the pid.
+        assert!(is_orphan(&format!("{rest}@{}", start + 1)));
+        // Another host's owners are that host's to sweep.
+        assert!(!is_orphan(&format!(
+            "elsewhere:{}@{}",
+            std::process::id(),
+            start + 1
+        )));
+    }
 }

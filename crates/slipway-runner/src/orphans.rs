@@ -43,6 +43,31 @@ pub fn record_cgroup(file: &Path, cgroup: &Path) -> std::io::Result<()> {
 
 /// The word that marks a cgroup line (where other lines have a group id).
 const CGROUP: &str = "cgroup";
+/// The word that marks a workspace line: `OWNER workspace PATH`.
+const WORKSPACE: &str = "workspace";
+
+/// A workspace's own record, written when it is made (before its checkout,
+/// services or any step), so a `kill -9` at any point leaves nothing the next
+/// start does not remove; dropping it (after the workspace) removes the record.
+#[derive(Debug)]
+pub struct WorkspaceRecord(PathBuf);
+
+impl WorkspaceRecord {
+    /// Notes `workspace` (a directory right below `work_root`) as this process's.
+    pub fn write(work_root: &Path, workspace: &Path) -> std::io::Result<WorkspaceRecord> {
+        let mut file = record_path(work_root, workspace).into_os_string();
+        file.push(".workspace");
+        let file = PathBuf::from(file);
+        append(&file, &format!("{WORKSPACE} {}", workspace.display()))?;
+        Ok(WorkspaceRecord(file))
+    }
+}
+
+impl Drop for WorkspaceRecord {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
 
 fn append(file: &Path, entry: &str) -> std::io::Result<()> {
     if let Some(dir) = file.parent() {
@@ -54,12 +79,24 @@ fn append(file: &Path, entry: &str) -> std::io::Result<()> {
         .open(file)?;
     // No fsync: the record guards against Slipway being killed, and the page
     // cache outlives that; a machine crash leaves no process to kill anyway.
+    writeln!(f, "{} {entry}", this_owner())
+}
+
+/// This process as an owner of what it leaves on the host: `PID@START`
+/// (records here, the owner label of containers and networks).
+pub(crate) fn this_owner() -> String {
     let me = std::process::id();
-    let owner = match Process::read(me).map(|p| p.start) {
+    match Process::read(me).map(|p| p.start) {
         Some(start) => format!("{me}@{start}"),
         None => me.to_string(),
-    };
-    writeln!(f, "{owner} {entry}")
+    }
+}
+
+/// Whether the owner `PID@START` (or a bare `PID`, as older labels and
+/// records have it) still runs: the one liveness rule of every sweep.
+pub(crate) fn owner_alive(owner: &str) -> bool {
+    // An owner that cannot be read is kept: a sweep removes only the provably dead.
+    Owner::parse(owner).is_none_or(Owner::alive)
 }
 
 /// One line of a record.
@@ -67,6 +104,7 @@ fn append(file: &Path, entry: &str) -> std::io::Result<()> {
 enum Entry<'a> {
     Group { pgid: i32, workspace: &'a str },
     Cgroup(&'a Path),
+    Workspace(&'a str),
 }
 
 /// Kills the groups that dead Slipway processes left under `work_root`, and
@@ -77,8 +115,11 @@ pub fn reap(work_root: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(work_root.join(DIR)) else {
         return swept;
     };
+    let mut entries: Vec<std::fs::DirEntry> = entries.flatten().collect();
+    // Groups are killed before any workspace is removed under them.
+    entries.sort_by_key(|e| e.file_name().to_string_lossy().ends_with(".workspace"));
     let mut killed = swept;
-    for entry in entries.flatten() {
+    for entry in entries {
         let Ok(text) = std::fs::read_to_string(entry.path()) else {
             continue;
         };
@@ -93,11 +134,12 @@ pub fn reap(work_root: &Path) -> usize {
                         && killpg(Pid::from_raw(*pgid), Signal::SIGKILL).is_ok()
                 }
                 Entry::Cgroup(path) => crate::cgroup::kill_recorded(path),
+                Entry::Workspace(_) => false,
             };
             killed += usize::from(done);
         }
         let workspace = records.iter().find_map(|(_, entry)| match entry {
-            Entry::Group { workspace, .. } => Some(*workspace),
+            Entry::Group { workspace, .. } | Entry::Workspace(workspace) => Some(*workspace),
             Entry::Cgroup(_) => None,
         });
         // Only ever a direct child of the work root: the record is a file, not an authority.
@@ -118,6 +160,8 @@ fn parse(line: &str) -> Option<(Owner, Entry<'_>)> {
     let rest = parts.next()?;
     let entry = if kind == CGROUP {
         Entry::Cgroup(Path::new(rest))
+    } else if kind == WORKSPACE {
+        Entry::Workspace(rest)
     } else {
         Entry::Group {
             pgid: kind.parse().ok()?,
@@ -250,6 +294,17 @@ mod tests {
     }
 
     #[test]
+    fn owner_texts_follow_the_same_rule() {
+        let me = this_owner();
+        assert!(me.contains('@'), "{me}");
+        assert!(owner_alive(&me));
+        let (pid, start) = me.split_once('@').expect("PID@START");
+        let start: u64 = start.parse().expect("start");
+        assert!(!owner_alive(&format!("{pid}@{}", start + 1)));
+        assert!(owner_alive("not an owner"));
+    }
+
+    #[test]
     fn a_zombie_owner_is_dead() {
         // A child killed and not yet reaped stays in /proc as a zombie.
         let mut child = std::process::Command::new("sleep")
@@ -303,6 +358,10 @@ mod tests {
                 owner(Some(99)),
                 Entry::Cgroup(Path::new("/sys/fs/cgroup/slipway/job-1-a"))
             ))
+        );
+        assert_eq!(
+            parse("12@99 workspace /w/job-1 x"),
+            Some((owner(Some(99)), Entry::Workspace("/w/job-1 x")))
         );
         assert_eq!(parse("12@x 34 /w/x"), None);
     }

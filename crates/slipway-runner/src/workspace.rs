@@ -17,6 +17,8 @@ pub use crate::stamps::SourceStamps;
 pub struct Workspace {
     dir: tempfile::TempDir,
     stamps: std::sync::Arc<SourceStamps>,
+    /// Dropped after `dir`: the record goes once the workspace has.
+    _record: crate::orphans::WorkspaceRecord,
 }
 
 impl Workspace {
@@ -35,10 +37,14 @@ impl Workspace {
                     .tempdir_in(parent)
             })
             .map_err(|e| format!("cannot create a workspace under {}: {e}", parent.display()))?;
+        // Before the checkout: a `kill -9` from here on leaves a workspace the next start removes.
+        let record = crate::orphans::WorkspaceRecord::write(parent, dir.path())
+            .map_err(|e| format!("cannot record the workspace {}: {e}", dir.path().display()))?;
         let stamps = source.lay(dir.path(), checkout, sandbox).await?;
         Ok(Workspace {
             dir,
             stamps: std::sync::Arc::new(stamps),
+            _record: record,
         })
     }
 

@@ -310,3 +310,58 @@ fn services_of_a_killed_slipway_are_swept_by_the_next_run() {
     assert!(out.status.success(), "{}", text(&out));
     assert_nothing_left(&repo);
 }
+
+/// The workspaces of job `job` under a server's work root.
+fn workspaces_of(data: &std::path::Path, job: &str) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(data.join("work"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with(&format!("{job}-"))
+                })
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_restarted_server_removes_the_workspace_of_a_container_job_its_killed_predecessor_left() {
+    require_docker();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // All steps in a container: no host step ever writes a process-group record.
+    let pipeline = format!(
+        "jobs:\n  boxed:\n    image: {BUSYBOX}\n    services:\n      web:\n        \
+         image: {BUSYBOX}\n        command: [httpd, -f, -p, \"8080\"]\n        ports: [8080]\n    \
+         steps: [\"echo boxed-step-running; sleep 600\"]\n"
+    );
+    let remote = Remote::new(tmp.path(), &pipeline);
+    let data = tmp.path().join("data");
+    let mut server = ServerProcess::start(&data, &["--workers", "1"]);
+    server.add_project(&remote, &[]);
+    assert!(server.cli(&["trigger", "demo"]).status.success());
+    server.wait_until("the container step to run", Duration::from_secs(60), || {
+        text(&server.cli(&["logs", "demo/1"])).contains("boxed-step-running")
+    });
+    let left = workspaces_of(&data, "boxed");
+    assert_eq!(left.len(), 1, "{left:?}");
+    server.kill9();
+    assert!(
+        left[0].is_dir(),
+        "a SIGKILLed server cannot remove its workspace"
+    );
+    // No workers: nothing re-runs the job and makes a workspace of its own.
+    let server = ServerProcess::start(&data, &["--workers", "0"]);
+    server.wait_until(
+        "the orphaned workspace to go",
+        Duration::from_secs(30),
+        || !left[0].exists(),
+    );
+    let records = std::fs::read_dir(data.join("work/.process-groups"))
+        .map(|e| e.count())
+        .unwrap_or(0);
+    assert_eq!(records, 0, "the sweep removes the records too");
+}

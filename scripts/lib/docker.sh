@@ -133,7 +133,9 @@ ensure_busybox_image() (
     fi
 )
 
-SLIPWAY_POSTGRES_IMAGE=slipway/postgres:latest
+SLIPWAY_POSTGRES_IMAGE=${SLIPWAY_POSTGRES_IMAGE:-slipway/postgres:latest}
+# The label that records which PostgreSQL (`postgres -V`) an image was built from.
+SLIPWAY_POSTGRES_VERSION_LABEL=slipway.postgres-version
 
 # The entrypoint of slipway/postgres: a new cluster on first start, made the
 # way the usual PostgreSQL images make it (POSTGRES_USER, POSTGRES_PASSWORD,
@@ -169,18 +171,24 @@ SCRIPT
 # slipway/postgres:latest from the host's own PostgreSQL (the one
 # ensure_postgres installs): its programs, the libraries ldd names for them,
 # its share directory, static busybox for a shell, and a non-root user. Built
-# with `docker import`, so nothing is pulled. Fast when the image exists.
+# with `docker import`, so nothing is pulled. Fast when the image exists and
+# was built from the PostgreSQL installed now; rebuilt after an upgrade (its
+# label records the version it was built from).
 ensure_postgres_image() (
     set -o pipefail
     umask 022
-    local image=$SLIPWAY_POSTGRES_IMAGE busybox=/bin/busybox pg bin lib tmp rootfs applet
-    docker image inspect "$image" >/dev/null 2>&1 && exit 0
-
+    local image=$SLIPWAY_POSTGRES_IMAGE busybox=/bin/busybox pg bin lib tmp rootfs applet version built
     pg=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
     pg=${pg%/bin}
     if [[ -z $pg ]] || [[ ! -x $pg/bin/postgres ]]; then
         _slipway_error "no PostgreSQL under /usr/lib/postgresql; run ensure_postgres (scripts/lib/postgres.sh) first"
         exit 1
+    fi
+    # `postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)` → `15.18_Debian_15.18-0+deb12u1`
+    version=$("$pg/bin/postgres" -V | sed 's/^[^)]*) //; s/[^A-Za-z0-9.+~-]\+/_/g; s/_$//') || exit 1
+    if built=$(docker image inspect --format "{{index .Config.Labels \"$SLIPWAY_POSTGRES_VERSION_LABEL\"}}" "$image" 2>/dev/null); then
+        [[ $built == "$version" ]] && exit 0
+        _slipway_info "$image was built from PostgreSQL ${built:-of an unknown version}; rebuilding it from $version"
     fi
     _slipway_is_static "$busybox" || {
         _slipway_error "no static $busybox; run ensure_busybox_image first"
@@ -225,6 +233,7 @@ ensure_postgres_image() (
             --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin TZ=UTC' \
             --change 'USER postgres' \
             --change 'EXPOSE 5432' \
+            --change "LABEL $SLIPWAY_POSTGRES_VERSION_LABEL=$version" \
             - "$image" >/dev/null; then
         _slipway_error "could not import $image with 'docker import'"
         exit 1

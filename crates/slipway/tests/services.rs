@@ -365,3 +365,70 @@ fn a_restarted_server_removes_the_workspace_of_a_container_job_its_killed_predec
         .unwrap_or(0);
     assert_eq!(records, 0, "the sweep removes the records too");
 }
+
+/// `Config.Labels` and `Config.Entrypoint` of a local image, as JSON.
+fn image_config(image: &str) -> String {
+    let out = Command::new("docker")
+        .args([
+            "image",
+            "inspect",
+            "--format",
+            "{{json .Config.Labels}} {{json .Config.Entrypoint}}",
+            image,
+        ])
+        .output()
+        .expect("docker image inspect");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn the_postgres_image_is_rebuilt_when_the_hosts_postgresql_changed() {
+    require_postgres_image();
+    // A stand-in for an image built before the host's PostgreSQL was upgraded.
+    let image = "slipway-test/postgres-stale:latest";
+    let script = format!(
+        "id=$(docker create {BUSYBOX}) && \
+         docker commit --change 'LABEL slipway.postgres-version=9.6.0_old' \"$id\" {image} >/dev/null; \
+         rc=$?; docker rm \"$id\" >/dev/null; exit $rc"
+    );
+    let made = Command::new("bash").args(["-c", &script]).status();
+    assert!(made.expect("bash").success(), "could not make {image}");
+    assert!(image_config(image).contains("9.6.0_old"));
+    let lib = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/lib");
+    let out = Command::new("bash")
+        .args([
+            "-c",
+            &format!(
+                "source '{}/docker.sh' && ensure_postgres_image",
+                lib.display()
+            ),
+        ])
+        .env("SLIPWAY_POSTGRES_IMAGE", image)
+        .output()
+        .expect("bash");
+    let rebuilt = image_config(image);
+    let _ = Command::new("docker").args(["rmi", "-f", image]).output();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("built from PostgreSQL 9.6.0_old; rebuilding it"),
+        "{}",
+        text(&out)
+    );
+    let installed = Command::new("bash")
+        .args([
+            "-c",
+            "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)/postgres -V",
+        ])
+        .output()
+        .expect("postgres -V");
+    let number = String::from_utf8_lossy(&installed.stdout)
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        rebuilt.contains(&format!("\"slipway.postgres-version\":\"{number}_")),
+        "{rebuilt} (installed: {number})"
+    );
+    assert!(rebuilt.contains("slipway-postgres"), "{rebuilt}");
+}

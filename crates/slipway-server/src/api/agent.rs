@@ -255,8 +255,13 @@ pub async fn bundle(
         .await
         .map_err(ApiError::internal)?;
     let digest = slipway_git::refs_digest(&refs);
-    let Some(out) = slipway_git::bundle_since(&mirror, &run.commit, &haves.have)
+    // Until its pack begins, too, git runs at most BUNDLE_TIME (dropped: killed).
+    let started = slipway_git::bundle_since(&mirror, &run.commit, &haves.have);
+    let Some(out) = tokio::time::timeout(BUNDLE_TIME, started)
         .await
+        .map_err(|_| {
+            ApiError::internal("a bundle for an agent took too long to begin: git killed")
+        })?
         .map_err(ApiError::internal)?
     else {
         let headers = [

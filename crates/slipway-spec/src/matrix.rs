@@ -174,6 +174,17 @@ fn axis(r: &mut Reader, node: &Node, what: &str) -> Option<Vec<String>> {
             r.error(item.pos, format!("`{what}` lists `{value}` twice"));
             return None;
         }
+        let slug = safe_name(&value);
+        if let Some(other) = values.iter().find(|v| safe_name(v) == slug) {
+            r.error_with_help(
+                item.pos,
+                format!(
+                    "`{what}` lists `{other}` and `{value}`, which are both `{slug}` in job names, cache keys and image tags"
+                ),
+                "change one of them so they differ in letters, digits, `.`, `_` or `-` (other characters become `_`)",
+            );
+            return None;
+        }
         values.push(value);
     }
     Some(values)
@@ -355,7 +366,7 @@ pub(crate) fn expand(r: &mut Reader, job: Job, matrix: Matrix) -> Vec<Job> {
         );
         return Vec::new();
     }
-    let Some(names) = combination_names(r, &job, &matrix.combinations) else {
+    let Some(names) = combination_names(r, &job, &matrix.combinations, matrix.pos) else {
         return Vec::new();
     };
     let mut jobs = Vec::with_capacity(names.len());
@@ -375,38 +386,47 @@ pub(crate) fn expand(r: &mut Reader, job: Job, matrix: Matrix) -> Vec<Job> {
     jobs
 }
 
-/// Names from the values (`test.3.11-sqlite`), stable while the values stay;
-/// numbered (`test.1`) when values would make names too long or alike.
-fn combination_names(r: &mut Reader, job: &Job, combos: &[Env]) -> Option<Vec<JobName>> {
-    let by_values: Option<Vec<JobName>> = combos
-        .iter()
-        .map(|c| {
-            let slug: Vec<String> = c.iter().map(|(_, v)| safe_name(v)).collect();
-            JobName::parse(&format!("{}.{}", job.name, slug.join("-"))).ok()
-        })
-        .collect();
-    let distinct = |names: &[JobName]| names.iter().collect::<HashSet<_>>().len() == names.len();
-    if let Some(names) = by_values.filter(|n| distinct(n)) {
-        return Some(names);
-    }
-    let numbered: Result<Vec<JobName>, String> = (1..=combos.len())
-        .map(|i| JobName::parse(&format!("{}.{i}", job.name)))
-        .collect();
-    match numbered {
-        Ok(names) => Some(names),
-        Err(_) => {
-            let room = JobName::MAX_LEN - 1 - combos.len().to_string().len();
+/// Names from the values (`test.3.11-sqlite`): each combination's name
+/// depends on its own values alone, so adding or removing a value never
+/// renames the others. Names too long or alike are refused, not renumbered.
+fn combination_names(r: &mut Reader, job: &Job, combos: &[Env], pos: Pos) -> Option<Vec<JobName>> {
+    let mut names: Vec<JobName> = Vec::with_capacity(combos.len());
+    for (i, combo) in combos.iter().enumerate() {
+        let slug: Vec<String> = combo.iter().map(|(_, v)| safe_name(v)).collect();
+        let name = format!("{}.{}", job.name, slug.join("-"));
+        let cell = |values: &Env| MatrixCell {
+            job: job.name.clone(),
+            values: values.clone(),
+        };
+        let Ok(parsed) = JobName::parse(&name) else {
             r.error_with_help(
-                job.pos,
+                pos,
                 format!(
-                    "job name `{}` is too long to name its matrix's combinations",
+                    "combination `{}` would be named `{name}` ({} characters); job names have at most {} characters",
+                    cell(combo).title(),
+                    name.len(),
+                    JobName::MAX_LEN
+                ),
+                "shorten the job name or the values",
+            );
+            return None;
+        };
+        if let Some(j) = names.iter().position(|n| *n == parsed) {
+            r.error_with_help(
+                pos,
+                format!(
+                    "combinations `{}` and `{}` of job `{}` would both be named `{name}`",
+                    cell(&combos[j]).title(),
+                    cell(&combos[i]).title(),
                     job.name
                 ),
-                format!("shorten it to at most {room} characters"),
+                "change a value so the names differ: a combination is named from its values joined by `-`, characters other than letters, digits, `.`, `_` and `-` becoming `_`",
             );
-            None
+            return None;
         }
+        names.push(parsed);
     }
+    Some(names)
 }
 
 /// Puts the combination's values into the job's cache keys and image tags.

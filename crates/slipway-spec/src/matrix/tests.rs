@@ -66,11 +66,45 @@ fn a_run_of_the_job_takes_every_combination() {
 }
 
 #[test]
-fn values_unfit_for_names_are_numbered() {
-    let p = pipeline("jobs:\n  t:\n    matrix: { V: [\"a b\", \"a/b\"] }\n    steps: [\"true\"]\n");
+fn values_unfit_for_names_are_made_safe_each_on_its_own() {
+    let p = pipeline("jobs:\n  t:\n    matrix: { V: [\"a b\", c] }\n    steps: [\"true\"]\n");
     let names: Vec<&str> = p.jobs.iter().map(|j| j.name.as_str()).collect();
-    assert_eq!(names, ["t.1", "t.2"]);
-    assert_eq!(p.jobs[1].title(), "t [V=a/b]");
+    assert_eq!(names, ["t.a_b", "t.c"]);
+    assert_eq!(p.jobs[0].title(), "t [V=a b]");
+}
+
+#[test]
+fn two_values_alike_in_names_are_refused_not_renumbered() {
+    // Adding `a_b` beside `a b` used to rename every combination `t.1`, `t.2`.
+    let e = errors("jobs:\n  t:\n    matrix: { V: [\"a b\", a_b] }\n    steps: [\"true\"]\n");
+    assert!(
+        e.contains(".slipway.yml:3:26: error: `jobs.t.matrix.V` lists `a b` and `a_b`, which are both `a_b` in job names, cache keys and image tags"),
+        "{e}"
+    );
+    assert!(e.contains("help: change one of them"), "{e}");
+    // Across variables and `include`, the whole names are compared.
+    let e = errors(
+        "jobs:\n  t:\n    matrix:\n      A: [a-b, a]\n      B: [c, b-c]\n    steps: [\"true\"]\n",
+    );
+    assert!(
+        e.contains("4:7: error: combinations `t [A=a-b, B=c]` and `t [A=a, B=b-c]` of job `t` would both be named `t.a-b-c`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn names_too_long_are_refused_not_renumbered() {
+    let long = "x".repeat(70);
+    let e = errors(&format!(
+        "jobs:\n  t:\n    matrix: {{ V: [a, {long}] }}\n    steps: [\"true\"]\n"
+    ));
+    assert!(e.contains("3:13: error: combination `t [V=xxxx"), "{e}");
+    assert!(e.contains("would be named `t.xxx"), "{e}");
+    assert!(e.contains("job names have at most 64 characters"), "{e}");
+    assert!(
+        e.contains("help: shorten the job name or the values"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -369,6 +369,9 @@ pub(crate) fn expand(r: &mut Reader, job: Job, matrix: Matrix) -> Vec<Job> {
     let Some(names) = combination_names(r, &job, &matrix.combinations, matrix.pos) else {
         return Vec::new();
     };
+    if !images::check(r, &job, &matrix.combinations) {
+        return Vec::new();
+    }
     let mut jobs = Vec::with_capacity(names.len());
     for (name, values) in names.into_iter().zip(matrix.combinations) {
         let mut one = job.clone();
@@ -525,5 +528,6 @@ pub(crate) fn check_names(r: &mut Reader, jobs: &[Job]) {
     }
 }
 
+mod images;
 #[cfg(test)]
 mod tests;

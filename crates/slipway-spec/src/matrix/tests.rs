@@ -239,3 +239,67 @@ fn a_combination_may_not_take_another_jobs_name() {
         "{e}"
     );
 }
+
+fn image_job(values: &str, build: &str) -> String {
+    format!("jobs:\n  t:\n    matrix: {{ {values} }}\n    image_build: {{ {build} }}\n")
+}
+
+#[test]
+fn combinations_may_not_push_or_tag_the_same_image() {
+    // The default push tags (run number, short commit) are alike in every combination.
+    let e = errors(&image_job("V: [a, b]", "push: ci/web"));
+    assert!(
+        e.contains(".slipway.yml:2:3: error: combinations `t [V=a]` and `t [V=b]` of job `t` would both push the tag `{{ run.number }}` (`jobs.t.image_build.push_tags`): they run at once and the last to finish wins"),
+        "{e}"
+    );
+    assert!(
+        e.contains("its default, the run number and short commit"),
+        "{e}"
+    );
+    // A tag naming one variable of two is alike for the other's values.
+    let e = errors(&image_job(
+        "P: [\"3.11\"], D: [x, y]",
+        "push: ci/web, push_tags: [\"{{ matrix.P }}\"]",
+    ));
+    assert!(
+        e.contains("combinations `t [P=3.11, D=x]` and `t [P=3.11, D=y]` of job `t` would both push the tag `3.11`"),
+        "{e}"
+    );
+    let e = errors(&image_job("V: [a, b]", "tags: [\"app:latest\"]"));
+    assert!(
+        e.contains("would both tag the image `app:latest` (`jobs.t.image_build.tags`)"),
+        "{e}"
+    );
+    assert!(e.contains("help: name the matrix's variables in each of `tags`, e.g. `tags: [\"app:{{ matrix.V }}\"]`"), "{e}");
+    let p = pipeline(&image_job(
+        "V: [a, \"..\"]",
+        "tags: [\"app:v{{ matrix.V }}\"], push: ci/web, push_tags: [\"{{ run.number }}-{{ matrix.V }}\"]",
+    ));
+    assert_eq!(
+        p.jobs[1].image_build.as_ref().expect("build").push_tags[0].source,
+        "{{ run.number }}-.."
+    );
+}
+
+#[test]
+fn matrix_values_in_image_names_must_be_valid_there() {
+    let e = errors(&image_job(
+        "V: [a, \"..\"]",
+        "tags: [\"app:{{ matrix.V }}\"]",
+    ));
+    assert!(
+        e.contains("2:3: error: `jobs.t.image_build`: value `..` of `matrix.V` makes `..` in `app:{{ matrix.V }}`, which is not a valid image name: an image tag starts with a letter, digit or `_`"),
+        "{e}"
+    );
+    assert!(
+        e.contains("help: change the value, or move `{{ matrix.V }}` within the tag"),
+        "{e}"
+    );
+    let e = errors(&image_job(
+        "V: [\"-O2\"]",
+        "push: ci/web, push_tags: [\"{{ matrix.V }}\"]",
+    ));
+    assert!(e.contains("value `-O2` of `matrix.V` makes `-O2`"), "{e}");
+    let e = errors(&image_job("V: [Big]", "tags: [\"app-{{ matrix.V }}:1\"]"));
+    assert!(e.contains("an image name takes lowercase letters"), "{e}");
+}

@@ -110,7 +110,14 @@ fn step(out: &mut Out, step: &Step) {
     out.comment(3, &step.why);
     out.line(3, &format!("- name: {}", scalar(&step.name)));
     if step.run.contains('\n') {
-        out.line(4, "run: |");
+        // YAML takes a block's indentation from its first non-blank line: a
+        // script starting with spaces needs it stated (2 beyond `run:`'s).
+        let first = step.run.lines().find(|l| !l.trim().is_empty());
+        let indicator = match first {
+            Some(l) if l.starts_with([' ', '\t']) => "2",
+            _ => "",
+        };
+        out.line(4, &format!("run: |{indicator}"));
         for line in step.run.lines() {
             out.line(5, line);
         }
@@ -324,7 +331,29 @@ impl Out {
 
 #[cfg(test)]
 mod tests {
-    use super::scalar;
+    use super::{Out, Step, scalar, step};
+
+    /// The step as `init` writes it, read back by Slipway's own parser.
+    fn read_back(run: &str) -> String {
+        let mut out = Out::default();
+        step(&mut out, &Step::new("s", run, "why"));
+        let file = format!("jobs:\n  t:\n    steps:\n{}", out.text);
+        let pipeline = slipway_spec::parse(&file)
+            .unwrap_or_else(|d| panic!("{}", slipway_spec::render_all("init", &file, &d)));
+        pipeline.jobs[0].steps[0].run.clone()
+    }
+
+    #[test]
+    fn scripts_of_several_lines_read_back_unchanged_even_starting_with_spaces() {
+        for run in [
+            "  indented first\nsecond",
+            "\tindented by a tab\nsecond",
+            "first\n  indented second",
+            "\n  after a blank line\nlast",
+        ] {
+            assert_eq!(read_back(run), format!("{run}\n"), "{run:?}");
+        }
+    }
 
     #[test]
     fn scalars_are_plain_only_when_yaml_reads_them_back_unchanged() {

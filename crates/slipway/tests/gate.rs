@@ -76,19 +76,7 @@ fn new_coverage_matches_diff_cover_on_line_only_reports() {
     assert_eq!(ours["status"], "failed", "60 % is under the default 80 %");
     assert_eq!(out.status.code(), Some(1));
 
-    let diff_cover = std::env::var("SLIPWAY_DIFF_COVER").expect(
-        "SLIPWAY_DIFF_COVER is not set: run scripts/test, which installs diff-cover from PyPI",
-    );
-    let report = dir.path().join("diff-cover.json");
-    let status = Command::new(&diff_cover)
-        .args(["coverage.lcov", "--compare-branch", "HEAD~1", "--format"])
-        .arg(format!("json:{}", report.display()))
-        .current_dir(dir.path())
-        .status()
-        .expect("diff-cover runs");
-    assert!(status.success());
-    let theirs: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("JSON");
+    let theirs = diff_cover(dir.path(), "HEAD~1");
     let lines = theirs["total_num_lines"].as_f64().expect("lines");
     let violations = theirs["total_num_violations"].as_f64().expect("violations");
     assert_eq!((lines, violations), (5.0, 2.0), "the same lines: {theirs}");
@@ -379,19 +367,7 @@ fn base_measures_from_the_merge_base_as_diff_cover_does_and_base_exact_from_the_
     assert_eq!(merged["new_code"]["why"], "merge-base of main and HEAD");
 
     // diff-cover compares with the merge-base too: the same lines.
-    let diff_cover = std::env::var("SLIPWAY_DIFF_COVER").expect(
-        "SLIPWAY_DIFF_COVER is not set: run scripts/test, which installs diff-cover from PyPI",
-    );
-    let report = dir.path().join("diff-cover.json");
-    let status = Command::new(&diff_cover)
-        .args(["coverage.lcov", "--compare-branch", "main", "--format"])
-        .arg(format!("json:{}", report.display()))
-        .current_dir(dir.path())
-        .status()
-        .expect("diff-cover runs");
-    assert!(status.success());
-    let theirs: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("JSON");
+    let theirs = diff_cover(dir.path(), "main");
     assert_eq!(
         (
             theirs["total_num_lines"].as_u64(),
@@ -521,4 +497,25 @@ fn partly_covered_new_lines_are_marked_in_the_json() {
             {"line": 9, "partly": false},
         ])
     );
+}
+
+/// diff-cover's JSON report on `coverage.lcov` in `dir`, against `branch`:
+/// the independent reading the gate's new-code coverage is compared with.
+fn diff_cover(dir: &Path, branch: &str) -> serde_json::Value {
+    let diff_cover = std::env::var("SLIPWAY_DIFF_COVER").expect(
+        "SLIPWAY_DIFF_COVER is not set: run scripts/test, which installs diff-cover from PyPI",
+    );
+    let report = dir.join("diff-cover.json");
+    let status = Command::new(&diff_cover)
+        .args(["coverage.lcov", "--compare-branch", branch, "--format"])
+        .arg(format!("json:{}", report.display()))
+        .current_dir(dir)
+        .status()
+        .expect("diff-cover runs");
+    assert!(
+        status.success(),
+        "diff-cover against {branch} failed in {}",
+        dir.display()
+    );
+    serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("JSON")
 }

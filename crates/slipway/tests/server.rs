@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::server::{Remote, ServerProcess, github_push_body};
+use common::server::{GitHttpAuth, Remote, ServerProcess, github_push_body};
 
 const PIPELINE: &str = "jobs:\n  build:\n    steps:\n      - run: echo built $SLIPWAY_COMMIT\n  test:\n    needs: [build]\n    steps: [echo tested]\n";
 
@@ -200,24 +200,8 @@ fn cancel_and_rerun_only_the_failed_jobs() {
 fn a_private_remote_is_fetched_with_credentials_from_project_secrets() {
     let tmp = tempfile::tempdir().expect("tempdir");
     Remote::new(tmp.path(), PIPELINE);
-    let fixture = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/git-http-auth.py"
-    );
-    let mut http = Command::new("python3")
-        .arg(fixture)
-        .arg(tmp.path())
-        .args(["ci-bot", "s3cret-token"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 runs the git server");
-    let mut lines = BufReader::new(http.stdout.take().expect("stdout")).lines();
-    let port = lines
-        .next()
-        .and_then(Result::ok)
-        .and_then(|l| l.strip_prefix("port ").map(str::to_string))
-        .expect("port");
-    let url = format!("http://127.0.0.1:{port}/remote.git");
+    let http = GitHttpAuth::start(tmp.path(), "ci-bot", "s3cret-token");
+    let url = format!("http://127.0.0.1:{}/remote.git", http.port);
     let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "1"]);
     assert!(
         server
@@ -246,8 +230,6 @@ fn a_private_remote_is_fetched_with_credentials_from_project_secrets() {
     let config =
         std::fs::read_to_string(server.data_dir.join("repos/1.git/config")).expect("mirror config");
     assert!(!config.contains("s3cret-token"), "{config}");
-    let _ = http.kill();
-    let _ = http.wait();
 }
 
 #[test]

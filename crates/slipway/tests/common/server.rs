@@ -9,6 +9,44 @@ use std::time::{Duration, Instant};
 /// The password of every user [`ServerProcess::add_user`] makes.
 pub const PASSWORD: &str = "long enough password";
 
+/// `tests/fixtures/git-http-auth.py`: git's smart HTTP over the repositories
+/// in a folder, answering only to one user and password; killed when dropped.
+pub struct GitHttpAuth {
+    child: Child,
+    pub port: u16,
+}
+
+impl GitHttpAuth {
+    /// Starts the server on `dir` and waits for the port it prints once bound.
+    pub fn start(dir: &Path, user: &str, password: &str) -> GitHttpAuth {
+        let fixture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/git-http-auth.py"
+        );
+        let mut child = Command::new("python3")
+            .arg(fixture)
+            .arg(dir)
+            .args([user, password])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs the git server");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let port = lines
+            .next()
+            .and_then(Result::ok)
+            .and_then(|l| l.strip_prefix("port ").and_then(|p| p.parse().ok()))
+            .expect("git-http-auth.py prints `port N` once it listens");
+        GitHttpAuth { child, port }
+    }
+}
+
+impl Drop for GitHttpAuth {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A server process on a free port, killed when dropped.
 pub struct ServerProcess {
     pub child: Child,

@@ -3,12 +3,11 @@
 //! project's mirror (neither directly nor as a submodule the server would
 //! fetch for it), and finds no credentials in `.git/config`.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use super::support::{agent_post, agent_token, log_of, probes, wait_for_end};
-use crate::common::server::{Remote, ServerProcess, commit_file, git};
+use crate::common::server::{GitHttpAuth, Remote, ServerProcess, commit_file, git};
 use crate::common::service::succeeded;
 
 /// `$D` is the server's data directory (the workspaces' grandparent); the
@@ -154,24 +153,9 @@ fn the_checkouts_config_names_the_remote_without_its_credentials() {
                     if grep -rq s3cret-token .git; then echo 'PROBE token LEAKED'; else echo 'PROBE token refused'; fi\n          \
                     echo 'PROBE done'\n";
     Remote::new(tmp.path(), pipeline);
-    let fixture = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/git-http-auth.py"
-    );
-    let mut http = Command::new("python3")
-        .arg(fixture)
-        .arg(tmp.path())
-        .args(["ci-bot", "s3cret-token"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 runs the git server");
-    let mut lines = BufReader::new(http.stdout.take().expect("stdout")).lines();
-    let port = lines
-        .next()
-        .and_then(Result::ok)
-        .and_then(|l| l.strip_prefix("port ").map(str::to_string))
-        .expect("port");
+    let http = GitHttpAuth::start(tmp.path(), "ci-bot", "s3cret-token");
     // The user gave the token in the URL, as many do.
+    let port = http.port;
     let url = format!("http://ci-bot:s3cret-token@127.0.0.1:{port}/remote.git");
     let server = ServerProcess::start(&tmp.path().join("data"), &["--workers", "1"]);
     let out = server.cli(&["project", "add", "demo", "--git", &url]);
@@ -182,8 +166,6 @@ fn the_checkouts_config_names_the_remote_without_its_credentials() {
     );
     let out = server.cli(&["trigger", "demo", "--wait"]);
     let log = log_of(&server, "demo/1");
-    let _ = http.kill();
-    let _ = http.wait();
     assert!(out.status.success(), "{log}");
     assert_all_refused(&probes(&log));
     assert!(

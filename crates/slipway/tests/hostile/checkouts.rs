@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use super::support::{agent_post, agent_token, log_of, probes, wait_for_end};
+use super::support::{agent_post, agent_token, assert_all_refused, log_of, probes, wait_for_end};
 use crate::common::server::{GitHttpAuth, Remote, ServerProcess, commit_file, git};
 use crate::common::service::succeeded;
 
@@ -27,15 +27,6 @@ chmod -R u+w .git/objects
 find .git/objects -type f | while read -r f; do echo junk >> "$f"; done
 echo "PROBE done"
 "#;
-
-fn assert_all_refused(found: &[(String, String)]) {
-    let leaked: Vec<&String> = found
-        .iter()
-        .filter(|(_, result)| result == "LEAKED")
-        .map(|(name, _)| name)
-        .collect();
-    assert!(leaked.is_empty(), "the job reached: {leaked:?}");
-}
 
 #[test]
 fn a_job_cannot_change_its_mirror_nor_read_another_projects() {

@@ -11,8 +11,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::support::{
-    SERVED, agent_post, claim, image_job_queued, live_commit, log_of, probes, start_upload,
-    wait_for_end,
+    SERVED, agent_post, assert_all_refused, claim, image_job_queued, live_commit, log_of, probes,
+    start_upload, wait_for_end,
 };
 use crate::common::server::{AgentProcess, Remote, ServerProcess, commit_file};
 use crate::common::{BUSYBOX, require_docker};
@@ -51,15 +51,6 @@ probe root-owned-file 'test "$(stat -c %u made-in-container)" = 0'
 probe home-not-writable '! touch "$HOME/.probe"'
 echo "PROBE done"
 "#;
-
-fn assert_all_refused(found: &[(String, String)]) {
-    let leaked: Vec<&String> = found
-        .iter()
-        .filter(|(_, result)| result == "LEAKED")
-        .map(|(name, _)| name)
-        .collect();
-    assert!(leaked.is_empty(), "the job reached: {leaked:?}");
-}
 
 /// Plants what belongs to others where a job could look for it.
 fn plant_victims(dir: &Path) {

@@ -76,6 +76,16 @@ pub fn probes(text: &str) -> Vec<(String, String)> {
     found
 }
 
+/// No probe of an attack got through: each printed `refused`, none `LEAKED`.
+pub fn assert_all_refused(found: &[(String, String)]) {
+    let leaked: Vec<&String> = found
+        .iter()
+        .filter(|(_, result)| result == "LEAKED")
+        .map(|(name, _)| name)
+        .collect();
+    assert!(leaked.is_empty(), "the job reached: {leaked:?}");
+}
+
 /// What `slipway logs RUN` prints, whether or not it succeeds.
 pub fn log_of(server: &ServerProcess, run: &str) -> String {
     String::from_utf8_lossy(&server.cli(&["logs", run]).stdout).to_string()

@@ -3,6 +3,7 @@
 //! project's mirror (neither directly nor as a submodule the server would
 //! fetch for it), and finds no credentials in `.git/config`.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -34,30 +35,8 @@ fn a_job_cannot_change_its_mirror_nor_read_another_projects() {
     let data = tmp.path().join("data");
     let server = ServerProcess::start(&data, &["--workers", "1"]);
     // Project 1: the victim, with a source nobody else may read.
-    let victim = Remote::new(
-        &tmp.path().join("victim"),
-        "jobs:\n  noop:\n    steps: [true]\n",
-    );
-    commit_file(
-        &victim.work,
-        "secret.txt",
-        "the victim's source\n",
-        "secret",
-    );
-    victim.push();
-    let victim_url = victim.bare.to_str().expect("utf8");
-    let out = server.cli(&["project", "add", "victim", "--git", victim_url]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        server
-            .cli(&["trigger", "victim", "--wait"])
-            .status
-            .success()
-    );
+    let victim = add_victim(&server, tmp.path());
+    succeeded(&server.cli(&["trigger", "victim", "--wait"]));
     let victim_mirror = data.join("repos/1.git");
     assert!(
         victim_mirror.join("HEAD").exists(),
@@ -65,39 +44,7 @@ fn a_job_cannot_change_its_mirror_nor_read_another_projects() {
     );
 
     // Project 2 ("demo"): the attack, and a submodule naming the victim's mirror.
-    let remote = Remote::new(
-        &tmp.path().join("attacker"),
-        "jobs:\n  noop:\n    steps: [true]\n",
-    );
-    commit_file(&remote.work, "attack.sh", ATTACK, "attack");
-    let pipeline = "jobs:\n  attack:\n    steps:\n      - run: sh attack.sh\n  \
-                    loot:\n    checkout: { submodules: true }\n    steps:\n      - run: cat loot/secret.txt\n";
-    remote.commit(".slipway.yml", pipeline, "pipeline");
-    let gitmodules = format!(
-        "[submodule \"loot\"]\n\tpath = loot\n\turl = {}\n",
-        victim_mirror.display()
-    );
-    std::fs::write(remote.work.join(".gitmodules"), gitmodules).expect("write");
-    let gitlink = format!("160000,{},loot", victim.head());
-    git(
-        &remote.work,
-        &["update-index", "--add", "--cacheinfo", &gitlink],
-    );
-    // Not `add -A`: it would drop the gitlink, whose directory is not there.
-    git(&remote.work, &["add", ".gitmodules"]);
-    git(
-        &remote.work,
-        &[
-            "-c",
-            "user.name=Dev",
-            "-c",
-            "user.email=dev@example.com",
-            "commit",
-            "-qm",
-            "loot",
-        ],
-    );
-    remote.push();
+    let remote = attacker(&tmp.path().join("attacker"), &victim, &victim_mirror);
     server.add_project(&remote, &[]);
     assert!(server.cli(&["trigger", "demo"]).status.success());
     wait_for_end(&server, "demo/1", Duration::from_secs(60));
@@ -134,6 +81,51 @@ fn a_job_cannot_change_its_mirror_nor_read_another_projects() {
     let jobs = second["jobs"].as_array().expect("jobs");
     let attack = jobs.iter().find(|j| j["name"] == "attack").expect("attack");
     assert_eq!(attack["state"], "succeeded", "{second}");
+}
+
+/// Project `victim` on `server`, its one commit holding a source nobody
+/// else may read (`secret.txt`).
+fn add_victim(server: &ServerProcess, dir: &Path) -> Remote {
+    let victim = Remote::new(&dir.join("victim"), "jobs:\n  noop:\n    steps: [true]\n");
+    commit_file(
+        &victim.work,
+        "secret.txt",
+        "the victim's source\n",
+        "secret",
+    );
+    victim.push();
+    let victim_url = victim.bare.to_str().expect("utf8");
+    succeeded(&server.cli(&["project", "add", "victim", "--git", victim_url]));
+    victim
+}
+
+/// The attacker's repository: job `attack` runs [`ATTACK`]; job `loot` checks
+/// out a submodule whose URL is the victim's mirror on the server.
+fn attacker(dir: &Path, victim: &Remote, victim_mirror: &Path) -> Remote {
+    let remote = Remote::new(dir, "jobs:\n  noop:\n    steps: [true]\n");
+    commit_file(&remote.work, "attack.sh", ATTACK, "attack");
+    let pipeline = "jobs:\n  attack:\n    steps:\n      - run: sh attack.sh\n  \
+                    loot:\n    checkout: { submodules: true }\n    steps:\n      - run: cat loot/secret.txt\n";
+    remote.commit(".slipway.yml", pipeline, "pipeline");
+    let gitmodules = format!(
+        "[submodule \"loot\"]\n\tpath = loot\n\turl = {}\n",
+        victim_mirror.display()
+    );
+    std::fs::write(remote.work.join(".gitmodules"), gitmodules).expect("write");
+    let gitlink = format!("160000,{},loot", victim.head());
+    git(
+        &remote.work,
+        &["update-index", "--add", "--cacheinfo", &gitlink],
+    );
+    // Not `add -A`: it would drop the gitlink, whose directory is not there.
+    git(&remote.work, &["add", ".gitmodules"]);
+    let author = ["-c", "user.name=Dev", "-c", "user.email=dev@example.com"];
+    git(
+        &remote.work,
+        &[&author[..], &["commit", "-qm", "loot"]].concat(),
+    );
+    remote.push();
+    remote
 }
 
 #[test]
@@ -186,19 +178,7 @@ fn an_agent_token_gets_bundles_only_of_the_run_whose_job_it_holds() {
     let claimed: serde_json::Value = serde_json::from_str(&claimed).expect("JSON");
     let own_run = claimed["run_id"].as_i64().expect("run id");
 
-    let victim = Remote::new(
-        &tmp.path().join("victim"),
-        "jobs:\n  noop:\n    steps: [true]\n",
-    );
-    commit_file(
-        &victim.work,
-        "secret.txt",
-        "the victim's source\n",
-        "secret",
-    );
-    victim.push();
-    let victim_url = victim.bare.to_str().expect("utf8");
-    succeeded(&server.cli(&["project", "add", "victim", "--git", victim_url]));
+    add_victim(&server, tmp.path());
     succeeded(&server.cli(&["trigger", "victim"]));
     let victim_run = server.run_status("victim/1")["run"]["id"]
         .as_i64()

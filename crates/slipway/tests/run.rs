@@ -3,8 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{BUSYBOX, Repo, containers_of, job, require_docker, text};
@@ -435,18 +434,7 @@ fn ctrl_c_kills_host_steps() {
 /// Runs `slipway run`, waits for a line containing `ready`, calls `check`,
 /// sends SIGINT (what Ctrl-C sends) and returns the exit code.
 fn interrupt_when(repo: &Repo, ready: &str, check: impl FnOnce()) -> Option<i32> {
-    let mut child = common::slipway_cmd(repo.path())
-        .arg("run")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let seen = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .any(|l| l.contains(ready));
-    assert!(seen, "slipway never printed {ready:?}");
+    let (mut child, lines) = common::run_until(repo, &["run"], ready);
     check();
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");

@@ -4,12 +4,11 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::server::{Remote, ServerProcess};
-use common::{BUSYBOX, Repo, containers_of, job, require_docker, text};
+use common::{BUSYBOX, Repo, containers_of, job, networks_of, require_docker, run_until, text};
 
 const POSTGRES: &str = "slipway/postgres:latest";
 
@@ -30,24 +29,6 @@ fn require_postgres_image() {
         ok,
         "the service tests need {POSTGRES}: run scripts/test, which builds it"
     );
-}
-
-/// Networks Slipway made for jobs of this repository.
-fn networks_of(repo: &Repo) -> Vec<String> {
-    let filter = format!("label=slipway.source={}", repo.path().display());
-    let out = Command::new("docker")
-        .args(["network", "ls", "-q", "--filter", &filter])
-        .output()
-        .expect("docker network ls");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
 }
 
 fn assert_nothing_left(repo: &Repo) {
@@ -246,26 +227,6 @@ fn a_job_timeout_removes_its_services() {
         "{slow}"
     );
     assert_nothing_left(&repo);
-}
-
-type Lines = std::io::Lines<BufReader<std::process::ChildStdout>>;
-
-/// Starts `slipway run ARGS` and waits for a line with `ready`; the rest of
-/// its output is still to be read (a closed pipe would end it early).
-fn run_until(repo: &Repo, args: &[&str], ready: &str) -> (std::process::Child, Lines) {
-    let mut child = common::slipway_cmd(repo.path())
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let seen = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .any(|l| l.contains(ready));
-    assert!(seen, "slipway never printed {ready:?}");
-    (child, lines)
 }
 
 fn long_service_job() -> String {

@@ -8,8 +8,9 @@ pub mod registry;
 pub mod server;
 pub mod service;
 
+use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 /// A git repository with a pipeline file, in a directory removed after the test.
 pub struct Repo {
@@ -147,16 +148,50 @@ pub fn require_docker() {
     );
 }
 
+/// The rest of a child's output, line by line.
+pub type Lines = std::io::Lines<BufReader<std::process::ChildStdout>>;
+
+/// Starts `slipway ARGS` in the repository and waits for a line with `ready`;
+/// the rest of its output is still to be read (a closed pipe would end it early).
+pub fn run_until(repo: &Repo, args: &[&str], ready: &str) -> (Child, Lines) {
+    let mut child = slipway_cmd(repo.path())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("slipway starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let seen = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains(ready));
+    assert!(seen, "slipway {} never printed {ready:?}", args.join(" "));
+    (child, lines)
+}
+
 /// Containers Slipway started for jobs of this repository, running or not.
 pub fn containers_of(repo: &Repo) -> Vec<String> {
+    labelled(repo, &["ps", "-aq"])
+}
+
+/// Networks Slipway made for jobs of this repository (for their services).
+pub fn networks_of(repo: &Repo) -> Vec<String> {
+    labelled(repo, &["network", "ls", "-q"])
+}
+
+/// The ids `docker LIST…` prints of what carries this repository's
+/// `slipway.source` label.
+fn labelled(repo: &Repo, list: &[&str]) -> Vec<String> {
     let filter = format!("label=slipway.source={}", repo.path().display());
     let out = Command::new("docker")
-        .args(["ps", "-aq", "--filter", &filter])
+        .args(list)
+        .args(["--filter", &filter])
         .output()
-        .expect("docker ps");
+        .expect("docker runs");
     assert!(
         out.status.success(),
-        "docker ps: {}",
+        "docker {}: {}",
+        list.join(" "),
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout)

@@ -62,25 +62,7 @@ jobs:
     steps:
       - run: CARGO_TARGET_DIR=target cargo build --offline 2>&1
 "#,
-        &[
-            (
-                "Cargo.toml",
-                "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
-                 [dependencies]\nhelper = { path = \"helper\" }\n\n[workspace]\n",
-            ),
-            (
-                "src/main.rs",
-                "fn main() { println!(\"{}\", helper::word()); }\n",
-            ),
-            (
-                "helper/Cargo.toml",
-                "[package]\nname = \"helper\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
-            ),
-            (
-                "helper/src/lib.rs",
-                "pub fn word() -> &'static str { \"tiny\" }\n",
-            ),
-        ],
+        &common::TWO_CRATES,
     );
     let first = repo.slipway(&["run"]);
     assert!(first.status.success(), "{}", text(&first));

@@ -286,26 +286,7 @@ fn a_restored_cargo_target_rebuilds_only_what_the_next_commit_changed_on_a_serve
     let pipeline = "jobs:\n  build:\n    cache:\n      key: target-v1\n      paths: [target]\n    \
                     steps:\n      - run: CARGO_TARGET_DIR=target cargo build --offline 2>&1\n";
     let remote = Remote::new(tmp.path(), pipeline);
-    let files = [
-        (
-            "Cargo.toml",
-            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
-             [dependencies]\nhelper = { path = \"helper\" }\n\n[workspace]\n",
-        ),
-        (
-            "src/main.rs",
-            "fn main() { println!(\"{}\", helper::word()); }\n",
-        ),
-        (
-            "helper/Cargo.toml",
-            "[package]\nname = \"helper\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
-        ),
-        (
-            "helper/src/lib.rs",
-            "pub fn word() -> &'static str { \"tiny\" }\n",
-        ),
-    ];
-    for (path, content) in files {
+    for (path, content) in common::TWO_CRATES {
         std::fs::create_dir_all(remote.work.join(path).parent().expect("parent")).expect("mkdir");
         commit_file(&remote.work, path, content, path);
     }

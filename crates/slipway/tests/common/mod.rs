@@ -12,6 +12,29 @@ use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+/// A Cargo workspace of two crates, `app` depending on `helper` by path, with
+/// no other dependency (builds offline): what a restored `target` should
+/// spare rebuilding.
+pub const TWO_CRATES: [(&str, &str); 4] = [
+    (
+        "Cargo.toml",
+        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+         [dependencies]\nhelper = { path = \"helper\" }\n\n[workspace]\n",
+    ),
+    (
+        "src/main.rs",
+        "fn main() { println!(\"{}\", helper::word()); }\n",
+    ),
+    (
+        "helper/Cargo.toml",
+        "[package]\nname = \"helper\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    ),
+    (
+        "helper/src/lib.rs",
+        "pub fn word() -> &'static str { \"tiny\" }\n",
+    ),
+];
+
 /// A git repository with a pipeline file, in a directory removed after the test.
 pub struct Repo {
     dir: tempfile::TempDir,

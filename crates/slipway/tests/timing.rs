@@ -39,13 +39,21 @@ fn log_lines_and_steps_say_when_they_happened() {
     succeeded(&server.cli(&["trigger", "demo", "--branch", "main", "--wait"]));
     let status = server.run_status("demo/1");
     let job = &status["jobs"][0];
-    let (job_start, job_end) = (
+    let job_times = (
         job["started_at"].as_i64().expect("started"),
         job["finished_at"].as_i64().expect("finished"),
     );
-    assert_eq!(job["duration_ms"].as_i64(), Some(job_end - job_start));
+    assert_eq!(job["duration_ms"].as_i64(), Some(job_times.1 - job_times.0));
+    let timed = lines_are_timed_within(&server, job_times);
+    let steps = steps_are_timed_within(job, job_times);
+    text_status_gives_durations(&server);
+    let first = steps[0]["duration_ms"].as_i64().expect("ms");
+    pages_show_the_times(&server, tmp.path(), first, &timed);
+}
 
-    // Every line has a time, in order, within the job's.
+/// Every line of `logs --timestamps` has a time, in order, within the job's
+/// `(start, end)`; returns that log.
+fn lines_are_timed_within(server: &ServerProcess, (job_start, job_end): (i64, i64)) -> String {
     let plain = succeeded(&server.cli(&["logs", "demo/1"]));
     let timed = succeeded(&server.cli(&["logs", "demo/1", "--timestamps"]));
     assert_eq!(plain.lines().count(), timed.lines().count());
@@ -72,7 +80,14 @@ fn log_lines_and_steps_say_when_they_happened() {
     };
     assert!(at("second-line") - at("first-line") >= 400, "{timed}");
 
-    // Steps: start, end and duration agree with each other and the job.
+    timed
+}
+
+/// Steps: start, end and duration agree with each other and the job's.
+fn steps_are_timed_within(
+    job: &serde_json::Value,
+    (job_start, job_end): (i64, i64),
+) -> &Vec<serde_json::Value> {
     let steps = job["steps"].as_array().expect("steps");
     assert_eq!(steps.len(), 2, "{job:#}");
     let mut previous_end = job_start;
@@ -95,7 +110,11 @@ fn log_lines_and_steps_say_when_they_happened() {
             .is_some_and(|t| t.contains("sleep 0.2"))
     );
 
-    // The text form: the job's duration and a line per step with its own.
+    steps
+}
+
+/// The text form: the job's duration and a line per step with its own.
+fn text_status_gives_durations(server: &ServerProcess) {
     let text = String::from_utf8_lossy(&server.cli(&["run-status", "demo/1"]).stdout).to_string();
     let step_line = text
         .lines()
@@ -110,15 +129,17 @@ fn log_lines_and_steps_say_when_they_happened() {
         job_line.contains("succeeded") && job_line.trim_end().ends_with('s'),
         "{job_line}"
     );
+}
 
-    // The run page: a timeline of the steps with their durations, and each
-    // line's time on hover; the metrics page's chart has axes and values.
-    let jar = tmp.path().join("cookies");
-    log_in(&server, &jar);
+/// The run page: a timeline of the steps with their durations, and each
+/// line's time on hover; the metrics page's chart has axes and values.
+/// `first` is step 1's duration (ms), `timed` the log with times.
+fn pages_show_the_times(server: &ServerProcess, tmp: &std::path::Path, first: i64, timed: &str) {
+    let jar = tmp.join("cookies");
+    log_in(server, &jar);
     let page = get(&jar, &format!("{}/ui/projects/demo/runs/1", server.url));
     assert!(page.contains("class=\"chart steps\""), "{page}");
     assert!(page.contains("seconds since the job's first step started"));
-    let first = steps[0]["duration_ms"].as_i64().expect("ms");
     let shown = format!("{}.{}s", first / 1000, first % 1000 / 100);
     assert!(
         page.contains(&format!(

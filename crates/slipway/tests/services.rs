@@ -15,19 +15,9 @@ const POSTGRES: &str = "slipway/postgres:latest";
 /// The service image of these tests, built from the host's PostgreSQL when missing.
 fn require_postgres_image() {
     require_docker();
-    let lib = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/lib");
-    let script = format!(
-        "source '{0}/postgres.sh' && ensure_postgres >/dev/null && source '{0}/docker.sh' && ensure_postgres_image",
-        lib.display()
-    );
-    let ok = Command::new("bash")
-        .args(["-c", &script])
-        .status()
-        .expect("bash")
-        .success();
-    assert!(
-        ok,
-        "the service tests need {POSTGRES}: run scripts/test, which builds it"
+    common::run_setup(
+        "source \"$LIB/postgres.sh\" && ensure_postgres >/dev/null && source \"$LIB/docker.sh\" && ensure_postgres_image",
+        &format!("the service tests need {POSTGRES}"),
     );
 }
 

@@ -158,17 +158,23 @@ pub fn text(output: &Output) -> String {
 pub const BUSYBOX: &str = "slipway/busybox:latest";
 
 pub fn require_docker() {
-    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/lib/docker.sh");
-    let script = format!("source '{}' && ensure_busybox_image", lib.display());
+    run_setup(
+        "source \"$LIB/docker.sh\" && ensure_busybox_image",
+        &format!("container tests need a running Docker engine and {BUSYBOX}"),
+    );
+}
+
+/// Runs a setup line of scripts/lib (`$LIB` names that folder) and fails the
+/// test with `need` when it fails: the setup scripts/test does before the suite.
+pub fn run_setup(script: &str, need: &str) {
+    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/lib");
     let ok = Command::new("bash")
-        .args(["-c", &script])
+        .args(["-c", script])
+        .env("LIB", &lib)
         .status()
         .expect("bash")
         .success();
-    assert!(
-        ok,
-        "container tests need a running Docker engine and {BUSYBOX}: run scripts/test, which sets both up"
-    );
+    assert!(ok, "{need}: run scripts/test, which sets it up");
 }
 
 /// The rest of a child's output, line by line.
